@@ -1,0 +1,3 @@
+from densegui.cli import main
+
+raise SystemExit(main())

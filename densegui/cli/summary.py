@@ -1,0 +1,65 @@
+"""``densegui summary``: torchinfo table + analytic totals, or ``--json``."""
+
+from __future__ import annotations
+
+import json
+
+from densegui.cli.common import add_model_args, config_from_args
+from densegui.core.errors import ConfigError
+from densegui.core.stats import layer_table
+from densegui.core.summary import summarize
+from densegui.core.units import human_bytes
+
+
+def register(sub) -> None:
+    p = sub.add_parser("summary", help="layer table, parameters, MACs and activation memory of a DenseNet")
+    add_model_args(p)
+    p.add_argument("--depth", type=int, default=3, help="torchinfo nesting depth to show (default 3)")
+    p.add_argument("--batch-size", type=int, default=1, help="batch size for the activation-memory figures (default 1)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    p.set_defaults(func=run)
+
+
+def summary_json(cfg, batch: int = 1) -> dict:
+    """The ``summary --json`` object (also used by the GUI's share menu)."""
+    table = layer_table(cfg)
+    return {
+        "config": cfg.to_dict(),
+        "params": table.params,
+        "macs": table.macs,
+        "macs_convention": "conv + linear multiply-accumulates, batch 1 (FLOPs ≈ 2 × MACs)",
+        "final_channels": cfg.final_channels,
+        "layers": [
+            {k: v for k, v in r.to_dict().items()}
+            for r in table.rows
+        ],
+        "memory": {
+            "batch_size": batch,
+            "naive_bytes": table.activation_bytes(batch, efficient=False),
+            "efficient_bytes": table.activation_bytes(batch, efficient=True),
+            "convention": "float32 bytes autograd saves for backward in one training step",
+        },
+    }
+
+
+def run(args) -> int:
+    if args.depth < 0 or args.depth > 10:
+        raise ConfigError(f"--depth must be from 0 to 10, got {args.depth}.")
+    if not 1 <= args.batch_size <= 1_000_000:
+        raise ConfigError(f"--batch-size must be from 1 to 1000000, got {args.batch_size}.")
+    cfg = config_from_args(args)
+    if args.json:
+        print(json.dumps(summary_json(cfg, args.batch_size), indent=2))
+        return 0
+    table = layer_table(cfg)
+    result = summarize(cfg, depth=args.depth)
+    print(result.text)
+    naive = table.activation_bytes(args.batch_size, efficient=False)
+    eff = table.activation_bytes(args.batch_size, efficient=True)
+    print(f"Parameters:            {table.params:,}")
+    print(f"MACs:                  {table.macs:,} ({table.macs / 1e9:.3f} G; conv + linear multiply-accumulates, "
+          f"batch 1, {cfg.input_size}×{cfg.input_size}; FLOPs ≈ 2 × MACs)")
+    print(f"Final channels:        {cfg.final_channels}")
+    print(f"Activation memory:     naive {human_bytes(naive)} vs memory-efficient {human_bytes(eff)} "
+          f"({eff / naive:.2f}×; float32 tensors saved for backward, batch {args.batch_size})")
+    return 0

@@ -1,0 +1,18 @@
+"""Qt-free core of densegui: configuration, model, statistics, summary,
+probe, checkpoints, reuse metric, training.
+
+Nothing below this package may import PySide6, pyqtgraph or superqt
+(enforced by ``tests/test_core_no_qt.py``).
+"""
+
+from densegui.core.config import PRESETS, DenseNetConfig, get_preset, preset_names
+from densegui.core.errors import ConfigError, DenseguiError
+
+__all__ = [
+    "PRESETS",
+    "ConfigError",
+    "DenseNetConfig",
+    "DenseguiError",
+    "get_preset",
+    "preset_names",
+]

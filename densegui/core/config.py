@@ -1,0 +1,295 @@
+"""DenseNet configuration: one frozen, validated, JSON-serialisable object.
+
+Every part of densegui (CLI flags, GUI controls, checkpoints, ``--json``
+output) reads and writes the same field names, the ones of
+:class:`DenseNetConfig`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from densegui.core.errors import ConfigError
+
+STEMS = ("imagenet", "cifar")
+
+# Allowed ranges (inclusive). The GUI builds its sliders from these too.
+LIMITS: dict[str, tuple[float, float]] = {
+    "growth_rate": (1, 256),
+    "num_blocks": (1, 8),
+    "block_depth": (1, 128),
+    "bn_size": (1, 16),
+    "init_features": (1, 2048),
+    "in_channels": (1, 64),
+    "num_classes": (1, 100_000),
+    "input_size": (1, 2048),
+}
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_int(name: str, value: Any, label: str | None = None) -> None:
+    lo, hi = LIMITS[label or name]
+    if not _is_int(value):
+        raise ConfigError(f"{name} must be an integer from {lo} to {hi}, got {value!r}.")
+    if not lo <= value <= hi:
+        raise ConfigError(f"{name} must be from {lo} to {hi}, got {value}.")
+
+
+@dataclass(frozen=True)
+class DenseNetConfig:
+    """Hyperparameters of a DenseNet.
+
+    ``init_features=None`` means "2·k", the paper's choice for the ImageNet
+    nets and DenseNet-BC; the basic CIFAR nets set 16 explicitly.
+    """
+
+    growth_rate: int = 32
+    block_depths: tuple[int, ...] = (6, 12, 24, 16)
+    compression: float = 0.5
+    bottleneck: bool = True
+    bn_size: int = 4
+    init_features: int | None = None
+    stem: str = "imagenet"
+    in_channels: int = 3
+    num_classes: int = 1000
+    drop_rate: float = 0.0
+    input_size: int = 224
+    memory_efficient: bool = False
+
+    def __post_init__(self) -> None:
+        # Accept lists (from JSON) but store an immutable tuple.
+        if isinstance(self.block_depths, list):
+            object.__setattr__(self, "block_depths", tuple(self.block_depths))
+        # Accept ints for the float fields (JSON "1" for θ = 1).
+        for name in ("compression", "drop_rate"):
+            value = getattr(self, name)
+            if _is_int(value):
+                object.__setattr__(self, name, float(value))
+
+    # ------------------------------------------------------------------ derived
+    @property
+    def num_init_features(self) -> int:
+        """Channels out of the stem: ``init_features`` or 2·k."""
+        return self.init_features if self.init_features is not None else 2 * self.growth_rate
+
+    @property
+    def num_blocks(self) -> int:
+        return len(self.block_depths)
+
+    def transition_out(self, channels: int) -> int:
+        """Channels after a transition that receives ``channels``: ⌊θ·m⌋.
+
+        A tiny epsilon keeps ⌊0.5·m⌋-style products exact despite binary
+        floating point (θ = 0.1, m = 30 must give 3, not 2).
+        """
+        return int(math.floor(self.compression * channels + 1e-9))
+
+    def block_channels(self) -> list[tuple[int, int]]:
+        """(input channels, output channels) of every dense block."""
+        out: list[tuple[int, int]] = []
+        channels = self.num_init_features
+        for i, depth in enumerate(self.block_depths):
+            end = channels + depth * self.growth_rate
+            out.append((channels, end))
+            channels = self.transition_out(end) if i < self.num_blocks - 1 else end
+        return out
+
+    @property
+    def final_channels(self) -> int:
+        """Channels entering the classifier."""
+        return self.block_channels()[-1][1]
+
+    def spatial_sizes(self) -> list[int]:
+        """Spatial side of the feature maps inside each dense block."""
+        size = self.input_size
+        if self.stem == "imagenet":
+            size = (size - 1) // 2 + 1  # 7×7 conv, stride 2, padding 3
+            size = (size - 1) // 2 + 1  # 3×3 max pool, stride 2, padding 1
+        sizes = [size]
+        for _ in range(self.num_blocks - 1):
+            size //= 2  # 2×2 average pool, stride 2
+            sizes.append(size)
+        return sizes
+
+    def min_input_size(self) -> int:
+        """Smallest input side that leaves at least 1×1 in the last block."""
+        n = 1
+        while True:
+            trial = dataclasses.replace(self, input_size=n)
+            if trial.spatial_sizes()[-1] >= 1:
+                return n
+            n += 1
+
+    # --------------------------------------------------------------- validation
+    def validate(self) -> DenseNetConfig:
+        """Raise :class:`ConfigError` (one sentence, naming the field) if this
+        configuration cannot be built or run; return ``self`` otherwise."""
+        _check_int("growth_rate", self.growth_rate)
+        if not isinstance(self.block_depths, tuple) or not self.block_depths:
+            lo, hi = LIMITS["num_blocks"]
+            raise ConfigError(f"block_depths must list {lo} to {hi} block depths, got {self.block_depths!r}.")
+        lo, hi = LIMITS["num_blocks"]
+        if not lo <= len(self.block_depths) <= hi:
+            raise ConfigError(f"block_depths must list {lo} to {hi} blocks, got {len(self.block_depths)}.")
+        for i, depth in enumerate(self.block_depths, 1):
+            _check_int(f"block_depths (block {i})", depth, "block_depth")
+        if not isinstance(self.compression, float) or not 0.0 < self.compression <= 1.0 or math.isnan(self.compression):
+            raise ConfigError(f"compression must be a number in (0, 1], got {self.compression!r}.")
+        if not isinstance(self.bottleneck, bool):
+            raise ConfigError(f"bottleneck must be true or false, got {self.bottleneck!r}.")
+        _check_int("bn_size", self.bn_size)
+        if self.init_features is not None:
+            _check_int("init_features", self.init_features)
+        if self.stem not in STEMS:
+            raise ConfigError(f"stem must be one of {', '.join(STEMS)}, got {self.stem!r}.")
+        _check_int("in_channels", self.in_channels)
+        _check_int("num_classes", self.num_classes)
+        if not isinstance(self.drop_rate, float) or not 0.0 <= self.drop_rate < 1.0:
+            raise ConfigError(f"drop_rate must be a number in [0, 1), got {self.drop_rate!r}.")
+        _check_int("input_size", self.input_size)
+        if not isinstance(self.memory_efficient, bool):
+            raise ConfigError(f"memory_efficient must be true or false, got {self.memory_efficient!r}.")
+        # Combinations.
+        channels = self.num_init_features
+        for i, depth in enumerate(self.block_depths[:-1], 1):
+            m = channels + depth * self.growth_rate
+            channels = self.transition_out(m)
+            if channels < 1:
+                need = 1.0 / m
+                raise ConfigError(
+                    f"compression {self.compression:g} leaves 0 channels after transition {i} "
+                    f"({m} channels in); compression must be at least {need:.3g} here."
+                )
+        if self.spatial_sizes()[-1] < 1:
+            raise ConfigError(
+                f"input_size {self.input_size} is too small for the {self.stem} stem and "
+                f"{self.num_blocks - 1} transitions; input_size must be at least {self.min_input_size()}."
+            )
+        return self
+
+    # ------------------------------------------------------------ serialisation
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["block_depths"] = list(self.block_depths)
+        return d
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> DenseNetConfig:
+        """Build and validate a config from a mapping with the field names.
+
+        Unknown fields are an error (a typo must not silently fall back to
+        a default); missing fields take the defaults.
+        """
+        if not isinstance(data, dict):
+            raise ConfigError(f"a configuration must be a JSON object, got {type(data).__name__}.")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ConfigError(f"unknown configuration field {unknown[0]!r}; valid fields: {', '.join(sorted(names))}.")
+        values = dict(data)
+        if "block_depths" in values:
+            depths = values["block_depths"]
+            if not isinstance(depths, (list, tuple)):
+                raise ConfigError(f"block_depths must be a list of integers, got {depths!r}.")
+            values["block_depths"] = tuple(depths)
+        return cls(**values).validate()
+
+    @classmethod
+    def from_json(cls, text: str) -> DenseNetConfig:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"configuration is not valid JSON ({exc.msg} at line {exc.lineno}).") from None
+        return cls.from_dict(data)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> DenseNetConfig:
+        p = Path(path)
+        if not p.exists():
+            raise ConfigError(f"configuration file {str(p)!r} does not exist.")
+        if p.is_dir():
+            raise ConfigError(f"configuration file {str(p)!r} is a directory.")
+        try:
+            text = p.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read configuration file {str(p)!r}: {exc.__class__.__name__}.") from None
+        try:
+            return cls.from_json(text)
+        except ConfigError as exc:
+            raise ConfigError(f"{p.name}: {exc}") from None
+
+    def replace(self, **changes: Any) -> DenseNetConfig:
+        """A copy with ``changes`` applied (not validated; call ``validate``)."""
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    config: DenseNetConfig
+    description: str
+    params: int  # published parameter count: exact for torchvision, else rounded to 0.1M
+    exact: bool = False
+    source: str = field(default="")
+
+
+def _imagenet(k: int, blocks: tuple[int, ...]) -> DenseNetConfig:
+    return DenseNetConfig(growth_rate=k, block_depths=blocks)
+
+
+def _cifar(k: int, depth: int, bc: bool) -> DenseNetConfig:
+    per_block = (depth - 4) // 6 if bc else (depth - 4) // 3
+    return DenseNetConfig(
+        growth_rate=k,
+        block_depths=(per_block,) * 3,
+        compression=0.5 if bc else 1.0,
+        bottleneck=bc,
+        init_features=None if bc else 16,
+        stem="cifar",
+        num_classes=10,
+        input_size=32,
+    )
+
+
+PRESETS: dict[str, Preset] = {
+    p.name: p
+    for p in [
+        Preset("densenet121", _imagenet(32, (6, 12, 24, 16)), "ImageNet DenseNet-121 (torchvision)", 7_978_856, True, "torchvision"),
+        Preset("densenet161", _imagenet(48, (6, 12, 36, 24)), "ImageNet DenseNet-161, k=48 (torchvision)", 28_681_000, True, "torchvision"),
+        Preset("densenet169", _imagenet(32, (6, 12, 32, 32)), "ImageNet DenseNet-169 (torchvision)", 14_149_480, True, "torchvision"),
+        Preset("densenet201", _imagenet(32, (6, 12, 48, 32)), "ImageNet DenseNet-201 (torchvision)", 20_013_928, True, "torchvision"),
+        Preset("densenet264", _imagenet(32, (6, 12, 64, 48)), "ImageNet DenseNet-264 (paper Table 1)", 33_300_000, False, "paper Table 1 (≈33.3M)"),
+        Preset("densenet-40-k12", _cifar(12, 40, False), "CIFAR DenseNet L=40, k=12 (paper Table 2)", 1_000_000, False, "paper Table 2 (1.0M)"),
+        Preset("densenet-100-k12", _cifar(12, 100, False), "CIFAR DenseNet L=100, k=12 (paper Table 2)", 7_000_000, False, "paper Table 2 (7.0M)"),
+        Preset("densenet-100-k24", _cifar(24, 100, False), "CIFAR DenseNet L=100, k=24 (paper Table 2)", 27_200_000, False, "paper Table 2 (27.2M)"),
+        Preset("densenet-bc-100-k12", _cifar(12, 100, True), "CIFAR DenseNet-BC L=100, k=12 (paper Table 2)", 800_000, False, "paper Table 2 (0.8M)"),
+        Preset("densenet-bc-250-k24", _cifar(24, 250, True), "CIFAR DenseNet-BC L=250, k=24 (paper Table 2)", 15_300_000, False, "paper Table 2 (15.3M)"),
+        Preset("densenet-bc-190-k40", _cifar(40, 190, True), "CIFAR DenseNet-BC L=190, k=40 (paper Table 2)", 25_600_000, False, "paper Table 2 (25.6M)"),
+    ]
+}
+
+DEFAULT_PRESET = "densenet121"
+
+
+def preset_names() -> list[str]:
+    return list(PRESETS)
+
+
+def get_preset(name: str) -> DenseNetConfig:
+    """The configuration of preset ``name`` (ConfigError listing the valid
+    names if there is no such preset)."""
+    try:
+        return PRESETS[name].config
+    except KeyError:
+        raise ConfigError(f"unknown preset {name!r}; valid presets: {', '.join(PRESETS)}.") from None

@@ -1,0 +1,1 @@
+"""Files shipped with densegui (installed as the package ``densegui.resources``)."""
