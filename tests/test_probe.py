@@ -1,0 +1,223 @@
+"""Timing probe core: statistics, FLOPs, memory, guard, cancel, OOM, breakdown, devices."""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+import densegui.core.probe as probe_mod
+from densegui.core.config import DenseNetConfig
+from densegui.core.devices import DeviceError, check_precision, list_devices, peak_tflops, resolve_device
+from densegui.core.errors import ConfigError, DenseguiError
+from densegui.core.model import build_model
+from densegui.core.probe import (
+    MemoryGuardError,
+    ProbeCancelled,
+    ProbeOutOfMemory,
+    ProbeSettings,
+    cpu_peak_reset,
+    cpu_peak_since,
+    estimate_memory,
+    run_probe,
+    sweep,
+)
+from densegui.core.stats import layer_table
+from densegui.core.units import human_bytes
+
+TINY = DenseNetConfig(growth_rate=4, block_depths=(2, 3), stem="cifar", num_classes=10, input_size=16)
+FAST = dict(device="cpu", repeats=5, min_repeats=3, min_warmup=1, max_warmup=3, breakdown=False)
+
+
+def test_inference_result_is_consistent_with_independent_computations():
+    r = run_probe(TINY, ProbeSettings(batch_size=4, **FAST))
+    assert r.device == "cpu" and r.mode == "inference" and r.batch_size == 4
+    assert r.repeats == 5 and len(r.times_ms) == 5
+    # statistics against numpy's percentile of the same samples
+    assert r.median_ms == pytest.approx(float(np.median(r.times_ms)))
+    assert r.p10_ms == pytest.approx(float(np.percentile(r.times_ms, 10)))
+    assert r.p90_ms == pytest.approx(float(np.percentile(r.times_ms, 90)))
+    assert r.p10_ms <= r.median_ms <= r.p90_ms
+    assert r.throughput == pytest.approx(4 / (r.median_ms / 1e3))
+    # FLOPs: torch's own flop counter on a real forward pass of batch 4
+    model = build_model(TINY).eval()
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(torch.randn(4, 3, 16, 16))
+    assert r.flops_per_iteration == counter.get_total_flops()
+    assert r.achieved_tflops == pytest.approx(r.flops_per_iteration / (r.median_ms / 1e3) / 1e12)
+    assert r.peak_tflops is None and r.fraction_of_peak is None  # CPU: no datasheet peak
+    d = r.to_dict()
+    for key in ("device", "mode", "batch_size", "median_ms", "p10_ms", "p90_ms", "throughput",
+                "peak_memory_bytes", "achieved_tflops"):
+        assert key in d
+
+
+def test_training_step_counts_three_times_the_forward_flops_and_updates_weights(monkeypatch):
+    seen = {}
+    orig = probe_mod._Step.__init__
+
+    def spy(self, *a, **k):
+        orig(self, *a, **k)
+        seen["step"] = self
+        seen["before"] = self.model.classifier.weight.detach().clone()
+        seen["weight"] = self.model.classifier.weight
+
+    monkeypatch.setattr(probe_mod._Step, "__init__", spy)
+    r = run_probe(TINY, ProbeSettings(mode="training", batch_size=2, **FAST))
+    assert r.flops_per_iteration == 3 * 2 * layer_table(TINY).macs * 2
+    assert not torch.equal(seen["before"], seen["weight"].detach())  # the optimizer stepped
+
+
+def test_cpu_peak_resident_memory_sees_a_known_allocation():
+    baseline = cpu_peak_reset()
+    if baseline is None:
+        pytest.skip("this kernel does not allow resetting VmHWM")  # not the case on the CI Linux image
+    n = 200 * 2**20
+    t = torch.ones(n // 4)  # touched pages: really resident
+    del t
+    peak = cpu_peak_since(baseline)
+    assert n - 2**20 <= peak < n + 60 * 2**20  # RSS counters lag by a few pages
+
+
+def test_training_peak_memory_is_measured_and_the_estimate_covers_autograd():
+    r = run_probe(TINY, ProbeSettings(mode="training", batch_size=8, **FAST))
+    assert r.peak_memory_bytes is not None and r.peak_memory_bytes > 0
+    assert "resident" in r.peak_memory_convention
+    acts = layer_table(TINY).activation_bytes(8, efficient=False)
+    assert r.estimated_memory_bytes >= acts + 4 * layer_table(TINY).params
+
+
+def test_memory_guard_refuses_with_the_estimate(monkeypatch):
+    monkeypatch.setattr(probe_mod, "cpu_available_memory", lambda: 50 * 2**20)
+    est = estimate_memory(TINY.validate(), 64, "training")
+    with pytest.raises(MemoryGuardError) as info:
+        run_probe(TINY, ProbeSettings(mode="training", batch_size=64, **FAST))
+    msg = str(info.value)
+    assert human_bytes(est) in msg and "50 MiB" in msg and "\n" not in msg
+
+
+@pytest.mark.parametrize("settings, err", [
+    (dict(device="nosuch"), DeviceError),
+    (dict(device="cuda:7"), DeviceError),
+    (dict(precision="fp8"), DeviceError),
+    (dict(batch_size=0), ConfigError),
+    (dict(batch_size=10**9), ConfigError),
+    (dict(mode="both"), ConfigError),
+])
+def test_bad_settings_raise_one_line_errors(settings, err):
+    if settings.get("device") == "cuda:7" and torch.cuda.device_count() > 7:
+        pytest.skip("this machine has 8 GPUs")
+    with pytest.raises(err) as info:
+        run_probe(TINY, ProbeSettings(**{**FAST, **settings}))
+    assert isinstance(info.value, DenseguiError) and "\n" not in str(info.value)
+
+
+def test_cancel_between_and_within_iterations():
+    calls = {"n": 0}
+
+    def cancel():
+        calls["n"] += 1
+        return calls["n"] > 4  # becomes true inside the first forward pass (hooks check per layer)
+
+    t0 = time.perf_counter()
+    with pytest.raises(ProbeCancelled):
+        run_probe(TINY, ProbeSettings(mode="training", batch_size=2, **FAST), cancel=cancel)
+    assert time.perf_counter() - t0 < 5
+    assert calls["n"] == 5  # it stopped at the first check that said "cancel"
+
+
+def _fake_oom_above(limit):
+    orig = probe_mod._Step.__call__
+
+    def call(self):
+        if self.x.shape[0] > limit:
+            raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory")
+        return orig(self)
+
+    return call
+
+
+def test_real_cpu_allocation_failure_is_recognised_as_oom():
+    with pytest.raises(RuntimeError) as info:
+        torch.empty(10**15, dtype=torch.uint8)
+    assert probe_mod._is_oom(info.value)
+    assert not probe_mod._is_oom(RuntimeError("shape mismatch"))
+
+
+def test_out_of_memory_is_reported_and_the_device_stays_usable(monkeypatch):
+    monkeypatch.setattr(probe_mod._Step, "__call__", _fake_oom_above(4))
+    with pytest.raises(ProbeOutOfMemory) as info:
+        run_probe(TINY, ProbeSettings(batch_size=8, **FAST))
+    assert "out of memory" in str(info.value) and "batch 8" in str(info.value)
+    s = sweep(TINY, ProbeSettings(**FAST), max_batch=64)
+    assert [p.batch_size for p in s.points] == [1, 2, 4]
+    assert s.limit_batch == 4 and s.stop_reason == "out_of_memory"
+    assert run_probe(TINY, ProbeSettings(batch_size=4, **FAST)).median_ms > 0  # still usable
+
+
+def test_sweep_points_and_budget():
+    s = sweep(TINY, ProbeSettings(**FAST), max_batch=4)
+    assert [p.batch_size for p in s.points] == [1, 2, 4] and s.stop_reason == "max_batch"
+    for p in s.points:
+        assert p.throughput == pytest.approx(p.batch_size / (p.median_ms / 1e3))
+    tiny_budget = sweep(TINY, ProbeSettings(**FAST), max_batch=64, budget_bytes=1)
+    assert tiny_budget.stop_reason == "budget" and tiny_budget.limit_batch == 1
+
+
+def test_breakdown_attributes_every_concatenation_and_sums_to_one():
+    step = probe_mod._Step(TINY.validate(), ProbeSettings(mode="training", batch_size=2), torch.device("cpu"))
+    step()
+    kinds, cats = probe_mod._breakdown(step, 2)
+    layers, blocks = sum(TINY.block_depths), TINY.num_blocks
+    # one cat per dense layer (its input) and one per block (its output), per iteration
+    assert cats["concatenation"] == 2 * (layers + blocks)
+    assert sum(cats.values()) == cats["concatenation"]
+    assert sum(v["fraction"] for v in kinds.values()) == pytest.approx(1.0)
+    for kind in ("stem", "dense convs", "dense BN/ReLU", "concatenation", "transitions", "head", "optimizer"):
+        assert kinds[kind]["ms"] > 0, kind
+    step.release()
+
+
+def test_breakdown_in_memory_efficient_mode_counts_recomputed_concatenations():
+    cfg = TINY.replace(memory_efficient=True).validate()
+    step = probe_mod._Step(cfg, ProbeSettings(mode="training", batch_size=2), torch.device("cpu"))
+    step()
+    _, cats = probe_mod._breakdown(step, 1)
+    layers, blocks = sum(TINY.block_depths), TINY.num_blocks
+    assert cats["concatenation"] == (layers + blocks) + layers  # forward + recomputed in backward
+    step.release()
+
+
+def test_run_with_breakdown_reports_time_per_iteration():
+    r = run_probe(TINY, ProbeSettings(**{**FAST, "breakdown": True}))
+    assert r.breakdown and r.breakdown_convention
+    total = sum(v["ms"] for v in r.breakdown.values())
+    assert 0.2 * r.median_ms < total < 20 * r.median_ms  # the same order as the timed iterations
+
+
+def test_devices_and_peaks():
+    devs = list_devices()
+    assert devs[0].id == "cpu" and devs[0].name
+    auto = resolve_device("auto")
+    assert auto.type == ("cuda" if torch.cuda.is_available() else "cpu" if not torch.backends.mps.is_available()
+                         else "mps")
+    assert resolve_device("CPU") == torch.device("cpu")
+    check_precision(torch.device("cpu"), "bf16")  # torch CPU autocast supports bf16
+    assert peak_tflops("NVIDIA H100 80GB HBM3", "bf16") == (989.4, "BF16 tensor cores, dense, datasheet")
+    assert peak_tflops("NVIDIA H100 PCIe", "fp32")[0] == 51.0
+    assert peak_tflops("NVIDIA H100 80GB HBM3", "fp32", tf32=True)[0] == 494.7
+    assert peak_tflops("NVIDIA L40S", "bf16")[0] == 366.0  # not mistaken for the L4
+    assert peak_tflops("NVIDIA L4", "bf16")[0] == 121.0
+    assert peak_tflops("Tesla T4", "bf16") is None  # no bf16 on Turing
+    assert peak_tflops("Some Future GPU", "fp32") is None
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA path: needs a CUDA GPU (the CPU path is tested above)")
+def test_cuda_probe_measures_allocator_peak():
+    r = run_probe(TINY, ProbeSettings(**{**FAST, "device": "cuda", "mode": "training", "batch_size": 8}))
+    assert r.peak_memory_bytes is not None and r.peak_memory_bytes > layer_table(TINY).activation_bytes(8)
+    assert statistics.median(r.times_ms) == pytest.approx(r.median_ms)
