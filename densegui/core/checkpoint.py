@@ -1,4 +1,4 @@
-"""densegui's checkpoint format (writing side).
+"""densegui's checkpoint format: writing, and safely reading any DenseNet checkpoint.
 
 A densegui checkpoint is a ``torch.save`` file of one plain dict that
 ``torch.load(..., weights_only=True)`` can read back, never arbitrary objects::
@@ -17,15 +17,21 @@ a crash never leaves a half-written checkpoint under the final name.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import tempfile
+import zipfile
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from densegui.core.config import DenseNetConfig
+from densegui.core.errors import ConfigError, DenseguiError
+from densegui.core.model import rename_legacy_keys
 
 FORMAT = "densegui-checkpoint"
 VERSION = 1
@@ -66,3 +72,358 @@ def save_checkpoint(
     if train_state is not None:
         payload["train_state"] = dict(train_state)
     return atomic_torch_save(payload, path)
+
+
+# ====================================================================== reading
+#
+# Everything below reads a checkpoint without ever unpickling arbitrary
+# objects: torch files go through ``torch.load(weights_only=True)`` (tensors
+# and plain containers only), ``.safetensors`` through the safetensors reader.
+# Every failure is a :class:`CheckpointError` with a one-line message.
+
+# Keys under which training scripts commonly wrap the state_dict, tried in order.
+WRAPPER_KEYS = (
+    "state_dict", "model_state_dict", "model_state", "model", "net", "network", "module",
+    "weights", "params", "ema", "model_ema", "state",
+)
+# Prefixes added by DataParallel/DDP (``module.``), torch.compile (``_orig_mod.``).
+_PREFIXES = ("module.", "_orig_mod.")
+SAFETENSORS_CONFIG_KEY = "densegui_config"
+
+
+class CheckpointError(DenseguiError):
+    """A checkpoint file that cannot be read, is refused, or is not a DenseNet."""
+
+
+@dataclass
+class LoadedCheckpoint:
+    """What :func:`load_checkpoint` returns.
+
+    ``state_dict`` has torchvision's current key names (legacy keys renamed,
+    ``module.`` prefixes stripped) and loads into ``build_model(config)``
+    with ``strict=True``. ``inferred`` is True when ``config`` was inferred
+    from the weights rather than read from the file.
+    """
+
+    config: DenseNetConfig
+    state_dict: dict[str, torch.Tensor]
+    metadata: dict[str, Any] = field(default_factory=dict)
+    source_format: str = ""
+    inferred: bool = False
+    path: str = ""
+
+
+def _name(path: Path) -> str:
+    return path.name or str(path)
+
+
+def _sniff(path: Path) -> str:
+    """'empty', 'zip', 'safetensors', 'pickle' or 'unknown' from the first bytes."""
+    size = path.stat().st_size
+    if size == 0:
+        return "empty"
+    with path.open("rb") as fh:
+        head = fh.read(16)
+    if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
+        return "zip"
+    if len(head) >= 9:
+        n = int.from_bytes(head[:8], "little")
+        if 2 <= n <= size - 8 and head[8:9] == b"{":
+            return "safetensors"
+    if head[:1] == b"\x80":  # pickle PROTO opcode: torch's legacy (pre-1.6) format or a plain pickle
+        return "pickle"
+    return "unknown"
+
+
+_GLOBAL_RE = re.compile(r"GLOBAL ([\w.]+)")
+
+
+def _pickle_globals(path: Path, limit: int = 5) -> list[str]:
+    """Names a plain pickle would import, found by parsing its opcodes (nothing is executed)."""
+    import pickletools
+
+    found: list[str] = []
+    strings: list[str] = []
+    try:
+        with path.open("rb") as fh:
+            for op, arg, _pos in pickletools.genops(fh):
+                if op.name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE", "BINUNICODE8"):
+                    strings = (strings + [arg])[-2:]
+                elif op.name in ("GLOBAL", "INST"):
+                    found.append(str(arg).replace(" ", "."))
+                elif op.name == "STACK_GLOBAL" and len(strings) == 2:
+                    found.append(".".join(strings))
+                if len(found) >= limit:
+                    break
+    except Exception:  # noqa: BLE001 - a malformed pickle: report what was seen so far
+        pass
+    return found
+
+
+def _safe_globals_ok(names: list[str]) -> bool:
+    ok = ("torch.", "collections.OrderedDict", "torch._utils._rebuild")
+    return all(n.startswith(ok) for n in names)
+
+
+def _torch_load(path: Path, kind: str) -> Any:
+    import pickle
+    import warnings
+
+    name = _name(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=(kind == "zip"))
+    except pickle.UnpicklingError as exc:
+        text = str(exc)
+        m = _GLOBAL_RE.search(text)
+        culprits = [m.group(1)] if m else (_pickle_globals(path) if kind == "pickle" else [])
+        culprits = [c for c in culprits if not c.startswith(("torch.", "collections.OrderedDict"))]
+        if culprits:
+            raise CheckpointError(
+                f"refused to load {name!r}: unpickling it would create Python objects beyond tensors "
+                f"({', '.join(culprits[:3])}), which could run code; densegui loads weights only."
+            ) from None
+        if kind == "pickle":
+            raise CheckpointError(
+                f"refused to load {name!r}: it is a pickle that PyTorch's safe loader cannot read as weights "
+                f"(only tensors and plain containers are accepted)."
+            ) from None
+        raise CheckpointError(f"{name!r} is not a PyTorch checkpoint (unreadable pickle data).") from None
+    except (EOFError, zipfile.BadZipFile):
+        raise CheckpointError(f"{name!r} is truncated or corrupt (unexpected end of data).") from None
+    except (RuntimeError, OSError) as exc:
+        text = str(exc)
+        if kind == "zip" or "zip archive" in text or "central directory" in text or "PytorchStreamReader" in text:
+            raise CheckpointError(f"{name!r} is truncated or corrupt (its zip archive cannot be read).") from None
+        raise CheckpointError(f"cannot read {name!r}: {text.splitlines()[0] if text else type(exc).__name__}.") from None
+    except MemoryError:
+        raise CheckpointError(f"not enough memory to load {name!r}.") from None
+    except Exception as exc:  # noqa: BLE001 - anything else torch raises on garbage input
+        raise CheckpointError(f"{name!r} is not a readable PyTorch checkpoint ({type(exc).__name__}).") from None
+
+
+def _safetensors_load(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    from safetensors import safe_open
+
+    name = _name(path)
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            meta = dict(f.metadata() or {})
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open has no items()
+    except Exception as exc:  # noqa: BLE001 - SafetensorError, OSError ... on bad files
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CheckpointError(f"{name!r} is not a valid safetensors file ({detail[:120]}).") from None
+    return tensors, meta
+
+
+def _is_tensor_dict(obj: Any) -> bool:
+    return isinstance(obj, Mapping) and len(obj) > 0 and all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
+
+
+def _find_state_dict(obj: Any, depth: int = 0) -> tuple[Mapping[str, torch.Tensor] | None, str]:
+    """The tensor mapping inside ``obj`` and the wrapper key path that led to it."""
+    if _is_tensor_dict(obj):
+        return obj, ""
+    if not isinstance(obj, Mapping) or depth > 3:
+        return None, ""
+    for key in WRAPPER_KEYS:
+        if key in obj:
+            found, where = _find_state_dict(obj[key], depth + 1)
+            if found is not None:
+                return found, f"{key}/{where}".rstrip("/")
+    # A state_dict with a few non-tensor extras (e.g. an epoch number): keep the tensors
+    # if they look like module weights.
+    tensors = {k: v for k, v in obj.items() if isinstance(k, str) and isinstance(v, torch.Tensor)}
+    if len(tensors) >= 2 and any(k.endswith(".weight") for k in tensors):
+        return tensors, ""
+    return None, ""
+
+
+def normalize_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Strip ``module.``/``_orig_mod.`` prefixes and rename torchvision's legacy keys."""
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state_dict.items():
+        k = key
+        changed = True
+        while changed:
+            changed = False
+            for prefix in _PREFIXES:
+                if k.startswith(prefix):
+                    k = k[len(prefix):]
+                    changed = True
+        out[k] = value
+    return dict(rename_legacy_keys(out))
+
+
+def check_finite(state_dict: Mapping[str, torch.Tensor]) -> None:
+    """CheckpointError naming the first floating tensor with NaN or infinite values."""
+    for key, value in state_dict.items():
+        if value.is_floating_point() and value.numel() and not bool(torch.isfinite(value).all()):
+            what = "NaN" if bool(torch.isnan(value).any()) else "infinite"
+            raise CheckpointError(f"tensor {key!r} contains {what} values; the weights are unusable.")
+
+
+def check_matches(state_dict: Mapping[str, torch.Tensor], config: DenseNetConfig,
+                  why: str = "the weights are inconsistent") -> None:
+    """CheckpointError unless ``state_dict`` loads into ``build_model(config)`` with ``strict=True``.
+
+    Compares names and shapes against a model built on the meta device (no
+    memory, no initialisation). BatchNorm's ``num_batches_tracked`` may be
+    absent (torchvision's released files lack it; PyTorch fills it in).
+    """
+    from densegui.core.model import build_model
+
+    expected = {k: tuple(v.shape) for k, v in build_model(config, device="meta").state_dict().items()}
+    missing = [k for k in expected if k not in state_dict and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in state_dict if k not in expected]
+    if missing:
+        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+        raise CheckpointError(f"the DenseNet weights are incomplete: tensor {missing[0]!r}{more} missing.")
+    if unexpected:
+        more = f" and {len(unexpected) - 1} more" if len(unexpected) > 1 else ""
+        raise CheckpointError(f"unexpected tensor {unexpected[0]!r}{more} for this DenseNet configuration.")
+    for key, shape in expected.items():
+        if key in state_dict and tuple(state_dict[key].shape) != shape:
+            got = "×".join(map(str, state_dict[key].shape)) or "scalar"
+            raise CheckpointError(
+                f"tensor {key!r} has shape {got}, expected {'×'.join(map(str, shape)) or 'scalar'}; {why}.")
+
+
+def _stored_config(data: Any, name: str) -> DenseNetConfig | None:
+    if data is None:
+        return None
+    if isinstance(data, str):
+        try:
+            data = json.loads(data)
+        except json.JSONDecodeError:
+            raise CheckpointError(f"{name!r}: its stored configuration is not valid JSON.") from None
+    if not isinstance(data, Mapping):
+        return None
+    try:
+        return DenseNetConfig.from_dict(dict(data))
+    except ConfigError as exc:
+        raise CheckpointError(f"{name!r}: its stored configuration is invalid: {exc}") from None
+    except TypeError:
+        raise CheckpointError(f"{name!r}: its stored configuration is invalid.") from None
+
+
+def _plain(value: Any) -> Any:
+    """Metadata as JSON-friendly values (tensors become numbers or shapes)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, torch.Tensor):
+        return value.item() if value.numel() == 1 else f"tensor{list(value.shape)}"
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
+    """Read a DenseNet checkpoint safely and work out its configuration.
+
+    Accepts densegui checkpoints, plain state_dicts (densegui or torchvision,
+    legacy keys included), dicts wrapping one under the usual keys,
+    ``module.``-prefixed keys and ``.safetensors`` files. Raises
+    :class:`CheckpointError` (one line) for anything else.
+    """
+    from densegui.core.infer import infer_config
+
+    p = Path(path)
+    name = _name(p)
+    if not p.exists():
+        raise CheckpointError(f"checkpoint {str(p)!r} does not exist.")
+    if p.is_dir():
+        raise CheckpointError(f"{str(p)!r} is a directory, not a checkpoint file.")
+    try:
+        kind = _sniff(p)
+    except OSError as exc:
+        raise CheckpointError(f"cannot read {str(p)!r}: {exc.strerror or type(exc).__name__}.") from None
+    if kind == "empty":
+        raise CheckpointError(f"{name!r} is empty (0 bytes).")
+    if kind == "unknown" and p.suffix.lower() != ".safetensors":
+        raise CheckpointError(f"{name!r} is neither a PyTorch checkpoint nor a safetensors file.")
+
+    stored_cfg_data: Any = None
+    metadata: dict[str, Any] = {}
+    if kind == "safetensors" or p.suffix.lower() == ".safetensors":
+        raw, st_meta = _safetensors_load(p)
+        source_format = "safetensors"
+        stored_cfg_data = st_meta.pop(SAFETENSORS_CONFIG_KEY, None)
+        for k, v in st_meta.items():
+            try:
+                metadata[k] = json.loads(v)
+            except (json.JSONDecodeError, TypeError):
+                metadata[k] = v
+        sd: Mapping[str, torch.Tensor] | None = raw if raw else None
+        if sd is None:
+            raise CheckpointError(f"{name!r} holds no tensors.")
+    else:
+        obj = _torch_load(p, kind)
+        if isinstance(obj, Mapping) and obj.get("format") == FORMAT:
+            source_format = "densegui"
+            stored_cfg_data = obj.get("config")
+            metadata = _plain(obj.get("metadata") or {})
+            sd = obj.get("state_dict")
+            if not _is_tensor_dict(sd):
+                raise CheckpointError(f"{name!r} is a densegui checkpoint without weights (no state_dict).")
+        else:
+            sd, where = _find_state_dict(obj)
+            if sd is None:
+                what = type(obj).__name__
+                keys = f" with keys {', '.join(map(repr, list(obj)[:4]))}" if isinstance(obj, Mapping) else ""
+                raise CheckpointError(f"{name!r} holds no state_dict (found a {what}{keys}).")
+            source_format = f"state_dict under {where!r}" if where else "state_dict"
+            if isinstance(obj, Mapping) and where:
+                cfg_candidate = obj.get("config")
+                if isinstance(cfg_candidate, Mapping):
+                    try:
+                        stored_cfg_data = DenseNetConfig.from_dict(dict(cfg_candidate)).to_dict()
+                    except (ConfigError, TypeError):
+                        stored_cfg_data = None  # some other project's config: infer instead
+                metadata = {str(k): _plain(v) for k, v in obj.items()
+                            if k not in WRAPPER_KEYS and k not in ("config", "optimizer", "train_state")
+                            and not isinstance(v, (Mapping, torch.Tensor))}
+
+    raw_keys = list(sd)
+    state = normalize_state_dict(sd)
+    if any(k.startswith(_PREFIXES) for k in raw_keys):
+        source_format += ", 'module.' prefix stripped"
+    if any(re.search(r"denselayer\d+\.(norm|relu|conv)\.[12]\.", k) for k in raw_keys):
+        source_format += ", legacy torchvision keys"
+
+    stored = _stored_config(stored_cfg_data, name)
+    try:
+        if stored is not None:
+            config, inferred = stored, False
+            check_matches(state, config, "they do not match the configuration stored in the file")
+        else:
+            config, inferred = infer_config(state), True
+            check_matches(state, config)
+        check_finite(state)
+    except DenseguiError as exc:
+        raise type(exc)(f"{name}: {exc}") from None
+    return LoadedCheckpoint(config=config, state_dict=state, metadata=metadata, source_format=source_format,
+                            inferred=inferred, path=str(p))
+
+
+def save_safetensors(
+    path: str | Path,
+    state_dict: Mapping[str, torch.Tensor],
+    config: DenseNetConfig | None = None,
+    metadata: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write ``state_dict`` as ``.safetensors`` (config and metadata as JSON strings in its header)."""
+    from safetensors.torch import save_file
+
+    meta = {str(k): json.dumps(v) for k, v in (metadata or {}).items()}
+    if config is not None:
+        meta[SAFETENSORS_CONFIG_KEY] = config.validate().to_json(indent=None)
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
+    save_file(tensors, str(target), metadata=meta)
+    return target

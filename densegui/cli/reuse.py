@@ -1,0 +1,121 @@
+"""``densegui reuse``: the feature-reuse matrices (paper Figure 5) of a checkpoint.
+
+Without CHECKPOINT it uses the checkpoint shipped in ``resources/``.
+``--json`` prints one object ``{"config", "blocks": [{"block", "sources",
+"targets", "matrix"}]}`` (raw mean |w|, ``null`` where no connection);
+``--png`` renders the heatmaps without a window; ``--csv DIR`` writes one
+CSV per block.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from pathlib import Path
+
+from densegui.core.errors import DenseguiError
+
+DEFAULT_CHECKPOINT = "densenet-digits.pt"
+
+
+def register(sub) -> None:
+    p = sub.add_parser("reuse", help="feature-reuse heatmaps (paper Figure 5) of a trained checkpoint")
+    p.add_argument("checkpoint", nargs="?", metavar="CHECKPOINT",
+                   help=f"densegui/torchvision checkpoint, state_dict or .safetensors "
+                        f"(default: the shipped resources/{DEFAULT_CHECKPOINT})")
+    p.add_argument("--json", action="store_true", help="print one JSON object (config + raw matrices)")
+    p.add_argument("--png", metavar="OUT.png", help="render the heatmaps to a PNG file (no window needed)")
+    p.add_argument("--csv", metavar="DIR", help="write one CSV per block (block1.csv, ...) into DIR")
+    p.add_argument("--normalise", choices=("column", "block", "raw"), default="column",
+                   help="colour scale of --png: per target column to [0,1] (default), per block, or raw")
+    p.add_argument("--cmap", default="viridis", help="colour map of --png (default viridis)")
+    p.set_defaults(func=run)
+
+
+def default_checkpoint() -> Path:
+    from densegui.core.resources import resource_path
+
+    path = resource_path(DEFAULT_CHECKPOINT)
+    if not path.exists():
+        raise DenseguiError(
+            f"no CHECKPOINT given and the shipped default resources/{DEFAULT_CHECKPOINT} is not available; "
+            "pass a checkpoint file.")
+    return path
+
+
+def analyse(path: str | Path):
+    """(LoadedCheckpoint, list[BlockReuse]) for ``path``."""
+    from densegui.core.checkpoint import load_checkpoint
+    from densegui.core.reuse import reuse_matrices
+
+    loaded = load_checkpoint(path)
+    return loaded, reuse_matrices(loaded.state_dict, loaded.config)
+
+
+def reuse_json(loaded, blocks) -> dict:
+    return {
+        "checkpoint": loaded.path,
+        "source_format": loaded.source_format,
+        "inferred": loaded.inferred,
+        "config": loaded.config.to_dict(),
+        "metadata": loaded.metadata,
+        "metric": "mean |w| of each target's first conv over the input channels of each source",
+        "blocks": [b.to_dict() for b in blocks],
+    }
+
+
+def _text(loaded, blocks) -> str:
+    cfg = loaded.config
+    lines = [
+        f"Checkpoint: {loaded.path} ({loaded.source_format})",
+        f"Config ({'inferred from the weights' if loaded.inferred else 'stored'}): k={cfg.growth_rate}, "
+        f"blocks {','.join(map(str, cfg.block_depths))}, {'bottleneck' if cfg.bottleneck else 'basic'}"
+        f"{f' bn_size={cfg.bn_size}' if cfg.bottleneck else ''}, θ={cfg.compression:g}, "
+        f"stem {cfg.stem} ({cfg.num_init_features} features), {cfg.in_channels} input channels, "
+        f"{cfg.num_classes} classes",
+        "Cell = mean |w| of the target's first conv over the source's input channels ('.' = no connection).",
+    ]
+    for b in blocks:
+        lines.append("")
+        lines.append(f"Block {b.block}: rows = sources (in, 1..{len(b.sources) - 1}), "
+                     f"columns = targets (1..{len(b.targets) - 1}, {b.targets[-1]})")
+        short = ["T" if t.startswith("transition") else "C" if t == "classifier" else t.split()[-1] for t in b.targets]
+        lines.append("      " + "".join(f"{s:>9}" for s in short))
+        for name, row in zip(b.sources, b.matrix.tolist()):
+            label = "in" if name == "input" else name.split()[-1]
+            lines.append(f"{label:>6}" + "".join(f"{'.':>9}" if math.isnan(v) else f"{v:9.4f}" for v in row))
+    return "\n".join(lines)
+
+
+def run(args) -> int:
+    path = Path(args.checkpoint) if args.checkpoint else default_checkpoint()
+    loaded, blocks = analyse(path)
+    if args.csv:
+        from densegui.core.reuse import write_csv
+
+        written = write_csv(blocks, args.csv)
+        if not args.json:
+            print(f"wrote {len(written)} CSV files to {args.csv}")
+    if args.png:
+        _render_png(loaded, blocks, args.png, args.normalise, args.cmap)
+        if not args.json:
+            print(f"wrote {args.png}")
+    if args.json:
+        print(json.dumps(reuse_json(loaded, blocks), indent=2))
+    elif not (args.csv or args.png):
+        print(_text(loaded, blocks))
+    return 0
+
+
+def _render_png(loaded, blocks, out: str, normalisation: str, cmap: str) -> None:
+    if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY") and sys.platform.startswith("linux"):
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    try:
+        from densegui.gui.reuse_panel import render_png
+    except ImportError as exc:
+        raise DenseguiError(f"--png needs the Qt libraries ({exc.name or exc}).") from None
+    title = f"{Path(loaded.path).name}: feature reuse (normalised per {normalisation})" \
+        if normalisation != "raw" else f"{Path(loaded.path).name}: feature reuse (raw mean |w|)"
+    render_png(blocks, out, normalisation=normalisation, cmap=cmap, title=title)

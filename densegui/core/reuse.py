@@ -1,0 +1,153 @@
+"""The feature-reuse metric of the DenseNet paper (Huang et al. 2017, Figure 5).
+
+For each dense block with input k0 channels, growth rate k and L layers:
+
+* rows are sources: the block input (s = 0), then layers 1..L;
+* columns are targets: layers 1..L, then the following transition (or the
+  classifier after the last block);
+* cell (s, t) is mean(|W[:, slice_s]|) over the target's first convolution W
+  (the 1×1 conv of a bottleneck layer; the transition's conv; the classifier's
+  weight matrix), where source 0 owns input channels [0, k0) and source j owns
+  [k0 + (j−1)k, k0 + jk);
+* a source that does not feed the target (s ≥ t for layer targets) is NaN
+  ("no connection"; ``null`` in JSON, empty in CSV).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from densegui.core.config import DenseNetConfig
+from densegui.core.errors import DenseguiError
+
+NORMALISATIONS = ("column", "block", "raw")
+
+
+@dataclass
+class BlockReuse:
+    """One block's reuse matrix: ``matrix[s, t]`` (NaN where no connection)."""
+
+    block: int
+    sources: list[str]
+    targets: list[str]
+    matrix: np.ndarray  # float64, rows = sources, columns = targets
+    source_channels: list[tuple[int, int]]  # [start, end) of each source in its targets' input
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "block": self.block,
+            "sources": list(self.sources),
+            "targets": list(self.targets),
+            "matrix": [[None if math.isnan(v) else float(v) for v in row] for row in self.matrix.tolist()],
+        }
+
+
+def target_weight_keys(config: DenseNetConfig, block: int) -> list[str]:
+    """State_dict keys of the first convolution of each target of ``block`` (1-based)."""
+    keys = [f"features.denseblock{block}.denselayer{ell}.conv1.weight"
+            for ell in range(1, config.block_depths[block - 1] + 1)]
+    keys.append(f"features.transition{block}.conv.weight" if block < config.num_blocks else "classifier.weight")
+    return keys
+
+
+def _channel_means(weight: torch.Tensor) -> torch.Tensor:
+    """mean |w| per input channel (dimension 1), in float64."""
+    w = weight.detach()
+    if w.dim() == 2:
+        w = w[:, :, None, None]
+    count = w.shape[0] * w.shape[2] * w.shape[3]
+    return w.abs().sum(dim=(0, 2, 3), dtype=torch.float64) / count
+
+
+def block_reuse(state_dict: Mapping[str, torch.Tensor], config: DenseNetConfig, block: int) -> BlockReuse:
+    """The reuse matrix of dense block ``block`` (1-based)."""
+    k = config.growth_rate
+    k0, _ = config.block_channels()[block - 1]
+    depth = config.block_depths[block - 1]
+    last = block == config.num_blocks
+    sources = ["input"] + [f"layer {j}" for j in range(1, depth + 1)]
+    targets = [f"layer {j}" for j in range(1, depth + 1)] + ["classifier" if last else f"transition {block}"]
+    ranges = [(0, k0)] + [(k0 + (j - 1) * k, k0 + j * k) for j in range(1, depth + 1)]
+    matrix = np.full((depth + 1, depth + 1), np.nan, dtype=np.float64)
+    for t, key in enumerate(target_weight_keys(config, block)):
+        if key not in state_dict:
+            raise DenseguiError(f"tensor {key!r} is missing; cannot compute block {block}'s reuse.")
+        per_channel = _channel_means(state_dict[key])
+        n_sources = t + 1  # layer t+1 sees the input and layers 1..t; the last target sees all
+        expected = k0 + (n_sources - 1) * k
+        if per_channel.numel() != expected:
+            raise DenseguiError(f"tensor {key!r} takes {per_channel.numel()} input channels, expected {expected}.")
+        # Source 0 has k0 channels, every other source k: mean of equal-sized per-channel means.
+        matrix[0, t] = float(per_channel[:k0].mean())
+        if n_sources > 1:
+            matrix[1:n_sources, t] = per_channel[k0:].reshape(n_sources - 1, k).mean(dim=1).numpy()
+    return BlockReuse(block, sources, targets, matrix, ranges)
+
+
+def reuse_matrices(state_dict: Mapping[str, torch.Tensor], config: DenseNetConfig) -> list[BlockReuse]:
+    """Figure 5's matrices for every dense block."""
+    return [block_reuse(state_dict, config, b) for b in range(1, config.num_blocks + 1)]
+
+
+def normalise(matrix: np.ndarray, mode: str = "column", block_max: float | None = None) -> np.ndarray:
+    """Rescale a reuse matrix for display (NaN cells stay NaN).
+
+    ``column``: each target column divided by its largest value (so the
+    column's strongest source is 1, the paper's common reading); ``block``:
+    the whole block divided by its largest value; ``raw``: unchanged.
+    """
+    if mode not in NORMALISATIONS:
+        raise DenseguiError(f"normalisation must be one of {', '.join(NORMALISATIONS)}, got {mode!r}.")
+    m = np.asarray(matrix, dtype=np.float64)
+    if mode == "raw":
+        return m.copy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if mode == "column":
+            peak = np.nanmax(np.where(np.isnan(m), -np.inf, m), axis=0, keepdims=True)
+        else:
+            peak = np.array(block_max if block_max is not None else np.nanmax(m))
+        out = np.where(peak > 0, m / np.where(peak > 0, peak, 1.0), 0.0)
+    out[np.isnan(m)] = np.nan
+    return out
+
+
+def column_rank(matrix: np.ndarray, row: int, col: int) -> tuple[int, int]:
+    """(rank, count) of ``matrix[row, col]`` among its column's connected cells (1 = largest)."""
+    column = matrix[:, col]
+    values = column[~np.isnan(column)]
+    value = matrix[row, col]
+    if math.isnan(value):
+        return 0, int(values.size)
+    return int((values > value).sum()) + 1, int(values.size)
+
+
+def write_csv(blocks: list[BlockReuse], directory: str | Path) -> list[Path]:
+    """One CSV per block (``block1.csv`` …): header = targets, first column = sources, raw values."""
+    folder = Path(directory)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DenseguiError(f"cannot create folder {str(folder)!r}: {exc.strerror or type(exc).__name__}.") from None
+    if not folder.is_dir():
+        raise DenseguiError(f"{str(folder)!r} is not a folder.")
+    written = []
+    for b in blocks:
+        path = folder / f"block{b.block}.csv"
+        try:
+            with path.open("w", newline="", encoding="utf-8") as fh:
+                w = csv.writer(fh)
+                w.writerow(["source \\ target", *b.targets])
+                for name, row in zip(b.sources, b.matrix.tolist()):
+                    w.writerow([name, *("" if math.isnan(v) else repr(float(v)) for v in row)])
+        except OSError as exc:
+            raise DenseguiError(f"cannot write {str(path)!r}: {exc.strerror or type(exc).__name__}.") from None
+        written.append(path)
+    return written

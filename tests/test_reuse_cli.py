@@ -1,0 +1,94 @@
+"""``densegui reuse``: JSON/CSV/PNG output and one-line errors (exit 2) for the bad-input corpus."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from test_checkpoint_corpus import BAD_INPUTS, SMALL_BC, known_state_dict, write_bad, write_good
+from test_reuse_metric import naive_matrices
+
+from densegui.cli import main
+from densegui.cli.summary import summary_json
+
+
+@pytest.fixture
+def ckpt(tmp_path):
+    sd = known_state_dict(SMALL_BC, seed=5)
+    return write_good("state_dict", tmp_path / "small.pt", sd, SMALL_BC), sd
+
+
+def test_json_has_config_and_raw_matrices(ckpt, capsys):
+    path, sd = ckpt
+    assert main(["reuse", str(path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    inferred = SMALL_BC.replace(input_size=32)
+    # Same config format as `densegui summary --json`.
+    assert out["config"] == summary_json(inferred)["config"]
+    assert out["inferred"] is True
+    expected = naive_matrices(sd)
+    assert [b["block"] for b in out["blocks"]] == [1, 2, 3]
+    for b, e in zip(out["blocks"], expected):
+        assert len(b["sources"]) == len(b["matrix"]) == e.shape[0]
+        assert len(b["targets"]) == e.shape[1]
+        got = np.array([[np.nan if v is None else v for v in row] for row in b["matrix"]])
+        np.testing.assert_allclose(got, e, rtol=1e-6, equal_nan=True)
+    assert out["blocks"][0]["targets"][-1] == "transition 1"
+    assert out["blocks"][-1]["targets"][-1] == "classifier"
+
+
+def test_text_csv_and_png(ckpt, tmp_path, capsys):
+    path, _ = ckpt
+    assert main(["reuse", str(path)]) == 0
+    text = capsys.readouterr().out
+    assert "inferred from the weights" in text and "Block 3" in text
+    png, folder = tmp_path / "r.png", tmp_path / "csv"
+    assert main(["reuse", str(path), "--png", str(png), "--csv", str(folder), "--cmap", "inferno"]) == 0
+    assert sorted(p.name for p in folder.iterdir()) == ["block1.csv", "block2.csv", "block3.csv"]
+    from PySide6.QtGui import QImage
+
+    image = QImage(str(png))
+    assert not image.isNull() and image.width() >= 500 and image.height() >= 300
+    assert main(["reuse", str(path), "--png", str(png), "--cmap", "no-such-map"]) == 2
+    assert "unknown colour map" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", BAD_INPUTS)
+def test_bad_input_exit_2_one_line(tmp_path, name, capsys):
+    path, phrase = write_bad(name, tmp_path)
+    assert main(["reuse", str(path), "--json"]) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("densegui: error:"), captured.err
+    assert phrase.lower() in lines[0].lower()
+    assert captured.out == ""
+    assert not (tmp_path / "MARKER").exists()
+
+
+def test_real_process_hostile_file_no_traceback(tmp_path):
+    path, _ = write_bad("hostile-torch-zip", tmp_path)
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    proc = subprocess.run([sys.executable, "-m", "densegui", "reuse", str(path)], capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert "refused" in proc.stderr
+    assert not (tmp_path / "MARKER").exists()
+
+
+def test_default_checkpoint(monkeypatch, tmp_path, capsys):
+    """Without CHECKPOINT: the shipped file if present, else one clear line."""
+    import densegui.core.resources as resources
+
+    monkeypatch.setattr(resources, "resource_path", lambda name: tmp_path / name)
+    assert main(["reuse", "--json"]) == 2
+    assert "shipped default" in capsys.readouterr().err
+    save = write_good("densegui", tmp_path / "x.pt", known_state_dict(SMALL_BC), SMALL_BC)
+    save.rename(tmp_path / "densenet-digits.pt")
+    assert main(["reuse", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["inferred"] is False and out["config"] == SMALL_BC.to_dict()
