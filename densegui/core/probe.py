@@ -144,6 +144,7 @@ class ProbeResult:
     times_ms: list[float] = field(default_factory=list)
     breakdown: dict[str, dict[str, float]] | None = None  # kind → {"ms": per iteration, "fraction": share}
     breakdown_convention: str | None = None
+    breakdown_iteration_ms: float | None = None  # wall time of a profiled iteration (hooks and profiler included)
     config: dict[str, Any] = field(default_factory=dict)
     flops_convention: str = FLOPS_CONVENTION
 
@@ -409,7 +410,7 @@ def _label_modules(model: torch.nn.Module) -> list[Any]:
     return hooks
 
 
-def _breakdown(step: _Step, iters: int) -> tuple[dict[str, dict[str, float]], dict[str, int]]:
+def _breakdown(step: _Step, iters: int) -> tuple[dict[str, dict[str, float]], dict[str, int], float]:
     """Per-kind time per iteration from torch.profiler.
 
     Each profiled op's *self* time (device time on CUDA, CPU time elsewhere)
@@ -417,7 +418,8 @@ def _breakdown(step: _Step, iters: int) -> tuple[dict[str, dict[str, float]], di
     the kind of the forward op that created their autograd node (matched by
     sequence number); the optimizer step and anything unmatched (the head's
     functional ReLU/pool, the loss) are their own kinds.
-    Returns (kind → {"ms", "fraction"}, kind → number of aten::cat calls).
+    Returns (kind → {"ms", "fraction"}, kind → number of aten::cat calls,
+    wall-clock ms per profiled iteration, profiler overhead included).
     """
     from torch.profiler import ProfilerActivity, profile
 
@@ -428,9 +430,12 @@ def _breakdown(step: _Step, iters: int) -> tuple[dict[str, dict[str, float]], di
     hooks = _label_modules(step.model)
     try:
         with profile(activities=activities) as prof:
+            _sync(step.device)
+            t0 = time.perf_counter()
             for _ in range(iters):
                 step()
             _sync(step.device)
+            wall_ms = (time.perf_counter() - t0) * 1e3 / iters
     finally:
         for h in hooks:
             h.remove()
@@ -481,7 +486,7 @@ def _breakdown(step: _Step, iters: int) -> tuple[dict[str, dict[str, float]], di
             cats[kind] += 1
     total = sum(totals.values()) or 1.0
     out = {k: {"ms": v / 1000.0 / iters, "fraction": v / total} for k, v in totals.items() if v > 0}
-    return out, cats
+    return out, cats, wall_ms
 
 
 # ------------------------------------------------------------------ the run
@@ -560,11 +565,11 @@ def run_probe(cfg: DenseNetConfig, settings: ProbeSettings | None = None, *, can
         else:
             peak_mem, mem_conv = None, f"not measurable on {device.type}: its allocator keeps no peak"
         # ---- breakdown
-        breakdown = None
+        breakdown, breakdown_wall = None, None
         if settings.breakdown:
             check_cancel()
             report(0.92, "profiling the per-kind breakdown")
-            breakdown, _ = _breakdown(step, settings.breakdown_iters)
+            breakdown, _, breakdown_wall = _breakdown(step, settings.breakdown_iters)
         report(1.0, "done")
     except (RuntimeError, torch.OutOfMemoryError) as exc:
         if not _is_oom(exc):
@@ -595,7 +600,7 @@ def run_probe(cfg: DenseNetConfig, settings: ProbeSettings | None = None, *, can
         flops_per_iteration=flops, achieved_tflops=achieved, peak_tflops=peak[0] if peak else None,
         peak_basis=peak[1] if peak else None, fraction_of_peak=achieved / peak[0] if peak else None,
         estimated_memory_bytes=estimate, threads=torch.get_num_threads() if device.type == "cpu" else None,
-        times_ms=[t * 1e3 for t in times], breakdown=breakdown,
+        times_ms=[t * 1e3 for t in times], breakdown=breakdown, breakdown_iteration_ms=breakdown_wall,
         breakdown_convention=("self time per iteration from torch.profiler ("
                               + ("CUDA kernel time" if device.type == "cuda" else "CPU time")
                               + "; backward ops go to the kind of their forward op; profiled separately)")
