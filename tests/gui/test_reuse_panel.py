@@ -1,0 +1,193 @@
+"""ReusePanel, standalone with pytest-qt (offscreen): loads in the background, plots the right values."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPointF
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the shared corpus builders in tests/
+
+from test_checkpoint_corpus import SMALL_BASIC, SMALL_BC, known_state_dict, write_bad, write_good  # noqa: E402
+from test_reuse_metric import naive_matrices  # noqa: E402
+
+from densegui.gui.reuse_panel import ReusePanel  # noqa: E402
+
+TIMEOUT = 20_000
+
+
+@pytest.fixture
+def panel(qtbot, monkeypatch, tmp_path):
+    import densegui.core.resources as resources
+
+    # No shipped checkpoint unless a test puts one there.
+    monkeypatch.setattr(resources, "resource_path", lambda name: tmp_path / "resources" / name)
+    p = ReusePanel()
+    qtbot.addWidget(p)
+    p.resize(1100, 560)
+    p.show()
+    yield p
+    p.shutdown()
+    p.close()
+
+
+def load(qtbot, panel, path, ok=True):
+    with qtbot.waitSignal(panel.loadFinished, timeout=TIMEOUT) as blocker:
+        panel.load_checkpoint(str(path))
+    assert blocker.args == [ok]
+    qtbot.waitUntil(lambda: not panel.is_loading(), timeout=TIMEOUT)
+
+
+def column_normalised(m: np.ndarray) -> np.ndarray:
+    out = m.copy()
+    for t in range(m.shape[1]):
+        col = m[:, t]
+        out[:, t] = col / np.nanmax(col)
+    return out
+
+
+def test_empty_state_without_shipped_checkpoint(panel):
+    assert panel.objectName() == "reusePanel"
+    assert panel.stack.currentWidget() is panel.empty_label
+    assert "not available" in panel.empty_label.text()
+    assert not panel.send_button.isEnabled() and not panel.png_button.isEnabled()
+
+
+def test_open_checkpoint_plots_the_independent_values(qtbot, panel, tmp_path):
+    sd = known_state_dict(SMALL_BC, seed=21)
+    path = write_good("legacy", tmp_path / "legacy.pt", sd, SMALL_BC)
+    load(qtbot, panel, path)
+    assert panel.stack.currentWidget() is panel.view
+    assert "inferred from the weights" in panel.info_label.text()
+    expected = naive_matrices(sd)
+    view = panel.view
+    assert len(view.images) == 3 and view.colorbar is not None
+    for i, e in enumerate(expected):
+        img = view.images[i].image
+        depth = e.shape[1] - 1
+        assert img.shape == (e.shape[0], depth + 2)
+        assert np.isnan(img[:, depth]).all()  # the gap that sets the transition/classifier column apart
+        shown = np.concatenate([img[:, :depth], img[:, depth + 1:]], axis=1)
+        np.testing.assert_allclose(shown, column_normalised(e), rtol=1e-6, equal_nan=True)
+        np.testing.assert_array_equal(np.isnan(shown), np.isnan(e))  # no connection → NaN → transparent
+    assert tuple(view.colorbar.levels()) == (0.0, 1.0)
+
+    # Raw: values are the mean |w| themselves, colour bar spans 0..global max.
+    panel.norm_combo.setCurrentIndex(panel.norm_combo.findData("raw"))
+    img = view.images[1].image
+    e = expected[1]
+    np.testing.assert_allclose(np.delete(img, e.shape[1] - 1, axis=1), e, rtol=1e-6, equal_nan=True)
+    assert view.colorbar.levels()[1] == pytest.approx(max(np.nanmax(m) for m in expected))
+    panel.norm_combo.setCurrentIndex(panel.norm_combo.findData("block"))
+    np.testing.assert_allclose(np.delete(view.images[2].image, expected[2].shape[1] - 1, axis=1),
+                               expected[2] / np.nanmax(expected[2]), rtol=1e-6, equal_nan=True)
+
+
+def test_hover_and_click_details(qtbot, panel, tmp_path):
+    sd = known_state_dict(SMALL_BC, seed=2)
+    load(qtbot, panel, write_good("densegui", tmp_path / "a.pt", sd, SMALL_BC))
+    e = naive_matrices(sd)[1]  # block 2: input 9 channels, k = 4
+    view = panel.view
+    # Layer 2 → transition 2 (the set-apart column).
+    pos = view.scene_pos_of(1, 2, 4)
+    assert view.cell_at(pos) == (1, 2, 4)
+    view._on_move(pos)
+    assert panel.hover_label.text() == f"layer 2 → transition 2: {e[2, 4]:.4g}"
+    view.select(*view.cell_at(pos))
+    detail = panel.detail_label.text()
+    col = e[:, 4]
+    rank = int((col > e[2, 4]).sum()) + 1
+    assert "input channels 13–16" in detail  # 9 + 4 = 13 … 16
+    assert f"{e[2, 4]:.5g}" in detail and f"rank {rank} of 5" in detail
+    # A cell with no connection (layer 3 → layer 1) and the gap column are not cells.
+    assert view.cell_at(view.scene_pos_of(1, 3, 0)) is None
+    depth = len(view.blocks[1].targets) - 1
+    gap = view.plots[1].vb.mapViewToScene(QPointF(depth + 0.5, 2.5))
+    assert view.cell_at(gap) is None
+    view._on_move(view.scene_pos_of(1, 3, 0))
+    assert panel.hover_label.text().strip() == ""
+
+
+def test_error_keeps_previous_heatmap(qtbot, panel, tmp_path):
+    sd = known_state_dict(SMALL_BASIC, seed=4)
+    load(qtbot, panel, write_good("safetensors", tmp_path / "b.pt", sd, SMALL_BASIC))
+    before = [img.image.copy() for img in panel.view.images]
+    for name in ("hostile-torch-zip", "nan-weights", "random-bytes"):
+        (tmp_path / name).mkdir()
+        bad, phrase = write_bad(name, tmp_path / name)
+        load(qtbot, panel, bad, ok=False)
+        assert panel.message_label.isVisible() and phrase.lower() in panel.message_label.text().lower()
+        assert "\n" not in panel.message_label.text()
+        assert panel.stack.currentWidget() is panel.view
+        for old, img in zip(before, panel.view.images):
+            np.testing.assert_array_equal(old, img.image)
+    assert not (tmp_path / "hostile-torch-zip" / "MARKER").exists()
+
+
+def test_stale_result_never_overwrites_newer(qtbot, panel, tmp_path):
+    sd_a = known_state_dict(SMALL_BC, seed=1)
+    sd_b = known_state_dict(SMALL_BASIC, seed=1)
+    a = write_good("state_dict", tmp_path / "a.pt", sd_a, SMALL_BC)
+    b = write_good("state_dict", tmp_path / "b.pt", sd_b, SMALL_BASIC)
+    with qtbot.waitSignal(panel.loadFinished, timeout=TIMEOUT):
+        panel.load_checkpoint(str(a))
+        panel.load_checkpoint(str(b))
+    qtbot.waitUntil(lambda: not panel.is_loading(), timeout=TIMEOUT)
+    qtbot.wait(50)
+    assert Path(panel.loaded.path) == b and len(panel.view.images) == 2
+
+
+def test_send_config_recent_and_exports(qtbot, panel, tmp_path):
+    sd = known_state_dict(SMALL_BC, seed=8)
+    path = write_good("densegui", tmp_path / "c.pt", sd, SMALL_BC)
+    load(qtbot, panel, path)
+    with qtbot.waitSignal(panel.configRequested, timeout=1000) as blocker:
+        panel.send_button.click()
+    assert blocker.args[0] == SMALL_BC
+    assert panel.recent_files()[0] == str(path.resolve())
+    assert [a.text() for a in panel.recent_menu.actions()][0] == "c.pt"
+    png = tmp_path / "out.png"
+    panel.export_png(str(png))
+    from PySide6.QtGui import QImage
+
+    assert not QImage(str(png)).isNull()
+    files = panel.export_csv(str(tmp_path / "csv"))
+    assert len(files) == 3
+    panel.cmap_combo.setCurrentText("inferno")
+    assert panel.view.cmap_name == "inferno"
+
+
+def test_shipped_default_loads_on_start(qtbot, monkeypatch, tmp_path):
+    import densegui.core.resources as resources
+
+    folder = tmp_path / "resources"
+    folder.mkdir()
+    sd = known_state_dict(SMALL_BC, seed=9)
+    write_good("densegui", folder / "x.pt", sd, SMALL_BC).rename(folder / "densenet-digits.pt")
+    monkeypatch.setattr(resources, "resource_path", lambda name: folder / name)
+    p = ReusePanel()
+    qtbot.addWidget(p)
+    try:
+        qtbot.waitUntil(lambda: p.loaded is not None, timeout=TIMEOUT)
+        assert "stored in the file" in p.info_label.text()
+        e = naive_matrices(sd)[0]
+        img = p.view.images[0].image
+        assert math.isclose(img[0, 0], e[0, 0] / np.nanmax(e[:, 0]), rel_tol=1e-6)
+        assert p.recent_files() == []  # the shipped default is not a "recent file"
+    finally:
+        p.shutdown()
+        p.close()
+
+
+def test_shutdown_during_load_is_clean(qtbot, panel, tmp_path):
+    sd = known_state_dict(SMALL_BC, seed=3)
+    path = write_good("state_dict", tmp_path / "d.pt", sd, SMALL_BC)
+    panel.load_checkpoint(str(path))
+    panel.shutdown()
+    assert not panel.is_loading()
+    qtbot.wait(50)
+    assert panel.loaded is None  # the interrupted/stale load never lands
