@@ -115,3 +115,13 @@ def test_unrecognised_stem():
     sd["features.conv0.weight"] = torch.zeros(8, 3, 5, 5)
     with pytest.raises(InferenceError, match="unrecognised stem"):
         infer_config(sd)
+
+
+@pytest.mark.parametrize("name", ["densenet121", "densenet161", "densenet-40-k12", "densenet-bc-100-k12"])
+def test_expected_shapes_agree_with_the_model(name):
+    from densegui.core.checkpoint import expected_shapes
+
+    for cfg in (PRESETS[name].config, PRESETS[name].config.replace(compression=0.3, in_channels=1, num_classes=7)):
+        meta = {k: tuple(v.shape) for k, v in meta_state_dict(cfg).items()}
+        assert expected_shapes(cfg) == meta
+        assert list(expected_shapes(cfg)) == list(meta)
