@@ -1,0 +1,36 @@
+"""``densegui gui``: open the explorer window (``densegui`` alone does the same)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from densegui.core.config import DenseNetConfig, get_preset
+from densegui.core.errors import ConfigError
+
+
+def register(sub) -> None:
+    p = sub.add_parser("gui", help="open the DenseNet explorer window")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--preset", metavar="NAME", help="start from this preset (see `densegui presets`)")
+    src.add_argument("--config", metavar="FILE.json", help="start from this configuration file (the CLI's format)")
+    p.add_argument("--screenshot", metavar="OUT.png",
+                   help="render offscreen once every panel is up to date, save the window as PNG and exit")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    # Bad input is reported before any window opens (one line, exit 2).
+    cfg: DenseNetConfig | None = None
+    if args.config:
+        cfg = DenseNetConfig.from_file(args.config)
+    elif args.preset:
+        cfg = get_preset(args.preset)
+    if args.screenshot:
+        out = Path(args.screenshot)
+        if out.is_dir():
+            raise ConfigError(f"--screenshot {args.screenshot!r} is a directory; give a .png file name.")
+        if not out.parent.exists():
+            raise ConfigError(f"--screenshot: folder {str(out.parent)!r} does not exist.")
+    from densegui.gui.app import run_app
+
+    return run_app(cfg, preset=args.preset, screenshot=args.screenshot)

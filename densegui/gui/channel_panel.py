@@ -1,0 +1,331 @@
+"""Channels tab: the analytic layer table drawn layer by layer (pyqtgraph).
+
+Four x-linked plots over the whole network (x = row of ``layer_table``:
+stem, every dense layer, transitions, head): input/output channels,
+parameters, MACs, and the activation bytes a training step keeps per sample
+(naive vs memory-efficient). Dense blocks are shaded and labelled on the
+x axis, transitions are marked by dashed lines, hovering shows the layer's
+name and values, a check box switches to log scale and each plot exports to
+PNG. A pinned baseline is drawn as grey dashed curves.
+
+Everything here is a few ``setData`` calls on arrays built from the table,
+cheap enough to run on the main thread on every slider change.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from densegui.core.config import DenseNetConfig
+from densegui.core.stats import LayerTable
+from densegui.core.units import human_bytes, human_count
+from densegui.gui.panel import PanelMixin
+
+PLOTS = {
+    "channels": "Channels (input of each layer, output)",
+    "params": "Parameters per layer",
+    "macs": "MACs per layer (conv + linear, batch 1)",
+    "activations": "Saved activations per sample (training, float32)",
+}
+BLUE, ORANGE, GREEN, PURPLE, RED = "#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#d62728"
+SHADES = (QColor(31, 119, 180, 28), QColor(255, 127, 14, 28))
+BASELINE_PEN = pg.mkPen("#7f7f7f", width=1.5, style=Qt.PenStyle.DashLine)
+FG = "#333333"
+
+
+class CountAxis(pg.AxisItem):
+    """Tick labels like 400k, 2.5M, 1.2G (bytes: KiB/MiB) instead of 4e+07."""
+
+    def __init__(self, *args, binary: bool = False, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._binary = binary
+
+    def tickStrings(self, values, scale, spacing):  # noqa: N802 - pyqtgraph API
+        out = []
+        for v in values:
+            if self.logMode:
+                v = 10.0 ** v
+            v *= scale
+            if self._binary:
+                out.append(human_bytes(v) if v >= 1 else ("0" if v == 0 else f"{v:.2g}"))
+            else:
+                out.append(human_count(v) if abs(v) >= 1000 else f"{v:g}")
+        return out
+
+
+def table_arrays(table: LayerTable) -> dict[str, np.ndarray]:
+    """The per-row series the plots show (float arrays, one entry per row)."""
+    rows = table.rows
+    return {
+        "x": np.arange(len(rows), dtype=float),
+        "in": np.array([r.in_channels for r in rows], dtype=float),
+        "out": np.array([r.out_channels if r.kind != "head" else np.nan for r in rows], dtype=float),
+        "params": np.array([r.params for r in rows], dtype=float),
+        "macs": np.array([r.macs for r in rows], dtype=float),
+        "naive": np.array([r.saved_naive + r.fixed_naive for r in rows], dtype=float),
+        "efficient": np.array([r.saved_efficient + r.fixed_efficient for r in rows], dtype=float),
+    }
+
+
+def block_spans(table: LayerTable) -> tuple[list[tuple[int, float, float]], list[tuple[int, float]]]:
+    """(block, first x, last x) of every dense block and (block, x) of every transition."""
+    blocks: dict[int, list[int]] = {}
+    transitions: list[tuple[int, float]] = []
+    for x, r in enumerate(table.rows):
+        if r.kind == "dense":
+            blocks.setdefault(r.block, []).append(x)
+        elif r.kind == "transition":
+            transitions.append((r.block, float(x)))
+    spans = [(b, float(xs[0]), float(xs[-1])) for b, xs in sorted(blocks.items())]
+    return spans, transitions
+
+
+class ChannelPanel(PanelMixin, QWidget):
+    """Layer-by-layer plots of the analytic table, with a baseline overlay."""
+
+    hovered = Signal(str)  # the hover read-out text ("" when off the plots)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("channelPanel")
+        self.table: LayerTable | None = None
+        self.baseline: LayerTable | None = None
+        self._arrays: dict[str, np.ndarray] | None = None
+        self._base_arrays: dict[str, np.ndarray] | None = None
+        self._regions: list[list[pg.LinearRegionItem]] = []
+        self._tlines: list[list[pg.InfiniteLine]] = []
+        self._hover_index: int | None = None
+
+        self.graphics = pg.GraphicsLayoutWidget()
+        self.graphics.setObjectName("channelGraphics")
+        self.graphics.setBackground("w")
+        self.plots: dict[str, pg.PlotItem] = {}
+        for i, (key, title) in enumerate(PLOTS.items()):
+            left = CountAxis(orientation="left", binary=key == "activations")
+            p = self.graphics.addPlot(row=i // 2, col=i % 2, axisItems={"left": left})
+            p.setTitle(title, color=FG, size="10pt")
+            p.showGrid(x=False, y=True, alpha=0.15)
+            p.setMenuEnabled(False)
+            for side in ("left", "bottom"):
+                ax = p.getAxis(side)
+                ax.setPen(pg.mkPen(FG))
+                ax.setTextPen(pg.mkPen(FG))
+            p.getAxis("bottom").setStyle(tickTextOffset=4)
+            p.getAxis("left").setWidth(58)
+            if self.plots:
+                p.setXLink(self.plots["channels"])
+            self.plots[key] = p
+        self._regions = [[] for _ in self.plots]
+        self._tlines = [[] for _ in self.plots]
+
+        legend = self.plots["channels"].addLegend(offset=(8, 8), labelTextColor=FG, brush=pg.mkBrush(255, 255, 255, 200))
+        self.curves = {
+            "in": self.plots["channels"].plot(pen=pg.mkPen(BLUE, width=2), name="input channels"),
+            "out": self.plots["channels"].plot(pen=pg.mkPen(ORANGE, width=1.5), name="output channels"),
+            "params": self.plots["params"].plot(pen=pg.mkPen(GREEN, width=2)),
+            "macs": self.plots["macs"].plot(pen=pg.mkPen(PURPLE, width=2)),
+        }
+        act_legend = self.plots["activations"].addLegend(offset=(8, 8), labelTextColor=FG,
+                                                         brush=pg.mkBrush(255, 255, 255, 200))
+        self.curves["naive"] = self.plots["activations"].plot(pen=pg.mkPen(RED, width=2), name="naive")
+        self.curves["efficient"] = self.plots["activations"].plot(pen=pg.mkPen(BLUE, width=2), name="memory-efficient")
+        self.base_curves = {
+            "in": self.plots["channels"].plot(pen=BASELINE_PEN),
+            "params": self.plots["params"].plot(pen=BASELINE_PEN),
+            "macs": self.plots["macs"].plot(pen=BASELINE_PEN),
+            "naive": self.plots["activations"].plot(pen=BASELINE_PEN),
+        }
+        self._legends = (legend, act_legend)
+        self._base_legend_added = False
+        self.cursors = []
+        for p in self.plots.values():
+            line = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen("#444444", width=1))
+            line.setZValue(20)
+            line.hide()
+            p.addItem(line, ignoreBounds=True)
+            self.cursors.append(line)
+
+        self._proxy = pg.SignalProxy(self.graphics.scene().sigMouseMoved, rateLimit=60, slot=self._mouse_moved)
+
+        # ---- toolbar
+        self.log_check = QCheckBox("Log scale")
+        self.log_check.setObjectName("channelLogToggle")
+        self.log_check.setToolTip("Logarithmic y axes (parameters and MACs span orders of magnitude)")
+        self.log_check.toggled.connect(self.set_log_scale)
+        self.export_combo = QComboBox()
+        self.export_combo.setObjectName("channelExportCombo")
+        for key, title in PLOTS.items():
+            self.export_combo.addItem(title.split(" (")[0], key)
+        self.export_button = QPushButton("Export PNG…")
+        self.export_button.setObjectName("channelExportPng")
+        self.export_button.setToolTip("Save the chosen plot as a PNG image")
+        self.export_button.clicked.connect(self._export_dialog)
+        self.hover_label = QLabel("Hover over a plot to read a layer's values.")
+        self.hover_label.setObjectName("channelHover")
+        self.hover_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.hover_label.setMinimumHeight(22)
+
+        bar = QHBoxLayout()
+        bar.addWidget(self.log_check)
+        bar.addStretch(1)
+        bar.addWidget(QLabel("Plot:"))
+        bar.addWidget(self.export_combo)
+        bar.addWidget(self.export_button)
+        layout = QVBoxLayout(self)
+        layout.addLayout(bar)
+        layout.addWidget(self.graphics, 1)
+        layout.addWidget(self.hover_label)
+
+    # ----------------------------------------------------------------- updates
+    def set_table(self, table: LayerTable) -> None:
+        """Draw ``table`` (the current configuration's analytic table)."""
+        self.table = table
+        a = self._arrays = table_arrays(table)
+        symbol = "o" if len(a["x"]) <= 160 else None
+        for key in ("in", "out", "params", "macs", "naive", "efficient"):
+            self.curves[key].setData(a["x"], self._y(a[key]), symbol=symbol, symbolSize=4,
+                                     symbolPen=None, symbolBrush=self.curves[key].opts["pen"].color(),
+                                     connect="finite")
+        self._draw_blocks(table)
+        if self._hover_index is not None:
+            self.hover_index(self._hover_index)
+
+    def set_baseline(self, table: LayerTable | None) -> None:
+        """Overlay ``table`` as grey dashed curves (None removes it)."""
+        self.baseline = table
+        self._base_arrays = table_arrays(table) if table is not None else None
+        self._draw_baseline()
+        if table is not None and not self._base_legend_added:
+            self._legends[0].addItem(self.base_curves["in"], "baseline")
+            self._base_legend_added = True
+        elif table is None and self._base_legend_added:
+            self._legends[0].removeItem(self.base_curves["in"])
+            self._base_legend_added = False
+
+    def set_log_scale(self, on: bool) -> None:
+        if self.log_check.isChecked() != on:
+            self.log_check.setChecked(on)  # re-enters through toggled
+            return
+        for p in self.plots.values():
+            p.setLogMode(x=False, y=on)
+        if self.table is not None:
+            self.set_table(self.table)
+        self._draw_baseline()
+
+    def is_log_scale(self) -> bool:
+        return self.log_check.isChecked()
+
+    def hover_index(self, index: int | None) -> str:
+        """Show the read-out of row ``index`` (None clears it); returns the text."""
+        if self.table is None or index is None or not 0 <= index < len(self.table.rows):
+            self._hover_index = None
+            for c in self.cursors:
+                c.hide()
+            text = ""
+            self.hover_label.setText("Hover over a plot to read a layer's values.")
+        else:
+            self._hover_index = index
+            r = self.table.rows[index]
+            for c in self.cursors:
+                c.setPos(index)
+                c.show()
+            text = (f"{r.name}  ·  {r.in_channels:,} → {r.out_channels:,} channels at {r.out_size}×{r.out_size}"
+                    f"  ·  params {r.params:,}  ·  MACs {r.macs:,} ({human_count(r.macs)})"
+                    f"  ·  saved activations {human_bytes(r.saved_naive + r.fixed_naive)} naive, "
+                    f"{human_bytes(r.saved_efficient + r.fixed_efficient)} efficient")
+            self.hover_label.setText(text)
+        self.hovered.emit(text)
+        return text
+
+    def export_png(self, key: str, path: str | Path, width: int = 1200) -> Path:
+        """Save plot ``key`` (one of PLOTS) as a PNG file."""
+        import pyqtgraph.exporters as exporters
+
+        exporter = exporters.ImageExporter(self.plots[key])
+        exporter.parameters()["width"] = width
+        exporter.export(str(path))
+        return Path(path)
+
+    # ----------------------------------------------------------- panel contract
+    def set_config(self, cfg: DenseNetConfig) -> None:  # noqa: ARG002 - the window passes the table
+        """The window calls :meth:`set_table` with the already computed table."""
+
+    # --------------------------------------------------------------- internals
+    def _y(self, values: np.ndarray) -> np.ndarray:
+        if self.is_log_scale():
+            values = np.where(values > 0, values, np.nan)
+        return values
+
+    def _draw_baseline(self) -> None:
+        b = self._base_arrays
+        for key, curve in self.base_curves.items():
+            if b is None:
+                curve.setData([], [])
+            else:
+                curve.setData(b["x"], self._y(b[key]), connect="finite")
+
+    def _draw_blocks(self, table: LayerTable) -> None:
+        spans, transitions = block_spans(table)
+        # Block names as x tick labels (transitions are the dashed lines between them;
+        # their names would collide with a short block's label).
+        ticks = [((lo + hi) / 2, f"block {b}" if hi - lo >= 3 or len(spans) <= 4 else str(b)) for b, lo, hi in spans]
+        minor = [(float(x), "") for _b, x in transitions]
+        for i, p in enumerate(self.plots.values()):
+            regions, lines = self._regions[i], self._tlines[i]
+            while len(regions) < len(spans):
+                reg = pg.LinearRegionItem(movable=False, pen=pg.mkPen(None),
+                                          brush=SHADES[len(regions) % 2])
+                reg.setZValue(-10)
+                p.addItem(reg, ignoreBounds=True)
+                regions.append(reg)
+            while len(regions) > len(spans):
+                p.removeItem(regions.pop())
+            for reg, (_b, lo, hi) in zip(regions, spans):
+                reg.setRegion((lo - 0.5, hi + 0.5))
+            while len(lines) < len(transitions):
+                line = pg.InfiniteLine(angle=90, movable=False,
+                                       pen=pg.mkPen("#888888", width=1, style=Qt.PenStyle.DashLine))
+                p.addItem(line, ignoreBounds=True)
+                lines.append(line)
+            while len(lines) > len(transitions):
+                p.removeItem(lines.pop())
+            for line, (_b, x) in zip(lines, transitions):
+                line.setPos(x)
+            p.getAxis("bottom").setTicks([ticks, minor])
+            p.setXRange(-0.5, len(table.rows) - 0.5, padding=0.01)
+
+    def _mouse_moved(self, event) -> None:
+        pos = event[0]
+        for p in self.plots.values():
+            if p.sceneBoundingRect().contains(pos) and p.vb.sceneBoundingRect().contains(pos):
+                x = p.vb.mapSceneToView(pos).x()
+                if math.isfinite(x):
+                    self.hover_index(int(round(x)))
+                return
+        if self._hover_index is not None:
+            self.hover_index(None)
+
+    def _export_dialog(self) -> None:
+        key = self.export_combo.currentData()
+        path, _ = QFileDialog.getSaveFileName(self, "Export plot as PNG", f"densenet_{key}.png", "PNG image (*.png)")
+        if path:
+            try:
+                self.export_png(key, path)
+            except Exception as exc:  # noqa: BLE001 - show, never crash
+                self.hover_label.setText(f"Could not export {path}: {exc}")

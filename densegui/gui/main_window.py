@@ -1,0 +1,511 @@
+"""The explorer window: controls dock, headline figures, and one tab per panel.
+
+Data flow (one direction): the controls emit a validated
+:class:`DenseNetConfig` → the window computes ``layer_table(cfg)`` on the
+main thread (pure Python, about a millisecond; see
+``benchmarks/ui_latency.py``) → headline figures and channel plots update at
+once → every panel's ``set_config(cfg)`` is called; the summary panel
+debounces and runs torchinfo in its worker ("latest wins"). An invalid
+combination only shows its explanation; the last valid results stay.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import time
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, QSettings, Qt, Signal
+from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QFrame,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QScrollArea,
+    QTabWidget,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+from densegui.core.config import DEFAULT_PRESET, PRESETS, DenseNetConfig, get_preset
+from densegui.core.errors import ConfigError
+from densegui.core.stats import LayerTable, layer_table
+from densegui.core.units import human_bytes
+from densegui.gui.channel_panel import ChannelPanel
+from densegui.gui.controls import ControlsWidget
+from densegui.gui.icon import app_icon
+from densegui.gui.summary_panel import SummaryPanel
+
+# Panels built by other modules, added when they exist: (module, class, tab title).
+EXTRA_PANELS = (
+    ("densegui.gui.reuse_panel", "ReusePanel", "Feature reuse"),
+    ("densegui.gui.probe_panel", "ProbePanel", "Timing probe"),
+    ("densegui.gui.train_panel", "TrainPanel", "Train"),
+)
+
+SETTINGS_VERSION = 1
+
+
+def settings_disabled() -> bool:
+    return bool(os.environ.get("DENSEGUI_NO_SETTINGS"))
+
+
+def python_snippet(cfg: DenseNetConfig) -> str:
+    """Python code that rebuilds ``cfg``'s model with densegui."""
+    args = ",\n    ".join(f"{k}={v!r}" for k, v in cfg.to_dict().items() if k != "block_depths")
+    return (
+        "from densegui.core.config import DenseNetConfig\n"
+        "from densegui.core.model import build_model\n\n"
+        "cfg = DenseNetConfig(\n"
+        f"    block_depths={tuple(cfg.block_depths)!r},\n    {args},\n).validate()\n"
+        "model = build_model(cfg)\n"
+    )
+
+
+def _signed(n: float, fmt: str) -> str:
+    return ("+" if n > 0 else "") + format(n, fmt) if n != 0 else "±0"
+
+
+def _pct(new: float, old: float) -> str:
+    if old == 0:
+        return ""
+    return f" ({_signed(100.0 * (new - old) / old, '.1f')}%)"
+
+
+class _Card(QFrame):
+    """One headline figure: title, big value, one line of detail."""
+
+    def __init__(self, title: str, value_name: str, tip: str) -> None:
+        super().__init__()
+        self.setObjectName(value_name + "Card")
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.setToolTip(tip)
+        self.title = QLabel(title.upper())
+        self.title.setStyleSheet("color: #5b6b7b; font-size: 10px; font-weight: 600; letter-spacing: 1px;")
+        self.value = QLabel("–")
+        self.value.setObjectName(value_name)
+        self.value.setStyleSheet("font-size: 20px; font-weight: 600; color: #1f3b5a;")
+        self.value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.detail = QLabel(" ")
+        self.detail.setObjectName(value_name.replace("Label", "Detail"))
+        self.detail.setStyleSheet("color: #5b6b7b; font-size: 11px;")
+        self.delta = QLabel("")
+        self.delta.setObjectName(value_name.replace("Label", "Delta"))
+        self.delta.setStyleSheet("font-size: 11px;")
+        self.delta.hide()
+        v = QVBoxLayout(self)
+        v.setContentsMargins(10, 6, 10, 6)
+        v.setSpacing(1)
+        v.addWidget(self.title)
+        v.addWidget(self.value)
+        v.addWidget(self.detail)
+        v.addWidget(self.delta)
+
+    def set_delta(self, text: str | None, better: bool | None = None) -> None:
+        if text is None:
+            self.delta.hide()
+            return
+        color = "#5b6b7b" if better is None else ("#1b7f3b" if better else "#b3261e")
+        self.delta.setStyleSheet(f"font-size: 11px; color: {color};")
+        self.delta.setText(text)
+        self.delta.show()
+
+
+class MainWindow(QMainWindow):
+    """The densegui explorer."""
+
+    headlineUpdated = Signal(object)  # the DenseNetConfig now shown by the headline and the plots
+    configInvalid = Signal(str)
+
+    def __init__(self, settings: QSettings | None = None, parent: QWidget | None = None, *,
+                 restore: bool = True) -> None:
+        super().__init__(parent)
+        self.setObjectName("mainWindow")
+        self.setWindowIcon(app_icon())
+        self.settings = settings
+        self.config: DenseNetConfig | None = None
+        self.table: LayerTable | None = None
+        self.baseline: LayerTable | None = None
+        self.last_update_ms = 0.0
+        self.panels: dict[str, QWidget] = {}
+        self.panel_errors: dict[str, str] = {}
+
+        # ---- controls dock
+        self.controls = ControlsWidget()
+        scroll = QScrollArea()
+        scroll.setObjectName("controlsScroll")
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setWidget(self.controls)
+        self.dock = QDockWidget("Architecture", self)
+        self.dock.setObjectName("controlsDock")
+        self.dock.setWidget(scroll)
+        self.dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
+                              | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
+        self.dock.setMinimumWidth(340)
+        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.dock)
+
+        # ---- headline
+        self.params_card = _Card("Parameters", "paramsLabel", "Trainable parameters plus BatchNorm affine weights "
+                                 "(running statistics are buffers, not parameters).")
+        self.macs_card = _Card("MACs", "macsLabel", "Multiply-accumulates of the convolutions and the classifier for "
+                               "one image (BatchNorm, ReLU, pooling not counted). FLOPs ≈ 2 × MACs.")
+        self.channels_card = _Card("Final channels", "channelsLabel", "Feature maps entering the classifier: "
+                                   "the last block's input plus depth·k.")
+        self.memory_card = _Card("Training activations", "memoryLabel", "Bytes autograd keeps from the forward pass "
+                                 "for the backward pass, per image, float32: naive (every layer stores its own "
+                                 "concatenation) vs memory-efficient (shared storage + recomputation).")
+        self.params_label = self.params_card.value
+        self.invalid_label = QLabel()
+        self.invalid_label.setObjectName("invalidLabel")
+        self.invalid_label.setWordWrap(True)
+        self.invalid_label.setStyleSheet("background: #fdecea; color: #8a1c12; border: 1px solid #f5c2bd; "
+                                         "border-radius: 4px; padding: 6px 8px;")
+        self.invalid_label.hide()
+        self.baseline_label = QLabel()
+        self.baseline_label.setObjectName("baselineLabel")
+        self.baseline_label.setStyleSheet("color: #5b6b7b;")
+        self.baseline_label.hide()
+
+        cards = QGridLayout()
+        cards.setSpacing(8)
+        for i, card in enumerate((self.params_card, self.macs_card, self.channels_card, self.memory_card)):
+            cards.addWidget(card, 0, i)
+            cards.setColumnStretch(i, 1)
+
+        # ---- tabs
+        self.tabs = QTabWidget()
+        self.tabs.setObjectName("panelTabs")
+        self.tabs.setDocumentMode(True)
+        self.channel_panel = ChannelPanel()
+        self.summary_panel = SummaryPanel()
+        self.tabs.addTab(self.channel_panel, "Channels")
+        self.tabs.addTab(self.summary_panel, "Summary")
+        self.panels["channelPanel"] = self.channel_panel
+        self.panels["summaryPanel"] = self.summary_panel
+        self._add_extra_panels()
+
+        central = QWidget()
+        v = QVBoxLayout(central)
+        v.setContentsMargins(8, 8, 8, 4)
+        v.addLayout(cards)
+        v.addWidget(self.invalid_label)
+        v.addWidget(self.baseline_label)
+        v.addWidget(self.tabs, 1)
+        self.setCentralWidget(central)
+
+        self._build_actions()
+        self.statusBar().setObjectName("statusBar")
+
+        self.controls.configChanged.connect(self._config_changed)
+        self.controls.configInvalid.connect(self._config_invalid)
+
+        self.resize(1400, 900)
+        restored = self._restore_settings() if restore else False
+        if not restored:
+            self.apply_config(get_preset(DEFAULT_PRESET), DEFAULT_PRESET)
+
+    # ------------------------------------------------------------------ public
+    def apply_config(self, cfg: DenseNetConfig, preset: str | None = None) -> None:
+        """Load ``cfg`` into the controls and update everything (invalid → explanation)."""
+        self.controls.set_config(cfg, preset)
+        self.controls.emit_current()
+
+    def load_preset(self, name: str) -> None:
+        self.apply_config(get_preset(name), name)
+
+    def open_config(self, path: str | Path) -> bool:
+        """Load a configuration JSON file (the CLI's format; a ``summary --json``
+        object works too). On error the reason is shown and False returned."""
+        try:
+            p = Path(path)
+            try:
+                data = json.loads(p.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+                data = None
+            if isinstance(data, dict) and isinstance(data.get("config"), dict):
+                cfg = DenseNetConfig.from_dict(data["config"])
+            else:
+                cfg = DenseNetConfig.from_file(p)
+        except ConfigError as exc:
+            self._show_message(f"Could not open the configuration: {exc}")
+            return False
+        self.apply_config(cfg, self._preset_of(cfg))
+        self.statusBar().showMessage(f"Opened {path}", 5000)
+        return True
+
+    def save_config(self, path: str | Path) -> bool:
+        if self.config is None:
+            return False
+        try:
+            Path(path).write_text(self.config.to_json() + "\n", encoding="utf-8")
+        except OSError as exc:
+            self._show_message(f"Could not save {path}: {exc.strerror or exc}")
+            return False
+        self.statusBar().showMessage(f"Saved {path}", 5000)
+        return True
+
+    def copy_config(self) -> None:
+        if self.config is not None:
+            QGuiApplication.clipboard().setText(self.config.to_json())
+            self.statusBar().showMessage("Configuration JSON copied", 4000)
+
+    def copy_snippet(self) -> None:
+        if self.config is not None:
+            QGuiApplication.clipboard().setText(python_snippet(self.config))
+            self.statusBar().showMessage("Python snippet copied", 4000)
+
+    def pin_baseline(self) -> None:
+        """Pin the current configuration as the comparison baseline."""
+        if self.table is None:
+            return
+        self.baseline = self.table
+        self.channel_panel.set_baseline(self.table)
+        self.clear_baseline_action.setEnabled(True)
+        self._update_headline()
+
+    def clear_baseline(self) -> None:
+        self.baseline = None
+        self.channel_panel.set_baseline(None)
+        self.clear_baseline_action.setEnabled(False)
+        self._update_headline()
+
+    def is_up_to_date(self) -> bool:
+        """Headline, plots and summary all show the current configuration."""
+        return self.config is not None and self.summary_panel.is_up_to_date()
+
+    def shutdown(self) -> None:
+        """Stop every panel's workers and wait for them (idempotent)."""
+        for panel in self.panels.values():
+            try:
+                panel.shutdown()
+            except Exception:  # noqa: BLE001 - one faulty panel must not keep the others running
+                pass
+
+    # ---------------------------------------------------------------- updates
+    def _config_changed(self, cfg: DenseNetConfig) -> None:
+        t0 = time.perf_counter()
+        self.config = cfg
+        self.table = layer_table(cfg)
+        self.invalid_label.hide()
+        self._update_headline()
+        self.channel_panel.set_table(self.table)
+        self.last_update_ms = (time.perf_counter() - t0) * 1000
+        name = self.controls.preset_name() or self.controls.preset_combo.currentText()
+        self.setWindowTitle(f"densegui — DenseNet explorer — {name}")
+        self.statusBar().showMessage(f"{name}: {cfg.num_blocks} blocks {list(cfg.block_depths)}, k={cfg.growth_rate}, "
+                                     f"θ={cfg.compression:g} · headline and plots updated in "
+                                     f"{self.last_update_ms:.1f} ms")
+        for key, panel in self.panels.items():
+            if key == "channelPanel":
+                continue
+            try:
+                panel.set_config(cfg)
+            except Exception as exc:  # noqa: BLE001 - keep the explorer alive whatever a panel does
+                self.statusBar().showMessage(f"{key}: {type(exc).__name__}: {exc}", 8000)
+        self.headlineUpdated.emit(cfg)
+
+    def _config_invalid(self, message: str) -> None:
+        self._show_message(f"Invalid configuration: {message} The figures below are still those of the last "
+                           "valid configuration.")
+        self.configInvalid.emit(message)
+
+    def _show_message(self, text: str) -> None:
+        self.invalid_label.setText("⚠  " + text)
+        self.invalid_label.show()
+
+    def _update_headline(self) -> None:
+        t, b = self.table, self.baseline
+        if t is None:
+            return
+        cfg = t.config
+        naive, eff = t.naive_bytes, t.efficient_bytes
+        self.params_card.value.setText(f"{t.params:,}")
+        self.params_card.detail.setText(f"{t.params / 1e6:.2f} M · {t.params * 4 / 2**20:.1f} MiB in float32")
+        self.macs_card.value.setText(f"{t.macs / 1e9:.3f} G")
+        self.macs_card.detail.setText(f"{t.macs:,} at {cfg.input_size}×{cfg.input_size} · ≈ {2 * t.macs / 1e9:.2f} GFLOPs")
+        self.channels_card.value.setText(f"{cfg.final_channels:,}")
+        self.channels_card.detail.setText(f"→ {cfg.num_classes:,} classes · {sum(cfg.block_depths)} dense layers")
+        self.memory_card.value.setText(f"{human_bytes(naive)} → {human_bytes(eff)}")
+        used = "memory-efficient on" if cfg.memory_efficient else "memory-efficient off"
+        self.memory_card.detail.setText(f"naive → efficient, per image · {eff / naive:.0%} of naive · {used}")
+        if b is None:
+            for card in (self.params_card, self.macs_card, self.channels_card, self.memory_card):
+                card.set_delta(None)
+            self.baseline_label.hide()
+            return
+        bc = b.config
+        self.params_card.set_delta(f"{_signed(t.params - b.params, ',')}{_pct(t.params, b.params)} vs baseline",
+                                   None if t.params == b.params else t.params < b.params)
+        self.macs_card.set_delta(f"{_signed((t.macs - b.macs) / 1e9, '.3f')} G{_pct(t.macs, b.macs)} vs baseline",
+                                 None if t.macs == b.macs else t.macs < b.macs)
+        dc = cfg.final_channels - bc.final_channels
+        self.channels_card.set_delta(f"{_signed(dc, ',')}{_pct(cfg.final_channels, bc.final_channels)} vs baseline")
+        bn = b.naive_bytes
+        self.memory_card.set_delta(f"naive {_signed((naive - bn) / 2**20, '.1f')} MiB{_pct(naive, bn)} vs baseline",
+                                   None if naive == bn else naive < bn)
+        self.baseline_label.setText(
+            f"Baseline (grey dashed curves): k={bc.growth_rate}, θ={bc.compression:g}, "
+            f"{'bottleneck' if bc.bottleneck else 'no bottleneck'}, blocks {list(bc.block_depths)}, "
+            f"{bc.stem} stem, {bc.input_size}px · {b.params:,} parameters")
+        self.baseline_label.show()
+
+    # ------------------------------------------------------------------ panels
+    def _add_extra_panels(self) -> None:
+        for module_name, class_name, title in EXTRA_PANELS:
+            try:
+                module = importlib.import_module(module_name)
+            except ModuleNotFoundError as exc:
+                if exc.name == module_name:
+                    continue  # not written yet
+                self.panel_errors[class_name] = f"{exc}"
+                continue
+            except Exception as exc:  # noqa: BLE001 - a broken panel must not take the explorer down
+                self.panel_errors[class_name] = f"{type(exc).__name__}: {exc}"
+                continue
+            try:
+                panel = getattr(module, class_name)(self)
+            except Exception as exc:  # noqa: BLE001
+                self.panel_errors[class_name] = f"{type(exc).__name__}: {exc}"
+                continue
+            key = panel.objectName() or class_name
+            self.panels[key] = panel
+            self.tabs.addTab(panel, title)
+        reuse, train = self.panels.get("reusePanel"), self.panels.get("trainPanel")
+        if reuse is not None and hasattr(reuse, "configRequested"):
+            reuse.configRequested.connect(self._config_requested)
+        if reuse is not None and train is not None and hasattr(train, "checkpointSaved"):
+            train.checkpointSaved.connect(reuse.load_checkpoint)
+
+    def _config_requested(self, cfg) -> None:
+        if isinstance(cfg, DenseNetConfig):
+            self.apply_config(cfg, self._preset_of(cfg))
+            self.tabs.setCurrentWidget(self.channel_panel)
+
+    @staticmethod
+    def _preset_of(cfg: DenseNetConfig) -> str | None:
+        for name, preset in PRESETS.items():
+            if preset.config == cfg:
+                return name
+        return None
+
+    # ----------------------------------------------------------------- actions
+    def _build_actions(self) -> None:
+        def action(text: str, slot, shortcut=None, tip: str = "", name: str = "") -> QAction:
+            a = QAction(text, self)
+            a.triggered.connect(slot)
+            if shortcut is not None:
+                a.setShortcut(QKeySequence(shortcut))
+            if tip:
+                a.setToolTip(tip)
+                a.setStatusTip(tip)
+            if name:
+                a.setObjectName(name)
+            return a
+
+        self.open_action = action("Open config…", self._open_dialog, QKeySequence.StandardKey.Open,
+                                  "Open a configuration JSON (the CLI's --config format)", "openConfigAction")
+        self.save_action = action("Save config…", self._save_dialog, QKeySequence.StandardKey.Save,
+                                  "Save the configuration as JSON (usable with densegui --config)", "saveConfigAction")
+        self.copy_json_action = action("Copy config JSON", self.copy_config, None,
+                                       "Copy the configuration as JSON", "copyConfigAction")
+        self.copy_snippet_action = action("Copy Python snippet", self.copy_snippet, None,
+                                          "Copy Python code that rebuilds this model with densegui", "copySnippetAction")
+        self.pin_action = action("Pin as baseline", self.pin_baseline, "Ctrl+B",
+                                 "Compare every later change against the current configuration", "pinBaselineAction")
+        self.clear_baseline_action = action("Clear baseline", self.clear_baseline, None,
+                                            "Remove the pinned baseline", "clearBaselineAction")
+        self.clear_baseline_action.setEnabled(False)
+        quit_action = action("Quit", self.close, QKeySequence.StandardKey.Quit, "", "quitAction")
+
+        file_menu = self.menuBar().addMenu("&File")
+        for a in (self.open_action, self.save_action):
+            file_menu.addAction(a)
+        file_menu.addSeparator()
+        file_menu.addAction(quit_action)
+        share_menu = self.menuBar().addMenu("&Share")
+        share_menu.addAction(self.copy_json_action)
+        share_menu.addAction(self.copy_snippet_action)
+        compare_menu = self.menuBar().addMenu("&Compare")
+        compare_menu.addAction(self.pin_action)
+        compare_menu.addAction(self.clear_baseline_action)
+        view_menu = self.menuBar().addMenu("&View")
+        view_menu.addAction(self.dock.toggleViewAction())
+
+        bar = QToolBar("Main toolbar", self)
+        bar.setObjectName("mainToolbar")
+        bar.setMovable(False)
+        bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        for a in (self.open_action, self.save_action):
+            bar.addAction(a)
+        bar.addSeparator()
+        for a in (self.copy_json_action, self.copy_snippet_action):
+            bar.addAction(a)
+        bar.addSeparator()
+        for a in (self.pin_action, self.clear_baseline_action):
+            bar.addAction(a)
+        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, bar)
+
+    def _open_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open configuration", "", "JSON (*.json);;All files (*)")
+        if path:
+            self.open_config(path)
+
+    def _save_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save configuration", "densenet.json", "JSON (*.json)")
+        if path:
+            self.save_config(path)
+
+    # ---------------------------------------------------------------- settings
+    def _restore_settings(self) -> bool:
+        s = self.settings
+        if s is None:
+            return False
+        geometry = s.value("window/geometry")
+        if isinstance(geometry, QByteArray) and not geometry.isEmpty():
+            self.restoreGeometry(geometry)
+        state = s.value("window/state")
+        if isinstance(state, QByteArray) and not state.isEmpty():
+            self.restoreState(state, SETTINGS_VERSION)
+        tab = s.value("window/tab")
+        if tab is not None:
+            try:
+                self.tabs.setCurrentIndex(int(tab))
+            except (TypeError, ValueError):
+                pass
+        text = s.value("explorer/config")
+        if not isinstance(text, str) or not text:
+            return False
+        try:
+            cfg = DenseNetConfig.from_json(text)
+        except ConfigError:
+            return False  # stale or hand-edited settings: start from the default preset
+        preset = s.value("explorer/preset")
+        self.apply_config(cfg, preset if isinstance(preset, str) and preset in PRESETS
+                          and PRESETS[preset].config == cfg else None)
+        return True
+
+    def save_settings(self) -> None:
+        s = self.settings
+        if s is None:
+            return
+        s.setValue("window/geometry", self.saveGeometry())
+        s.setValue("window/state", self.saveState(SETTINGS_VERSION))
+        s.setValue("window/tab", self.tabs.currentIndex())
+        if self.config is not None:
+            s.setValue("explorer/config", self.config.to_json(indent=None))
+            s.setValue("explorer/preset", self.controls.preset_name() or "")
+        s.sync()
+
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt API
+        self.save_settings()
+        self.shutdown()
+        super().closeEvent(event)
