@@ -35,12 +35,21 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _show(value: Any) -> str:
+    """``repr(value)``, shortened so that an error message stays one short line."""
+    try:
+        text = repr(value)
+    except ValueError:  # an integer too long for str()
+        return "a very large integer"
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _check_int(name: str, value: Any, label: str | None = None) -> None:
     lo, hi = LIMITS[label or name]
     if not _is_int(value):
-        raise ConfigError(f"{name} must be an integer from {lo} to {hi}, got {value!r}.")
+        raise ConfigError(f"{name} must be an integer from {lo} to {hi}, got {_show(value)}.")
     if not lo <= value <= hi:
-        raise ConfigError(f"{name} must be from {lo} to {hi}, got {value}.")
+        raise ConfigError(f"{name} must be from {lo} to {hi}, got {_show(value)}.")
 
 
 @dataclass(frozen=True)
@@ -72,7 +81,10 @@ class DenseNetConfig:
         for name in ("compression", "drop_rate"):
             value = getattr(self, name)
             if _is_int(value):
-                object.__setattr__(self, name, float(value))
+                try:
+                    object.__setattr__(self, name, float(value))
+                except OverflowError:  # a huge JSON integer: left as is, validate() rejects it
+                    pass
 
     # ------------------------------------------------------------------ derived
     @property
@@ -135,35 +147,38 @@ class DenseNetConfig:
         _check_int("growth_rate", self.growth_rate)
         if not isinstance(self.block_depths, tuple) or not self.block_depths:
             lo, hi = LIMITS["num_blocks"]
-            raise ConfigError(f"block_depths must list {lo} to {hi} block depths, got {self.block_depths!r}.")
+            raise ConfigError(f"block_depths must list {lo} to {hi} block depths, got {_show(self.block_depths)}.")
         lo, hi = LIMITS["num_blocks"]
         if not lo <= len(self.block_depths) <= hi:
             raise ConfigError(f"block_depths must list {lo} to {hi} blocks, got {len(self.block_depths)}.")
         for i, depth in enumerate(self.block_depths, 1):
             _check_int(f"block_depths (block {i})", depth, "block_depth")
         if not isinstance(self.compression, float) or not 0.0 < self.compression <= 1.0 or math.isnan(self.compression):
-            raise ConfigError(f"compression must be a number in (0, 1], got {self.compression!r}.")
+            raise ConfigError(f"compression must be a number in (0, 1], got {_show(self.compression)}.")
         if not isinstance(self.bottleneck, bool):
-            raise ConfigError(f"bottleneck must be true or false, got {self.bottleneck!r}.")
+            raise ConfigError(f"bottleneck must be true or false, got {_show(self.bottleneck)}.")
         _check_int("bn_size", self.bn_size)
         if self.init_features is not None:
             _check_int("init_features", self.init_features)
         if self.stem not in STEMS:
-            raise ConfigError(f"stem must be one of {', '.join(STEMS)}, got {self.stem!r}.")
+            raise ConfigError(f"stem must be one of {', '.join(STEMS)}, got {_show(self.stem)}.")
         _check_int("in_channels", self.in_channels)
         _check_int("num_classes", self.num_classes)
         if not isinstance(self.drop_rate, float) or not 0.0 <= self.drop_rate < 1.0:
-            raise ConfigError(f"drop_rate must be a number in [0, 1), got {self.drop_rate!r}.")
+            raise ConfigError(f"drop_rate must be a number in [0, 1), got {_show(self.drop_rate)}.")
         _check_int("input_size", self.input_size)
         if not isinstance(self.memory_efficient, bool):
-            raise ConfigError(f"memory_efficient must be true or false, got {self.memory_efficient!r}.")
+            raise ConfigError(f"memory_efficient must be true or false, got {_show(self.memory_efficient)}.")
         # Combinations.
         channels = self.num_init_features
         for i, depth in enumerate(self.block_depths[:-1], 1):
             m = channels + depth * self.growth_rate
             channels = self.transition_out(m)
             if channels < 1:
-                need = 1.0 / m
+                # 1/m rounded *up* to 3 significant digits, so that the value
+                # the message suggests really is enough (⌊0.333·3⌋ would be 0).
+                step = 10.0 ** (math.floor(math.log10(1.0 / m)) - 2)
+                need = math.ceil(1.0 / m / step - 1e-6) * step
                 raise ConfigError(
                     f"compression {self.compression:g} leaves 0 channels after transition {i} "
                     f"({m} channels in); compression must be at least {need:.3g} here."
@@ -196,12 +211,12 @@ class DenseNetConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
-            raise ConfigError(f"unknown configuration field {unknown[0]!r}; valid fields: {', '.join(sorted(names))}.")
+            raise ConfigError(f"unknown configuration field {_show(unknown[0])}; valid fields: {', '.join(sorted(names))}.")
         values = dict(data)
         if "block_depths" in values:
             depths = values["block_depths"]
             if not isinstance(depths, (list, tuple)):
-                raise ConfigError(f"block_depths must be a list of integers, got {depths!r}.")
+                raise ConfigError(f"block_depths must be a list of integers, got {_show(depths)}.")
             values["block_depths"] = tuple(depths)
         return cls(**values).validate()
 
@@ -211,6 +226,8 @@ class DenseNetConfig:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ConfigError(f"configuration is not valid JSON ({exc.msg} at line {exc.lineno}).") from None
+        except (ValueError, RecursionError) as exc:  # integers over 4300 digits, absurdly deep nesting
+            raise ConfigError(f"configuration is not usable JSON ({exc.__class__.__name__}: {str(exc).splitlines()[0][:80]}).") from None
         return cls.from_dict(data)
 
     @classmethod
@@ -292,4 +309,4 @@ def get_preset(name: str) -> DenseNetConfig:
     try:
         return PRESETS[name].config
     except KeyError:
-        raise ConfigError(f"unknown preset {name!r}; valid presets: {', '.join(PRESETS)}.") from None
+        raise ConfigError(f"unknown preset {_show(name)}; valid presets: {', '.join(PRESETS)}.") from None
