@@ -35,6 +35,9 @@ def rename_legacy_keys(state_dict: Mapping[str, Tensor]) -> OrderedDict[str, Ten
     for key, value in state_dict.items():
         m = _LEGACY_KEY.match(key)
         out[m.group(1) + m.group(2) if m else key] = value
+    metadata = getattr(state_dict, "_metadata", None)
+    if metadata is not None:  # keep BatchNorm's version info, as torchvision's in-place renaming does
+        out._metadata = metadata  # type: ignore[attr-defined]
     return out
 
 
@@ -122,7 +125,11 @@ class DenseNet(nn.Module):
                 self.features.add_module(f"transition{i + 1}", Transition(c_out, cfg.transition_out(c_out)))
         self.features.add_module("norm5", nn.BatchNorm2d(cfg.final_channels))
         self.classifier = nn.Linear(cfg.final_channels, cfg.num_classes)
-        self.reset_parameters()
+        # On the meta device there are no values to initialise, and meta
+        # normal_() goes through a slow Python decomposition (≈0.4 s for
+        # densenet264, plus a ≈2 s first-call import of torch._dynamo).
+        if self.classifier.weight.device.type != "meta":
+            self.reset_parameters()
 
     def reset_parameters(self) -> None:
         """torchvision's initialisation: He-normal convs, BN 1/0, linear bias 0."""
