@@ -1,0 +1,240 @@
+"""The analytic layer table against independent measurements of real models:
+
+* parameters: ``sum(p.numel())`` of the built model, in total and per row;
+* MACs: ``torch.utils.flop_counter.FlopCounterMode`` (= 2 × MACs), in total and per row;
+* channels / spatial size / output elements: forward hooks on a real forward pass;
+* activation memory: the bytes autograd really saves for backward, captured with
+  ``torch.autograd.graph.saved_tensors_hooks`` (unique storages, parameters and
+  buffers excluded), byte for byte, in both modes, batch > 1, with and without dropout.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from densegui.core.config import PRESETS, DenseNetConfig, get_preset
+from densegui.core.errors import ConfigError
+from densegui.core.model import build_model
+from densegui.core.stats import layer_table
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def random_configs(seed: int, count: int, **fixed) -> list[DenseNetConfig]:
+    rng = random.Random(seed)
+    out: list[DenseNetConfig] = []
+    while len(out) < count:
+        values = dict(
+            growth_rate=rng.randint(1, 7),
+            block_depths=tuple(rng.randint(1, 4) for _ in range(rng.randint(1, 4))),
+            compression=rng.choice([1.0, 0.5, 0.3, 0.75, 0.2]),
+            bottleneck=rng.random() < 0.5,
+            bn_size=rng.randint(1, 4),
+            init_features=rng.choice([None, rng.randint(1, 12)]),
+            stem=rng.choice(["imagenet", "cifar"]),
+            in_channels=rng.randint(1, 4),
+            num_classes=rng.randint(1, 12),
+            drop_rate=rng.choice([0.0, 0.25]),
+            input_size=rng.randint(5, 40),
+        )
+        values.update(fixed)
+        cfg = DenseNetConfig(**values)
+        try:
+            cfg.validate()
+        except ConfigError:
+            continue
+        out.append(cfg)
+    return out
+
+
+def row_modules(model, row):
+    """The modules whose parameters one table row accounts for."""
+    f = model.features
+    if row.kind == "stem":
+        return [f.conv0] + ([f.norm0] if hasattr(f, "norm0") else [])
+    if row.kind == "head":
+        return [f.norm5, model.classifier]
+    return [model.get_submodule(row.name)]
+
+
+# ----------------------------------------------------------------------------- parameters
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_params_presets(name):
+    cfg = get_preset(name)
+    model = build_model(cfg, "meta")
+    table = layer_table(cfg)
+    assert table.params == sum(p.numel() for p in model.parameters())
+    for row in table.rows:
+        assert row.params == sum(p.numel() for m in row_modules(model, row) for p in m.parameters()), row.name
+
+
+def test_params_random_configs_total_and_per_row():
+    for cfg in random_configs(101, 60):
+        model = build_model(cfg, "meta")
+        table = layer_table(cfg)
+        assert table.params == sum(p.numel() for p in model.parameters()), cfg
+        seen = set()
+        for row in table.rows:
+            mods = row_modules(model, row)
+            assert row.params == sum(p.numel() for m in mods for p in m.parameters()), (cfg, row.name)
+            seen.update(id(p) for m in mods for p in m.parameters())
+        assert len(seen) == len(list(model.parameters()))  # rows partition the parameters
+
+
+def test_rows_cover_every_layer_in_order():
+    cfg = DenseNetConfig(growth_rate=3, block_depths=(2, 3, 1), stem="cifar", input_size=16)
+    names = [r.name for r in layer_table(cfg).rows]
+    assert names == ["features.conv0",
+                     "features.denseblock1.denselayer1", "features.denseblock1.denselayer2", "features.transition1",
+                     "features.denseblock2.denselayer1", "features.denseblock2.denselayer2",
+                     "features.denseblock2.denselayer3", "features.transition2",
+                     "features.denseblock3.denselayer1", "classifier"]
+    rows = layer_table(cfg).rows
+    assert [r.kind for r in rows] == ["stem"] + ["dense"] * 2 + ["transition"] + ["dense"] * 3 + ["transition"] + ["dense", "head"]
+    assert [r.block for r in rows] == [None, 1, 1, 1, 2, 2, 2, 2, 3, None]
+    assert [r.index for r in rows] == [None, 1, 2, None, 1, 2, 3, None, 1, None]
+
+
+# ----------------------------------------------------------------------------- MACs
+def _flops(model, cfg, device="cpu"):
+    x = torch.randn(1, cfg.in_channels, cfg.input_size, cfg.input_size, device=device)
+    with FlopCounterMode(display=False) as fc, torch.no_grad():
+        model.eval()(x)
+    counts = {k: sum(v.values()) for k, v in fc.get_flop_counts().items()}
+    return fc.get_total_flops(), counts
+
+
+def test_macs_random_configs_against_flop_counter_total_and_per_row():
+    for cfg in random_configs(202, 20):
+        table = layer_table(cfg)
+        total, per_module = _flops(build_model(cfg), cfg)
+        assert total == 2 * table.macs, cfg
+        for row in table.rows:
+            key = "DenseNet." + ("features.conv0" if row.kind == "stem" else row.name)
+            assert 2 * row.macs == per_module.get(key, 0), (cfg, row.name)
+
+
+@pytest.mark.parametrize("name", ["densenet121", "densenet-40-k12", "densenet-bc-100-k12"])
+def test_macs_presets_against_flop_counter(name):
+    cfg = get_preset(name)
+    total, _ = _flops(build_model(cfg, "meta"), cfg, device="meta")
+    assert total == 2 * layer_table(cfg).macs
+
+
+def test_densenet121_macs_matches_reference_figure():
+    assert round(layer_table(get_preset("densenet121")).macs / 1e9, 2) == 2.83  # REFERENCE.md: ≈2.83 G
+
+
+# ----------------------------------------------------------------------------- shapes
+def test_channels_sizes_and_elements_against_forward_hooks():
+    for cfg in random_configs(303, 25):
+        model = build_model(cfg).eval()
+        seen: dict[str, tuple[int, tuple[int, ...]]] = {}
+
+        def hook(name):
+            def fn(module, args, output):
+                inp = args[0]
+                cin = sum(t.shape[1] for t in inp) if isinstance(inp, (list, tuple)) else inp.shape[1]
+                seen[name] = (cin, tuple(output.shape))
+            return fn
+
+        for row in layer_table(cfg).rows:
+            if row.kind == "dense" or row.kind == "transition":
+                model.get_submodule(row.name).register_forward_hook(hook(row.name))
+        f = model.features
+        f.conv0.register_forward_hook(hook("conv0"))
+        (f.pool0 if cfg.stem == "imagenet" else f.conv0).register_forward_hook(hook("stem_out"))
+        f.norm5.register_forward_hook(hook("norm5"))
+        model.classifier.register_forward_hook(hook("classifier"))
+        with torch.no_grad():
+            model(torch.randn(2, cfg.in_channels, cfg.input_size, cfg.input_size))
+        for row in layer_table(cfg).rows:
+            if row.kind == "stem":
+                cin, out = seen["conv0"][0], seen["stem_out"][1]
+            elif row.kind == "head":
+                cin, out = seen["norm5"][0], seen["classifier"][1]
+            else:
+                cin, out = seen[row.name]
+            assert row.in_channels == cin, (cfg, row.name)
+            assert row.out_channels == out[1], (cfg, row.name)
+            assert row.out_elements * 2 == torch.Size(out).numel(), (cfg, row.name)
+            assert row.out_size == (out[-1] if len(out) == 4 else 1), (cfg, row.name)
+
+
+# ----------------------------------------------------------------------------- activation memory
+def saved_bytes(cfg: DenseNetConfig, batch: int) -> int:
+    """Bytes of the distinct storages autograd saves in one training step."""
+    torch.manual_seed(0)
+    model = build_model(cfg).train()
+    exclude = {t.untyped_storage().data_ptr() for t in [*model.parameters(), *model.buffers()]}
+    storages: dict[int, int] = {}
+
+    def pack(t):
+        s = t.untyped_storage()
+        if s.data_ptr() not in exclude:
+            storages[s.data_ptr()] = s.nbytes()
+        return t
+
+    x = torch.randn(batch, cfg.in_channels, cfg.input_size, cfg.input_size)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = model(x)
+        out.sum().backward()  # recomputation in backward saves through the hooks too: must not be counted
+    return sum(storages.values())
+
+
+def test_activation_bytes_exact_against_autograd_saved_tensors():
+    configs = random_configs(404, 10, drop_rate=0.0) + random_configs(405, 8, drop_rate=0.3)
+    kinds = {(c.stem, c.bottleneck, c.drop_rate > 0) for c in configs}
+    assert len(kinds) >= 6  # both stems, both layer kinds, with and without dropout
+    for i, cfg in enumerate(configs):
+        batch = 2 + i % 3
+        table = layer_table(cfg)
+        for eff in (False, True):
+            got = saved_bytes(cfg.replace(memory_efficient=eff), batch)
+            assert table.activation_bytes(batch, efficient=eff) == got, (cfg, eff, batch)
+
+
+def test_activation_bytes_exact_for_a_deep_bc_net():
+    cfg = get_preset("densenet-bc-100-k12").replace(block_depths=(6, 6, 6), input_size=16)
+    table = layer_table(cfg)
+    for eff in (False, True):
+        assert table.activation_bytes(3, efficient=eff) == saved_bytes(cfg.replace(memory_efficient=eff), 3)
+
+
+def test_activation_bytes_linear_in_batch_and_properties():
+    table = layer_table(get_preset("densenet121"))
+    for eff in (False, True):
+        a1, a2, a7 = (table.activation_bytes(b, efficient=eff) for b in (1, 2, 7))
+        assert a7 - a1 == 6 * (a2 - a1) and a1 > 0
+    assert table.naive_bytes == table.activation_bytes(1) and table.efficient_bytes == table.activation_bytes(1, True)
+    assert table.efficient_bytes < table.naive_bytes
+
+
+def test_naive_memory_is_quadratic_in_depth_and_efficient_linear():
+    def dense_bytes(depth, eff):
+        cfg = DenseNetConfig(growth_rate=12, block_depths=(depth,), stem="cifar", input_size=32, init_features=24)
+        return sum(r.saved_efficient if eff else r.saved_naive for r in layer_table(cfg).dense_rows())
+
+    naive = [dense_bytes(d, False) for d in range(2, 8)]
+    eff = [dense_bytes(d, True) for d in range(2, 8)]
+    d2n = {naive[i + 2] - 2 * naive[i + 1] + naive[i] for i in range(4)}
+    d2e = {eff[i + 2] - 2 * eff[i + 1] + eff[i] for i in range(4)}
+    assert d2n == {2 * 12 * 32 * 32 * 4}  # second difference: 2 saved copies of k new channels, float32
+    assert d2e == {0}
+
+
+def test_layer_table_validates_first():
+    with pytest.raises(ConfigError, match="growth_rate"):
+        layer_table(DenseNetConfig(growth_rate=0))
+    with pytest.raises(ConfigError, match="input_size"):
+        layer_table(DenseNetConfig(input_size=16))
