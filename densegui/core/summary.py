@@ -37,7 +37,7 @@ class SummaryResult:
     config: DenseNetConfig
     depth: int
     text: str
-    rows: tuple[SummaryRow, ...]
+    rows: tuple[SummaryRow, ...]  # the rows of ``text``: modules down to ``depth``
     total_params: int
     total_macs: int
 
@@ -80,6 +80,7 @@ def summarize(config: DenseNetConfig, depth: int = 3, device: str | torch.device
                 macs=int(info.macs),
             )
             for info in stats.summary_list
+            if info.depth <= depth  # the rows the text shows (torchinfo traces every depth)
         )
         return SummaryResult(cfg, depth, str(stats), rows, int(stats.total_params), int(stats.total_mult_adds))
     finally:

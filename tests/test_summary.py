@@ -1,0 +1,114 @@
+"""torchinfo wrapper: text + rows, totals against the analytic table and the
+model itself, explicit device, cache cleared (no model kept alive)."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+
+import pytest
+import torch
+import torchinfo.torchinfo as torchinfo_impl
+from torch import nn
+
+import densegui.core.summary as summary_mod
+from densegui.core.config import DenseNetConfig, get_preset
+from densegui.core.errors import ConfigError
+from densegui.core.model import build_model
+from densegui.core.stats import layer_table
+from densegui.core.summary import summarize
+
+SMALL = DenseNetConfig(growth_rate=4, block_depths=(2, 3), bn_size=2, compression=0.5, input_size=32, num_classes=10)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def torchinfo_extra(cfg: DenseNetConfig) -> int:
+    """torchinfo also counts one mult-add per BatchNorm affine parameter and per linear bias."""
+    model = build_model(cfg, "meta")
+    bn = sum(m.weight.numel() + m.bias.numel() for m in model.modules() if isinstance(m, nn.BatchNorm2d))
+    return bn + model.classifier.bias.numel()
+
+
+@pytest.mark.parametrize("name", ["densenet-40-k12", "densenet-bc-100-k12"])
+def test_totals_match_analytic_table(name):
+    cfg = get_preset(name)
+    result = summarize(cfg, depth=3)
+    table = layer_table(cfg)
+    assert result.total_params == table.params
+    # the analytic table counts conv + linear multiply-accumulates only (documented convention)
+    assert result.total_macs == table.macs + torchinfo_extra(cfg)
+    assert "Total params: " + f"{table.params:,}" in result.text
+    assert result.config == cfg and result.depth == 3
+
+
+def test_rows_are_named_like_the_model_and_respect_depth():
+    model_names = {n for n, _ in build_model(SMALL, "meta").named_modules()}
+    for depth in (1, 2, 3, 4):
+        result = summarize(SMALL, depth=depth)
+        assert result.rows[0].class_name == "DenseNet" and result.rows[0].name == ""
+        assert {r.name for r in result.rows} <= model_names
+        assert max(r.depth for r in result.rows) == depth  # the rows the text shows
+        lines = result.text.splitlines()
+        rules = [i for i, line in enumerate(lines) if line and set(line) == {"="}]
+        assert rules[2] - rules[1] - 1 == len(result.rows)  # the layer lines lie between the 2nd and 3rd rule
+        assert result.total_params == layer_table(SMALL).params
+    rows = {r.name: r for r in summarize(SMALL, depth=4).rows}
+    assert rows["features.conv0"].output_size == (1, 8, 16, 16)
+    assert rows["features.conv0"].params == 8 * 3 * 7 * 7
+    assert rows["classifier"].output_size == (1, 10)
+    # a dense layer's input is the concatenation of everything before it
+    for row in layer_table(SMALL).dense_rows():
+        s = rows[row.name]
+        assert s.input_size == (1, row.in_channels, row.out_size, row.out_size), row.name
+        assert s.output_size == (1, row.out_channels, row.out_size, row.out_size)
+        assert s.params == row.params
+
+
+def test_explicit_cpu_device_gives_the_same_rows_and_batch():
+    meta = summarize(SMALL, depth=3, device="meta")
+    cpu = summarize(SMALL, depth=3, device="cpu")
+    assert [(r.name, r.output_size, r.params, r.macs) for r in meta.rows] == \
+           [(r.name, r.output_size, r.params, r.macs) for r in cpu.rows]
+    b4 = summarize(SMALL, depth=2, batch=4)
+    assert b4.rows[0].input_size == (4, 3, 32, 32) and b4.rows[0].output_size == (4, 10)
+
+
+def test_cache_cleared_and_model_released(monkeypatch):
+    refs = []
+    real_build = summary_mod.build_model
+
+    def spy(cfg, device=None):
+        model = real_build(cfg, device)
+        refs.append(weakref.ref(model))
+        return model
+
+    monkeypatch.setattr(summary_mod, "build_model", spy)
+    result = summarize(SMALL)
+    assert result.rows and len(refs) == 1
+    assert torchinfo_impl._cached_forward_pass == {}
+    del result
+    gc.collect()
+    assert refs[0]() is None  # nothing (torchinfo's cache included) keeps the model alive
+
+
+def test_cache_cleared_even_when_torchinfo_fails(monkeypatch):
+    def boom(*args, **kwargs):
+        torchinfo_impl._cached_forward_pass["x"] = []
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(summary_mod.torchinfo, "summary", boom)
+    with pytest.raises(RuntimeError):
+        summarize(SMALL)
+    assert torchinfo_impl._cached_forward_pass == {}
+
+
+def test_invalid_config_is_a_config_error():
+    with pytest.raises(ConfigError, match="input_size"):
+        summarize(SMALL.replace(input_size=2))
