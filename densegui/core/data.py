@@ -1,0 +1,621 @@
+"""Image datasets for ``densegui train``: one bundled offline set plus local folders.
+
+``load_dataset(spec)`` returns a :class:`Dataset` with a training split and a
+held-out split, both as ``uint8`` tensors ``[N, C, H, W]`` with ``int64``
+labels. ``spec`` is one of
+
+* ``digits`` -- scikit-learn's bundled 8×8 handwritten digits (1,797 images,
+  10 classes, shipped inside the scikit-learn wheel: no download, ever). The
+  held-out split is a fixed, seeded, stratified 20 %.
+* ``cifar10:DIR`` / ``cifar100:DIR`` -- the CIFAR "python version" batches
+  (``data_batch_1..5`` + ``test_batch``, or ``train`` + ``test``). These are
+  pickles, read with a restricted unpickler that only rebuilds builtins and
+  numpy arrays; anything else is refused.
+* ``mnist:DIR`` / ``fashion-mnist:DIR`` -- the four IDX files
+  (``train-images-idx3-ubyte`` ..., optionally ``.gz``).
+* ``folder:DIR`` -- one sub-folder per class of PNG / PGM / PPM images
+  (decoded here, no dependency) or any format Pillow reads, when Pillow is
+  installed. Held-out split: seeded, stratified 20 %.
+* a bare ``DIR`` -- the format is detected from the files in it.
+
+Every problem with the data (missing, truncated, malformed, hostile) is a
+:class:`DataError` with a one-line message.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import pickle
+import struct
+import zlib
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from densegui.core.errors import DenseguiError
+
+HOLDOUT_FRACTION = 0.2
+SPLIT_SEED = 0
+KINDS = ("digits", "cifar10", "cifar100", "mnist", "fashion-mnist", "folder")
+IMAGE_SUFFIXES = (".png", ".pgm", ".ppm", ".pnm", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+MAX_FOLDER_IMAGES = 200_000
+
+FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                   "Ankle boot"]
+
+
+class DataError(DenseguiError):
+    """A dataset that is missing, malformed or refused."""
+
+
+@dataclass
+class Split:
+    images: torch.Tensor  # uint8 [N, C, H, W]
+    labels: torch.Tensor  # int64 [N]
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+
+@dataclass
+class Dataset:
+    """A training split and a held-out split of one image dataset."""
+
+    name: str  # one of KINDS
+    source: str  # "scikit-learn" or the folder it was read from
+    train: Split
+    test: Split
+    classes: list[str]
+    scale: float = 255.0  # the pixel value that means "white" (16 for digits)
+    split: dict[str, Any] = field(default_factory=dict)  # how the held-out split was made
+    augment: str = "shift"  # "shift" (small translations) or "crop-flip" (CIFAR: pad 4, crop, h-flip)
+    shift: int = 1  # largest translation in pixels
+
+    @property
+    def channels(self) -> int:
+        return int(self.train.images.shape[1])
+
+    @property
+    def size(self) -> int:
+        return int(self.train.images.shape[2])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def spec(self) -> str:
+        return self.name if self.name == "digits" else f"{self.name}:{self.source}"
+
+    def describe(self) -> str:
+        return (f"{self.name} ({len(self.train)} training / {len(self.test)} held-out images, "
+                f"{self.channels}×{self.size}×{self.size}, {self.num_classes} classes)")
+
+    def to_metadata(self) -> dict[str, Any]:
+        """What a checkpoint records about its data (JSON-friendly)."""
+        return {
+            "name": self.name,
+            "spec": self.spec,
+            "source": self.source,
+            "num_train": len(self.train),
+            "num_test": len(self.test),
+            "channels": self.channels,
+            "size": self.size,
+            "classes": list(self.classes),
+            "scale": float(self.scale),
+            "split": dict(self.split),
+            "augment": self.augment if self.augment != "shift" else f"shift ±{self.shift} px",
+        }
+
+    def subset(self, n_train: int | None = None, n_test: int | None = None, seed: int = 0) -> Dataset:
+        """A smaller copy (first ``n`` of a seeded permutation of each split), for quick runs and tests."""
+        g = torch.Generator().manual_seed(seed)
+
+        def cut(s: Split, n: int | None) -> Split:
+            if n is None or n >= len(s):
+                return s
+            idx = torch.randperm(len(s), generator=g)[:n].sort().values
+            return Split(s.images[idx], s.labels[idx])
+
+        return Dataset(self.name, self.source, cut(self.train, n_train), cut(self.test, n_test), list(self.classes),
+                       self.scale, {**self.split, "subset": [n_train, n_test, seed]}, self.augment, self.shift)
+
+
+# ------------------------------------------------------------------ utilities
+def stratified_split(labels: torch.Tensor, fraction: float = HOLDOUT_FRACTION,
+                     seed: int = SPLIT_SEED) -> tuple[torch.Tensor, torch.Tensor]:
+    """(train indices, held-out indices): ``round(fraction·n_c)`` of each class
+    held out, chosen by a permutation seeded with ``seed``; both sorted."""
+    g = torch.Generator().manual_seed(seed)
+    train, test = [], []
+    for c in torch.unique(labels).tolist():
+        idx = torch.nonzero(labels == c).flatten()
+        idx = idx[torch.randperm(len(idx), generator=g)]
+        k = int(round(fraction * len(idx)))
+        if len(idx) > 1:
+            k = min(max(k, 1), len(idx) - 1)
+        test.append(idx[:k])
+        train.append(idx[k:])
+    return torch.cat(train).sort().values, torch.cat(test).sort().values
+
+
+def _split_dataset(name: str, source: str, images: torch.Tensor, labels: torch.Tensor, classes: list[str],
+                   scale: float, shift: int, fraction: float, seed: int) -> Dataset:
+    if not 0.0 < fraction < 1.0:
+        raise DataError(f"the held-out fraction must be between 0 and 1, got {fraction}.")
+    tr, te = stratified_split(labels, fraction, seed)
+    if len(te) == 0 or len(tr) == 0:
+        raise DataError(f"{name}: too few images ({len(labels)}) for a training and a held-out split.")
+    split = {"kind": "stratified", "fraction": fraction, "seed": seed}
+    return Dataset(name, source, Split(images[tr], labels[tr]), Split(images[te], labels[te]), classes, scale,
+                   split, "shift", shift)
+
+
+def _name(path: Path) -> str:
+    return path.name or str(path)
+
+
+# --------------------------------------------------------------------- digits
+def load_digits(fraction: float = HOLDOUT_FRACTION, seed: int = SPLIT_SEED) -> Dataset:
+    """scikit-learn's bundled 8×8 digits (values 0..16), stratified held-out split."""
+    try:
+        from sklearn.datasets import load_digits as sk_load_digits
+    except ImportError:
+        raise DataError("the digits dataset needs scikit-learn: pip install scikit-learn") from None
+    bunch = sk_load_digits()
+    images = torch.from_numpy(np.asarray(bunch.images, dtype=np.uint8)).unsqueeze(1).contiguous()
+    labels = torch.from_numpy(np.asarray(bunch.target, dtype=np.int64))
+    return _split_dataset("digits", "scikit-learn", images, labels, [str(i) for i in range(10)], 16.0, 1,
+                          fraction, seed)
+
+
+# ---------------------------------------------------------------------- CIFAR
+class _RestrictedUnpickler(pickle.Unpickler):
+    """Rebuilds only builtins containers/scalars and numpy arrays; refuses every other global."""
+
+    _RECONSTRUCT = np.ndarray((0,)).__reduce__()[0]  # numpy.(_)core.multiarray._reconstruct
+    _ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"), ("numpy", "dtype"),
+        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+    }
+    _BUILTINS = {"dict", "list", "tuple", "bytes", "bytearray", "str", "int", "float", "bool", "set", "frozenset"}
+
+    def find_class(self, module: str, name: str) -> Any:
+        import builtins
+
+        if module in ("builtins", "__builtin__") and name in self._BUILTINS:
+            return getattr(builtins, name)
+        if (module, name) in self._ALLOWED:
+            if name == "_reconstruct":
+                return self._RECONSTRUCT
+            if name == "ndarray":
+                return np.ndarray
+            if name == "dtype":
+                return np.dtype
+            return _numpy_scalar()
+        raise pickle.UnpicklingError(f"{module}.{name}")
+
+
+def _numpy_scalar():
+    try:
+        from numpy._core.multiarray import scalar  # numpy >= 2
+    except ImportError:  # pragma: no cover - numpy 1.x
+        from numpy.core.multiarray import scalar
+    return scalar
+
+
+def safe_unpickle(path: Path) -> Any:
+    """Unpickle ``path`` allowing only builtins and numpy arrays (DataError otherwise)."""
+    name = _name(path)
+    try:
+        with path.open("rb") as fh:
+            return _RestrictedUnpickler(fh, encoding="bytes").load()
+    except pickle.UnpicklingError as exc:
+        text = str(exc)
+        if "." in text and " " not in text:
+            raise DataError(f"refused to read {name!r}: it would create a {text} object, which could run code; "
+                            "CIFAR batches hold only arrays and lists.") from None
+        raise DataError(f"{name!r} is not a readable pickle ({text or 'malformed data'}).") from None
+    except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, struct.error) as exc:
+        raise DataError(f"{name!r} is truncated or malformed ({type(exc).__name__}).") from None
+    except OSError as exc:
+        raise DataError(f"cannot read {name!r}: {exc.strerror or type(exc).__name__}.") from None
+
+
+def _get(d: dict, key: str) -> Any:
+    if key in d:
+        return d[key]
+    return d.get(key.encode())
+
+
+def _cifar_batch(path: Path, label_key: str) -> tuple[torch.Tensor, torch.Tensor]:
+    obj = safe_unpickle(path)
+    name = _name(path)
+    if not isinstance(obj, dict):
+        raise DataError(f"{name!r} is not a CIFAR batch (expected a dict, found a {type(obj).__name__}).")
+    data, labels = _get(obj, "data"), _get(obj, label_key)
+    if data is None or labels is None:
+        raise DataError(f"{name!r} is not a CIFAR batch (no 'data' or '{label_key}' entry).")
+    data = np.asarray(data)
+    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
+        raise DataError(f"{name!r}: 'data' must be uint8 N×3072, got {data.dtype} {'×'.join(map(str, data.shape))}.")
+    try:
+        labels_np = np.asarray(labels, dtype=np.int64).reshape(-1)
+    except (TypeError, ValueError):
+        raise DataError(f"{name!r}: '{label_key}' is not a list of integers.") from None
+    if labels_np.shape[0] != data.shape[0]:
+        raise DataError(f"{name!r}: {data.shape[0]} images but {labels_np.shape[0]} labels.")
+    images = torch.from_numpy(data.reshape(-1, 3, 32, 32).copy())
+    return images, torch.from_numpy(labels_np)
+
+
+def _label_names(path: Path, key: str, n: int) -> list[str]:
+    if path.exists():
+        meta = safe_unpickle(path)
+        names = _get(meta, key) if isinstance(meta, dict) else None
+        if isinstance(names, list) and len(names) == n:
+            return [x.decode("utf-8", "replace") if isinstance(x, bytes) else str(x) for x in names]
+    return [str(i) for i in range(n)]
+
+
+def load_cifar(folder: str | Path, kind: str = "auto") -> Dataset:
+    """CIFAR-10 (``data_batch_1..5``, ``test_batch``) or CIFAR-100 (``train``, ``test``) python batches."""
+    root = _folder(folder, "CIFAR")
+    if kind in ("auto", "cifar10") and (root / "test_batch").exists():
+        kind = "cifar10"
+    elif kind in ("auto", "cifar100") and (root / "train").is_file() and (root / "test").is_file():
+        kind = "cifar100"
+    if kind == "cifar10":
+        train_files = sorted(root.glob("data_batch_*"))
+        if not train_files or not (root / "test_batch").exists():
+            raise DataError(f"{str(root)!r} lacks the CIFAR-10 python batches (data_batch_1..5 and test_batch).")
+        parts = [_cifar_batch(p, "labels") for p in train_files]
+        x_tr, y_tr = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+        x_te, y_te = _cifar_batch(root / "test_batch", "labels")
+        n = 10
+        classes = _label_names(root / "batches.meta", "label_names", n)
+    elif kind == "cifar100":
+        if not (root / "train").is_file() or not (root / "test").is_file():
+            raise DataError(f"{str(root)!r} lacks the CIFAR-100 python files 'train' and 'test'.")
+        x_tr, y_tr = _cifar_batch(root / "train", "fine_labels")
+        x_te, y_te = _cifar_batch(root / "test", "fine_labels")
+        n = 100
+        classes = _label_names(root / "meta", "fine_label_names", n)
+    else:
+        raise DataError(f"{str(root)!r} holds neither CIFAR-10 (data_batch_*, test_batch) nor CIFAR-100 "
+                        "(train, test) python batches.")
+    for y, what in ((y_tr, "training"), (y_te, "test")):
+        if len(y) and (int(y.min()) < 0 or int(y.max()) >= n):
+            raise DataError(f"{kind} {what} labels must be 0..{n - 1}, found {int(y.min())}..{int(y.max())}.")
+    return Dataset(kind, str(root), Split(x_tr, y_tr), Split(x_te, y_te), classes, 255.0,
+                   {"kind": "official test set"}, "crop-flip", 4)
+
+
+# ------------------------------------------------------------------------ IDX
+_IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
+              0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+
+
+def read_idx(path: str | Path) -> np.ndarray:
+    """An IDX file (MNIST's format: 0, 0, type, ndim, big-endian dims, data), optionally gzipped."""
+    p = Path(path)
+    name = _name(p)
+    try:
+        raw = p.read_bytes()
+        if raw[:2] == b"\x1f\x8b":
+            raw = gzip.decompress(raw)
+    except OSError as exc:
+        raise DataError(f"cannot read {name!r}: {getattr(exc, 'strerror', None) or type(exc).__name__}.") from None
+    except (EOFError, zlib.error):
+        raise DataError(f"{name!r} is a truncated or corrupt gzip file.") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
+        raise DataError(f"{name!r} is not an IDX file (bad magic number).")
+    ndim = raw[3]
+    if not 1 <= ndim <= 4 or len(raw) < 4 + 4 * ndim:
+        raise DataError(f"{name!r} is not an IDX file (bad dimension count {ndim}).")
+    dims = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
+    dtype = np.dtype(_IDX_TYPES[raw[2]])
+    need = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    body = raw[4 + 4 * ndim:]
+    if len(body) != need:
+        raise DataError(f"{name!r} is truncated or malformed: header says {'×'.join(map(str, dims))} "
+                        f"({need} bytes), file holds {len(body)}.")
+    return np.frombuffer(body, dtype=dtype).reshape(dims)
+
+
+def _find_idx(root: Path, prefix: str, kind: str) -> Path:
+    for stem in (f"{prefix}-{kind}-ubyte", f"{prefix}-{kind.replace('-', '.')}-ubyte"):
+        for suffix in ("", ".gz"):
+            p = root / f"{stem}{suffix}"
+            if p.is_file():
+                return p
+    raise DataError(f"{str(root)!r} lacks {prefix}-{kind}-ubyte[.gz] (MNIST IDX files).")
+
+
+def load_mnist(folder: str | Path, kind: str = "mnist") -> Dataset:
+    """MNIST / Fashion-MNIST from the four IDX files; the official test set is held out."""
+    root = _folder(folder, "MNIST")
+    parts = []
+    for prefix in ("train", "t10k"):
+        x = read_idx(_find_idx(root, prefix, "images-idx3"))
+        y = read_idx(_find_idx(root, prefix, "labels-idx1"))
+        if x.ndim != 3 or x.dtype != np.uint8:
+            raise DataError(f"{prefix} images must be a uint8 N×H×W IDX array, got {x.dtype} with {x.ndim} dims.")
+        if y.ndim != 1 or len(y) != len(x):
+            raise DataError(f"{prefix}: {len(x)} images but {len(y)} labels.")
+        if x.shape[1] != x.shape[2]:
+            raise DataError(f"{prefix} images must be square, got {x.shape[1]}×{x.shape[2]}.")
+        y64 = y.astype(np.int64)
+        if len(y64) and (y64.min() < 0 or y64.max() > 9):
+            raise DataError(f"{prefix} labels must be 0..9, found {y64.min()}..{y64.max()}.")
+        parts.append((torch.from_numpy(x.copy()).unsqueeze(1), torch.from_numpy(y64)))
+    if parts[0][0].shape[2:] != parts[1][0].shape[2:]:
+        raise DataError("training and test images differ in size.")
+    if kind == "auto":
+        kind = "fashion-mnist" if "fashion" in str(root).lower() else "mnist"
+    classes = FASHION_CLASSES if kind == "fashion-mnist" else [str(i) for i in range(10)]
+    return Dataset(kind, str(root), Split(*parts[0]), Split(*parts[1]), list(classes), 255.0,
+                   {"kind": "official test set"}, "shift", 2)
+
+
+# ---------------------------------------------------------------- image folder
+def _paeth(a: int, b: int, c: int) -> int:
+    p = a + b - c
+    pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+    if pa <= pb and pa <= pc:
+        return a
+    return b if pb <= pc else c
+
+
+def decode_png(data: bytes, name: str = "image") -> np.ndarray:
+    """A non-interlaced 8-bit PNG (grey, RGB, palette, grey+alpha, RGBA) as uint8 H×W×C (alpha dropped)."""
+    if not data.startswith(b"\x89PNG\r\n\x1a\n"):
+        raise DataError(f"{name!r} is not a PNG file.")
+    pos, ihdr, idat, palette = 8, None, [], None
+    try:
+        while pos < len(data):
+            length, ctype = struct.unpack(">I4s", data[pos:pos + 8])
+            chunk = data[pos + 8:pos + 8 + length]
+            if len(chunk) != length:
+                raise DataError(f"{name!r} is a truncated PNG file.")
+            if ctype == b"IHDR":
+                ihdr = struct.unpack(">IIBBBBB", chunk)
+            elif ctype == b"PLTE":
+                palette = np.frombuffer(chunk, np.uint8).reshape(-1, 3)
+            elif ctype == b"IDAT":
+                idat.append(chunk)
+            elif ctype == b"IEND":
+                break
+            pos += 12 + length
+    except struct.error:
+        raise DataError(f"{name!r} is a truncated PNG file.") from None
+    if ihdr is None or not idat:
+        raise DataError(f"{name!r} is a malformed PNG file (no IHDR or IDAT chunk).")
+    width, height, depth, ctype, _comp, _filt, interlace = ihdr
+    channels = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}.get(ctype)
+    if channels is None or depth != 8 or interlace != 0:
+        raise DataError(f"{name!r}: only non-interlaced 8-bit PNGs are decoded without Pillow "
+                        f"(this one has bit depth {depth}, colour type {ctype}, interlace {interlace}); "
+                        "pip install Pillow to read it.")
+    if width == 0 or height == 0 or width * height > 64_000_000:
+        raise DataError(f"{name!r}: unsupported PNG size {width}×{height}.")
+    try:
+        raw = zlib.decompress(b"".join(idat))
+    except zlib.error:
+        raise DataError(f"{name!r} is a corrupt PNG file (bad compressed data).") from None
+    stride = width * channels
+    if len(raw) != height * (stride + 1):
+        raise DataError(f"{name!r} is a truncated PNG file (pixel data too short).")
+    rows = np.frombuffer(raw, np.uint8).reshape(height, stride + 1)
+    out = np.zeros((height, stride), np.uint8)
+    prev = np.zeros(stride, np.int64)
+    bpp = channels
+    for y in range(height):
+        f, line = rows[y, 0], rows[y, 1:].astype(np.int64)
+        if f == 0:
+            cur = line
+        elif f == 1:  # Sub: cumulative sum along each channel
+            cur = np.cumsum(line.reshape(width, bpp), axis=0).reshape(-1) % 256
+        elif f == 2:  # Up
+            cur = (line + prev) % 256
+        elif f in (3, 4):  # Average, Paeth: sequential within the row
+            cur = line.copy()
+            for i in range(stride):
+                a = int(cur[i - bpp]) if i >= bpp else 0
+                b = int(prev[i])
+                if f == 3:
+                    cur[i] = (cur[i] + (a + b) // 2) % 256
+                else:
+                    c = int(prev[i - bpp]) if i >= bpp else 0
+                    cur[i] = (cur[i] + _paeth(a, b, c)) % 256
+        else:
+            raise DataError(f"{name!r} is a corrupt PNG file (unknown row filter {int(f)}).")
+        out[y] = cur
+        prev = cur
+    img = out.reshape(height, width, channels)
+    if ctype == 3:
+        if palette is None:
+            raise DataError(f"{name!r} is a palette PNG without a palette.")
+        if int(img.max()) >= len(palette):
+            raise DataError(f"{name!r} is a corrupt PNG file (palette index out of range).")
+        img = palette[img[..., 0]]
+    elif ctype in (4, 6):
+        img = img[..., :-1]  # drop alpha
+    return img
+
+
+def decode_pnm(data: bytes, name: str = "image") -> np.ndarray:
+    """A binary PGM (P5) or PPM (P6) image with maxval ≤ 255, as uint8 H×W×C."""
+    tokens: list[bytes] = []
+    pos = 0
+    while len(tokens) < 4:
+        while pos < len(data) and data[pos:pos + 1].isspace():
+            pos += 1
+        if data[pos:pos + 1] == b"#":
+            while pos < len(data) and data[pos:pos + 1] not in (b"\n", b"\r"):
+                pos += 1
+            continue
+        start = pos
+        while pos < len(data) and not data[pos:pos + 1].isspace() and data[pos:pos + 1] != b"#":
+            pos += 1
+        if start == pos:
+            raise DataError(f"{name!r} is a truncated PGM/PPM file.")
+        tokens.append(data[start:pos])
+    magic = tokens[0]
+    if magic not in (b"P5", b"P6"):
+        raise DataError(f"{name!r} is not a binary PGM/PPM image (magic {magic[:2]!r}).")
+    try:
+        w, h, maxval = (int(t) for t in tokens[1:])
+    except ValueError:
+        raise DataError(f"{name!r} has a malformed PGM/PPM header.") from None
+    if not (w > 0 and h > 0 and 0 < maxval <= 255):
+        raise DataError(f"{name!r}: unsupported PGM/PPM header ({w}×{h}, maxval {maxval}).")
+    channels = 1 if magic == b"P5" else 3
+    body = data[pos + 1:pos + 1 + w * h * channels]
+    if len(body) != w * h * channels:
+        raise DataError(f"{name!r} is a truncated PGM/PPM file.")
+    img = np.frombuffer(body, np.uint8).reshape(h, w, channels)
+    if maxval != 255:
+        img = (img.astype(np.uint16) * 255 // maxval).astype(np.uint8)
+    return img
+
+
+def read_image(path: Path) -> np.ndarray:
+    """Any image as uint8 H×W×C (C = 1 or 3): PNG/PGM/PPM natively, other formats through Pillow."""
+    name = _name(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"cannot read {name!r}: {exc.strerror or type(exc).__name__}.") from None
+    if data.startswith(b"\x89PNG"):
+        try:
+            return decode_png(data, name)
+        except DataError:
+            if not _have_pillow():
+                raise
+    elif data[:2] in (b"P5", b"P6"):
+        return decode_pnm(data, name)
+    if not _have_pillow():
+        raise DataError(f"{name!r}: reading {path.suffix or 'this'} images needs Pillow (pip install Pillow); "
+                        "PNG, PGM and PPM are read without it.")
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im = im.convert("L" if im.mode in ("1", "L", "I;16", "I", "F", "LA") else "RGB")
+            arr = np.asarray(im, dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+        raise DataError(f"{name!r} is not a readable image.") from None
+    return arr[..., None] if arr.ndim == 2 else arr
+
+
+def _have_pillow() -> bool:
+    try:
+        import PIL  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def load_image_folder(folder: str | Path, size: int | None = None, fraction: float = HOLDOUT_FRACTION,
+                      seed: int = SPLIT_SEED) -> Dataset:
+    """One sub-folder per class (sorted names = class indices). Images are resized to ``size``
+    (default: the most common side among the images) and made grey if every image is grey, else RGB."""
+    root = _folder(folder, "image-folder")
+    class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if len(class_dirs) < 2:
+        raise DataError(f"{str(root)!r} must hold one sub-folder per class (at least 2), found {len(class_dirs)}.")
+    files: list[tuple[Path, int]] = []
+    for label, d in enumerate(class_dirs):
+        found = sorted(p for p in d.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        if not found:
+            raise DataError(f"class folder {d.name!r} holds no images ({', '.join(IMAGE_SUFFIXES[:3])} ...).")
+        files += [(p, label) for p in found]
+        if len(files) > MAX_FOLDER_IMAGES:
+            raise DataError(f"{str(root)!r} holds more than {MAX_FOLDER_IMAGES} images; use a smaller folder.")
+    arrays = [read_image(p) for p, _ in files]
+    grey = all(a.shape[2] == 1 for a in arrays)
+    if size is None:
+        size = Counter(max(a.shape[0], a.shape[1]) for a in arrays).most_common(1)[0][0]
+    if not 1 <= size <= 1024:
+        raise DataError(f"image size must be from 1 to 1024 pixels, got {size}.")
+    out = torch.empty((len(arrays), 1 if grey else 3, size, size), dtype=torch.uint8)
+    for i, a in enumerate(arrays):
+        t = torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)
+        if not grey and t.shape[0] == 1:
+            t = t.expand(3, -1, -1)
+        if t.shape[1:] != (size, size):
+            t = torch.nn.functional.interpolate(t[None].float(), size=(size, size), mode="bilinear",
+                                                antialias=True, align_corners=False)[0]
+            t = t.round().clamp(0, 255).to(torch.uint8)
+        out[i] = t
+    labels = torch.tensor([lab for _, lab in files], dtype=torch.int64)
+    return _split_dataset("folder", str(root), out, labels, [d.name for d in class_dirs], 255.0,
+                          max(1, size // 8), fraction, seed)
+
+
+# ------------------------------------------------------------------- dispatch
+def _folder(folder: str | Path, what: str) -> Path:
+    p = Path(folder).expanduser()
+    if not p.exists():
+        raise DataError(f"{what} folder {str(p)!r} does not exist.")
+    if not p.is_dir():
+        raise DataError(f"{str(p)!r} is not a folder ({what} data is a folder of files).")
+    return p
+
+
+def detect_kind(folder: str | Path) -> str:
+    """'cifar10', 'cifar100', 'mnist' (or 'fashion-mnist') or 'folder' from the files present."""
+    root = _folder(folder, "dataset")
+    names = {p.name for p in root.iterdir()}
+    if "test_batch" in names or any(n.startswith("data_batch_") for n in names):
+        return "cifar10"
+    if {"train", "test"} <= names and (root / "train").is_file():
+        return "cifar100"
+    if any("idx3-ubyte" in n or "idx1-ubyte" in n for n in names):
+        return "fashion-mnist" if "fashion" in str(root.resolve()).lower() else "mnist"
+    if any((root / n).is_dir() for n in names):
+        return "folder"
+    raise DataError(f"cannot tell what dataset {str(root)!r} holds: expected CIFAR python batches, "
+                    "MNIST IDX files, or one sub-folder of images per class.")
+
+
+def parse_spec(spec: str) -> tuple[str, str | None]:
+    """``"digits"`` → ("digits", None); ``"mnist:/data"`` → ("mnist", "/data"); ``"/data"`` → ("auto", "/data")."""
+    text = (spec or "").strip()
+    if not text:
+        raise DataError("no dataset given; use digits or KIND:FOLDER (kinds: " + ", ".join(KINDS) + ").")
+    if text.lower() == "digits":
+        return "digits", None
+    kind, sep, rest = text.partition(":")
+    if sep and kind.lower() in KINDS + ("cifar", "idx", "auto") and rest:
+        kind = kind.lower()
+        kind = {"cifar": "auto-cifar", "idx": "auto-mnist"}.get(kind, kind)
+        return kind, rest
+    return "auto", text
+
+
+def load_dataset(spec: str, *, size: int | None = None, fraction: float = HOLDOUT_FRACTION,
+                 seed: int = SPLIT_SEED) -> Dataset:
+    """The dataset ``spec`` names (see the module docstring); DataError if it cannot be read."""
+    kind, path = parse_spec(spec)
+    if kind == "digits":
+        if path is not None:
+            raise DataError("the digits dataset is bundled with scikit-learn; use --dataset digits without a folder.")
+        return load_digits(fraction, seed)
+    assert path is not None
+    if kind == "auto":
+        kind = detect_kind(path)
+    if kind in ("cifar10", "cifar100", "auto-cifar"):
+        return load_cifar(path, "auto" if kind == "auto-cifar" else kind)
+    if kind in ("mnist", "fashion-mnist", "auto-mnist"):
+        return load_mnist(path, "auto" if kind == "auto-mnist" else kind)
+    if kind == "folder":
+        return load_image_folder(path, size, fraction, seed)
+    raise DataError(f"unknown dataset kind {kind!r}; use one of {', '.join(KINDS)}.")
