@@ -17,7 +17,7 @@ import os
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, Signal
+from PySide6.QtCore import QByteArray, QCoreApplication, QSettings, Qt, Signal
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -289,6 +289,9 @@ class MainWindow(QMainWindow):
                 panel.shutdown()
             except Exception:  # noqa: BLE001 - one faulty panel must not keep the others running
                 pass
+        # Deliver what the stopped workers queued (finished signals…) while the
+        # panels still exist, rather than after they are deleted.
+        QCoreApplication.sendPostedEvents()
 
     # ---------------------------------------------------------------- updates
     def _config_changed(self, cfg: DenseNetConfig) -> None:

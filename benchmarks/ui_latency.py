@@ -1,0 +1,214 @@
+"""UI latency of the explorer window: scripted slider sweeps, offscreen.
+
+For every change of a sweep (driven from the event loop at ~60 Hz, like a
+drag) it measures
+
+* headline + plots: from the slider's setValue until the headline labels and
+  the channel plots hold the new model *and* the window has been repainted
+  (a synchronous repaint is forced and timed);
+* summary: from the last change of the sweep until the torchinfo summary of
+  that last configuration is on screen (intermediate configurations are
+  dropped by design: latest wins); plus single changes made from idle;
+* longest event-loop stall: the largest gap between ticks of a 2 ms timer
+  running during the whole sweep (includes the change handling itself).
+
+Usage: python benchmarks/ui_latency.py [--quick]
+Targets (issue #3): headline and plots <= 100 ms; stall <= 50 ms; summary <= 1 s (densenet121).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("DENSEGUI_NO_SETTINGS", "1")
+
+from PySide6.QtCore import QElapsedTimer, QEventLoop, Qt, QTimer  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+from densegui.core.config import get_preset  # noqa: E402
+
+
+class StallMonitor:
+    def __init__(self, interval_ms: int = 2) -> None:
+        self.timer = QTimer()
+        self.timer.setTimerType(Qt.TimerType.PreciseTimer)
+        self.timer.setInterval(interval_ms)
+        self.timer.timeout.connect(self._tick)
+        self.clock = QElapsedTimer()
+        self.last = None
+        self.max_gap = 0.0
+
+    def _tick(self) -> None:
+        now = self.clock.nsecsElapsed() / 1e6
+        if self.last is not None:
+            self.max_gap = max(self.max_gap, now - self.last)
+        self.last = now
+
+    def start(self) -> None:
+        self.clock.start()
+        self.last = None
+        self.max_gap = 0.0
+        self.timer.start()
+
+    def stop(self) -> float:
+        self.timer.stop()
+        return self.max_gap
+
+
+def wait_until(app, predicate, timeout_s: float = 60.0) -> None:
+    end = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > end:
+            raise TimeoutError("timed out")
+        app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 5)
+        time.sleep(0.001)
+
+
+def sweep(app, window, name: str, setter, values, pace_ms: int = 16) -> dict:
+    """Apply values one per pace_ms from the event loop; measure everything."""
+    monitor = StallMonitor()
+    per_change: list[float] = []
+    state = {"i": 0, "t_last": 0.0, "t_summary": None}
+    loop = QEventLoop()
+
+    def summary_done(_result) -> None:
+        if state["i"] >= len(values) and window.summary_panel.is_up_to_date():
+            state["t_summary"] = time.perf_counter()
+            loop.quit()
+
+    window.summary_panel.summaryUpdated.connect(summary_done)
+
+    def step() -> None:
+        i = state["i"]
+        if i >= len(values):
+            return
+        t0 = time.perf_counter()
+        setter(values[i])
+        window.centralWidget().repaint()  # headline + the channel plots, rendered now
+        t1 = time.perf_counter()
+        per_change.append((t1 - t0) * 1000)
+        state["i"] = i + 1
+        state["t_last"] = t0
+        if state["i"] >= len(values):
+            driver.stop()
+            if window.summary_panel.is_up_to_date():  # (only if the last value changed nothing)
+                state["t_summary"] = t1
+                loop.quit()
+
+    driver = QTimer()
+    driver.setInterval(pace_ms)
+    driver.timeout.connect(step)
+    monitor.start()
+    driver.start()
+    QTimer.singleShot(120_000, loop.quit)
+    loop.exec()
+    stall = monitor.stop()
+    window.summary_panel.summaryUpdated.disconnect(summary_done)
+    summary_s = (state["t_summary"] - state["t_last"]) if state["t_summary"] else float("nan")
+    return {
+        "sweep": name,
+        "changes": len(per_change),
+        "p50": statistics.median(per_change),
+        "p95": sorted(per_change)[max(0, int(0.95 * len(per_change)) - 1)],
+        "max": max(per_change),
+        "summary_s": summary_s,
+        "stall": stall,
+    }
+
+
+def single_changes(app, window, name: str, setter, values) -> dict:
+    """Changes made from idle: time until the summary of each is shown."""
+    monitor = StallMonitor()
+    times, heads = [], []
+    monitor.start()
+    for v in values:
+        wait_until(app, window.summary_panel.is_up_to_date)
+        t0 = time.perf_counter()
+        setter(v)
+        window.centralWidget().repaint()
+        heads.append((time.perf_counter() - t0) * 1000)
+        wait_until(app, window.summary_panel.is_up_to_date)
+        times.append(time.perf_counter() - t0)
+    stall = monitor.stop()
+    return {"sweep": name, "changes": len(values), "p50": statistics.median(heads), "p95": max(heads),
+            "max": max(heads), "summary_s": statistics.median(times), "summary_max": max(times), "stall": stall}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="shorter sweeps")
+    args = parser.parse_args()
+
+    from densegui.gui.main_window import MainWindow
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    window = MainWindow(settings=None)
+    window.show()
+    t0 = time.perf_counter()
+    wait_until(app, window.is_up_to_date)
+    startup = time.perf_counter() - t0
+    c = window.controls
+
+    def k(v):
+        c.growth_slider.setValue(v)
+
+    def theta(v):
+        c.compression_slider.setValue(v)
+
+    def depth(i):
+        return lambda v: c.depth_sliders[i].setValue(v)
+
+    step = 3 if args.quick else 1
+    rows = []
+    window.load_preset("densenet121")
+    wait_until(app, window.is_up_to_date)
+    rows.append(sweep(app, window, "densenet121: k 1→64", k, list(range(1, 65, step))))
+    for i, hi in enumerate((24, 24, 48, 32)):
+        window.load_preset("densenet121")
+        wait_until(app, window.is_up_to_date)
+        rows.append(sweep(app, window, f"densenet121: block {i + 1} depth 1→{hi}", depth(i), list(range(1, hi + 1, step))))
+    window.load_preset("densenet121")
+    wait_until(app, window.is_up_to_date)
+    rows.append(sweep(app, window, "densenet121: θ 0.10→1.00", theta, [round(0.10 + 0.01 * j, 2) for j in range(0, 91, step)]))
+    window.load_preset("densenet264")
+    wait_until(app, window.is_up_to_date)
+    rows.append(sweep(app, window, "densenet264: k 1→64", k, list(range(1, 65, step))))
+    rows.append(sweep(app, window, "densenet264: block 3 depth 1→64", depth(2), list(range(1, 65, step))))
+
+    singles = []
+    window.load_preset("densenet121")
+    singles.append(single_changes(app, window, "densenet121: single k changes from idle", k, [24, 32, 40, 48, 32]))
+    window.load_preset("densenet264")
+    singles.append(single_changes(app, window, "densenet264: single k changes from idle", k, [24, 32, 40, 32]))
+    window.close()
+    window.deleteLater()
+    app.processEvents()
+
+    import torch
+
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+          f"torch {torch.__version__}, Qt offscreen; startup until every panel is current: {startup:.2f} s")
+    print("headline+plots = setValue → labels and plots updated and the window repainted (ms);")
+    print("summary = last change → its torchinfo table on screen (s); stall = longest gap of a 2 ms timer (ms)\n")
+    head = f"{'sweep':44} {'changes':>7} {'head p50':>9} {'p95':>7} {'max':>7} {'summary':>8} {'stall':>7}"
+    print(head)
+    print("-" * len(head))
+    for r in rows + singles:
+        print(f"{r['sweep']:44} {r['changes']:7d} {r['p50']:9.1f} {r['p95']:7.1f} {r['max']:7.1f} "
+              f"{r['summary_s']:7.2f}s {r['stall']:7.1f}")
+    worst_head = max(r["max"] for r in rows + singles)
+    worst_stall = max(r["stall"] for r in rows + singles)
+    s121 = singles[0]["summary_max"]
+    print(f"\ntargets: headline+plots ≤ 100 ms: worst {worst_head:.1f} ms; stall ≤ 50 ms: worst {worst_stall:.1f} ms; "
+          f"densenet121 summary ≤ 1 s: worst {s121:.2f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,68 @@
+"""Shared Qt fixtures for GUI tests (offscreen; see the root conftest).
+
+``widget_leak_check``: fails a test that leaves a parentless top-level
+widget alive after it finished (close + deleteLater your widgets; call
+``shutdown()`` on panels). Panel tests of other modules can use it too:
+``def test_x(qtbot, widget_leak_check): ...``.
+
+``explorer``: a fully built :class:`MainWindow` (no user settings), shown,
+closed and deleted after the test, with the leak check applied.
+"""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import QCoreApplication, QEvent
+from PySide6.QtWidgets import QApplication, QWidget
+
+# Transient top-level helpers Qt keeps around on purpose.
+_IGNORED = {"QTipLabel", "QComboBoxPrivateContainer", "QMenu", "QToolTip"}
+
+
+def flush_deletes() -> None:
+    """Run pending deleteLater() calls now."""
+    for _ in range(3):
+        QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+        QApplication.processEvents()
+
+
+def live_toplevels() -> list[QWidget]:
+    # Menus are popups, not windows; pyqtgraph's ViewBox keeps a parentless
+    # context menu that lives as long as the Python ViewBox object.
+    return [w for w in QApplication.topLevelWidgets()
+            if w.parent() is None and not w.inherits("QMenu") and w.metaObject().className() not in _IGNORED]
+
+
+@pytest.fixture
+def qt_flush():
+    """The :func:`flush_deletes` helper, for tests that delete widgets themselves."""
+    return flush_deletes
+
+
+@pytest.fixture
+def widget_leak_check(qapp):
+    before = {id(w) for w in live_toplevels()}
+    yield
+    flush_deletes()
+    leaked = [w for w in live_toplevels() if id(w) not in before]
+    names = [f"{w.metaObject().className()}({w.objectName()!r})" for w in leaked]
+    for w in leaked:  # do not let one leak cascade into the next tests
+        w.close()
+        w.deleteLater()
+    flush_deletes()
+    assert not leaked, f"widgets leaked by the test: {names}"
+
+
+@pytest.fixture
+def explorer(qtbot, widget_leak_check):
+    from densegui.gui.main_window import MainWindow
+
+    window = MainWindow(settings=None)
+    window.show()
+    qtbot.waitExposed(window)
+    yield window
+    workers = [window.summary_panel.worker]
+    window.close()
+    assert all(not w.isRunning() for w in workers), "a worker thread outlived close()"
+    window.deleteLater()
+    flush_deletes()

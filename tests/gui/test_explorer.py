@@ -1,0 +1,334 @@
+"""The explorer window driven through its real widgets (pytest-qt, offscreen).
+
+Every number the window shows is checked against an independent
+computation: parameters by counting the tensors of a model built on the
+meta device, MACs with forward hooks on that model, channels by the paper's
+formula.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import QComboBox, QLabel, QWidget
+
+from densegui.core.config import PRESETS, DenseNetConfig, get_preset
+from densegui.core.model import build_model
+from densegui.gui.main_window import MainWindow, python_snippet
+
+TIMEOUT = 30_000
+
+
+# ----------------------------------------------------------- independent truth
+def count_params(cfg: DenseNetConfig) -> int:
+    return sum(p.numel() for p in build_model(cfg, "meta").parameters())
+
+
+def count_macs(cfg: DenseNetConfig) -> int:
+    """Conv + linear multiply-accumulates from forward hooks on a meta-device model."""
+    model = build_model(cfg, "meta").eval()
+    total = 0
+
+    def conv_hook(m, _inp, out):
+        nonlocal total
+        total += out.numel() * (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1]
+
+    def linear_hook(m, _inp, out):
+        nonlocal total
+        total += out.numel() * m.in_features
+
+    for m in model.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            m.register_forward_hook(conv_hook)
+        elif isinstance(m, torch.nn.Linear):
+            m.register_forward_hook(linear_hook)
+    with torch.no_grad():
+        model(torch.empty(1, cfg.in_channels, cfg.input_size, cfg.input_size, device="meta"))
+    return total
+
+
+def final_channels(cfg: DenseNetConfig) -> int:
+    c = cfg.init_features if cfg.init_features is not None else 2 * cfg.growth_rate
+    for i, d in enumerate(cfg.block_depths):
+        c += d * cfg.growth_rate
+        if i < len(cfg.block_depths) - 1:
+            c = int(cfg.compression * c + 1e-9)
+    return c
+
+
+def label(window: QWidget, name: str) -> QLabel:
+    w = window.findChild(QLabel, name)
+    assert w is not None, name
+    return w
+
+
+def wait_summary(qtbot, window: MainWindow) -> None:
+    qtbot.waitUntil(window.summary_panel.is_up_to_date, timeout=TIMEOUT)
+
+
+# ------------------------------------------------------------------- the tests
+def test_structure_and_initial_numbers(qtbot, explorer):
+    w = explorer
+    for name in ("presetCombo", "growthRateSlider", "compressionSlider", "bottleneckToggle", "bnSizeSlider",
+                 "blockCountSpin", "blockDepthSlider1", "blockDepthSlider4", "stemCombo", "inputSizeSpin",
+                 "paramsLabel", "summaryPanel", "channelPanel"):
+        found = w.findChild(QWidget, name)
+        assert found is not None, name
+        assert found.toolTip() or name in ("paramsLabel", "summaryPanel", "channelPanel"), f"{name} has no tooltip"
+    assert w.findChild(QWidget, "blockDepthSlider5") is None
+    tabs = [w.tabs.tabText(i) for i in range(w.tabs.count())]
+    assert tabs[:2] == ["Channels", "Summary"]
+    assert not w.panel_errors, w.panel_errors  # every panel that exists was built
+    cfg = get_preset("densenet121")
+    assert w.config == cfg
+    assert label(w, "paramsLabel").text() == f"{count_params(cfg):,}" == "7,978,856"
+    assert label(w, "macsLabel").text() == f"{count_macs(cfg) / 1e9:.3f} G"
+    assert label(w, "channelsLabel").text() == "1,024"
+    wait_summary(qtbot, w)
+    assert "Total params: 7,978,856" in w.summary_panel.text()
+
+
+def test_slider_updates_params_label_and_summary(qtbot, explorer):
+    w = explorer
+    wait_summary(qtbot, w)
+    slider = w.findChild(QWidget, "growthRateSlider")
+    with qtbot.waitSignal(w.summary_panel.summaryUpdated, timeout=TIMEOUT) as blocker:
+        slider.setValue(12)
+        # headline and plots: synchronously, before the summary arrives
+        expected = get_preset("densenet121").replace(growth_rate=12)
+        n = count_params(expected)
+        assert label(w, "paramsLabel").text() == f"{n:,}"
+        assert w.channel_panel.table.config == expected
+        assert w.channel_panel.curves["in"].getData()[1].max() == max(r.in_channels for r in w.table.rows)
+    result = blocker.args[0]
+    assert result.config == expected
+    assert result.total_params == n
+    assert f"Total params: {n:,}" in w.summary_panel.text()
+    assert w.findChild(QComboBox, "presetCombo").currentText() == "custom (from densenet121)"
+
+    w.findChild(QWidget, "blockDepthSlider3").setValue(10)
+    expected = expected.replace(block_depths=(6, 12, 10, 16))
+    assert label(w, "paramsLabel").text() == f"{count_params(expected):,}"
+    assert label(w, "macsLabel").text() == f"{count_macs(expected) / 1e9:.3f} G"
+    assert label(w, "channelsLabel").text() == f"{final_channels(expected):,}"
+    wait_summary(qtbot, w)
+    assert w.summary_panel.result.config == expected
+
+
+def test_rapid_changes_end_on_the_last_configuration(qtbot, explorer):
+    w = explorer
+    shown = []
+    w.summary_panel.summaryUpdated.connect(lambda r: shown.append(r.config))
+    slider = w.findChild(QWidget, "growthRateSlider")
+    for k in range(1, 41):
+        slider.setValue(k)
+        if k % 5 == 0:
+            qtbot.wait(30)  # let some intermediate summaries start (and become stale)
+    last = get_preset("densenet121").replace(growth_rate=40)
+    assert label(w, "paramsLabel").text() == f"{count_params(last):,}"
+    wait_summary(qtbot, w)
+    qtbot.wait(300)  # any stale result still in flight must be dropped, not shown
+    assert w.summary_panel.result.config == last
+    assert f"Total params: {count_params(last):,}" in w.summary_panel.text()
+    assert shown and shown[-1] == last
+    assert len(shown) < 40  # most intermediate configurations were never summarised
+
+
+def test_stale_summary_never_overwrites_a_newer_one(qtbot, explorer):
+    """Config A starts computing, B is requested meanwhile: A's result is dropped."""
+    w = explorer
+    panel = w.summary_panel
+    wait_summary(qtbot, w)
+    a = get_preset("densenet169")
+    b = get_preset("densenet-40-k12")
+    shown = []
+    panel.summaryUpdated.connect(lambda r: shown.append(r.config))
+    with qtbot.waitSignal(panel.worker.started_job, timeout=TIMEOUT):
+        w.apply_config(a, "densenet169")
+    w.apply_config(b, "densenet-40-k12")  # while A is being computed
+    qtbot.waitUntil(lambda: bool(shown) and shown[-1] == b, timeout=TIMEOUT)
+    qtbot.waitUntil(panel.worker.is_idle, timeout=TIMEOUT)
+    qtbot.wait(100)
+    assert shown == [b]
+    assert panel.result.config == b
+    assert label(w, "paramsLabel").text() == f"{count_params(b):,}"
+
+
+def test_invalid_input_is_explained_and_last_results_stay(qtbot, explorer):
+    w = explorer
+    wait_summary(qtbot, w)
+    before_params = label(w, "paramsLabel").text()
+    before_summary = w.summary_panel.text()
+    invalid = label(w, "invalidLabel")
+    assert not invalid.isVisible()
+
+    w.findChild(QWidget, "inputSizeSpin").setValue(8)
+    assert invalid.isVisible()
+    text = invalid.text()
+    assert "input_size 8 is too small" in text and "at least" in text
+    assert label(w, "paramsLabel").text() == before_params
+    assert w.config == get_preset("densenet121")
+    qtbot.wait(300)
+    assert w.summary_panel.text() == before_summary
+
+    w.findChild(QWidget, "inputSizeSpin").setValue(224)
+    assert not invalid.isVisible()
+
+    # A compression that leaves no channel after a transition.
+    w.findChild(QWidget, "growthRateSlider").setValue(1)
+    w.findChild(QWidget, "compressionSlider").setValue(0.05)
+    assert invalid.isVisible() and "leaves 0 channels after transition" in invalid.text()
+    assert label(w, "paramsLabel").text() == f"{count_params(get_preset('densenet121').replace(growth_rate=1)):,}"
+
+
+def test_presets_block_count_and_toggles(qtbot, explorer, qt_flush):
+    w = explorer
+    combo = w.findChild(QComboBox, "presetCombo")
+    combo.setCurrentIndex(combo.findData("densenet169"))
+    assert label(w, "paramsLabel").text() == f"{PRESETS['densenet169'].params:,}"
+    assert w.findChild(QWidget, "blockDepthSlider4").value() == 32
+
+    w.findChild(QWidget, "blockCountSpin").setValue(3)
+    qt_flush()
+    assert w.findChild(QWidget, "blockDepthSlider4") is None
+    expected = get_preset("densenet169").replace(block_depths=(6, 12, 32))
+    assert w.config == expected
+    assert label(w, "paramsLabel").text() == f"{count_params(expected):,}"
+    assert combo.currentText() == "custom (from densenet169)"
+
+    w.findChild(QWidget, "bottleneckToggle").setChecked(False)
+    assert not w.findChild(QWidget, "bnSizeSlider").isEnabled()
+    w.findChild(QWidget, "stemCombo").setCurrentText("cifar")
+    expected = expected.replace(bottleneck=False, stem="cifar")
+    assert w.config == expected
+    assert label(w, "paramsLabel").text() == f"{count_params(expected):,}"
+
+    w.findChild(QWidget, "memoryEfficientToggle").setChecked(True)
+    assert w.config.memory_efficient
+    assert "memory-efficient on" in label(w, "memoryDetail").text()
+
+
+def test_compare_with_a_pinned_baseline(qtbot, explorer):
+    w = explorer
+    base = get_preset("densenet121")
+    w.pin_baseline()
+    w.findChild(QWidget, "compressionSlider").setValue(1.0)
+    new = base.replace(compression=1.0)
+    diff = count_params(new) - count_params(base)
+    assert diff > 0
+    delta = label(w, "paramsDelta")
+    assert delta.isVisible()
+    assert delta.text().startswith(f"+{diff:,} (+{100 * diff / count_params(base):.1f}%)")
+    assert label(w, "channelsDelta").text().startswith(f"+{final_channels(new) - final_channels(base):,}")
+    x, y = w.channel_panel.base_curves["in"].getData()
+    assert len(x) == len(w.baseline.rows) and y.max() == 1024  # the baseline's own channel curve
+    w.clear_baseline()
+    assert not delta.isVisible()
+    assert len(w.channel_panel.base_curves["in"].getData()[0] or []) == 0
+
+
+def test_channel_panel_hover_log_and_png_export(qtbot, explorer, tmp_path):
+    w = explorer
+    panel = w.channel_panel
+    row = w.table.rows[3]
+    text = panel.hover_index(3)
+    assert row.name in text and f"params {row.params:,}" in text and f"{row.in_channels:,} → {row.out_channels:,}" in text
+    assert panel.cursors[0].isVisible()
+    panel.hover_index(None)
+    assert not panel.cursors[0].isVisible()
+
+    panel.log_check.setChecked(True)
+    assert all(p.ctrl.logYCheck.isChecked() for p in panel.plots.values())
+    out = panel.export_png("params", tmp_path / "params.png")
+    data = out.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 2000
+
+
+def test_save_open_copy_and_snippet(qtbot, explorer, tmp_path):
+    w = explorer
+    w.findChild(QWidget, "growthRateSlider").setValue(24)
+    path = tmp_path / "cfg.json"
+    assert w.save_config(path)
+    assert DenseNetConfig.from_file(path) == w.config  # the CLI's --config reader accepts it
+    saved = w.config
+
+    w.apply_config(get_preset("densenet-40-k12"), "densenet-40-k12")
+    assert w.open_config(path)
+    assert w.config == saved
+
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"growth_rate": 0}')
+    assert not w.open_config(bad)
+    assert label(w, "invalidLabel").isVisible() and "growth_rate" in label(w, "invalidLabel").text()
+    assert w.config == saved
+
+    w.copy_config()
+    from PySide6.QtGui import QGuiApplication
+
+    assert DenseNetConfig.from_json(QGuiApplication.clipboard().text()) == saved
+    w.copy_snippet()
+    scope: dict = {}
+    exec(QGuiApplication.clipboard().text(), scope)  # noqa: S102 - our own generated snippet
+    assert scope["cfg"] == saved
+    assert sum(p.numel() for p in scope["model"].parameters()) == count_params(saved)
+    assert python_snippet(saved) == QGuiApplication.clipboard().text()
+
+
+def test_summary_filter_depth_and_save(qtbot, explorer, tmp_path):
+    w = explorer
+    panel = w.summary_panel
+    w.apply_config(get_preset("densenet-bc-100-k12"), "densenet-bc-100-k12")
+    wait_summary(qtbot, w)
+    panel.filter_edit.setText("transition")
+    body = panel.text()
+    rows = [line for line in body.splitlines() if "│" in line or "─" in line]
+    assert "Total params" in body
+    assert all("transition" in line.lower() for line in rows), rows
+    assert sum("transition" in line.lower() for line in body.splitlines()) >= 2
+    panel.filter_edit.clear()
+    with qtbot.waitSignal(panel.summaryUpdated, timeout=TIMEOUT) as blocker:
+        panel.depth_spin.setValue(1)
+    assert blocker.args[0].depth == 1
+    assert "denselayer" not in panel.text()
+    panel.save_text(tmp_path / "summary.txt")
+    assert (tmp_path / "summary.txt").read_text().strip() == panel.text().strip()
+
+
+def test_settings_persist_last_configuration(qtbot, widget_leak_check, qt_flush, tmp_path):
+    ini = str(tmp_path / "densegui.ini")
+    first = MainWindow(QSettings(ini, QSettings.Format.IniFormat))
+    first.show()
+    first.findChild(QWidget, "growthRateSlider").setValue(20)
+    first.tabs.setCurrentIndex(1)
+    expected = first.config
+    first.close()
+    first.deleteLater()
+    qt_flush()
+    stored = json.loads(QSettings(ini, QSettings.Format.IniFormat).value("explorer/config"))
+    assert stored["growth_rate"] == 20
+
+    second = MainWindow(QSettings(ini, QSettings.Format.IniFormat))
+    try:
+        assert second.config == expected
+        assert second.findChild(QWidget, "growthRateSlider").value() == 20
+        assert second.findChild(QComboBox, "presetCombo").currentText() == "custom (from densenet121)"
+        assert second.tabs.currentIndex() == 1
+    finally:
+        second.close()
+        second.deleteLater()
+        qt_flush()
+
+
+def test_no_settings_are_touched_by_default(monkeypatch):
+    from densegui.gui.main_window import settings_disabled
+
+    assert settings_disabled()  # the root conftest keeps tests away from the user's settings
+
+
+@pytest.mark.parametrize("name", ["densenet-40-k12", "densenet264"])
+def test_preset_parameter_counts_match_the_model(qtbot, explorer, name):
+    explorer.load_preset(name)
+    assert label(explorer, "paramsLabel").text() == f"{count_params(get_preset(name)):,}"
