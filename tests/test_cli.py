@@ -1,0 +1,254 @@
+"""``densegui presets`` and ``densegui summary``: output, every override flag, the
+``--json`` round trip and every bad-input path (one line on stderr, exit 2)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from densegui.cli import main
+from densegui.core.config import PRESETS, DenseNetConfig, get_preset
+from densegui.core.stats import layer_table
+
+SMALL = ["--preset", "densenet-bc-100-k12", "--blocks", "2,2,2"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def run(argv, capsys):
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse usage errors
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def run_json(argv, capsys) -> dict:
+    code, out, err = run(["summary", *argv, "--json"], capsys)
+    assert code == 0 and err == "", err
+    return json.loads(out)
+
+
+def assert_one_line_error(code, out, err, *needles):
+    assert code == 2, (code, err)
+    assert out == ""
+    assert err.endswith("\n") and err.count("\n") == 1, err
+    assert "Traceback" not in err and "error" in err
+    for needle in needles:
+        assert needle in err, (needle, err)
+
+
+# ----------------------------------------------------------------------------- presets
+def test_presets_table(capsys):
+    code, out, err = run(["presets"], capsys)
+    assert code == 0 and err == ""
+    lines = out.splitlines()
+    for name, preset in PRESETS.items():
+        line = next(line for line in lines if line.startswith(name + " "))
+        assert f"{layer_table(preset.config).params:,}" in line
+        assert ",".join(map(str, preset.config.block_depths)) in line
+    assert "7,978,856" in out and "MACs" in out
+
+
+def test_presets_json_is_loadable(capsys):
+    code, out, _ = run(["presets", "--json"], capsys)
+    assert code == 0
+    data = json.loads(out)
+    assert list(data) == list(PRESETS)
+    for name, cfg in data.items():
+        assert DenseNetConfig.from_dict(cfg) == get_preset(name)
+
+
+# ----------------------------------------------------------------------------- summary
+def test_summary_plain_output_has_torchinfo_table_and_footer(capsys):
+    code, out, err = run(["summary", *SMALL], capsys)
+    assert code == 0 and err == ""
+    cfg = get_preset("densenet-bc-100-k12").replace(block_depths=(2, 2, 2))
+    table = layer_table(cfg)
+    assert "Layer (type (var_name))" in out and "denselayer2" in out and "Total params" in out
+    assert f"Parameters:            {table.params:,}" in out
+    assert f"MACs:                  {table.macs:,}" in out
+    assert f"Final channels:        {cfg.final_channels}" in out
+    assert "Activation memory:" in out and "naive" in out and "memory-efficient" in out
+
+
+def test_summary_json_contents(capsys):
+    data = run_json(SMALL + ["--batch-size", "3"], capsys)
+    cfg = get_preset("densenet-bc-100-k12").replace(block_depths=(2, 2, 2))
+    table = layer_table(cfg)
+    assert data["config"] == cfg.to_dict()
+    assert isinstance(data["params"], int) and data["params"] == table.params
+    assert isinstance(data["macs"], int) and data["macs"] == table.macs
+    assert len(data["layers"]) == len(table.rows)
+    for entry, row in zip(data["layers"], table.rows):
+        for key in ("name", "kind", "block", "in_channels", "out_channels", "params", "macs"):
+            assert entry[key] == getattr(row, key)
+    assert sum(e["params"] for e in data["layers"]) == data["params"]
+    assert data["memory"]["naive_bytes"] == table.activation_bytes(3, efficient=False)
+    assert data["memory"]["efficient_bytes"] == table.activation_bytes(3, efficient=True)
+    assert data["memory"]["efficient_bytes"] < data["memory"]["naive_bytes"]
+
+
+def test_json_config_round_trip(capsys, tmp_path):
+    first = run_json(["--preset", "densenet-40-k12", "--growth-rate", "6", "--compression", "0.5",
+                      "--drop-rate", "0.2", "--memory-efficient"], capsys)
+    path = tmp_path / "cfg.json"
+    path.write_text(json.dumps(first["config"]), encoding="utf-8")
+    second = run_json(["--config", str(path)], capsys)
+    assert second == first
+    # overrides apply on top of a config file too
+    third = run_json(["--config", str(path), "--num-classes", "3"], capsys)
+    assert third["config"]["num_classes"] == 3 and third["params"] != first["params"]
+
+
+def test_default_is_densenet121(capsys):
+    data = run_json([], capsys)
+    assert data["params"] == 7_978_856 and data["config"] == get_preset("densenet121").to_dict()
+
+
+@pytest.mark.parametrize("flags,field,value", [
+    (["--growth-rate", "8"], "growth_rate", 8),
+    (["-k", "9"], "growth_rate", 9),
+    (["--blocks", "3,4,5"], "block_depths", [3, 4, 5]),
+    (["--blocks", "7"], "block_depths", [7]),
+    (["--compression", "0.25"], "compression", 0.25),
+    (["--compression", "1"], "compression", 1.0),
+    (["--no-bottleneck"], "bottleneck", False),
+    (["--bottleneck"], "bottleneck", True),
+    (["--bn-size", "2"], "bn_size", 2),
+    (["--init-features", "40"], "init_features", 40),
+    (["--stem", "imagenet"], "stem", "imagenet"),
+    (["--in-channels", "1"], "in_channels", 1),
+    (["--num-classes", "100"], "num_classes", 100),
+    (["--drop-rate", "0.2"], "drop_rate", 0.2),
+    (["--input-size", "64"], "input_size", 64),
+    (["--memory-efficient"], "memory_efficient", True),
+])
+def test_every_override_flag(capsys, flags, field, value):
+    base = "densenet-40-k12" if field == "bottleneck" and value else "densenet-bc-100-k12"
+    data = run_json(["--preset", base, *flags], capsys)
+    assert data["config"][field] == value
+    expected = get_preset(base).replace(**{field: tuple(value) if isinstance(value, list) else value})
+    assert data["config"] == expected.to_dict()
+    assert data["params"] == layer_table(expected).params
+
+
+def test_no_bottleneck_changes_counts(capsys):
+    a = run_json(["--preset", "densenet-bc-100-k12"], capsys)
+    b = run_json(["--preset", "densenet-bc-100-k12", "--no-bottleneck"], capsys)
+    assert a["params"] != b["params"] and not any("conv2" in e["name"] for e in b["layers"])
+
+
+# ----------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize("argv,needles", [
+    (["summary", "--preset", "nope"], ["unknown preset 'nope'", "densenet121", "densenet-bc-190-k40"]),
+    (["summary", "--blocks", "6,,12"], ["--blocks", "6,,12"]),
+    (["summary", "--blocks", "a,b"], ["--blocks"]),
+    (["summary", "--blocks", ""], ["--blocks"]),
+    (["summary", "--blocks", "6;12"], ["--blocks"]),
+    (["summary", "--blocks", "6,-1"], ["block_depths (block 2)"]),
+    (["summary", "--blocks", "1,1,1,1,1,1,1,1,1"], ["block_depths", "1 to 8"]),
+    (["summary", "--growth-rate", "0"], ["growth_rate", "1 to 256"]),
+    (["summary", "--growth-rate", "257"], ["growth_rate"]),
+    (["summary", "--growth-rate", "1.5"], ["--growth-rate", "1.5"]),
+    (["summary", "--growth-rate", "x"], ["--growth-rate"]),
+    (["summary", "--compression", "0"], ["compression", "(0, 1]"]),
+    (["summary", "--compression", "1.5"], ["compression"]),
+    (["summary", "--compression", "nan"], ["compression"]),
+    (["summary", "--compression", "half"], ["--compression"]),
+    (["summary", "--bn-size", "0"], ["bn_size"]),
+    (["summary", "--bn-size", "17"], ["bn_size"]),
+    (["summary", "--init-features", "0"], ["init_features"]),
+    (["summary", "--init-features", "4096"], ["init_features"]),
+    (["summary", "--stem", "resnet"], ["--stem", "resnet"]),
+    (["summary", "--in-channels", "0"], ["in_channels"]),
+    (["summary", "--in-channels", "65"], ["in_channels"]),
+    (["summary", "--num-classes", "0"], ["num_classes"]),
+    (["summary", "--num-classes", "100001"], ["num_classes"]),
+    (["summary", "--drop-rate", "1"], ["drop_rate", "[0, 1)"]),
+    (["summary", "--drop-rate", "-0.1"], ["drop_rate"]),
+    (["summary", "--input-size", "0"], ["input_size"]),
+    (["summary", "--input-size", "4096"], ["input_size"]),
+    (["summary", "--input-size", "16"], ["input_size", "too small", "at least 29"]),
+    (["summary", "--preset", "densenet-40-k12", "--input-size", "3"], ["input_size", "at least 4"]),
+    (["summary", "--growth-rate", "1", "--init-features", "1", "--blocks", "1,1", "--compression", "0.1"],
+     ["compression", "0 channels after transition 1"]),
+    (["summary", "--depth", "11"], ["--depth"]),
+    (["summary", "--batch-size", "0"], ["--batch-size"]),
+    (["summary", "--preset", "densenet121", "--config", "x.json"], ["not allowed with"]),
+    (["summary", "--bogus"], ["unrecognized arguments"]),
+    (["nosuchcommand"], ["invalid choice"]),
+])
+def test_bad_flags(capsys, argv, needles):
+    assert_one_line_error(*run(argv, capsys), *needles)
+
+
+@pytest.mark.parametrize("content,needles", [
+    (None, ["does not exist"]),
+    ("DIR", ["is a directory"]),
+    (b"\xff\xfe\x00garbage", ["cannot read"]),
+    ("", ["not valid JSON"]),
+    ("{\"growth_rate\": 12,", ["not valid JSON"]),
+    ("[6, 12, 24, 16]", ["JSON object"]),
+    ('{"growth_rat": 12}', ["unknown configuration field 'growth_rat'"]),
+    ('{"growth_rate": "12"}', ["growth_rate", "integer"]),
+    ('{"growth_rate": 12.0}', ["growth_rate", "integer"]),
+    ('{"block_depths": "6,12"}', ["block_depths"]),
+    ('{"block_depths": [6, "12"]}', ["block_depths (block 2)"]),
+    ('{"compression": "0.5"}', ["compression"]),
+    ('{"bottleneck": "yes"}', ["bottleneck"]),
+    ('{"stem": 3}', ["stem"]),
+    ('{"init_features": [64]}', ["init_features"]),
+    ('{"drop_rate": null}', ["drop_rate"]),
+    ('{"memory_efficient": 1}', ["memory_efficient"]),
+    ('{"input_size": 8}', ["input_size", "too small"]),
+    ('{"compression": 1' + "0" * 400 + "}", ["compression"]),
+    ('{"growth_rate": 1' + "0" * 5000 + "}", ["not usable JSON"]),
+    ("[" * 100_000 + "]" * 100_000, ["not usable JSON"]),
+])
+def test_bad_config_files(capsys, tmp_path, content, needles):
+    path = tmp_path / "cfg.json"
+    if content == "DIR":
+        path.mkdir()
+    elif isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
+        path.write_text(content, encoding="utf-8")
+    code, out, err = run(["summary", "--config", str(path), "--json"], capsys)
+    assert_one_line_error(code, out, err, *needles)
+    assert len(err) < 400
+
+
+def test_unreadable_config_file(capsys, tmp_path, monkeypatch):
+    """A file the user may not read (chmod 000 does not stop root, so the OSError is injected)."""
+    path = tmp_path / "cfg.json"
+    path.write_text("{}", encoding="utf-8")
+    real = type(path).read_text
+
+    def denied(self, *args, **kwargs):
+        if self == path:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(path), "read_text", denied)
+    assert_one_line_error(*run(["summary", "--config", str(path)], capsys), "cannot read", "PermissionError")
+
+
+def test_subprocess_unknown_preset_exit_2_one_line_no_traceback():
+    proc = subprocess.run([sys.executable, "-m", "densegui", "summary", "--preset", "nope"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert "unknown preset 'nope'" in proc.stderr and "densenet121" in proc.stderr
