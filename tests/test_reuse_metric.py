@@ -100,12 +100,19 @@ def test_labels_and_json_nulls():
 
 def test_normalisations():
     m = np.array([[2.0, 1.0, 4.0], [np.nan, 3.0, 2.0], [np.nan, np.nan, 8.0]])
-    col = normalise(m, "column")
-    np.testing.assert_allclose(col, [[1.0, 1 / 3, 0.5], [np.nan, 1.0, 0.25], [np.nan, np.nan, 1.0]])
-    np.testing.assert_allclose(normalise(m, "block"), m / 8.0)
+    # Column min–max: column 0 has one source (→ 1); column 1: (1, 3) → (0, 1); column 2: (4, 2, 8) over [2, 8].
+    np.testing.assert_allclose(normalise(m, "column"),
+                               [[1.0, 0.0, 2 / 6], [np.nan, 1.0, 0.0], [np.nan, np.nan, 1.0]])
+    np.testing.assert_allclose(normalise(m, "column-max"),
+                               [[1.0, 1 / 3, 0.5], [np.nan, 1.0, 0.25], [np.nan, np.nan, 1.0]])
+    np.testing.assert_allclose(normalise(m, "block"), (m - 1.0) / 7.0)
     np.testing.assert_allclose(normalise(m, "raw"), m)
-    zero = normalise(np.array([[0.0, np.nan], [0.0, 0.0]]), "column")
-    assert zero[0, 0] == 0.0 and math.isnan(zero[0, 1])
+    flat = normalise(np.array([[0.5, np.nan], [0.5, 0.5]]), "column")
+    assert flat[0, 0] == 1.0 and flat[1, 0] == 1.0 and math.isnan(flat[0, 1])
+    for mode in ("column", "column-max", "block"):
+        out = normalise(m, mode)
+        assert np.nanmax(out) == 1.0 and np.nanmin(out) >= 0.0
+        np.testing.assert_array_equal(np.isnan(out), np.isnan(m))
     with pytest.raises(DenseguiError):
         normalise(m, "log")
 

@@ -28,8 +28,9 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object (config + raw matrices)")
     p.add_argument("--png", metavar="OUT.png", help="render the heatmaps to a PNG file (no window needed)")
     p.add_argument("--csv", metavar="DIR", help="write one CSV per block (block1.csv, ...) into DIR")
-    p.add_argument("--normalise", choices=("column", "block", "raw"), default="column",
-                   help="colour scale of --png: per target column to [0,1] (default), per block, or raw")
+    p.add_argument("--normalise", choices=("column", "column-max", "block", "raw"), default="column",
+                   help="colour scale of --png: per target column min–max to [0,1] (default), per column ÷ max, "
+                        "per block min–max, or raw mean |w|")
     p.add_argument("--cmap", default="viridis", help="colour map of --png (default viridis)")
     p.set_defaults(func=run)
 
@@ -116,6 +117,7 @@ def _render_png(loaded, blocks, out: str, normalisation: str, cmap: str) -> None
         from densegui.gui.reuse_panel import render_png
     except ImportError as exc:
         raise DenseguiError(f"--png needs the Qt libraries ({exc.name or exc}).") from None
-    title = f"{Path(loaded.path).name}: feature reuse (normalised per {normalisation})" \
-        if normalisation != "raw" else f"{Path(loaded.path).name}: feature reuse (raw mean |w|)"
+    scale = {"column": "each target column min–max to [0, 1]", "column-max": "each target column ÷ its max",
+             "block": "each block min–max to [0, 1]", "raw": "raw mean |w|"}[normalisation]
+    title = f"{Path(loaded.path).name}: feature reuse, mean |w| of each target's first conv per source ({scale})"
     render_png(blocks, out, normalisation=normalisation, cmap=cmap, title=title)

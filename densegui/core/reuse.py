@@ -28,7 +28,9 @@ import torch
 from densegui.core.config import DenseNetConfig
 from densegui.core.errors import DenseguiError
 
-NORMALISATIONS = ("column", "block", "raw")
+# column: each target column min–max → [0, 1] (default; the contrast of the paper's figure);
+# column-max: each column ÷ its max (0 keeps meaning "no weight"); block: the whole block min–max → [0, 1].
+NORMALISATIONS = ("column", "column-max", "block", "raw")
 
 
 @dataclass
@@ -101,25 +103,31 @@ def reuse_matrices(state_dict: Mapping[str, torch.Tensor], config: DenseNetConfi
     return [block_reuse(state_dict, config, b) for b in range(1, config.num_blocks + 1)]
 
 
-def normalise(matrix: np.ndarray, mode: str = "column", block_max: float | None = None) -> np.ndarray:
-    """Rescale a reuse matrix for display (NaN cells stay NaN).
+def normalise(matrix: np.ndarray, mode: str = "column") -> np.ndarray:
+    """Rescale a reuse matrix for display; NaN (no connection) stays NaN.
 
-    ``column``: each target column divided by its largest value (so the
-    column's strongest source is 1, the paper's common reading); ``block``:
-    the whole block divided by its largest value; ``raw``: unchanged.
+    * ``column``: each target column min–max to [0, 1] (its weakest source 0, its
+      strongest 1; a column with a single source, or all equal, is 1);
+    * ``column-max``: each column divided by its largest value;
+    * ``block``: the whole block min–max to [0, 1];
+    * ``raw``: unchanged.
     """
     if mode not in NORMALISATIONS:
         raise DenseguiError(f"normalisation must be one of {', '.join(NORMALISATIONS)}, got {mode!r}.")
     m = np.asarray(matrix, dtype=np.float64)
     if mode == "raw":
         return m.copy()
+    nan = np.isnan(m)
+    if mode == "block":
+        lo = np.full((1, m.shape[1]), np.nanmin(m) if (~nan).any() else 0.0)
+        hi = np.full((1, m.shape[1]), np.nanmax(m) if (~nan).any() else 0.0)
+    else:
+        hi = np.where(nan, -np.inf, m).max(axis=0, keepdims=True)
+        lo = np.zeros_like(hi) if mode == "column-max" else np.where(nan, np.inf, m).min(axis=0, keepdims=True)
+    span = hi - lo
     with np.errstate(invalid="ignore", divide="ignore"):
-        if mode == "column":
-            peak = np.nanmax(np.where(np.isnan(m), -np.inf, m), axis=0, keepdims=True)
-        else:
-            peak = np.array(block_max if block_max is not None else np.nanmax(m))
-        out = np.where(peak > 0, m / np.where(peak > 0, peak, 1.0), 0.0)
-    out[np.isnan(m)] = np.nan
+        out = np.where(span > 0, (m - lo) / np.where(span > 0, span, 1.0), 1.0)
+    out[nan] = np.nan
     return out
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, QRectF, QSettings, Qt, QThread, Signal
+from PySide6.QtCore import QEventLoop, QPointF, QRectF, QSettings, Qt, QThread, Signal
 from PySide6.QtGui import QColor, QCursor, QPen
 from PySide6.QtWidgets import (
     QApplication,
@@ -41,8 +41,9 @@ from densegui.core.reuse import NORMALISATIONS, BlockReuse, column_rank, normali
 
 COLORMAPS = ("viridis", "inferno", "magma", "plasma", "cividis", "turbo", "CET-L1")
 NORMALISATION_LABELS = {
-    "column": "per target column → [0, 1]",
-    "block": "per block → [0, 1]",
+    "column": "per target column, min–max → [0, 1]",
+    "column-max": "per target column, ÷ max",
+    "block": "per block, min–max → [0, 1]",
     "raw": "raw mean |w|",
 }
 DEFAULT_CHECKPOINT = "densenet-digits.pt"
@@ -63,12 +64,18 @@ def _short_source(name: str) -> str:
 
 
 def _ticks(labels: list[tuple[int, str]], limit: int = 14) -> list[tuple[float, str]]:
-    """Every label if few, else a stride that keeps about ``limit`` (first and last kept)."""
+    """Every label if few, else every n-th (n from 2, 4, 5, 10, 20 …) keeping about ``limit``."""
     if len(labels) <= limit:
         return [(i + 0.5, s) for i, s in labels]
-    stride = math.ceil(len(labels) / limit)
-    keep = [lab for n, lab in enumerate(labels) if n % stride == 0 or n == len(labels) - 1]
+    stride = next(n for n in (2, 4, 5, 8, 10, 16, 20, 25, 50, 100, 10**9) if len(labels) / n <= limit)
+    # labels[0] is "in" (rows) or layer 1 (columns): keep it, then multiples of the stride.
+    keep = [(i, s) for n, (i, s) in enumerate(labels) if n == 0 or (s.isdigit() and int(s) % stride == 0)]
     return [(i + 0.5, s) for i, s in keep]
+
+
+def gap_columns(depth: int) -> int:
+    """Blank columns between the last layer and the transition/classifier column."""
+    return max(1, round(depth / 16))
 
 
 class HeatmapView(pg.GraphicsLayoutWidget):
@@ -89,24 +96,22 @@ class HeatmapView(pg.GraphicsLayoutWidget):
         self.images: list[pg.ImageItem] = []
         self.colorbar: pg.ColorBarItem | None = None
         self._marker: QGraphicsRectItem | None = None
+        self._layout_key: tuple | None = None
         self.scene().sigMouseMoved.connect(self._on_move)
         self.scene().sigMouseClicked.connect(self._on_click)
 
     # ------------------------------------------------------------ data → image
     def displayed(self, index: int) -> np.ndarray:
         """The values shown for block ``index`` (rows = sources, columns = targets), after normalisation."""
-        block_max = None
-        if self.normalisation == "block":
-            block_max = float(np.nanmax(self.blocks[index].matrix))
-        return normalise(self.blocks[index].matrix, self.normalisation, block_max)
+        return normalise(self.blocks[index].matrix, self.normalisation)
 
     def image_array(self, index: int) -> np.ndarray:
         """``displayed(index)`` with a NaN gap column before the transition/classifier column."""
         shown = self.displayed(index)
         depth = shown.shape[1] - 1
-        out = np.full((shown.shape[0], depth + 2), np.nan)
+        out = np.full((shown.shape[0], depth + gap_columns(depth) + 1), np.nan)
         out[:, :depth] = shown[:, :depth]
-        out[:, depth + 1] = shown[:, depth]
+        out[:, -1] = shown[:, depth]
         return out
 
     def levels(self) -> tuple[float, float]:
@@ -119,9 +124,13 @@ class HeatmapView(pg.GraphicsLayoutWidget):
         depth = len(self.blocks[index].targets) - 1
         if 0 <= col < depth:
             return col
-        if col == depth + 1:
+        if col == depth + gap_columns(depth):
             return depth
         return None
+
+    def target_to_column(self, index: int, target: int) -> int:
+        depth = len(self.blocks[index].targets) - 1
+        return target if target < depth else depth + gap_columns(depth)
 
     # ----------------------------------------------------------------- building
     def set_blocks(self, blocks: list[BlockReuse], title: str = "") -> None:
@@ -141,48 +150,67 @@ class HeatmapView(pg.GraphicsLayoutWidget):
             self.colorbar.setColorMap(pg.colormap.get(name))
 
     def _rebuild(self) -> None:
-        self.clear()
-        self.plots, self.images, self.colorbar, self._marker = [], [], None, None
+        """Lay out one plot per block; plots are reused when the block count and title stay the same
+        (building pyqtgraph PlotItems is the slow part of showing a new checkpoint)."""
         if not self.blocks:
+            self.clear()
+            self.plots, self.images, self.colorbar, self._marker, self._layout_key = [], [], None, None, None
             return
-        row = 0
-        if self.title:
-            self.addLabel(self.title, row=0, col=0, colspan=len(self.blocks) + 1, color="k", size="11pt")
-            row = 1
-        for i, b in enumerate(self.blocks):
-            plot = self.addPlot(row=row, col=i)
+        key = (len(self.blocks), self.title)
+        if key != getattr(self, "_layout_key", None):
+            self.clear()
+            self.plots, self.images, self._marker = [], [], None
+            row = 0
+            if self.title:
+                self.addLabel(self.title, row=0, col=0, colspan=len(self.blocks) + 1, color="k", size="11pt")
+                row = 1
+            for i in range(len(self.blocks)):
+                plot = self.addPlot(row=row, col=i)
+                plot.setMenuEnabled(False)
+                plot.setMouseEnabled(x=False, y=False)
+                plot.hideButtons()
+                plot.invertY(True)
+                plot.setAspectLocked(True)
+                image = pg.ImageItem(axisOrder="row-major")
+                plot.addItem(image)
+                # A dashed line marks the set-apart transition/classifier column.
+                plot.separator = pg.InfiniteLine(angle=90, pen=pg.mkPen((120, 120, 120), width=1,
+                                                                        style=Qt.PenStyle.DashLine))
+                plot.addItem(plot.separator)
+                for name in ("bottom", "left"):
+                    plot.getAxis(name).setPen("k")
+                    plot.getAxis(name).setTextPen("k")
+                plot.setLabel("bottom", "target")
+                plot.setLabel("left", "source")
+                plot.getAxis("left").setWidth(46)  # equal axes → equal plots, aligned side by side
+                self.plots.append(plot)
+                self.images.append(image)
+            self.colorbar = pg.ColorBarItem(colorMap=pg.colormap.get(self.cmap_name), interactive=False,
+                                            width=16, pen="k")
+            self.colorbar.setImageItem(self.images)
+            self.addItem(self.colorbar, row=row, col=len(self.blocks))
+            self._layout_key = key
+        self._clear_marker()
+        for plot, b in zip(self.plots, self.blocks):
             plot.setTitle(f"Block {b.block}", color="k")
-            plot.setMenuEnabled(False)
-            plot.setMouseEnabled(x=False, y=False)
-            plot.hideButtons()
-            plot.invertY(True)
-            plot.setAspectLocked(True)
-            image = pg.ImageItem(axisOrder="row-major")
-            plot.addItem(image)
             depth = len(b.targets) - 1
-            # A thin line marks the set-apart transition/classifier column.
-            line = pg.InfiniteLine(pos=depth + 0.5, angle=90, pen=pg.mkPen((120, 120, 120), width=1,
-                                                                         style=Qt.PenStyle.DashLine))
-            plot.addItem(line)
-            xl = [(c, _short_target(t, b.block)) for c, t in enumerate(b.targets[:-1], 0)]
-            ticks_x = _ticks(xl) + [(depth + 1.5, _short_target(b.targets[-1], b.block))]
-            ticks_y = _ticks([(r, _short_source(s)) for r, s in enumerate(b.sources)])
-            for name, ticks in (("bottom", ticks_x), ("left", ticks_y)):
-                axis = plot.getAxis(name)
-                axis.setTicks([ticks, []])
-                axis.setPen("k")
-                axis.setTextPen("k")
-            plot.setLabel("bottom", "target")
-            plot.setLabel("left", "source")
-            plot.getAxis("left").setWidth(46)  # equal axes → equal plots, aligned side by side
-            plot.setRange(xRange=(0, depth + 2), yRange=(0, len(b.sources)), padding=0.02)
-            self.plots.append(plot)
-            self.images.append(image)
-        self.colorbar = pg.ColorBarItem(colorMap=pg.colormap.get(self.cmap_name), interactive=False,
-                                        width=16, pen="k")
-        self.colorbar.setImageItem(self.images)
-        self.addItem(self.colorbar, row=row, col=len(self.blocks))
+            gap = gap_columns(depth)
+            plot.separator.setPos(depth + gap / 2)
+            xl = [(c, _short_target(t, b.block)) for c, t in enumerate(b.targets[:-1])]
+            ticks_x = _ticks(xl, limit=8 if depth > 16 else 14)
+            if depth > 16:  # keep the transition/classifier label clear of the last layer labels
+                ticks_x = [t for t in ticks_x if t[0] < depth * 0.85]
+            ticks_x.append((depth + gap + 0.5, _short_target(b.targets[-1], b.block)))
+            ticks_y = _ticks([(r, _short_source(name)) for r, name in enumerate(b.sources)])
+            plot.getAxis("bottom").setTicks([ticks_x, []])
+            plot.getAxis("left").setTicks([ticks_y, []])
+            plot.setRange(xRange=(0, depth + gap + 1), yRange=(0, len(b.sources)), padding=0.02)
         self._refresh_images()
+
+    def _clear_marker(self) -> None:
+        if self._marker is not None and self._marker.scene() is not None:
+            self._marker.scene().removeItem(self._marker)
+        self._marker = None
 
     def _refresh_images(self) -> None:
         if not self.images:
@@ -192,7 +220,8 @@ class HeatmapView(pg.GraphicsLayoutWidget):
             image.setImage(self.image_array(i), autoLevels=False)
         if self.colorbar is not None:
             self.colorbar.setLevels((lo, hi))
-            label = "mean |w|" if self.normalisation == "raw" else f"mean |w| / {self.normalisation} max"
+            label = {"raw": "mean |w|", "column-max": "mean |w| ÷ column max",
+                     "column": "mean |w|, column min–max", "block": "mean |w|, block min–max"}[self.normalisation]
             self.colorbar.axis.setLabel(label)
             self.colorbar.axis.setPen("k")
             self.colorbar.axis.setTextPen("k")
@@ -213,8 +242,7 @@ class HeatmapView(pg.GraphicsLayoutWidget):
 
     def scene_pos_of(self, index: int, row: int, target: int) -> QPointF:
         """Scene position of a cell's centre (the inverse of :meth:`cell_at`)."""
-        depth = len(self.blocks[index].targets) - 1
-        col = target if target < depth else depth + 1
+        col = self.target_to_column(index, target)
         return self.plots[index].vb.mapViewToScene(QPointF(col + 0.5, row + 0.5))
 
     def tooltip_text(self, index: int, row: int, target: int) -> str:
@@ -236,10 +264,8 @@ class HeatmapView(pg.GraphicsLayoutWidget):
 
     def select(self, index: int, row: int, target: int) -> None:
         """Outline a cell and announce it (click)."""
-        depth = len(self.blocks[index].targets) - 1
-        col = target if target < depth else depth + 1
-        if self._marker is not None and self._marker.scene() is not None:
-            self._marker.scene().removeItem(self._marker)
+        col = self.target_to_column(index, target)
+        self._clear_marker()
         self._marker = QGraphicsRectItem(QRectF(col, row, 1, 1))
         pen = QPen(QColor(230, 30, 30))
         pen.setCosmetic(True)
@@ -629,7 +655,7 @@ class ReusePanel(QWidget):
 def render_png(blocks: list[BlockReuse], path: str, *, normalisation: str = "column", cmap: str = "viridis",
                title: str = "", width: int | None = None, height: int = 460) -> None:
     """Render the heatmaps to a PNG without showing a window (needs a Qt platform; offscreen is fine)."""
-    app = QApplication.instance() or QApplication([])
+    app = QApplication.instance() or QApplication([])  # noqa: F841 - must exist while the view lives
     view = HeatmapView()
     try:
         view.normalisation = normalisation
@@ -642,10 +668,10 @@ def render_png(blocks: list[BlockReuse], path: str, *, normalisation: str = "col
         total = sum(len(b.targets) + 1 for b in blocks)
         view.resize(width or max(520, min(2400, 160 + 240 * len(blocks) + 6 * total)), height)
         view.show()
-        app.processEvents()
+        QEventLoop().processEvents()  # not app.processEvents(): PySide6 6.12 leaks a None reference there
         if not view.grab().save(str(path), "PNG"):
             raise DenseguiError(f"cannot write {str(path)!r}.")
     finally:
         view.close()
         view.deleteLater()
-        app.processEvents()
+        QEventLoop().processEvents()

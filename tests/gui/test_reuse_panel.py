@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the shared corpu
 from test_checkpoint_corpus import SMALL_BASIC, SMALL_BC, known_state_dict, write_bad, write_good  # noqa: E402
 from test_reuse_metric import naive_matrices  # noqa: E402
 
-from densegui.gui.reuse_panel import ReusePanel  # noqa: E402
+from densegui.gui.reuse_panel import ReusePanel, gap_columns  # noqa: E402
 
 TIMEOUT = 20_000
 
@@ -43,10 +43,12 @@ def load(qtbot, panel, path, ok=True):
 
 
 def column_normalised(m: np.ndarray) -> np.ndarray:
+    """Per target column: (v − min) / (max − min); a single-source column is 1."""
     out = m.copy()
     for t in range(m.shape[1]):
-        col = m[:, t]
-        out[:, t] = col / np.nanmax(col)
+        values = m[~np.isnan(m[:, t]), t]
+        lo, hi = values.min(), values.max()
+        out[:, t] = (m[:, t] - lo) / (hi - lo) if hi > lo else np.where(np.isnan(m[:, t]), np.nan, 1.0)
     return out
 
 
@@ -69,10 +71,11 @@ def test_open_checkpoint_plots_the_independent_values(qtbot, panel, tmp_path):
     for i, e in enumerate(expected):
         img = view.images[i].image
         depth = e.shape[1] - 1
-        assert img.shape == (e.shape[0], depth + 2)
-        assert np.isnan(img[:, depth]).all()  # the gap that sets the transition/classifier column apart
-        shown = np.concatenate([img[:, :depth], img[:, depth + 1:]], axis=1)
-        np.testing.assert_allclose(shown, column_normalised(e), rtol=1e-5, equal_nan=True)
+        gap = gap_columns(depth)
+        assert img.shape == (e.shape[0], depth + gap + 1)
+        assert np.isnan(img[:, depth:depth + gap]).all()  # the gap that sets the transition/classifier column apart
+        shown = np.concatenate([img[:, :depth], img[:, -1:]], axis=1)
+        np.testing.assert_allclose(shown, column_normalised(e), rtol=1e-5, atol=1e-6, equal_nan=True)
         np.testing.assert_array_equal(np.isnan(shown), np.isnan(e))  # no connection → NaN → transparent
     assert tuple(view.colorbar.levels()) == (0.0, 1.0)
 
@@ -80,11 +83,16 @@ def test_open_checkpoint_plots_the_independent_values(qtbot, panel, tmp_path):
     panel.norm_combo.setCurrentIndex(panel.norm_combo.findData("raw"))
     img = view.images[1].image
     e = expected[1]
-    np.testing.assert_allclose(np.delete(img, e.shape[1] - 1, axis=1), e, rtol=1e-5, equal_nan=True)
+    np.testing.assert_allclose(np.delete(img, e.shape[1] - 1, axis=1), e, rtol=1e-5, equal_nan=True)  # 1-col gap
     assert view.colorbar.levels()[1] == pytest.approx(max(np.nanmax(m) for m in expected))
     panel.norm_combo.setCurrentIndex(panel.norm_combo.findData("block"))
-    np.testing.assert_allclose(np.delete(view.images[2].image, expected[2].shape[1] - 1, axis=1),
-                               expected[2] / np.nanmax(expected[2]), rtol=1e-5, equal_nan=True)
+    e2 = expected[2]
+    np.testing.assert_allclose(np.delete(view.images[2].image, e2.shape[1] - 1, axis=1),
+                               (e2 - np.nanmin(e2)) / (np.nanmax(e2) - np.nanmin(e2)), rtol=1e-5, atol=1e-9,
+                               equal_nan=True)
+    panel.norm_combo.setCurrentIndex(panel.norm_combo.findData("column-max"))
+    np.testing.assert_allclose(np.delete(view.images[0].image, expected[0].shape[1] - 1, axis=1),
+                               expected[0] / np.nanmax(expected[0], axis=0), rtol=1e-5, equal_nan=True)
 
 
 def test_hover_and_click_details(qtbot, panel, tmp_path):
@@ -176,7 +184,8 @@ def test_shipped_default_loads_on_start(qtbot, monkeypatch, tmp_path):
         assert "stored in the file" in p.info_label.text()
         e = naive_matrices(sd)[0]
         img = p.view.images[0].image
-        assert math.isclose(img[0, 0], e[0, 0] / np.nanmax(e[:, 0]), rel_tol=1e-5)
+        assert img[0, 0] == 1.0  # layer 1 has one source: the block input
+        assert math.isclose(img[0, 1], column_normalised(e)[0, 1], rel_tol=1e-5, abs_tol=1e-6)
         assert p.recent_files() == []  # the shipped default is not a "recent file"
     finally:
         p.shutdown()
@@ -191,3 +200,15 @@ def test_shutdown_during_load_is_clean(qtbot, panel, tmp_path):
     assert not panel.is_loading()
     qtbot.wait(50)
     assert panel.loaded is None  # the interrupted/stale load never lands
+
+
+def test_second_checkpoint_reuses_plots_and_updates_values(qtbot, panel, tmp_path):
+    sd1, sd2 = known_state_dict(SMALL_BC, seed=30), known_state_dict(SMALL_BC, seed=31)
+    load(qtbot, panel, write_good("state_dict", tmp_path / "one.pt", sd1, SMALL_BC))
+    plots = list(panel.view.plots)
+    load(qtbot, panel, write_good("module-prefix", tmp_path / "two.pt", sd2, SMALL_BC))
+    assert panel.view.plots == plots  # same PlotItems: no rebuild for the same layout
+    e = naive_matrices(sd2)[2]
+    img = panel.view.images[2].image
+    np.testing.assert_allclose(np.concatenate([img[:, :2], img[:, -1:]], axis=1), column_normalised(e),
+                               rtol=1e-5, atol=1e-6, equal_nan=True)
