@@ -517,7 +517,19 @@ class ReusePanel(QWidget):
             f"{cfg.in_channels} input channels, {cfg.num_classes} classes, input {cfg.input_size}×{cfg.input_size}.",
         ]
         meta = loaded.metadata or {}
-        shown = [f"{k}: {meta[k]}" for k in ("dataset", "test_accuracy", "accuracy", "epochs") if k in meta]
+        shown = []
+        dataset = meta.get("dataset")
+        if isinstance(dataset, dict):
+            dataset = dataset.get("name")
+        if isinstance(dataset, str):
+            shown.append(f"trained on {dataset}")
+        for key in ("heldout_accuracy", "test_accuracy", "val_accuracy", "accuracy"):
+            value = meta.get(key)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                shown.append(f"{key.replace('_', ' ')} {value:.2%}" if value <= 1 else f"{key} {value:g}")
+                break
+        if isinstance(meta.get("epochs"), int):
+            shown.append(f"{meta['epochs']} epochs")
         if shown:
             parts.append(" " + ", ".join(shown) + ".")
         return "".join(parts)
@@ -643,13 +655,18 @@ class ReusePanel(QWidget):
         value = b.matrix[row, target]
         shown = self.view.displayed(index)[row, target]
         rank, count = column_rank(b.matrix, row, target)
-        conv = "weight" if b.targets[target] == "classifier" else "conv"
-        if b.targets[target].startswith("layer") and self.loaded is not None and self.loaded.config.bottleneck:
-            conv = "1×1 conv"
-        scale = "" if self.view.normalisation == "raw" else f" ({shown:.3f} after {self.view.normalisation} normalisation)"
-        return (f"Block {b.block}: {b.sources[row]} → {b.targets[target]} — input channels {start}–{end - 1} "
-                f"of the target's first {conv} ({end - start} channels); mean |w| = {value:.5g}{scale}; "
-                f"rank {rank} of {count} in its column.")
+        name = b.targets[target]
+        if name == "classifier":
+            what = "the classifier's weight matrix"
+        elif name.startswith("transition"):
+            what = f"{name}'s 1×1 conv"
+        else:
+            bottleneck = self.loaded is not None and self.loaded.config.bottleneck
+            what = f"{name}'s {'1×1' if bottleneck else '3×3'} conv1"
+        scale = "" if self.view.normalisation == "raw" else \
+            f" ({shown:.3f} on the {NORMALISATION_LABELS[self.view.normalisation]} scale)"
+        return (f"Block {b.block}: {b.sources[row]} → {name} — input channels {start}–{end - 1} ({end - start}) "
+                f"of {what}; mean |w| = {value:.5g}{scale}; rank {rank} of {count} in its column.")
 
 
 def render_png(blocks: list[BlockReuse], path: str, *, normalisation: str = "column", cmap: str = "viridis",

@@ -21,7 +21,7 @@ TIMEOUT = 20_000
 
 
 @pytest.fixture
-def panel(qtbot, monkeypatch, tmp_path):
+def panel(qtbot, monkeypatch, tmp_path, widget_leak_check):
     import densegui.core.resources as resources
 
     # No shipped checkpoint unless a test puts one there.
@@ -33,6 +33,7 @@ def panel(qtbot, monkeypatch, tmp_path):
     yield p
     p.shutdown()
     p.close()
+    p.deleteLater()
 
 
 def load(qtbot, panel, path, ok=True):
@@ -169,7 +170,7 @@ def test_send_config_recent_and_exports(qtbot, panel, tmp_path):
     assert panel.view.cmap_name == "inferno"
 
 
-def test_shipped_default_loads_on_start(qtbot, monkeypatch, tmp_path):
+def test_shipped_default_loads_on_start(qtbot, monkeypatch, tmp_path, widget_leak_check):
     import densegui.core.resources as resources
 
     folder = tmp_path / "resources"
@@ -190,6 +191,7 @@ def test_shipped_default_loads_on_start(qtbot, monkeypatch, tmp_path):
     finally:
         p.shutdown()
         p.close()
+        p.deleteLater()
 
 
 def test_shutdown_during_load_is_clean(qtbot, panel, tmp_path):
