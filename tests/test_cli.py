@@ -78,7 +78,7 @@ def test_summary_plain_output_has_torchinfo_table_and_footer(capsys):
     table = layer_table(cfg)
     assert "Layer (type (var_name))" in out and "denselayer2" in out and "Total params" in out
     assert f"Parameters:            {table.params:,}" in out
-    assert f"MACs:                  {table.macs:,}" in out
+    assert f"MACs:                  {table.macs:,}" in out and "BatchNorm scale/shift" in out
     assert f"Final channels:        {cfg.final_channels}" in out
     assert "Activation memory:" in out and "naive" in out and "memory-efficient" in out
 

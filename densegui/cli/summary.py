@@ -58,7 +58,8 @@ def run(args) -> int:
     eff = table.activation_bytes(args.batch_size, efficient=True)
     print(f"Parameters:            {table.params:,}")
     print(f"MACs:                  {table.macs:,} ({table.macs / 1e9:.3f} G; conv + linear multiply-accumulates, "
-          f"batch 1, {cfg.input_size}×{cfg.input_size}; FLOPs ≈ 2 × MACs)")
+          f"batch 1, {cfg.input_size}×{cfg.input_size}; FLOPs ≈ 2 × MACs; torchinfo's Mult-Adds above also "
+          f"count BatchNorm scale/shift and the classifier bias)")
     print(f"Final channels:        {cfg.final_channels}")
     print(f"Activation memory:     naive {human_bytes(naive)} vs memory-efficient {human_bytes(eff)} "
           f"({eff / naive:.2f}×; float32 tensors saved for backward, batch {args.batch_size})")

@@ -9,6 +9,7 @@ without allocating a single activation, fast enough for live rebuilds.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import torch
@@ -40,6 +41,14 @@ class SummaryResult:
     rows: tuple[SummaryRow, ...]  # the rows of ``text``: modules down to ``depth``
     total_params: int
     total_macs: int
+
+
+_UNITS = {"KILOBYTES": "K", "MEGABYTES": "M", "GIGABYTES": "G", "TERABYTES": "T"}
+
+
+def _fix_units(text: str) -> str:
+    """torchinfo 1.8 on Python ≥ 3.11 prints "Total mult-adds (Units.MEGABYTES)"; show "(M)"."""
+    return re.sub(r"\(Units\.([A-Z]+)\)", lambda m: f"({_UNITS.get(m.group(1), m.group(1))})", text)
 
 
 def _clear_cache() -> None:
@@ -82,6 +91,7 @@ def summarize(config: DenseNetConfig, depth: int = 3, device: str | torch.device
             for info in stats.summary_list
             if info.depth <= depth  # the rows the text shows (torchinfo traces every depth)
         )
-        return SummaryResult(cfg, depth, str(stats), rows, int(stats.total_params), int(stats.total_mult_adds))
+        return SummaryResult(cfg, depth, _fix_units(str(stats)), rows, int(stats.total_params),
+                             int(stats.total_mult_adds))
     finally:
         _clear_cache()
