@@ -333,7 +333,7 @@ class ReusePanel(QWidget):
         # Toolbar.
         self.open_button = QPushButton("Open checkpoint…")
         self.open_button.setObjectName("reuseOpen")
-        self.open_button.clicked.connect(self._open_dialog)
+        self.open_button.clicked.connect(self.open_dialog)
         self.recent_button = QToolButton()
         self.recent_button.setObjectName("reuseRecent")
         self.recent_button.setText("Recent")
@@ -594,7 +594,8 @@ class ReusePanel(QWidget):
             self.load_checkpoint(files[0])
 
     # ------------------------------------------------------------ user actions
-    def _open_dialog(self) -> None:
+    def open_dialog(self) -> None:
+        """Ask for a checkpoint file and load it (for the window's File menu too)."""
         start = str(Path(self.recent_files()[0]).parent) if self.recent_files() else ""
         path, _ = QFileDialog.getOpenFileName(self, "Open DenseNet checkpoint", start, CHECKPOINT_FILTER)
         if path:

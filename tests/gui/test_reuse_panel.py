@@ -214,3 +214,30 @@ def test_second_checkpoint_reuses_plots_and_updates_values(qtbot, panel, tmp_pat
     img = panel.view.images[2].image
     np.testing.assert_allclose(np.concatenate([img[:, :2], img[:, -1:]], axis=1), column_normalised(e),
                                rtol=1e-5, atol=1e-6, equal_nan=True)
+
+
+def test_drag_and_drop_and_recent_menu_load(qtbot, panel, tmp_path):
+    from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+    from PySide6.QtGui import QDragEnterEvent, QDropEvent
+
+    sd_a, sd_b = known_state_dict(SMALL_BC, seed=40), known_state_dict(SMALL_BASIC, seed=41)
+    a = write_good("safetensors-config", tmp_path / "a.pt", sd_a, SMALL_BC)
+    b = write_good("wrapped-net", tmp_path / "b.pt", sd_b, SMALL_BASIC)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(a))])
+    enter = QDragEnterEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                            Qt.KeyboardModifier.NoModifier)
+    panel.dragEnterEvent(enter)
+    assert enter.isAccepted()
+    drop = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                      Qt.KeyboardModifier.NoModifier)
+    with qtbot.waitSignal(panel.loadFinished, timeout=TIMEOUT):
+        panel.dropEvent(drop)
+    assert Path(panel.loaded.path) == a and panel.loaded.config == SMALL_BC
+    load(qtbot, panel, b)
+    assert [act.text() for act in panel.recent_menu.actions()] == ["b.pt", "a.safetensors"]
+    with qtbot.waitSignal(panel.loadFinished, timeout=TIMEOUT):
+        panel.recent_menu.actions()[1].trigger()
+    qtbot.waitUntil(lambda: not panel.is_loading(), timeout=TIMEOUT)
+    assert Path(panel.loaded.path) == a
+    np.testing.assert_allclose(panel.loaded.state_dict["classifier.weight"].numpy(), sd_a["classifier.weight"].numpy())
