@@ -50,8 +50,8 @@ def register(sub) -> None:
 class _Bar:
     """One carriage-return progress line per epoch on stderr (full lines only when not a terminal)."""
 
-    def __init__(self, stream=sys.stderr) -> None:
-        self.stream = stream
+    def __init__(self, stream=None) -> None:
+        self.stream = stream if stream is not None else sys.stderr
         self.tty = bool(getattr(stream, "isatty", lambda: False)())
         self.last = 0.0
 
@@ -122,6 +122,9 @@ def run(args: argparse.Namespace) -> int:
                             seed=int(split.get("seed", 0)))
         cfg = DenseNetConfig.from_dict(dict(ck["config"]))
         out = Path(args.out or args.resume)
+        if int(ts.get("epoch", 0)) >= options.epochs:
+            raise TrainError(f"{Path(args.resume).name!r} has already finished all {options.epochs} epochs; "
+                             "nothing to resume.")
         print(f"resuming {args.resume} after epoch {ts.get('epoch')}/{options.epochs}", file=sys.stderr)
     else:
         data = load_dataset(args.dataset or "digits", size=args.input_size)

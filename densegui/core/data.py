@@ -191,6 +191,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
 
         if module in ("builtins", "__builtin__") and name in self._BUILTINS:
             return getattr(builtins, name)
+        if (module, name) == ("_codecs", "encode"):  # how protocol-2 pickles written by Python 3 store bytes
+            return _latin1_encode
         if (module, name) in self._ALLOWED:
             if name == "_reconstruct":
                 return self._RECONSTRUCT
@@ -200,6 +202,12 @@ class _RestrictedUnpickler(pickle.Unpickler):
                 return np.dtype
             return _numpy_scalar()
         raise pickle.UnpicklingError(f"{module}.{name}")
+
+
+def _latin1_encode(text: Any, encoding: str = "utf-8") -> bytes:
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise pickle.UnpicklingError("_codecs.encode")
+    return text.encode("latin1")
 
 
 def _numpy_scalar():
@@ -393,6 +401,8 @@ def decode_png(data: bytes, name: str = "image") -> np.ndarray:
             elif ctype == b"IEND":
                 break
             pos += 12 + length
+        else:
+            raise DataError(f"{name!r} is a truncated PNG file (no IEND chunk).")
     except struct.error:
         raise DataError(f"{name!r} is a truncated PNG file.") from None
     if ihdr is None or not idat:
@@ -547,7 +557,7 @@ def load_image_folder(folder: str | Path, size: int | None = None, fraction: flo
         raise DataError(f"image size must be from 1 to 1024 pixels, got {size}.")
     out = torch.empty((len(arrays), 1 if grey else 3, size, size), dtype=torch.uint8)
     for i, a in enumerate(arrays):
-        t = torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)
+        t = torch.from_numpy(np.array(a, dtype=np.uint8)).permute(2, 0, 1)
         if not grey and t.shape[0] == 1:
             t = t.expand(3, -1, -1)
         if t.shape[1:] != (size, size):

@@ -231,6 +231,14 @@ def read_train_checkpoint(path: str | Path) -> dict[str, Any]:
     import pickle
 
     try:
+        with p.open("rb") as fh:
+            head = fh.read(4)
+    except OSError as exc:
+        raise TrainError(f"cannot read {str(p)!r}: {exc.strerror or type(exc).__name__}.") from None
+    if head != b"PK\x03\x04":  # torch.save's zip format, which densegui train always writes
+        raise TrainError(f"{p.name!r} is not a checkpoint written by densegui train "
+                         f"({'empty file' if not head else 'not a PyTorch zip checkpoint'}).")
+    try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         raise TrainError(f"refused to load {p.name!r}: it holds Python objects beyond tensors and plain "

@@ -1,0 +1,86 @@
+"""``densegui train`` on the command line: a real (tiny) run, resume, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from densegui.cli import main
+
+TINY_FLAGS = ["--growth-rate", "4", "--blocks", "1,1,1", "--init-features", "8", "--batch-size", "256",
+              "--threads", "1"]
+
+
+@pytest.fixture(autouse=True)
+def restore_threads():
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def _one_line_error(capsys, argv, pattern):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err
+    assert err.startswith("densegui: error:") or "error:" in err
+    import re
+
+    assert re.search(pattern, err), err
+
+
+def test_train_run_writes_checkpoint_and_json(tmp_path, capsys):
+    out = tmp_path / "run.pt"
+    # a preset for 3-channel 32×32 CIFAR is adapted to the 1-channel 8×8 digits, and the user is told
+    assert main(["train", "--preset", "densenet-40-k12", *TINY_FLAGS, "--epochs", "2", "--out", str(out),
+                 "--json"]) == 0
+    cap = capsys.readouterr()
+    summary = json.loads(cap.out)
+    assert "adapted the configuration to digits: in_channels 3 → 1, input_size 32 → 8" in cap.err
+    assert "epoch 2/2" in cap.err and "held-out" in cap.err and "img/s" in cap.err
+    assert summary["config"]["in_channels"] == 1 and summary["config"]["block_depths"] == [1, 1, 1]
+    assert len(summary["history"]) == 2 and summary["history"][1]["lr"] == pytest.approx(0.001)
+    ck = torch.load(out, map_location="cpu", weights_only=True)
+    assert ck["metadata"]["heldout_accuracy"] == summary["heldout_accuracy"]
+    assert ck["metadata"]["dataset"]["num_test"] == 359
+
+
+def test_resume_continues_the_stored_run(tmp_path, capsys):
+    from densegui.core.data import load_dataset
+    from densegui.core.train import TrainCancelled, TrainOptions, train
+
+    data = load_dataset("digits")
+    from densegui.core.config import DenseNetConfig
+
+    cfg = DenseNetConfig(growth_rate=4, block_depths=(1, 1, 1), compression=1.0, bottleneck=False,
+                         init_features=8, stem="cifar", in_channels=1, num_classes=10, input_size=8)
+    seen = []
+    with pytest.raises(TrainCancelled):
+        train(cfg, data, TrainOptions(epochs=2, batch_size=256, seed=5), tmp_path / "p.pt",
+              progress=lambda p: seen.append(p.epoch) if p.kind == "epoch" else None,
+              cancel=lambda: bool(seen))
+    _one_line_error(capsys, ["train", "--resume", str(tmp_path / "p.pt"), "--epochs", "3"],
+                    r"--epochs 3 differs from the resumed run's 2")
+    _one_line_error(capsys, ["train", "--resume", str(tmp_path / "p.pt"), "--growth-rate", "8"],
+                    r"--growth-rate cannot be combined with --resume")
+    assert main(["train", "--resume", str(tmp_path / "p.pt"), "--threads", "1", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert [h["epoch"] for h in summary["history"]] == [1, 2]
+    _one_line_error(capsys, ["train", "--resume", str(tmp_path / "p.pt")], "already finished all 2 epochs")
+
+
+def test_bad_input_is_one_line_exit_2(tmp_path, capsys):
+    _one_line_error(capsys, ["train", "--dataset", str(tmp_path / "missing")], "does not exist")
+    _one_line_error(capsys, ["train", "--dataset", f"mnist:{tmp_path}"], "lacks train-images-idx3-ubyte")
+    _one_line_error(capsys, ["train", "--epochs", "0"], "epochs must be")
+    _one_line_error(capsys, ["train", "--lr", "-1"], "learning rate")
+    _one_line_error(capsys, ["train", "--num-classes", "3"], "num_classes is 3 but the dataset digits has 10")
+    _one_line_error(capsys, ["train", "--device", "tpu"], "no such device")
+    if not torch.cuda.is_available():
+        _one_line_error(capsys, ["train", "--device", "cuda"], "not available")
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    _one_line_error(capsys, ["train", "--resume", str(bad)], "'bad.pt' is not a checkpoint written by densegui train")
+    _one_line_error(capsys, ["train", "--resume", str(tmp_path / "nope.pt")], "does not exist")
+    _one_line_error(capsys, ["train", "--out", str(tmp_path), *TINY_FLAGS], "is a folder")
