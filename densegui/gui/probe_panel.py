@@ -1,0 +1,505 @@
+"""Timing-probe panel (``probePanel``): what the current DenseNet costs on a device.
+
+Settings (device, mode, batch, input size, precision, channels-last,
+memory-efficient) → Run measures one configuration, Sweep walks batch sizes
+up to a memory limit. The measurement runs in a background QThread; Cancel
+sets a flag that the core checks before every dense layer and transition
+(and as each layer's gradient arrives in training), so it lands within a
+second. A newer run makes older results stale: they never reach the screen.
+Results fill the cards and the per-kind breakdown, and are appended to a
+history table that keeps every configuration measured for comparison.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, QThread, Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QFrame,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from densegui.core.config import DEFAULT_PRESET, LIMITS, DenseNetConfig, get_preset
+from densegui.core.devices import PRECISIONS, list_devices
+from densegui.core.errors import DenseguiError
+from densegui.core.probe import MAX_BATCH, MODES, ProbeCancelled, ProbeSettings, estimate_memory, run_probe, sweep
+from densegui.core.units import human_bytes
+
+HISTORY_COLUMNS = ("configuration", "device", "mode", "batch", "input", "precision", "ch-last", "mem-eff",
+                   "median ms", "p10 ms", "p90 ms", "images/s", "peak memory", "TFLOP/s", "% of peak")
+
+
+def describe_config(cfg: DenseNetConfig) -> str:
+    """Short text naming a configuration (a preset's name when it is one)."""
+    from densegui.core.config import PRESETS
+
+    for name, preset in PRESETS.items():
+        if preset.config.replace(memory_efficient=cfg.memory_efficient, input_size=cfg.input_size) == cfg:
+            return name
+    kind = "BC" if cfg.bottleneck and cfg.compression < 1 else "B" if cfg.bottleneck else \
+        "C" if cfg.compression < 1 else "basic"
+    return f"{kind} k={cfg.growth_rate} blocks {','.join(map(str, cfg.block_depths))} {cfg.stem}"
+
+
+class _ProbeThread(QThread):
+    """Runs one probe or one sweep; never touches a widget."""
+
+    progress = Signal(int, str)
+    done = Signal(object)
+    failed = Signal(str)
+
+    def __init__(self, job: str, cfg: DenseNetConfig, settings: ProbeSettings, max_batch: int,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.job, self.cfg, self.settings, self.max_batch = job, cfg, settings, max_batch
+        self.cancel_event = threading.Event()
+
+    def cancel(self) -> None:
+        self.cancel_event.set()
+        self.requestInterruption()
+
+    def run(self) -> None:
+        def progress(fraction: float, text: str) -> None:
+            self.progress.emit(int(round(100 * fraction)), text)
+
+        try:
+            if self.job == "sweep":
+                result = sweep(self.cfg, self.settings, max_batch=self.max_batch, cancel=self.cancel_event.is_set,
+                               progress=progress)
+            else:
+                result = run_probe(self.cfg, self.settings, cancel=self.cancel_event.is_set, progress=progress)
+            self.done.emit(result)
+        except ProbeCancelled:
+            self.failed.emit("cancelled.")
+        except DenseguiError as exc:
+            self.failed.emit(str(exc))
+        except MemoryError:
+            self.failed.emit("out of memory.")
+        except Exception as exc:  # noqa: BLE001 - the panel must keep working
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            self.failed.emit(f"probe failed: {type(exc).__name__}: {first[:200]}")
+
+
+class _Card(QFrame):
+    def __init__(self, title: str, name: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName(name)
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.setStyleSheet(f"QFrame#{name} {{ border: 1px solid palette(mid); border-radius: 6px; }}")
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(10, 6, 10, 6)
+        self.title = QLabel(title)
+        self.title.setStyleSheet("color: palette(placeholder-text); font-size: 11px;")
+        self.value = QLabel("—")
+        self.value.setStyleSheet("font-size: 20px; font-weight: 600;")
+        self.value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.detail = QLabel("")
+        self.detail.setWordWrap(True)
+        self.detail.setStyleSheet("font-size: 11px;")
+        for w in (self.title, self.value, self.detail):
+            lay.addWidget(w)
+
+    def set(self, value: str, detail: str = "", tooltip: str = "") -> None:
+        self.value.setText(value)
+        self.detail.setText(detail)
+        self.setToolTip(tooltip)
+
+
+class ProbePanel(QWidget):
+    """Timing probe: Run / Sweep / Cancel, result cards, breakdown, history, sweep plot."""
+
+    runFinished = Signal(bool)  # True: a result is shown; False: an error/cancel message is shown
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("probePanel")
+        self.config: DenseNetConfig = get_preset(DEFAULT_PRESET)
+        self.result = None  # the latest ProbeResult shown
+        self.sweep_result = None
+        self.history: list = []
+        self._threads: list[_ProbeThread] = []
+        self._active: _ProbeThread | None = None
+        self._generation = 0
+
+        # ---- settings
+        self.config_label = QLabel()
+        self.config_label.setObjectName("probeConfigLabel")
+        self.config_label.setWordWrap(True)
+        self.device_combo = QComboBox(objectName="probeDevice")
+        self.device_combo.addItem("auto — CUDA, then MPS, then CPU", "auto")
+        for d in list_devices():
+            mem = f" ({human_bytes(d.total_memory)})" if d.total_memory else ""
+            self.device_combo.addItem(d.label + mem, d.id)
+        self.mode_combo = QComboBox(objectName="probeMode")
+        for m in MODES:
+            self.mode_combo.addItem({"inference": "inference (no autograd)",
+                                     "training": "training step (fwd + bwd + SGD)"}[m], m)
+        self.batch_spin = QSpinBox(objectName="probeBatch")
+        self.batch_spin.setRange(1, MAX_BATCH)
+        self.batch_spin.setValue(1)
+        self.input_spin = QSpinBox(objectName="probeInputSize")
+        lo, hi = LIMITS["input_size"]
+        self.input_spin.setRange(int(lo), int(hi))
+        self.input_spin.setSuffix(" px")
+        self.precision_combo = QComboBox(objectName="probePrecision")
+        for p in PRECISIONS:
+            self.precision_combo.addItem(p if p == "fp32" else f"{p} (autocast)", p)
+        self.channels_last_check = QCheckBox("channels-last (NHWC)", objectName="probeChannelsLast")
+        self.memeff_check = QCheckBox("memory-efficient (recompute concat+BN+ReLU+conv1)", objectName="probeMemEff")
+        self.breakdown_check = QCheckBox("per-kind breakdown (profiler)", objectName="probeBreakdown")
+        self.breakdown_check.setChecked(True)
+        self.max_batch_spin = QSpinBox(objectName="probeMaxBatch")
+        self.max_batch_spin.setRange(1, MAX_BATCH)
+        self.max_batch_spin.setValue(256)
+        self.estimate_label = QLabel(objectName="probeEstimate")
+        self.estimate_label.setWordWrap(True)
+        self.estimate_label.setStyleSheet("font-size: 11px;")
+
+        form = QFormLayout()
+        form.addRow("Device", self.device_combo)
+        form.addRow("Mode", self.mode_combo)
+        form.addRow("Batch size", self.batch_spin)
+        form.addRow("Input size", self.input_spin)
+        form.addRow("Precision", self.precision_combo)
+        form.addRow("", self.channels_last_check)
+        form.addRow("", self.memeff_check)
+        form.addRow("", self.breakdown_check)
+        form.addRow("Sweep up to batch", self.max_batch_spin)
+        form.addRow("", self.estimate_label)
+
+        self.run_button = QPushButton("Run", objectName="probeRun")
+        self.sweep_button = QPushButton("Sweep batch sizes", objectName="probeSweep")
+        self.cancel_button = QPushButton("Cancel", objectName="probeCancel")
+        self.cancel_button.setEnabled(False)
+        self.run_button.clicked.connect(self.start_run)
+        self.sweep_button.clicked.connect(self.start_sweep)
+        self.cancel_button.clicked.connect(self.cancel)
+        buttons = QHBoxLayout()
+        for b in (self.run_button, self.sweep_button, self.cancel_button):
+            buttons.addWidget(b)
+        self.progress = QProgressBar(objectName="probeProgress")
+        self.progress.setRange(0, 100)
+        self.progress.setValue(0)
+        self.progress.setFormat("idle")
+        self.message_label = QLabel(objectName="probeMessage")
+        self.message_label.setWordWrap(True)
+        self.message_label.setStyleSheet("color: #b00020;")
+        self.message_label.hide()
+
+        settings_box = QGroupBox("Settings")
+        sl = QVBoxLayout(settings_box)
+        sl.addWidget(self.config_label)
+        sl.addLayout(form)
+        sl.addLayout(buttons)
+        sl.addWidget(self.progress)
+        sl.addWidget(self.message_label)
+        sl.addStretch(1)
+
+        # ---- result cards + breakdown
+        self.card_latency = _Card("Latency (median)", "cardLatency")
+        self.card_throughput = _Card("Throughput", "cardThroughput")
+        self.card_memory = _Card("Peak memory", "cardMemory")
+        self.card_compute = _Card("Achieved compute", "cardCompute")
+        cards = QGridLayout()
+        for i, c in enumerate((self.card_latency, self.card_throughput, self.card_memory, self.card_compute)):
+            cards.addWidget(c, i // 2, i % 2)
+        self.breakdown_table = QTableWidget(0, 3, objectName="probeBreakdownTable")
+        self.breakdown_table.setHorizontalHeaderLabels(["kind", "ms / iteration", "share"])
+        self.breakdown_table.verticalHeader().hide()
+        self.breakdown_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.breakdown_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.breakdown_note = QLabel(objectName="probeBreakdownNote")
+        self.breakdown_note.setWordWrap(True)
+        self.breakdown_note.setStyleSheet("font-size: 11px;")
+        results = QWidget()
+        rl = QVBoxLayout(results)
+        rl.setContentsMargins(0, 0, 0, 0)
+        rl.addLayout(cards)
+        rl.addWidget(QLabel("Where the time goes"))
+        rl.addWidget(self.breakdown_table, 1)
+        rl.addWidget(self.breakdown_note)
+
+        # ---- sweep plots
+        self.throughput_plot = pg.PlotWidget(objectName="probeSweepThroughput")
+        self.throughput_plot.setLabel("bottom", "batch size (log₂)")
+        self.throughput_plot.setLabel("left", "images/s")
+        self.throughput_plot.setTitle("Sweep: throughput")
+        self.throughput_plot.setLogMode(x=True, y=False)
+        self.throughput_plot.showGrid(x=True, y=True, alpha=0.3)
+        self.memory_plot = pg.PlotWidget(objectName="probeSweepMemory")
+        self.memory_plot.setLabel("bottom", "batch size (log₂)")
+        self.memory_plot.setLabel("left", "peak memory (MiB)")
+        self.memory_plot.setTitle("Sweep: peak memory")
+        self.memory_plot.setLogMode(x=True, y=False)
+        self.memory_plot.showGrid(x=True, y=True, alpha=0.3)
+        self.sweep_label = QLabel("Run a sweep to see throughput and memory against batch size.",
+                                  objectName="probeSweepLabel")
+        self.sweep_label.setWordWrap(True)
+        plots = QWidget()
+        pl = QVBoxLayout(plots)
+        pl.setContentsMargins(0, 0, 0, 0)
+        row = QHBoxLayout()
+        row.addWidget(self.throughput_plot)
+        row.addWidget(self.memory_plot)
+        pl.addLayout(row, 1)
+        pl.addWidget(self.sweep_label)
+
+        # ---- history
+        self.history_table = QTableWidget(0, len(HISTORY_COLUMNS), objectName="probeHistory")
+        self.history_table.setHorizontalHeaderLabels(list(HISTORY_COLUMNS))
+        self.history_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.history_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.history_table.setSortingEnabled(False)
+        self.history_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.clear_history_button = QPushButton("Clear history", objectName="probeClearHistory")
+        self.clear_history_button.clicked.connect(self.clear_history)
+        history = QWidget()
+        hl = QVBoxLayout(history)
+        hl.setContentsMargins(0, 0, 0, 0)
+        hh = QHBoxLayout()
+        hh.addWidget(QLabel("History (every run, across configurations)"))
+        hh.addStretch(1)
+        hh.addWidget(self.clear_history_button)
+        hl.addLayout(hh)
+        hl.addWidget(self.history_table)
+
+        top = QSplitter(Qt.Orientation.Horizontal)
+        top.addWidget(settings_box)
+        top.addWidget(results)
+        top.addWidget(plots)
+        top.setStretchFactor(0, 0)
+        top.setStretchFactor(1, 1)
+        top.setStretchFactor(2, 1)
+        main = QSplitter(Qt.Orientation.Vertical)
+        main.addWidget(top)
+        main.addWidget(history)
+        main.setStretchFactor(0, 3)
+        main.setStretchFactor(1, 1)
+        outer = QVBoxLayout(self)
+        outer.addWidget(main)
+
+        for w in (self.device_combo, self.mode_combo, self.precision_combo):
+            w.currentIndexChanged.connect(self._update_estimate)
+        for w in (self.batch_spin, self.input_spin):
+            w.valueChanged.connect(self._update_estimate)
+        self.memeff_check.toggled.connect(self._update_estimate)
+        self.set_config(self.config)
+
+    # ----------------------------------------------------------- panel contract
+    def set_config(self, cfg: DenseNetConfig) -> None:
+        """The explorer's current configuration: the one the next Run measures (cheap)."""
+        self.config = cfg
+        self.config_label.setText(f"Configuration: <b>{describe_config(cfg)}</b>")
+        for w, v in ((self.input_spin, cfg.input_size),):
+            w.blockSignals(True)
+            w.setValue(v)
+            w.blockSignals(False)
+        self.memeff_check.blockSignals(True)
+        self.memeff_check.setChecked(cfg.memory_efficient)
+        self.memeff_check.blockSignals(False)
+        self._update_estimate()
+
+    def shutdown(self) -> None:
+        """Cancel and await every worker (call before the window closes)."""
+        self._generation += 1
+        for t in list(self._threads):
+            t.cancel()
+        for t in list(self._threads):
+            t.wait()
+        self._threads.clear()
+        self._active = None
+
+    # ---------------------------------------------------------------- settings
+    def settings(self) -> ProbeSettings:
+        return ProbeSettings(
+            device=self.device_combo.currentData(), mode=self.mode_combo.currentData(),
+            batch_size=self.batch_spin.value(), precision=self.precision_combo.currentData(),
+            channels_last=self.channels_last_check.isChecked(), memory_efficient=self.memeff_check.isChecked(),
+            input_size=self.input_spin.value(), breakdown=self.breakdown_check.isChecked())
+
+    def _update_estimate(self) -> None:
+        from densegui.core.devices import cpu_available_memory
+
+        s = self.settings()
+        try:
+            cfg = self.config.replace(input_size=s.input_size, memory_efficient=bool(s.memory_efficient)).validate()
+            est = estimate_memory(cfg, s.batch_size, s.mode)
+        except DenseguiError as exc:
+            self.estimate_label.setText(str(exc))
+            return
+        avail = cpu_available_memory()
+        tail = f" (CPU memory available now: {human_bytes(avail)})" if avail is not None else ""
+        self.estimate_label.setText(f"Estimated memory for this run: {human_bytes(est)}{tail}")
+
+    # -------------------------------------------------------------------- runs
+    def is_running(self) -> bool:
+        return self._active is not None
+
+    def start_run(self) -> None:
+        self._start("run")
+
+    def start_sweep(self) -> None:
+        self._start("sweep")
+
+    def _start(self, job: str) -> None:
+        if self._active is not None:
+            self._active.cancel()
+        self._generation += 1
+        gen = self._generation
+        thread = _ProbeThread(job, self.config, self.settings(), self.max_batch_spin.value())
+        thread.progress.connect(lambda pct, text, g=gen: self._on_progress(g, pct, text))
+        thread.done.connect(lambda result, g=gen: self._on_done(g, result))
+        thread.failed.connect(lambda msg, g=gen: self._on_failed(g, msg))
+        thread.finished.connect(lambda t=thread: self._on_thread_finished(t))
+        self._threads.append(thread)
+        self._active = thread
+        self.message_label.hide()
+        self.progress.setValue(0)
+        self.progress.setFormat("starting … %p%")
+        self._set_running(True)
+        thread.start()
+
+    def cancel(self) -> None:
+        """Stop the current run: the panel is idle at once, the worker stops at its next check."""
+        if self._active is None:
+            return
+        self._active.cancel()
+        self._generation += 1  # whatever it still sends is stale
+        self._active = None
+        self._set_running(False)
+        self.progress.setValue(0)
+        self.progress.setFormat("cancelled")
+        self._show_message("Cancelled.")
+        self.runFinished.emit(False)
+
+    def _set_running(self, running: bool) -> None:
+        self.cancel_button.setEnabled(running)
+        self.run_button.setText("Restart" if running else "Run")
+
+    def _on_thread_finished(self, thread: _ProbeThread) -> None:
+        if thread in self._threads:
+            self._threads.remove(thread)
+        thread.deleteLater()
+
+    def _on_progress(self, gen: int, pct: int, text: str) -> None:
+        if gen != self._generation:
+            return
+        self.progress.setValue(pct)
+        self.progress.setFormat(f"{text} %p%")
+
+    def _on_failed(self, gen: int, message: str) -> None:
+        if gen != self._generation:
+            return
+        self._active = None
+        self._set_running(False)
+        self.progress.setValue(0)
+        self.progress.setFormat("failed")
+        self._show_message(message[:1].upper() + message[1:])
+        self.runFinished.emit(False)
+
+    def _show_message(self, text: str) -> None:
+        self.message_label.setText(text)
+        self.message_label.show()
+
+    def _on_done(self, gen: int, result) -> None:
+        if gen != self._generation:
+            return
+        self._active = None
+        self._set_running(False)
+        self.progress.setValue(100)
+        self.progress.setFormat("done")
+        if hasattr(result, "points"):
+            self._show_sweep(result)
+        else:
+            self._show_result(result)
+        self.runFinished.emit(True)
+
+    # ----------------------------------------------------------------- display
+    def _show_result(self, r) -> None:
+        self.result = r
+        self.card_latency.set(f"{r.median_ms:.3g} ms", f"p10 {r.p10_ms:.3g} · p90 {r.p90_ms:.3g} ms · "
+                              f"{r.repeats} runs after {r.warmup_iterations} warm-up",
+                              f"{r.mode}, batch {r.batch_size}, {r.precision}")
+        self.card_throughput.set(f"{r.throughput:,.1f} img/s", f"batch {r.batch_size} / median latency")
+        if r.peak_memory_bytes is None:
+            self.card_memory.set("n/a", r.peak_memory_convention, r.peak_memory_convention)
+        else:
+            short = "allocator peak" if r.device.startswith("cuda") else "process peak RSS increase"
+            self.card_memory.set(human_bytes(r.peak_memory_bytes),
+                                 f"{short}; estimate {human_bytes(r.estimated_memory_bytes)}",
+                                 r.peak_memory_convention)
+        frac = (f"{100 * r.fraction_of_peak:.1f}% of {r.peak_tflops:g} TFLOP/s ({r.peak_basis})"
+                if r.fraction_of_peak is not None else "device peak unknown")
+        self.card_compute.set(f"{r.achieved_tflops:.3g} TFLOP/s", frac, r.flops_convention)
+        self.breakdown_table.setRowCount(0)
+        if r.breakdown:
+            rows = sorted(r.breakdown.items(), key=lambda kv: -kv[1]["ms"])
+            self.breakdown_table.setRowCount(len(rows))
+            for i, (kind, v) in enumerate(rows):
+                for j, text in enumerate((kind, f"{v['ms']:.3f}", f"{100 * v['fraction']:.1f}%")):
+                    item = QTableWidgetItem(text)
+                    if j:
+                        item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                    self.breakdown_table.setItem(i, j, item)
+            self.breakdown_note.setText(r.breakdown_convention or "")
+        else:
+            self.breakdown_note.setText("Breakdown off.")
+        self._append_history(r)
+
+    def _append_history(self, r) -> None:
+        self.history.append(r)
+        cfg = DenseNetConfig.from_dict(r.config)
+        mem = human_bytes(r.peak_memory_bytes) if r.peak_memory_bytes is not None else "n/a"
+        values = (describe_config(cfg), r.device, r.mode, str(r.batch_size), str(r.input_size), r.precision,
+                  "yes" if r.channels_last else "no", "yes" if r.memory_efficient else "no",
+                  f"{r.median_ms:.3f}", f"{r.p10_ms:.3f}", f"{r.p90_ms:.3f}", f"{r.throughput:.1f}", mem,
+                  f"{r.achieved_tflops:.4g}",
+                  f"{100 * r.fraction_of_peak:.1f}" if r.fraction_of_peak is not None else "—")
+        row = self.history_table.rowCount()
+        self.history_table.insertRow(row)
+        for j, text in enumerate(values):
+            self.history_table.setItem(row, j, QTableWidgetItem(text))
+        self.history_table.scrollToBottom()
+
+    def clear_history(self) -> None:
+        self.history.clear()
+        self.history_table.setRowCount(0)
+
+    def _show_sweep(self, s) -> None:
+        self.sweep_result = s
+        self.throughput_plot.clear()
+        self.memory_plot.clear()
+        xs = [p.batch_size for p in s.points]
+        if xs:
+            pen = pg.mkPen("#1f77b4", width=2)
+            self.throughput_plot.plot(xs, [p.throughput for p in s.points], pen=pen, symbol="o", symbolSize=7,
+                                      symbolBrush="#1f77b4")
+            mem = [(p.batch_size, p.peak_memory_bytes / 2**20) for p in s.points if p.peak_memory_bytes is not None]
+            est = [p.estimated_memory_bytes / 2**20 for p in s.points]
+            if mem:
+                self.memory_plot.plot([m[0] for m in mem], [m[1] for m in mem], pen=pg.mkPen("#d62728", width=2),
+                                      symbol="o", symbolSize=7, symbolBrush="#d62728", name="measured")
+            self.memory_plot.plot(xs, est, pen=pg.mkPen("#7f7f7f", width=1, style=Qt.PenStyle.DashLine),
+                                  name="estimate")
+        limit = s.limit_batch if s.limit_batch is not None else "none"
+        self.sweep_label.setText(f"{s.device} — {s.device_name}, {s.mode}: limit batch {limit} "
+                                 f"({s.stop_reason.replace('_', ' ')}: {s.message}). Memory: measured (red), "
+                                 f"analytic estimate (dashed).")
