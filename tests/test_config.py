@@ -273,6 +273,7 @@ def test_validation_accepts_exactly_what_builds_and_runs():
     """Within the field limits, validate() passes iff a real model builds and trains."""
     rng = random.Random(7)
     accepted = rejected = 0
+    reasons: set[str] = set()
     for _ in range(120):
         cfg = random_config(rng, compression=rng.choice([1.0, 0.5, 0.3, 0.1, 0.02]),
                             input_size=rng.choice([1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32]))
@@ -282,19 +283,24 @@ def test_validation_accepts_exactly_what_builds_and_runs():
         except ConfigError as exc:
             ok = False
             assert one_line(str(exc))
+            reasons.add("channels" if "0 channels after transition" in str(exc) else
+                        "size" if "too small" in str(exc) else str(exc))
         if ok:
-            # a valid config must run; an invalid one must fail in torch (the model
-            # constructor itself validates, so probe torch directly for rejected ones)
+            # a valid config must build and train; a rejected one must be unbuildable (the
+            # model constructor itself validates, so rejected ones are probed with plain layers)
             assert _runs(cfg), cfg
             accepted += 1
         else:
             assert not _runs_unvalidated(cfg), cfg
             rejected += 1
     assert accepted > 20 and rejected > 20  # both sides exercised
+    assert reasons == {"channels", "size"}  # nothing else is rejected within the limits
 
 
 def _runs_unvalidated(cfg: DenseNetConfig) -> bool:
-    """Build the same network with plain torch layers (no validation) and try a forward pass."""
+    """The spatial/channel skeleton of the same network in plain torch layers (no validation):
+    False if a transition keeps 0 channels (the issue calls that unbuildable: the next block
+    would see no input features) or if the pooling chain cannot produce a 1×1 map."""
     from torch import nn
 
     layers: list[nn.Module] = []
@@ -308,6 +314,8 @@ def _runs_unvalidated(cfg: DenseNetConfig) -> bool:
             c += depth * cfg.growth_rate
             if i < len(cfg.block_depths) - 1:
                 out = int(math.floor(cfg.compression * c + 1e-9))
+                if out < 1:
+                    return False
                 layers += [nn.Conv2d(c, out, 1), nn.AvgPool2d(2, 2)]
                 c = out
         net = nn.Sequential(*layers)
