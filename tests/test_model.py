@@ -8,7 +8,9 @@ model under test.
 
 from __future__ import annotations
 
+import inspect
 import random
+import re
 from collections import OrderedDict
 
 import pytest
@@ -239,7 +241,7 @@ def _step(model: DenseNet, x: torch.Tensor, seed: int):
     torch.manual_seed(seed)
     xx = x.clone().requires_grad_(True)
     out = model(xx)
-    (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+    (out * torch.linspace(-1, 1, out.numel(), device=out.device).view_as(out)).sum().backward()
     grads = {n: p.grad.clone() for n, p in model.named_parameters()}
     return out.detach(), grads, xx.grad.clone()
 
@@ -299,3 +301,76 @@ def test_set_memory_efficient_and_eval_path():
     torch.testing.assert_close(model(x), ref)  # grad enabled, eval mode: checkpoint path
     model.set_memory_efficient(False)
     assert not model.config.memory_efficient
+
+
+# ----------------------------------------------------------------------------- real torchvision (where installed)
+# torchvision is not installable on the development machine; these run wherever it is
+# (the GPU machine). The first-principles tests above cover the same ground everywhere.
+try:
+    import torchvision.models as tv_models
+    import torchvision.models.densenet as tv_densenet
+except ImportError:  # pragma: no cover - depends on the machine
+    tv_models = None
+
+needs_torchvision = pytest.mark.skipif(tv_models is None, reason="torchvision not installed here")
+
+
+@needs_torchvision
+@pytest.mark.parametrize("name", list(TV))
+def test_real_torchvision_state_dict_loads_and_gives_same_outputs(name):
+    torch.manual_seed(0)
+    ref = getattr(tv_models, name)(weights=None).eval()
+    state = ref.state_dict()
+    assert [(k, tuple(v.shape)) for k, v in state.items()] == torchvision_keys(*TV[name])
+    ours = build_model(get_preset(name)).eval()
+    ours.load_state_dict(state, strict=True)
+    assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in ref.parameters())
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), ref(x), atol=1e-5, rtol=1e-4)
+    # the legacy key style, renamed by our function and by torchvision's own regular expression
+    source = inspect.getsource(tv_densenet._load_state_dict)
+    pattern = re.compile(re.search(r're\.compile\(\s*r"(.+?)"', source, re.S).group(1))
+    legacy = to_legacy(state, with_counters=False)
+    renamed_tv = OrderedDict()
+    for key, value in legacy.items():
+        m = pattern.match(key)
+        renamed_tv[m.group(1) + m.group(2) if m else key] = value
+    assert list(rename_legacy_keys(legacy)) == list(renamed_tv)
+    ref.load_state_dict(renamed_tv, strict=True)  # torchvision accepts what it renamed
+    fresh = build_model(get_preset(name)).eval()
+    fresh.load_state_dict(legacy, strict=True)
+    with torch.no_grad():
+        torch.testing.assert_close(fresh(x), ref(x), atol=1e-5, rtol=1e-4)
+
+
+@needs_torchvision
+def test_real_torchvision_memory_efficient_training_step_matches():
+    torch.manual_seed(0)
+    ref = tv_models.densenet121(weights=None, memory_efficient=True).train()
+    ours = build_model(get_preset("densenet121").replace(memory_efficient=True)).train()
+    ours.load_state_dict(ref.state_dict(), strict=True)
+    x = torch.randn(2, 3, 64, 64)
+    out_r, grads_r, gx_r = _step(ref, x, 1)
+    out_o, grads_o, gx_o = _step(ours, x, 1)
+    torch.testing.assert_close(out_o, out_r, atol=1e-5, rtol=1e-4)
+    for key in grads_r:
+        torch.testing.assert_close(grads_o[key], grads_r[key], atol=1e-5, rtol=1e-4, msg=key)
+    torch.testing.assert_close(gx_o, gx_r, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA path: the CPU path is tested above")
+@pytest.mark.parametrize("bottleneck", [True, False])
+def test_memory_efficient_equivalence_on_cuda(bottleneck):
+    cfg = DenseNetConfig(growth_rate=8, block_depths=(3, 4), bottleneck=bottleneck, bn_size=2, stem="cifar",
+                         num_classes=5, input_size=16)
+    torch.manual_seed(2)
+    naive = build_model(cfg, "cuda").train()
+    eff = build_model(cfg.replace(memory_efficient=True), "cuda").train()
+    eff.load_state_dict(naive.state_dict())
+    x = torch.randn(4, 3, 16, 16, device="cuda")
+    out_a, grads_a, gx_a = _step(naive, x, 3)
+    out_b, grads_b, gx_b = _step(eff, x, 3)
+    torch.testing.assert_close(out_b, out_a, atol=1e-4, rtol=1e-3)
+    for key in grads_a:
+        torch.testing.assert_close(grads_b[key], grads_a[key], atol=1e-4, rtol=1e-3, msg=key)

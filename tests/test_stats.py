@@ -172,10 +172,10 @@ def test_channels_sizes_and_elements_against_forward_hooks():
 
 
 # ----------------------------------------------------------------------------- activation memory
-def saved_bytes(cfg: DenseNetConfig, batch: int) -> int:
+def saved_bytes(cfg: DenseNetConfig, batch: int, device: str = "cpu") -> int:
     """Bytes of the distinct storages autograd saves in one training step."""
     torch.manual_seed(0)
-    model = build_model(cfg).train()
+    model = build_model(cfg, device).train()
     exclude = {t.untyped_storage().data_ptr() for t in [*model.parameters(), *model.buffers()]}
     storages: dict[int, int] = {}
 
@@ -185,7 +185,7 @@ def saved_bytes(cfg: DenseNetConfig, batch: int) -> int:
             storages[s.data_ptr()] = s.nbytes()
         return t
 
-    x = torch.randn(batch, cfg.in_channels, cfg.input_size, cfg.input_size)
+    x = torch.randn(batch, cfg.in_channels, cfg.input_size, cfg.input_size, device=device)
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         out = model(x)
         out.sum().backward()  # recomputation in backward saves through the hooks too: must not be counted
@@ -202,6 +202,26 @@ def test_activation_bytes_exact_against_autograd_saved_tensors():
         for eff in (False, True):
             got = saved_bytes(cfg.replace(memory_efficient=eff), batch)
             assert table.activation_bytes(batch, efficient=eff) == got, (cfg, eff, batch)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA path: the CPU path is tested above")
+def test_activation_bytes_exact_on_cuda():
+    configs = random_configs(406, 6, drop_rate=0.0) + random_configs(407, 6, drop_rate=0.3)
+    for cfg in configs:
+        table = layer_table(cfg)
+        for eff in (False, True):
+            got = saved_bytes(cfg.replace(memory_efficient=eff), 3, "cuda")
+            assert table.activation_bytes(3, efficient=eff, device="cuda") == got, (cfg, eff)
+
+
+def test_cuda_dropout_masks_are_one_byte():
+    cfg = DenseNetConfig(growth_rate=4, block_depths=(2, 3), stem="cifar", input_size=8, drop_rate=0.2)
+    table = layer_table(cfg)
+    mask_elements = sum(r.out_elements for r in table.dense_rows())  # one mask per dense layer output
+    for eff in (False, True):
+        assert table.activation_bytes(5, eff) - table.activation_bytes(5, eff, device="cuda") == 3 * 5 * mask_elements
+        no_drop = layer_table(cfg.replace(drop_rate=0.0))
+        assert no_drop.activation_bytes(5, eff) == no_drop.activation_bytes(5, eff, device="cuda:0")
 
 
 def test_activation_bytes_exact_for_a_deep_bc_net():

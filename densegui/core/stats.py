@@ -13,7 +13,8 @@ Conventions (shown to users wherever these numbers appear):
   tensors autograd keeps from the forward pass for the backward pass
   (float32; parameters and BatchNorm running statistics excluded; BatchNorm's
   saved mean/inv-std vectors, max-pool indices and dropout masks included; dropout masks are
-  counted as float32, as the CPU keeps them).
+  counted as float32, as the CPU keeps them; ``activation_bytes(device="cuda")`` counts the
+  1-byte masks CUDA keeps).
   *Naive*: every layer materialises its own concatenation and BN output.
   *Memory-efficient*: concat + BN + ReLU + first conv are recomputed in the
   backward pass, so only each layer's new features (shared storage) and its
@@ -30,6 +31,7 @@ from densegui.core.config import DenseNetConfig
 F32 = 4
 I64 = 8
 MASK = 4  # dropout mask bytes per element: PyTorch's CPU dropout keeps a float32 mask (CUDA keeps 1-byte masks)
+CUDA_MASK = 1
 
 
 @dataclass(frozen=True)
@@ -66,10 +68,19 @@ class LayerTable:
     def macs(self) -> int:
         return sum(r.macs for r in self.rows)
 
-    def activation_bytes(self, batch: int = 1, efficient: bool = False) -> int:
+    def activation_bytes(self, batch: int = 1, efficient: bool = False, device: str = "cpu") -> int:
+        """Bytes saved for backward in one training step of ``batch`` samples.
+
+        The rows count dropout masks as float32 (CPU); on a CUDA ``device``
+        PyTorch keeps 1-byte masks, which this corrects for.
+        """
         if efficient:
-            return sum(batch * r.saved_efficient + r.fixed_efficient for r in self.rows)
-        return sum(batch * r.saved_naive + r.fixed_naive for r in self.rows)
+            total = sum(batch * r.saved_efficient + r.fixed_efficient for r in self.rows)
+        else:
+            total = sum(batch * r.saved_naive + r.fixed_naive for r in self.rows)
+        if self.config.drop_rate > 0 and str(device).startswith("cuda"):
+            total -= (MASK - CUDA_MASK) * batch * sum(r.out_elements for r in self.dense_rows())
+        return total
 
     @property
     def naive_bytes(self) -> int:
