@@ -1,0 +1,103 @@
+"""The training panel standalone: a short run emits checkpointSaved and draws curves, cancel lands
+quickly, invalid configurations are explained, and the window stays responsive."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+from PySide6.QtCore import QTimer
+
+from densegui.core.config import DenseNetConfig, get_preset
+from densegui.gui.train_panel import TrainPanel
+
+TINY = DenseNetConfig(growth_rate=4, block_depths=(1, 1, 1), compression=1.0, bottleneck=False, init_features=8,
+                      stem="cifar", in_channels=3, num_classes=100, input_size=32)
+
+
+@pytest.fixture
+def panel(qtbot, widget_leak_check, qt_flush):
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    p = TrainPanel()
+    p.resize(1100, 720)
+    p.show()
+    qtbot.waitExposed(p)
+    yield p
+    p.shutdown()
+    assert not p._threads, "a training thread outlived shutdown()"
+    p.close()
+    p.deleteLater()
+    qt_flush()
+    torch.set_num_threads(before)
+
+
+def test_short_run_emits_checkpoint_and_draws_curves(qtbot, panel, tmp_path):
+    panel.set_config(TINY)
+    label = panel.config_label.text()
+    assert "adapted to digits" in label and "in_channels 3 → 1" in label and "num_classes 100 → 10" in label
+    panel.epochs_spin.setValue(2)
+    panel.batch_spin.setValue(32)
+    panel.limit_spin.setValue(96)
+    out = tmp_path / "gui.pt"
+    panel.out_edit.setText(str(out))
+    saved = []
+    panel.checkpointSaved.connect(saved.append)
+
+    ticks = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    timer.start(20)
+    with qtbot.waitSignal(panel.runFinished, timeout=120_000) as finished:
+        panel.start()
+        assert panel.is_running() and not panel.start_button.isEnabled() and panel.cancel_button.isEnabled()
+    timer.stop()
+    assert finished.args == [True]
+    assert saved == [str(out), str(out)] and out.exists()
+    ck = torch.load(out, map_location="cpu", weights_only=True)
+    assert ck["config"]["in_channels"] == 1 and ck["config"]["num_classes"] == 10
+    assert ck["metadata"]["dataset"]["num_train"] == 96 and ck["metadata"]["epochs_done"] == 2
+    xs, ys = panel.curves["val_acc"].getData()
+    assert list(xs) == [1.0, 2.0]
+    assert list(ys) == pytest.approx([100 * h["val_accuracy"] for h in ck["metadata"]["history"]])
+    assert len(panel.curves["loss"].getData()[0]) >= 2
+    assert "held-out accuracy" in panel.log.toPlainText()
+    assert panel.start_button.isEnabled() and not panel.cancel_button.isEnabled()
+    # the event loop kept running while the worker trained
+    gaps = [b - a for a, b in zip(ticks, ticks[1:])]
+    assert len(ticks) > 5 and max(gaps) < 1.5, max(gaps)
+
+
+def test_cancel_lands_within_a_second_or_so(qtbot, panel, tmp_path):
+    panel.set_config(TINY)
+    panel.epochs_spin.setValue(500)
+    panel.batch_spin.setValue(8)
+    panel.out_edit.setText(str(tmp_path / "c.pt"))
+    panel.start()
+    qtbot.waitUntil(lambda: len(panel.points["loss"][0]) >= 3, timeout=60_000)
+    t0 = time.perf_counter()
+    with qtbot.waitSignal(panel.runFinished, timeout=10_000) as finished:
+        panel.cancel()
+    assert finished.args == [False]
+    qtbot.waitUntil(lambda: not panel.is_running(), timeout=5_000)
+    assert time.perf_counter() - t0 < 3.0
+    assert "cancelled" in panel.log.toPlainText() and panel.error_label.isHidden()
+    assert panel.start_button.isEnabled()
+
+
+def test_invalid_configuration_is_explained_and_nothing_starts(qtbot, panel, tmp_path):
+    panel.set_config(get_preset("densenet121"))  # ImageNet stem + 4 blocks cannot take 8×8 images
+    assert "cannot train on this dataset" in panel.config_label.text()
+    panel.out_edit.setText(str(tmp_path / "x.pt"))
+    panel.start()
+    assert not panel.is_running()
+    assert panel.error_label.isVisible() and "input_size" in panel.error_label.text()
+    panel.use_default_button.click()
+    assert "cannot train" not in panel.config_label.text()
+    # a dataset folder that does not exist: the worker reports it, the panel keeps working
+    panel.add_dataset(str(tmp_path / "missing"))
+    with qtbot.waitSignal(panel.runFinished, timeout=30_000) as finished:
+        panel.start()
+    assert finished.args == [False] and "does not exist" in panel.error_label.text()
+    assert panel.start_button.isEnabled()
