@@ -115,3 +115,22 @@ def test_cache_cleared_even_when_torchinfo_fails(monkeypatch):
 def test_invalid_config_is_a_config_error():
     with pytest.raises(ConfigError, match="input_size"):
         summarize(SMALL.replace(input_size=2))
+
+
+def test_explicit_device_is_respected(monkeypatch):
+    """torchinfo moves a model to CUDA in place unless told the device; on a CUDA machine
+    this checks that a CPU summary leaves the model on the CPU."""
+    models = []
+    real_build = summary_mod.build_model
+    monkeypatch.setattr(summary_mod, "build_model", lambda cfg, device=None: models.append(real_build(cfg, device)) or models[-1])
+    summarize(SMALL, device="cpu")
+    assert models and all(p.device.type == "cpu" for p in models[0].parameters())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA path: the CPU and meta paths are tested above")
+def test_cuda_summary_matches_meta():
+    meta = summarize(SMALL, depth=3)
+    cuda = summarize(SMALL, depth=3, device="cuda")
+    assert [(r.name, r.output_size, r.params, r.macs) for r in meta.rows] == \
+           [(r.name, r.output_size, r.params, r.macs) for r in cuda.rows]
+    assert cuda.total_params == meta.total_params and cuda.total_macs == meta.total_macs
