@@ -609,6 +609,17 @@ def run_probe(cfg: DenseNetConfig, settings: ProbeSettings | None = None, *, can
     )
 
 
+def build_step(cfg: DenseNetConfig, settings: ProbeSettings | None = None) -> _Step:
+    """The exact callable the probe times (one forward, or one training step),
+    for independent measurements (``benchmarks/probe_accuracy.py``). Call
+    ``.release()`` when done."""
+    settings = (settings or ProbeSettings()).validate()
+    cfg = effective_config(cfg, settings)
+    device = resolve_device(settings.device)
+    check_precision(device, settings.precision)
+    return _Step(cfg, settings, device)
+
+
 # ---------------------------------------------------------------- the sweep
 @dataclass
 class SweepPoint:
