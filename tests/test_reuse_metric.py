@@ -152,3 +152,19 @@ def test_densenet264_sized_matrices_are_consistent():
     assert [b.matrix.shape for b in blocks] == [(7, 7), (13, 13), (65, 65), (49, 49)]
     for b, e in zip(blocks, naive_matrices(sd)):
         np.testing.assert_allclose(b.matrix, e, rtol=1e-5, equal_nan=True)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
+def test_half_and_double_precision_checkpoints(tmp_path, dtype):
+    from densegui.core.checkpoint import load_checkpoint
+
+    sd = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in known_state_dict(SMALL_BC, seed=7).items()}
+    torch.save(sd, tmp_path / "half.pt")
+    loaded = load_checkpoint(tmp_path / "half.pt")
+    assert loaded.state_dict["classifier.weight"].dtype == dtype
+    for b, e in zip(reuse_matrices(loaded.state_dict, loaded.config), naive_matrices(sd)):
+        np.testing.assert_allclose(b.matrix, e, rtol=1e-5, equal_nan=True)
+    sd["features.denseblock1.denselayer1.conv1.weight"][0, 0, 0, 0] = float("nan")
+    torch.save(sd, tmp_path / "bad.pt")
+    with pytest.raises(DenseguiError, match="NaN"):
+        load_checkpoint(tmp_path / "bad.pt")
