@@ -100,6 +100,16 @@ def test_resume_after_interruption_is_bit_identical(tmp_path, small):
               resume=tmp_path / "part.pt")
 
 
+def test_cancel_is_polled_before_every_batch(tmp_path, small):
+    batches = []
+    with pytest.raises(TrainCancelled, match="epoch 1"):
+        train(TINY, small, TrainOptions(epochs=3, batch_size=16, seed=0), tmp_path / "c.pt",
+              progress=lambda p: batches.append(p.batch) if p.kind == "batch" else None,
+              cancel=lambda: len(batches) >= 3)
+    assert batches == [1, 2, 3]  # stopped at the very next batch
+    assert not (tmp_path / "c.pt").exists()  # no epoch finished, nothing written
+
+
 def test_checkpoint_contents_and_atomic_write(tmp_path, small):
     from densegui.core.checkpoint import load_checkpoint
 

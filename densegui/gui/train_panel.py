@@ -47,7 +47,7 @@ from densegui.core.train import TrainCancelled, TrainOptions, adapt_config, defa
 # Shapes known without reading any file: (channels, classes, size).
 KNOWN_SHAPES = {"digits": (1, 10, 8), "cifar10": (3, 10, 32), "cifar100": (3, 100, 32), "mnist": (1, 10, 28),
                 "fashion-mnist": (1, 10, 28)}
-BATCH_SIGNAL_INTERVAL = 0.05  # seconds between two batch updates sent to the GUI
+BATCH_SIGNAL_INTERVAL = 0.1  # seconds between two batch updates sent to the GUI (each one repaints the curves)
 
 
 def describe(cfg: DenseNetConfig) -> str:
@@ -243,7 +243,6 @@ class TrainPanel(QWidget):
         lv.addStretch(1)
 
         # ---- curves and log
-        pg.setConfigOptions(antialias=True)
         self.loss_plot = pg.PlotWidget(objectName="trainLossPlot")
         self.acc_plot = pg.PlotWidget(objectName="trainAccPlot")
         for plot, title, unit in ((self.loss_plot, "Loss (cross-entropy)", ""), (self.acc_plot, "Accuracy", "%")):
