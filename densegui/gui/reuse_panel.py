@@ -416,9 +416,11 @@ class ReusePanel(QWidget):
         self._update_recent_menu()
         self._set_enabled_actions()
         default = self.default_checkpoint()
+        self._pending_default: str | None = None
         if load_default and default.exists():
+            # Loaded when the panel is first shown: constructing a panel stays cheap.
             self._show_empty(f"Loading the shipped checkpoint {default.name} …")
-            self.load_checkpoint(str(default), remember=False)
+            self._pending_default = str(default)
         elif default.exists():
             self._show_empty("No checkpoint opened. Open one (menu, Recent, or drop a file here).")
         else:
@@ -447,9 +449,15 @@ class ReusePanel(QWidget):
 
         return resource_path(DEFAULT_CHECKPOINT)
 
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().showEvent(event)
+        if self._pending_default is not None:
+            self.load_checkpoint(self._pending_default, remember=False)
+
     # ------------------------------------------------------------------ loading
     def load_checkpoint(self, path: str, remember: bool = True) -> None:
         """Load ``path`` in a background thread; a later call makes this one's result stale."""
+        self._pending_default = None
         self._generation += 1
         gen = self._generation
         for old in self._threads:

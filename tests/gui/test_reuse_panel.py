@@ -181,6 +181,10 @@ def test_shipped_default_loads_on_start(qtbot, monkeypatch, tmp_path, widget_lea
     p = ReusePanel()
     qtbot.addWidget(p)
     try:
+        qtbot.wait(50)
+        assert p.loaded is None and not p.is_loading()  # construction stays cheap: nothing loads yet
+        assert "Loading the shipped checkpoint" in p.empty_label.text()
+        p.show()  # the first show loads the shipped checkpoint
         qtbot.waitUntil(lambda: p.loaded is not None, timeout=TIMEOUT)
         assert "stored in the file" in p.info_label.text()
         e = naive_matrices(sd)[0]
