@@ -311,3 +311,21 @@ def test_hostile_pickle_is_refused_without_running_code(tmp_path, name):
         load_checkpoint(path)
     assert "system" in str(info.value)  # names what it would have run
     assert not marker.exists()
+
+
+def test_numpy_metadata_next_to_the_weights_is_data_not_code(tmp_path):
+    import numpy as np
+
+    sd = known_state_dict(SMALL_BC, seed=12)
+    torch.save({"model_state_dict": sd, "best_acc": np.float64(0.875), "epoch": np.int64(12),
+                "per_class": np.array([0.5, 0.25])}, tmp_path / "np.pt")
+    loaded = load_checkpoint(tmp_path / "np.pt")
+    assert loaded.metadata == {"best_acc": 0.875, "epoch": 12, "per_class": [0.5, 0.25]}
+    assert torch.equal(loaded.state_dict["classifier.weight"], sd["classifier.weight"])
+
+
+def test_whole_pickled_model_is_refused_with_a_hint(tmp_path):
+    model = build_model(SMALL_BC)
+    torch.save(model, tmp_path / "model.pt")
+    with pytest.raises(CheckpointError, match=r"refused.*DenseNet.*state_dict\(\) instead"):
+        load_checkpoint(tmp_path / "model.pt")

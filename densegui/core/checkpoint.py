@@ -160,9 +160,20 @@ def _pickle_globals(path: Path, limit: int = 5) -> list[str]:
     return found
 
 
-def _safe_globals_ok(names: list[str]) -> bool:
-    ok = ("torch.", "collections.OrderedDict", "torch._utils._rebuild")
-    return all(n.startswith(ok) for n in names)
+def _numpy_data_globals() -> list[Any]:
+    """NumPy scalars, dtypes and arrays: data that training scripts often store next to the weights
+    (``best_acc=np.float64(…)``). Allowing them adds no code execution: they are built from raw
+    bytes, and anything nested still goes through PyTorch's restricted unpickler."""
+    try:
+        import numpy as np
+
+        multiarray = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray
+    except (ImportError, AttributeError):  # pragma: no cover - numpy is a dependency
+        return []
+    kinds = (np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64,
+             np.float16, np.float32, np.float64, np.complex64, np.complex128)
+    return [multiarray.scalar, multiarray._reconstruct, np.ndarray, np.dtype,  # noqa: SLF001
+            *{type(np.dtype(k)) for k in kinds}]
 
 
 def _torch_load(path: Path, kind: str) -> Any:
@@ -173,16 +184,19 @@ def _torch_load(path: Path, kind: str) -> Any:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return torch.load(path, map_location="cpu", weights_only=True, mmap=(kind == "zip"))
+            with torch.serialization.safe_globals(_numpy_data_globals()):
+                return torch.load(path, map_location="cpu", weights_only=True, mmap=(kind == "zip"))
     except pickle.UnpicklingError as exc:
         text = str(exc)
         m = _GLOBAL_RE.search(text)
         culprits = [m.group(1)] if m else (_pickle_globals(path) if kind == "pickle" else [])
         culprits = [c for c in culprits if not c.startswith(("torch.", "collections.OrderedDict"))]
         if culprits:
+            hint = "" if culprits[0].split(".")[0] in ("os", "posix", "nt", "builtins", "subprocess") else \
+                " (a whole pickled model? save model.state_dict() instead)"
             raise CheckpointError(
                 f"refused to load {name!r}: unpickling it would create Python objects beyond tensors "
-                f"({', '.join(culprits[:3])}), which could run code; densegui loads weights only."
+                f"({', '.join(culprits[:3])}), which could run code; densegui loads weights only{hint}."
             ) from None
         if kind == "pickle":
             raise CheckpointError(
@@ -371,6 +385,10 @@ def _plain(value: Any) -> Any:
         return [_plain(v) for v in value]
     if isinstance(value, torch.Tensor):
         return value.item() if value.numel() == 1 else f"tensor{list(value.shape)}"
+    if hasattr(value, "item") and hasattr(value, "dtype") and getattr(value, "size", 2) == 1:
+        return _plain(value.item())  # NumPy scalar or one-element array
+    if hasattr(value, "tolist") and hasattr(value, "shape"):
+        return value.tolist() if getattr(value, "size", 0) <= 64 else f"array{list(value.shape)}"
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
     return str(value)
