@@ -84,3 +84,24 @@ def test_bad_input_is_one_line_exit_2(tmp_path, capsys):
     _one_line_error(capsys, ["train", "--resume", str(bad)], "'bad.pt' is not a checkpoint written by densegui train")
     _one_line_error(capsys, ["train", "--resume", str(tmp_path / "nope.pt")], "does not exist")
     _one_line_error(capsys, ["train", "--out", str(tmp_path), *TINY_FLAGS], "is a folder")
+
+
+def test_progress_bar_on_a_terminal_is_one_carriage_return_line_per_epoch():
+    import io
+
+    from densegui.cli.train import _Bar
+    from densegui.core.train import Progress
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    stream = Tty()
+    bar = _Bar(stream)
+    for b in range(1, 4):
+        bar(Progress("batch", 1, 2, b, 3, 0.5, 0.75, 1234.0, 0.1))
+    bar(Progress("epoch", 1, 2, 3, 3, 0.5, 0.75, 1234.0, 0.1, 0.4, 0.8, 1.5, "x.pt"))
+    text = stream.getvalue()
+    assert text.count("\n") == 1 and text.startswith("\repoch 1/2 [")
+    assert "loss 0.5000 acc  75.0%" in text and "1234 img/s" in text
+    assert text.rstrip().endswith("→ x.pt") and "held-out loss 0.4000 acc 80.00%" in text
