@@ -105,4 +105,7 @@ def run_app(config: DenseNetConfig | None = None, preset: str | None = None, scr
 
         QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
         app.processEvents()
+        from densegui.gui.summary_process import server
+
+        server().close()
     return outcome["rc"]

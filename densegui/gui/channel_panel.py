@@ -120,7 +120,8 @@ class ChannelPanel(PanelMixin, QWidget):
             left = CountAxis(orientation="left", binary=key == "activations")
             p = self.graphics.addPlot(row=i // 2, col=i % 2, axisItems={"left": left})
             p.setTitle(title, color=FG, size="10pt")
-            p.showGrid(x=False, y=True, alpha=0.15)
+            # No grid: it doubles the paint time of every change (benchmarks/ui_latency.py);
+            # the hover read-out gives exact values.
             p.setMenuEnabled(False)
             for side in ("left", "bottom"):
                 ax = p.getAxis(side)
@@ -197,11 +198,10 @@ class ChannelPanel(PanelMixin, QWidget):
         """Draw ``table`` (the current configuration's analytic table)."""
         self.table = table
         a = self._arrays = table_arrays(table)
-        symbol = "o" if len(a["x"]) <= 160 else None
+        # Plain lines (no per-point symbols): symbols double the paint time of a
+        # change, and the hover read-out gives the exact values anyway.
         for key in ("in", "out", "params", "macs", "naive", "efficient"):
-            self.curves[key].setData(a["x"], self._y(a[key]), symbol=symbol, symbolSize=4,
-                                     symbolPen=None, symbolBrush=self.curves[key].opts["pen"].color(),
-                                     connect="finite")
+            self.curves[key].setData(a["x"], self._y(a[key]), connect="finite")
         self._draw_blocks(table)
         if self._hover_index is not None:
             self.hover_index(self._hover_index)

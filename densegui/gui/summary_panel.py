@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 
 from densegui.core.config import DenseNetConfig
 from densegui.gui.panel import PanelMixin
+from densegui.gui.summary_process import server
 from densegui.gui.workers import LatestJobThread
 
 DEBOUNCE_MS = 120
@@ -35,9 +36,12 @@ MAX_DEPTH = 4  # torchinfo depth: 1 = features/classifier … 4 = every conv/BN 
 
 
 def _summarize(cfg: DenseNetConfig, depth: int):
-    from densegui.core.summary import summarize
+    # In a child process: see densegui/gui/summary_process.py for why not in this thread.
+    return server().call(cfg, depth)
 
-    return summarize(cfg, depth=depth)
+
+def _interrupt() -> None:
+    server().interrupt()
 
 
 def filter_summary(text: str, needle: str) -> str:
@@ -72,7 +76,7 @@ class SummaryPanel(PanelMixin, QWidget):
         self.result = None  # SummaryResult on screen
         self.last_seconds: float | None = None
 
-        self.worker = LatestJobThread(_summarize, parent=self)
+        self.worker = LatestJobThread(_summarize, parent=self, interrupt=_interrupt)
         self.worker.finished_job.connect(self._finished)
         self.worker.failed_job.connect(self._failed)
 
@@ -170,7 +174,7 @@ class SummaryPanel(PanelMixin, QWidget):
         self._shown_generation = generation
         self._render()
         self.status_label.setText(
-            f"torchinfo, meta device, batch 1, depth {result.depth} · computed in {seconds:.2f} s · "
+            f"torchinfo (background process), meta device, batch 1, depth {result.depth} · computed in {seconds:.2f} s · "
             "Mult-Adds = conv + linear multiply-accumulates")
         self.summaryUpdated.emit(result)
 

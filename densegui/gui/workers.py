@@ -33,10 +33,12 @@ class LatestJobThread(QThread):
     finished_job = Signal(int, object, float)
     failed_job = Signal(int, str)
 
-    def __init__(self, fn: Callable[..., Any], warmup: Callable[[], Any] | None = None, parent=None) -> None:
+    def __init__(self, fn: Callable[..., Any], warmup: Callable[[], Any] | None = None, parent=None, *,
+                 interrupt: Callable[[], None] | None = None) -> None:
         super().__init__(parent)
         self._fn = fn
         self._warmup = warmup
+        self._interrupt = interrupt  # aborts a running fn (e.g. kills its child process) on shutdown
         self._cond = threading.Condition()
         self._pending: tuple[int, tuple] | None = None
         self._stopping = False
@@ -63,6 +65,8 @@ class LatestJobThread(QThread):
             self._cond.notify_all()
         if self.isRunning():
             self.requestInterruption()
+            if self._busy and self._interrupt is not None:
+                self._interrupt()
             self.wait(timeout_ms)
 
     # ----------------------------------------------------------- worker thread

@@ -31,17 +31,24 @@ def test_screenshot_renders_and_exits_cleanly(tmp_path):
     assert len(colours) > 50
 
 
-def test_bad_arguments_give_one_line_and_exit_2(tmp_path):
-    proc = densegui("gui", "--preset", "densenet999")
-    assert proc.returncode == 2
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and "unknown preset 'densenet999'" in lines[0]
+def test_bad_arguments_give_one_line_and_exit_2(tmp_path, capsys):
+    # Checked before any window opens, so in-process is enough (and fast).
+    from densegui.cli import main
+
+    def run(*args):
+        rc = main(list(args))
+        return rc, capsys.readouterr().err.strip().splitlines()
+
+    rc, err = run("gui", "--preset", "densenet999")
+    assert rc == 2 and len(err) == 1 and "unknown preset 'densenet999'" in err[0]
 
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
-    proc = densegui("gui", "--config", str(bad))
-    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
-    assert "not valid JSON" in proc.stderr
+    rc, err = run("gui", "--config", str(bad))
+    assert rc == 2 and len(err) == 1 and "not valid JSON" in err[0]
 
-    proc = densegui("gui", "--screenshot", str(tmp_path / "missing" / "x.png"))
-    assert proc.returncode == 2 and "does not exist" in proc.stderr
+    rc, err = run("gui", "--screenshot", str(tmp_path / "missing" / "x.png"))
+    assert rc == 2 and len(err) == 1 and "does not exist" in err[0]
+
+    rc, err = run("gui", "--preset", "densenet121", "--config", str(bad))
+    assert rc == 2 and len(err) == 1 and "not allowed with" in err[0]
