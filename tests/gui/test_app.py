@@ -36,7 +36,10 @@ def test_bad_arguments_give_one_line_and_exit_2(tmp_path, capsys):
     from densegui.cli import main
 
     def run(*args):
-        rc = main(list(args))
+        try:
+            rc = main(list(args))
+        except SystemExit as exc:  # argparse usage errors
+            rc = exc.code
         return rc, capsys.readouterr().err.strip().splitlines()
 
     rc, err = run("gui", "--preset", "densenet999")
