@@ -125,3 +125,11 @@ def test_expected_shapes_agree_with_the_model(name):
         meta = {k: tuple(v.shape) for k, v in meta_state_dict(cfg).items()}
         assert expected_shapes(cfg) == meta
         assert list(expected_shapes(cfg)) == list(meta)
+
+
+def test_prefixed_and_legacy_keys_are_accepted_directly():
+    from test_checkpoint_corpus import to_legacy
+
+    cfg = PRESETS["densenet121"].config
+    sd = meta_state_dict(cfg)
+    assert infer_config({f"module.{k}": v for k, v in to_legacy(sd).items()}) == cfg

@@ -1,8 +1,7 @@
 """Infer a :class:`DenseNetConfig` from a state_dict alone.
 
-Reads only tensor names and shapes (torchvision naming, current keys; run
-:func:`densegui.core.checkpoint.normalize_state_dict` first for legacy keys
-or ``module.`` prefixes):
+Reads only tensor names and shapes (torchvision naming; legacy keys and
+``module.`` prefixes are normalised first):
 
 * stem: ``features.conv0.weight`` 7×7 with ``features.norm0`` → imagenet;
   3×3 without ``norm0`` → cifar. Its shape gives init features and input channels.
@@ -89,8 +88,11 @@ def fit_compression(transitions: list[tuple[int, int]]) -> float:
 
 
 def infer_config(state_dict: Mapping[str, torch.Tensor], *, input_size: int | None = None) -> DenseNetConfig:
-    """The configuration whose model loads ``state_dict`` with ``strict=True``."""
-    sd = state_dict
+    """The configuration whose model loads ``state_dict`` with ``strict=True``
+    (``module.`` prefixes and torchvision's legacy key names are accepted too)."""
+    from densegui.core.checkpoint import normalize_state_dict
+
+    sd = normalize_state_dict(state_dict)
     if "features.conv0.weight" not in sd or not any(_BLOCK.match(k) for k in sd):
         sample = ", ".join(repr(k) for k in list(sd)[:3])
         raise InferenceError(
