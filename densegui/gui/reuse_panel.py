@@ -534,12 +534,14 @@ class ReusePanel(QWidget):
         for key in ("heldout_accuracy", "test_accuracy", "val_accuracy", "accuracy"):
             value = meta.get(key)
             if isinstance(value, (int, float)) and not isinstance(value, bool):
-                shown.append(f"{key.replace('_', ' ')} {value:.2%}" if value <= 1 else f"{key} {value:g}")
+                label = {"heldout_accuracy": "held-out accuracy"}.get(key, key.replace("_", " "))
+                shown.append(f"{label} {value:.2%}" if value <= 1 else f"{label} {value:g}")
                 break
         if isinstance(meta.get("epochs"), int):
             shown.append(f"{meta['epochs']} epochs")
         if shown:
-            parts.append(" " + ", ".join(shown) + ".")
+            text = ", ".join(shown)
+            parts.append(" " + text[0].upper() + text[1:] + ".")
         return "".join(parts)
 
     def _show_empty(self, text: str) -> None:
