@@ -332,3 +332,19 @@ def test_no_settings_are_touched_by_default(monkeypatch):
 def test_preset_parameter_counts_match_the_model(qtbot, explorer, name):
     explorer.load_preset(name)
     assert label(explorer, "paramsLabel").text() == f"{count_params(get_preset(name)):,}"
+
+
+def test_other_panels_follow_the_contract_and_are_wired(qtbot, explorer):
+    from densegui.gui.panel import Panel
+
+    w = explorer
+    titles = [w.tabs.tabText(i) for i in range(w.tabs.count())]
+    for key, title in (("reusePanel", "Feature reuse"), ("probePanel", "Timing probe"), ("trainPanel", "Train")):
+        assert key in w.panels and title in titles, f"{key} missing: {w.panel_errors}"
+    assert all(isinstance(p, Panel) for p in w.panels.values())
+    # "Send to explorer" from the reuse panel loads the configuration into the controls.
+    cfg = get_preset("densenet-bc-100-k12")
+    w.panels["reusePanel"].configRequested.emit(cfg)
+    assert w.config == cfg
+    assert w.findChild(QComboBox, "presetCombo").currentData() == "densenet-bc-100-k12"
+    assert label(w, "paramsLabel").text() == f"{count_params(cfg):,}"
