@@ -80,7 +80,7 @@ def test_cpu_peak_resident_memory_sees_a_known_allocation():
     t = torch.ones(n // 4)  # touched pages: really resident
     del t
     peak = cpu_peak_since(baseline)
-    assert n - 2**20 <= peak < n + 60 * 2**20  # RSS counters lag by a few pages
+    assert 0.95 * n <= peak < n + 60 * 2**20  # RSS counters lag by a few pages per thread
 
 
 def test_training_peak_memory_is_measured_and_the_estimate_covers_autograd():
@@ -178,6 +178,7 @@ def test_breakdown_attributes_every_concatenation_and_sums_to_one():
     assert sum(cats.values()) == cats["concatenation"]
     assert sum(v["fraction"] for v in kinds.values()) == pytest.approx(1.0)
     assert sum(v["ms"] for v in kinds.values()) <= 1.01 * wall_ms
+    assert kinds["other"]["fraction"] < 0.2  # backward ops are attributed to their forward kinds
     for kind in ("stem", "dense convs", "dense BN/ReLU", "concatenation", "transitions", "head", "optimizer"):
         assert kinds[kind]["ms"] > 0, kind
     step.release()

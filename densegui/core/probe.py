@@ -351,23 +351,41 @@ class _Step:
 
 
 class _Timer:
+    """Per-iteration device times.
+
+    CUDA: a start and an end event around every iteration, recorded back to
+    back with no host synchronisation inside a block (the host keeps queueing
+    as a training loop does), one ``synchronize`` per block; each iteration's
+    time is the GPU time between its two events. Elsewhere: synchronise
+    (MPS) and ``time.perf_counter`` around each iteration.
+    """
+
     def __init__(self, device: torch.device) -> None:
         self.device = device
+        self.block = 10 if device.type == "cuda" else 1
 
-    def time(self, fn: Callable[[], None]) -> float:
-        """Seconds one call takes on the device."""
+    def time(self, fn: Callable[[], None], n: int, before: Callable[[], None]) -> list[float]:
+        """Seconds each of ``n`` calls takes; ``before()`` runs before each (cancel check)."""
         if self.device.type == "cuda":
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
+            pairs = []
+            for _ in range(n):
+                before()
+                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                start.record()
+                fn()
+                end.record()
+                pairs.append((start, end))
+            pairs[-1][1].synchronize()
+            return [a.elapsed_time(b) / 1000.0 for a, b in pairs]
+        out = []
+        for _ in range(n):
+            before()
+            _sync(self.device)
+            t0 = time.perf_counter()
             fn()
-            end.record()
-            end.synchronize()
-            return start.elapsed_time(end) / 1000.0
-        _sync(self.device)
-        t0 = time.perf_counter()
-        fn()
-        _sync(self.device)
-        return time.perf_counter() - t0
+            _sync(self.device)
+            out.append(time.perf_counter() - t0)
+        return out
 
 
 # ------------------------------------------------------------ the breakdown
@@ -408,6 +426,12 @@ def _label_modules(model: torch.nn.Module) -> list[Any]:
             labelled(m, "head")
     labelled(model.classifier, "head")
     return hooks
+
+
+def _is_device_event(evt: Any) -> bool:
+    dtype = getattr(evt, "device_type", None)
+    return dtype is not None and getattr(dtype, "name", str(dtype)).upper().endswith(("CUDA", "PRIVATEUSEONE", "MPS",
+                                                                                     "XPU"))
 
 
 def _breakdown(step: _Step, iters: int) -> tuple[dict[str, dict[str, float]], dict[str, int], float]:
@@ -469,6 +493,8 @@ def _breakdown(step: _Step, iters: int) -> tuple[dict[str, dict[str, float]], di
     totals = {k: 0.0 for k in KINDS}
     cats = {k: 0 for k in KINDS}
     for evt in events:
+        if _is_device_event(evt):
+            continue  # a kernel itself: its time is already its launching op's self device time
         kind = label_of(evt)
         if kind is None:
             p = evt
@@ -534,8 +560,8 @@ def run_probe(cfg: DenseNetConfig, settings: ProbeSettings | None = None, *, can
         settled = False
         t_start = time.perf_counter()
         while len(warm) < settings.max_warmup:
-            check_cancel()
-            warm.append(timer.time(step))
+            warm += timer.time(step, min(3 if device.type == "cuda" else 1, settings.max_warmup - len(warm)),
+                               check_cancel)
             report(min(0.3, 0.3 * len(warm) / max(settings.min_warmup, 6)), f"warming up ({len(warm)})")
             if len(warm) >= max(settings.min_warmup, 6):
                 a, c = statistics.median(warm[-6:-3]), statistics.median(warm[-3:])
@@ -550,8 +576,7 @@ def run_probe(cfg: DenseNetConfig, settings: ProbeSettings | None = None, *, can
         times: list[float] = []
         t_start = time.perf_counter()
         while len(times) < settings.repeats:
-            check_cancel()
-            times.append(timer.time(step))
+            times += timer.time(step, min(timer.block, settings.repeats - len(times)), check_cancel)
             report(0.3 + 0.6 * len(times) / settings.repeats, f"timing ({len(times)}/{settings.repeats})")
             if len(times) >= settings.min_repeats and time.perf_counter() - t_start > settings.max_time_s:
                 break
