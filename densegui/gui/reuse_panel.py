@@ -695,6 +695,7 @@ def render_png(blocks: list[BlockReuse], path: str, *, normalisation: str = "col
         view.set_blocks(blocks, title=title)
         total = sum(len(b.targets) + 1 for b in blocks)
         view.resize(width or max(520, min(2400, 160 + 240 * len(blocks) + 6 * total)), height)
+        view.setAttribute(Qt.WidgetAttribute.WA_DontShowOnScreen, True)  # lay out and paint, never flash a window
         view.show()
         QEventLoop().processEvents()  # not app.processEvents(): PySide6 6.12 leaks a None reference there
         if not view.grab().save(str(path), "PNG"):
