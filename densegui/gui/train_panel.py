@@ -302,7 +302,11 @@ class TrainPanel(QWidget):
         return str(self.dataset_combo.currentData())
 
     def is_running(self) -> bool:
-        return self._thread is not None and self._thread.isRunning()
+        """True from start() until the run's thread has finished *and* the panel has handled it.
+
+        (QThread.isRunning() turns False before the queued ``finished`` reaches this thread, so
+        it alone would report idle while Start is still disabled.)"""
+        return self._thread is not None
 
     def _runs_dir(self) -> str:
         base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppLocalDataLocation)
