@@ -67,3 +67,24 @@ def test_list_devices(capsys):
     assert main(["probe", "--list-devices", "--json"]) == 0
     devices = json.loads(capsys.readouterr().out)
     assert devices[0]["id"] == "cpu"
+
+
+def test_stderr_is_clean_in_a_real_process():
+    # torch's Kineto prints "USDT: ... profiler_start" on fd 2 whenever the profiler runs;
+    # the breakdown must not leak that into a user's terminal, while real stderr output survives
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "densegui", "probe", *TINY, "--json"], capture_output=True,
+                         text=True, timeout=300, check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stderr == "", out.stderr
+    assert json.loads(out.stdout)["breakdown"]
+
+
+def test_quiet_kineto_keeps_other_stderr_lines(capfd):
+    import os
+
+    with probe_mod._quiet_kineto():
+        os.write(2, b"USDT:2026 x.cpp:52] profiler_start\nsomething real\n")
+    assert capfd.readouterr().err == "something real\n"

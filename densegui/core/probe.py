@@ -28,13 +28,16 @@ Conventions (repeated in every result's ``*_convention`` fields):
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import gc
 import math
+import os
 import statistics
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -248,9 +251,10 @@ def cpu_peak_since(baseline: int | None) -> int | None:
 
 CPU_MEMORY_CONVENTION = ("CPU: increase of the process's peak resident set size (VmHWM, reset via "
                          "/proc/self/clear_refs) over its resident size before the model was built; "
-                         "includes weights, gradients, optimizer state, activations and allocator overhead")
-CUDA_MEMORY_CONVENTION = ("CUDA: torch.cuda.max_memory_allocated during the timed iterations (weights, gradients, "
-                          "optimizer state, input, activations; the caching allocator's reserve not counted)")
+                         "includes weights, activations, allocator overhead and, in training, gradients and optimizer state")
+CUDA_MEMORY_CONVENTION = ("CUDA: torch.cuda.max_memory_allocated during the timed iterations (weights, input, "
+                          "activations and, in training, gradients and optimizer state; the caching allocator's "
+                          "reserve not counted)")
 
 
 def _is_oom(exc: BaseException) -> bool:
@@ -434,6 +438,35 @@ def _is_device_event(evt: Any) -> bool:
                                                                                      "XPU"))
 
 
+@contextlib.contextmanager
+def _quiet_kineto() -> Iterator[None]:
+    """Drop Kineto's unconditional ``USDT:``/``STAGE:`` lines from stderr while profiling.
+
+    torch 2.13's profiler writes ``profiler_start``/``profiler_stop`` lines straight to file
+    descriptor 2 (no environment variable turns them off). stderr is captured at the
+    descriptor level for the duration and every other line is written back afterwards.
+    """
+    fd = 2  # Kineto writes to the descriptor, whatever sys.stderr is
+    try:
+        sys.stderr.flush()
+        saved = os.dup(fd)
+    except (AttributeError, OSError, ValueError):  # no descriptor 2 (a windowed app)
+        yield
+        return
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), fd)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, fd)
+            os.close(saved)
+            tmp.seek(0)
+            kept = [ln for ln in tmp.read().splitlines(keepends=True) if not ln.startswith((b"USDT:", b"STAGE:"))]
+            if kept:
+                os.write(fd, b"".join(kept))
+
+
 def _breakdown(step: _Step, iters: int) -> tuple[dict[str, dict[str, float]], dict[str, int], float]:
     """Per-kind time per iteration from torch.profiler.
 
@@ -453,7 +486,7 @@ def _breakdown(step: _Step, iters: int) -> tuple[dict[str, dict[str, float]], di
         activities.append(ProfilerActivity.CUDA)
     hooks = _label_modules(step.model)
     try:
-        with profile(activities=activities) as prof:
+        with _quiet_kineto(), profile(activities=activities) as prof:
             _sync(step.device)
             t0 = time.perf_counter()
             for _ in range(iters):
