@@ -438,6 +438,11 @@ def _is_device_event(evt: Any) -> bool:
                                                                                      "XPU"))
 
 
+# Kineto's status lines, and its benign complaint when the profiler runs on a thread other than the
+# one that first used it (the GUI's worker threads); the profile is complete either way.
+_KINETO_NOISE = (b"USDT:", b"STAGE:", b"ERROR: External init callback must run in same thread as registerClient")
+
+
 @contextlib.contextmanager
 def _quiet_kineto() -> Iterator[None]:
     """Drop Kineto's unconditional ``USDT:``/``STAGE:`` lines from stderr while profiling.
@@ -462,7 +467,7 @@ def _quiet_kineto() -> Iterator[None]:
             os.dup2(saved, fd)
             os.close(saved)
             tmp.seek(0)
-            kept = [ln for ln in tmp.read().splitlines(keepends=True) if not ln.startswith((b"USDT:", b"STAGE:"))]
+            kept = [ln for ln in tmp.read().splitlines(keepends=True) if not ln.startswith(_KINETO_NOISE)]
             if kept:
                 os.write(fd, b"".join(kept))
 

@@ -12,6 +12,8 @@ history table that keeps every configuration measured for comparison.
 
 from __future__ import annotations
 
+import math
+
 import threading
 
 import pyqtgraph as pg
@@ -163,7 +165,9 @@ class ProbePanel(QWidget):
         for p in PRECISIONS:
             self.precision_combo.addItem(p if p == "fp32" else f"{p} (autocast)", p)
         self.channels_last_check = QCheckBox("channels-last (NHWC)", objectName="probeChannelsLast")
-        self.memeff_check = QCheckBox("memory-efficient (recompute concat+BN+ReLU+conv1)", objectName="probeMemEff")
+        self.memeff_check = QCheckBox("memory-efficient (recompute)", objectName="probeMemEff")
+        self.memeff_check.setToolTip("Recompute each dense layer's concatenation, BN, ReLU and 1×1 conv in backward "
+                                     "instead of storing them (Pleiss et al.): less memory, some extra time.")
         self.breakdown_check = QCheckBox("per-kind breakdown (profiler)", objectName="probeBreakdown")
         self.breakdown_check.setChecked(True)
         self.max_batch_spin = QSpinBox(objectName="probeMaxBatch")
@@ -220,46 +224,46 @@ class ProbePanel(QWidget):
         self.card_compute = _Card("Achieved compute", "cardCompute")
         cards = QGridLayout()
         for i, c in enumerate((self.card_latency, self.card_throughput, self.card_memory, self.card_compute)):
-            cards.addWidget(c, i // 2, i % 2)
+            cards.addWidget(c, 0, i)
+            cards.setColumnStretch(i, 1)
         self.breakdown_table = QTableWidget(0, 3, objectName="probeBreakdownTable")
         self.breakdown_table.setHorizontalHeaderLabels(["kind", "ms / iteration", "share"])
         self.breakdown_table.verticalHeader().hide()
         self.breakdown_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.breakdown_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        header = self.breakdown_table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.breakdown_table.setWordWrap(False)
         self.breakdown_note = QLabel(objectName="probeBreakdownNote")
         self.breakdown_note.setWordWrap(True)
         self.breakdown_note.setStyleSheet("font-size: 11px;")
-        results = QWidget()
-        rl = QVBoxLayout(results)
+        breakdown = QWidget()
+        rl = QVBoxLayout(breakdown)
         rl.setContentsMargins(0, 0, 0, 0)
-        rl.addLayout(cards)
         rl.addWidget(QLabel("Where the time goes"))
         rl.addWidget(self.breakdown_table, 1)
         rl.addWidget(self.breakdown_note)
 
-        # ---- sweep plots
+        # ---- sweep plots (white like the other panels' plots)
         self.throughput_plot = pg.PlotWidget(objectName="probeSweepThroughput")
-        self.throughput_plot.setLabel("bottom", "batch size (log₂)")
-        self.throughput_plot.setLabel("left", "images/s")
-        self.throughput_plot.setTitle("Sweep: throughput")
-        self.throughput_plot.setLogMode(x=True, y=False)
-        self.throughput_plot.showGrid(x=True, y=True, alpha=0.3)
         self.memory_plot = pg.PlotWidget(objectName="probeSweepMemory")
-        self.memory_plot.setLabel("bottom", "batch size (log₂)")
-        self.memory_plot.setLabel("left", "peak memory (MiB)")
-        self.memory_plot.setTitle("Sweep: peak memory")
-        self.memory_plot.setLogMode(x=True, y=False)
-        self.memory_plot.showGrid(x=True, y=True, alpha=0.3)
+        for plot, title, left in ((self.throughput_plot, "Sweep: throughput", "images/s"),
+                                  (self.memory_plot, "Sweep: peak memory", "peak memory (MiB)")):
+            plot.setBackground("w")
+            plot.setTitle(title, color="#333")
+            plot.setLabel("bottom", "batch size (log₂)")
+            plot.setLabel("left", left)
+            plot.setLogMode(x=True, y=False)
+            plot.showGrid(x=True, y=True, alpha=0.25)
+            plot.setMinimumHeight(150)
         self.sweep_label = QLabel("Run a sweep to see throughput and memory against batch size.",
                                   objectName="probeSweepLabel")
         self.sweep_label.setWordWrap(True)
         plots = QWidget()
         pl = QVBoxLayout(plots)
         pl.setContentsMargins(0, 0, 0, 0)
-        row = QHBoxLayout()
-        row.addWidget(self.throughput_plot)
-        row.addWidget(self.memory_plot)
-        pl.addLayout(row, 1)
+        pl.addWidget(self.throughput_plot, 1)
+        pl.addWidget(self.memory_plot, 1)
         pl.addWidget(self.sweep_label)
 
         # ---- history
@@ -281,13 +285,24 @@ class ProbePanel(QWidget):
         hl.addLayout(hh)
         hl.addWidget(self.history_table)
 
+        # settings | (cards over [breakdown | sweep plots]); history below
+        settings_box.setMaximumWidth(400)
+        lower = QSplitter(Qt.Orientation.Horizontal)
+        lower.addWidget(breakdown)
+        lower.addWidget(plots)
+        lower.setStretchFactor(0, 2)
+        lower.setStretchFactor(1, 3)
+        lower.setSizes([340, 520])
+        results = QWidget()
+        rv = QVBoxLayout(results)
+        rv.setContentsMargins(0, 0, 0, 0)
+        rv.addLayout(cards)
+        rv.addWidget(lower, 1)
         top = QSplitter(Qt.Orientation.Horizontal)
         top.addWidget(settings_box)
         top.addWidget(results)
-        top.addWidget(plots)
         top.setStretchFactor(0, 0)
         top.setStretchFactor(1, 1)
-        top.setStretchFactor(2, 1)
         main = QSplitter(Qt.Orientation.Vertical)
         main.addWidget(top)
         main.addWidget(history)
@@ -499,6 +514,9 @@ class ProbePanel(QWidget):
                                       symbol="o", symbolSize=7, symbolBrush="#d62728", name="measured")
             self.memory_plot.plot(xs, est, pen=pg.mkPen("#7f7f7f", width=1, style=Qt.PenStyle.DashLine),
                                   name="estimate")
+        ticks = [[(math.log10(b), str(b)) for b in xs]]  # the batch sizes themselves, not 2·10¹
+        for plot in (self.throughput_plot, self.memory_plot):
+            plot.getAxis("bottom").setTicks(ticks if xs else None)
         limit = s.limit_batch if s.limit_batch is not None else "none"
         self.sweep_label.setText(f"{s.device} — {s.device_name}, {s.mode}: limit batch {limit} "
                                  f"({s.stop_reason.replace('_', ' ')}: {s.message}). Memory: measured (red), "
