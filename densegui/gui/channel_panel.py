@@ -111,6 +111,7 @@ class ChannelPanel(PanelMixin, QWidget):
         self._regions: list[list[pg.LinearRegionItem]] = []
         self._tlines: list[list[pg.InfiniteLine]] = []
         self._hover_index: int | None = None
+        self._blocks_key: tuple | None = None  # the layout _draw_blocks last drew
 
         self.graphics = pg.GraphicsLayoutWidget()
         self.graphics.setObjectName("channelGraphics")
@@ -282,6 +283,12 @@ class ChannelPanel(PanelMixin, QWidget):
 
     def _draw_blocks(self, table: LayerTable) -> None:
         spans, transitions = block_spans(table)
+        key = (tuple(spans), tuple(transitions), len(table.rows))
+        if key == self._blocks_key:
+            # Same layer layout (a k, θ or bn_size change): moving the regions, lines, ticks and
+            # x range to where they already are still re-lays out every axis and item (~10 ms).
+            return
+        self._blocks_key = key
         # Block names as x tick labels (transitions are the dashed lines between them;
         # their names would collide with a short block's label).
         ticks = [((lo + hi) / 2, f"block {b}" if hi - lo >= 3 or len(spans) <= 4 else str(b)) for b, lo, hi in spans]

@@ -348,3 +348,32 @@ def test_other_panels_follow_the_contract_and_are_wired(qtbot, explorer):
     assert w.config == cfg
     assert w.findChild(QComboBox, "presetCombo").currentData() == "densenet-bc-100-k12"
     assert label(w, "paramsLabel").text() == f"{count_params(cfg):,}"
+
+
+def test_block_shading_and_transition_lines_follow_the_layout(qtbot, explorer, qt_flush):
+    """Regions and dashed lines sit where the table's rows say, also after a change that keeps the
+    layout (k: the panel then skips redrawing them) and one that changes it (a block's depth)."""
+    w = explorer
+    panel = w.channel_panel
+
+    def expected():
+        rows = panel.table.rows
+        blocks = sorted({r.block for r in rows if r.kind == "dense"})
+        spans = [(min(i for i, r in enumerate(rows) if r.kind == "dense" and r.block == b) - 0.5,
+                  max(i for i, r in enumerate(rows) if r.kind == "dense" and r.block == b) + 0.5) for b in blocks]
+        lines = [float(i) for i, r in enumerate(rows) if r.kind == "transition"]
+        return spans, lines
+
+    def drawn(i):
+        return ([tuple(round(v, 6) for v in reg.getRegion()) for reg in panel._regions[i]],
+                [float(line.value()) for line in panel._tlines[i]])
+
+    for change in (lambda: w.findChild(QWidget, "growthRateSlider").setValue(20),
+                   lambda: w.findChild(QWidget, "blockDepthSlider2").setValue(3),
+                   lambda: w.findChild(QWidget, "blockCountSpin").setValue(3),
+                   lambda: w.findChild(QWidget, "growthRateSlider").setValue(40)):
+        change()
+        qt_flush()
+        spans, lines = expected()
+        for i in range(len(panel.plots)):
+            assert drawn(i) == ([tuple(round(v, 6) for v in s) for s in spans], lines)
