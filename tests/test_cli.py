@@ -110,6 +110,14 @@ def test_json_config_round_trip(capsys, tmp_path):
     # overrides apply on top of a config file too
     third = run_json(["--config", str(path), "--num-classes", "3"], capsys)
     assert third["config"]["num_classes"] == 3 and third["params"] != first["params"]
+    # the whole --json output works as a config file too (its "config" object is used) ...
+    whole = tmp_path / "summary.json"
+    whole.write_text(json.dumps(first), encoding="utf-8")
+    assert run_json(["--config", str(whole)], capsys) == first
+    # ... but only when there is no configuration at the top level (no silent mix of the two)
+    whole.write_text(json.dumps({**first, "growth_rate": 7}), encoding="utf-8")
+    assert main(["summary", "--config", str(whole)]) == 2
+    assert "unknown configuration field" in capsys.readouterr().err
 
 
 def test_default_is_densenet121(capsys):

@@ -20,7 +20,7 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("model", "start from a preset or a JSON config, then override fields")
     src = g.add_mutually_exclusive_group()
     src.add_argument("--preset", metavar="NAME", help=f"a preset (see `densegui presets`; default {DEFAULT_PRESET})")
-    src.add_argument("--config", metavar="FILE.json", help="a configuration file (the format of `summary --json`'s config)")
+    src.add_argument("--config", metavar="FILE.json", help="a configuration file: `summary --json`'s config object, or that whole output")
     g.add_argument("--growth-rate", "-k", type=int, metavar="K", help="growth rate k")
     g.add_argument("--blocks", type=_blocks, metavar="D1,D2,..", help="layers per dense block, e.g. 6,12,24,16")
     g.add_argument("--compression", type=float, metavar="THETA", help="compression θ in (0, 1] at transitions")

@@ -228,6 +228,10 @@ class DenseNetConfig:
             raise ConfigError(f"configuration is not valid JSON ({exc.msg} at line {exc.lineno}).") from None
         except (ValueError, RecursionError) as exc:  # integers over 4300 digits, absurdly deep nesting
             raise ConfigError(f"configuration is not usable JSON ({exc.__class__.__name__}: {str(exc).splitlines()[0][:80]}).") from None
+        # The whole output of `densegui summary/reuse --json` is accepted too: its "config" object
+        # is the configuration (so `summary --json > net.json; summary --config net.json` works).
+        if isinstance(data, dict) and isinstance(data.get("config"), dict) and "growth_rate" not in data:
+            data = data["config"]
         return cls.from_dict(data)
 
     @classmethod
