@@ -377,3 +377,31 @@ def test_block_shading_and_transition_lines_follow_the_layout(qtbot, explorer, q
         spans, lines = expected()
         for i in range(len(panel.plots)):
             assert drawn(i) == ([tuple(round(v, 6) for v in s) for s in spans], lines)
+
+
+def test_y_ranges_always_show_every_curve_whole(qtbot, explorer, qt_flush):
+    """The channel plots keep their y range while the data fit (cheap repaints), but never clip a
+    curve and never leave it squashed into less than 40 % of the plot."""
+    w = explorer
+    panel = w.channel_panel
+    slider = w.findChild(QWidget, "growthRateSlider")
+    w.pin_baseline()
+
+    def check():
+        qt_flush()
+        for key in panel.plots:
+            lo, hi = panel.y_range(key)
+            ys = [c.getData()[1] for c in panel._plot_curves[key] if c.getData()[1] is not None]
+            vals = torch.tensor([float(v) for y in ys for v in y if v == v])
+            assert lo <= float(vals.min()) and float(vals.max()) <= hi, key
+            assert float(vals.max()) - min(0.0, float(vals.min())) > 0.4 * (hi - lo), key
+
+    for k in (1, 2, 8, 64, 63, 12, 32):
+        slider.setValue(k)
+        check()
+    w.clear_baseline()
+    check()
+    panel.set_log_scale(True)
+    assert all(p.vb.autoRangeEnabled()[1] for p in panel.plots.values())
+    panel.set_log_scale(False)
+    check()
