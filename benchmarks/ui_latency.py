@@ -198,9 +198,14 @@ def main() -> int:
 
     singles = []
     window.load_preset("densenet121")
+    wait_until(app, window.is_up_to_date)  # (the preset switch itself is measured below, not here)
     singles.append(single_changes(app, window, "densenet121: single k changes from idle", k, [24, 32, 40, 48, 32]))
     window.load_preset("densenet264")
+    wait_until(app, window.is_up_to_date)
     singles.append(single_changes(app, window, "densenet264: single k changes from idle", k, [24, 32, 40, 32]))
+    # A preset switch rebuilds the depth sliders, the block regions and every plot's ranges at once.
+    singles.append(single_changes(app, window, "preset switches (121→264→169→121)", window.load_preset,
+                                  ["densenet264", "densenet169", "densenet121"]))
     window.close()
     window.deleteLater()
     app.processEvents()
