@@ -50,16 +50,21 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine() or "CPU"
 
 
-def _meminfo(key: str) -> int | None:
-    """A /proc/meminfo field in bytes (Linux), else None."""
+def proc_kb(path: str, key: str) -> int | None:
+    """A ``key:  N kB`` field of a Linux /proc file (meminfo, self/status) in bytes, else None."""
     try:
-        with open("/proc/meminfo", encoding="ascii") as f:
+        with open(path, encoding="ascii") as f:
             for line in f:
                 if line.startswith(key + ":"):
                     return int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
         pass
     return None
+
+
+def _meminfo(key: str) -> int | None:
+    """A /proc/meminfo field in bytes (Linux), else None."""
+    return proc_kb("/proc/meminfo", key)
 
 
 def cpu_total_memory() -> int | None:

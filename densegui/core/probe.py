@@ -53,6 +53,7 @@ from densegui.core.devices import (
     cpu_available_memory,
     device_info,
     peak_tflops,
+    proc_kb,
     resolve_device,
 )
 from densegui.core.errors import ConfigError, DenseguiError
@@ -208,14 +209,7 @@ def estimate_memory(cfg: DenseNetConfig, batch: int, mode: str) -> int:
 
 # CPU peak resident memory (Linux): VmHWM reset by writing "5" to clear_refs.
 def _read_status_kb(key: str) -> int | None:
-    try:
-        with open("/proc/self/status", encoding="ascii") as f:
-            for line in f:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
+    return proc_kb("/proc/self/status", key)
 
 
 def _malloc_trim() -> None:
