@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import pytest
-import torch
 
 from densegui.cli import main
 from densegui.core.config import PRESETS, DenseNetConfig, get_preset
@@ -17,12 +16,7 @@ from densegui.core.stats import layer_table
 SMALL = ["--preset", "densenet-bc-100-k12", "--blocks", "2,2,2"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def run(argv, capsys):

@@ -33,13 +33,7 @@ FIELDS = ["growth_rate", "block_depths", "compression", "bottleneck", "bn_size",
           "in_channels", "num_classes", "drop_rate", "input_size", "memory_efficient"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread is much faster (and steadier on a loaded 2-core box)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def count_params(cfg: DenseNetConfig) -> int:

@@ -28,12 +28,7 @@ TV = {  # torchvision's constructors: (growth_rate, block_config, num_init_featu
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _bn(prefix: str, c: int) -> list[tuple[str, tuple[int, ...]]]:

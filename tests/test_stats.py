@@ -22,12 +22,7 @@ from densegui.core.model import build_model
 from densegui.core.stats import layer_table
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def random_configs(seed: int, count: int, **fixed) -> list[DenseNetConfig]:

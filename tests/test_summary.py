@@ -21,12 +21,7 @@ from densegui.core.summary import summarize
 SMALL = DenseNetConfig(growth_rate=4, block_depths=(2, 3), bn_size=2, compression=0.5, input_size=32, num_classes=10)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def torchinfo_extra(cfg: DenseNetConfig) -> int:

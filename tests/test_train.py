@@ -17,13 +17,8 @@ TINY = DenseNetConfig(growth_rate=4, block_depths=(2, 2, 2), compression=1.0, bo
                       stem="cifar", in_channels=1, num_classes=10, input_size=8, drop_rate=0.2)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Single-threaded: faster for tiny models on a busy 2-core machine, and bit-exact runs."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# single-threaded: faster for tiny models on a busy 2-core machine, and bit-exact runs
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")
