@@ -253,3 +253,21 @@ def test_layer_table_validates_first():
         layer_table(DenseNetConfig(growth_rate=0))
     with pytest.raises(ConfigError, match="input_size"):
         layer_table(DenseNetConfig(input_size=16))
+
+
+def test_layer_table_is_cached_per_configuration_and_still_validates():
+    """The window and the probe ask for the same table on every change: one computation, and an
+    invalid configuration still raises (errors are never cached as results)."""
+    import dataclasses
+
+    from densegui.core.errors import ConfigError
+
+    cfg = get_preset("densenet121")
+    a = layer_table(cfg)
+    assert layer_table(dataclasses.replace(cfg)) is a  # equal configs share the (immutable) table
+    other = layer_table(dataclasses.replace(cfg, growth_rate=12))
+    assert other is not a and other.params != a.params
+    bad = dataclasses.replace(cfg, growth_rate=0)
+    for _ in range(2):
+        with pytest.raises(ConfigError):
+            layer_table(bad)

@@ -25,6 +25,7 @@ Conventions (shown to users wherever these numbers appear):
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 
 from densegui.core.config import DenseNetConfig
 
@@ -99,7 +100,16 @@ def _bn_vectors(channels: int) -> int:
 
 
 def layer_table(config: DenseNetConfig) -> LayerTable:
-    """The per-layer table of a validated config (validates it first)."""
+    """The per-layer table of a validated config (validates it first).
+
+    Tables are immutable and cached per configuration: on one slider change the window's
+    headline and the timing probe's memory estimate both ask for the same table.
+    """
+    return _layer_table(config)
+
+
+@lru_cache(maxsize=64)
+def _layer_table(config: DenseNetConfig) -> LayerTable:
     cfg = config.validate()
     k, bn = cfg.growth_rate, cfg.bn_size * cfg.growth_rate
     drop = cfg.drop_rate > 0
