@@ -17,10 +17,12 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import time
+
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QColor
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QPen
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -49,6 +51,76 @@ BASELINE_PEN = pg.mkPen("#7f7f7f", width=1.5, style=Qt.PenStyle.DashLine)
 FG = "#333333"
 
 
+class BlockShading(pg.GraphicsObject):
+    """Every dense block's shading and every transition's dashed line, in one item.
+
+    One ``LinearRegionItem`` per block and one ``InfiniteLine`` per transition (what this
+    replaces) made a repaint paint and bound 3 items per block per plot, each recomputing a
+    pixel-dependent bounding rect whenever the view moved: about half of the channel tab's
+    repaint time. This item spans the view's y range and paints all spans and lines at once.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.spans: list[tuple[float, float]] = []  # (left, right) edges in x, one per block
+        self.lines: list[float] = []  # x of every transition
+        self._pen = QPen(QColor("#888888"), 1, Qt.PenStyle.DashLine)
+        self._pen.setCosmetic(True)
+        self._rect: QRectF | None = None
+        self.setZValue(-10)
+
+    def set_layout(self, spans: list[tuple[float, float]], lines: list[float]) -> None:
+        self.spans, self.lines = list(spans), list(lines)
+        self.prepareGeometryChange()
+        self._rect = None
+        self.update()
+
+    def viewTransformChanged(self) -> None:  # noqa: N802 - pyqtgraph API: the y extent follows the view
+        super().viewTransformChanged()
+        self.prepareGeometryChange()
+        self._rect = None
+
+    def boundingRect(self) -> QRectF:  # noqa: N802 - Qt API
+        if self._rect is None:
+            vb = self.getViewBox()
+            xs = [x for span in self.spans for x in span] + self.lines
+            if vb is None or not xs:
+                self._rect = QRectF()
+            else:
+                (_x0, _x1), (y0, y1) = vb.viewRange()
+                self._rect = QRectF(min(xs), y0, max(xs) - min(xs), y1 - y0).normalized()
+        return self._rect
+
+    def paint(self, painter, *_args) -> None:
+        r = self.boundingRect()
+        if r.isEmpty() and not self.lines:
+            return
+        y0, y1 = r.top(), r.bottom()
+        for i, (lo, hi) in enumerate(self.spans):
+            painter.fillRect(QRectF(lo, y0, hi - lo, y1 - y0), SHADES[i % 2])
+        painter.setPen(self._pen)
+        for x in self.lines:
+            painter.drawLine(QPointF(x, y0), QPointF(x, y1))
+
+
+class PlotCanvas(pg.GraphicsLayoutWidget):
+    """The plots' view; records when and how long its last repaint took (for the latency benchmark)."""
+
+    painted = Signal(float, float)  # (perf_counter at the end of the paint, its duration in ms)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.last_paint_end = 0.0
+        self.last_paint_ms = 0.0
+
+    def paintEvent(self, event) -> None:  # noqa: N802 - Qt API
+        t0 = time.perf_counter()
+        super().paintEvent(event)
+        self.last_paint_end = time.perf_counter()
+        self.last_paint_ms = (self.last_paint_end - t0) * 1000
+        self.painted.emit(self.last_paint_end, self.last_paint_ms)
+
+
 class CountAxis(pg.AxisItem):
     """Tick labels like 400k, 2.5M, 1.2G (bytes: KiB/MiB) instead of 4e+07."""
 
@@ -67,6 +139,21 @@ class CountAxis(pg.AxisItem):
             else:
                 out.append(human_count(v) if abs(v) >= 1000 else f"{v:g}")
         return out
+
+
+NICE_STEPS = (1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0)
+
+
+def nice_ceil(value: float) -> float:
+    """The smallest number of the form s × 10ⁿ (s in NICE_STEPS) that is ≥ ``value`` (> 0)."""
+    if not value > 0 or not math.isfinite(value):
+        return value
+    exp = math.floor(math.log10(value))
+    for step in NICE_STEPS:
+        candidate = step * 10.0 ** exp
+        if candidate >= value * (1 - 1e-12):
+            return candidate
+    return 10.0 ** (exp + 1)
 
 
 def table_arrays(table: LayerTable) -> dict[str, np.ndarray]:
@@ -108,12 +195,10 @@ class ChannelPanel(PanelMixin, QWidget):
         self.baseline: LayerTable | None = None
         self._arrays: dict[str, np.ndarray] | None = None
         self._base_arrays: dict[str, np.ndarray] | None = None
-        self._regions: list[list[pg.LinearRegionItem]] = []
-        self._tlines: list[list[pg.InfiniteLine]] = []
         self._hover_index: int | None = None
         self._blocks_key: tuple | None = None  # the layout _draw_blocks last drew
 
-        self.graphics = pg.GraphicsLayoutWidget()
+        self.graphics = PlotCanvas()
         self.graphics.setObjectName("channelGraphics")
         self.graphics.setBackground("w")
         self.plots: dict[str, pg.PlotItem] = {}
@@ -133,8 +218,11 @@ class ChannelPanel(PanelMixin, QWidget):
             if self.plots:
                 p.setXLink(self.plots["channels"])
             self.plots[key] = p
-        self._regions = [[] for _ in self.plots]
-        self._tlines = [[] for _ in self.plots]
+        self.shadings: list[BlockShading] = []
+        for p in self.plots.values():
+            shading = BlockShading()
+            p.addItem(shading, ignoreBounds=True)
+            self.shadings.append(shading)
 
         legend = self.plots["channels"].addLegend(offset=(8, 8), labelTextColor=FG, brush=pg.mkBrush(255, 255, 255, 200))
         self.curves = {
@@ -295,7 +383,10 @@ class ChannelPanel(PanelMixin, QWidget):
         Auto-range moved every plot's y range on every change, and a moved range makes pyqtgraph
         recompute every axis, region and line: ≈ 30 ms of repaint per change on a 2-core machine
         against ≈ 5 ms when the range stays (benchmarks/ui_latency.py). So a range is kept while
-        the data fit in it and use more than 40 % of it, else reset to 0 … 1.25 × the maximum.
+        the data fit in it and use more than 40 % of it, else reset to 0 … the first round number
+        (1, 1.5, 2, 3, 4, 5, 6, 8 × 10ⁿ) at or above 1.25 × the maximum: round tops give tidy
+        ticks and 25–60 % headroom, so a monotonic drag (k 1 → 64) resets a range about half as
+        often as a fixed 1.25 ×.
         Log scale keeps pyqtgraph's auto-range (decades move rarely there anyway).
         """
         log = self.is_log_scale()
@@ -318,7 +409,8 @@ class ChannelPanel(PanelMixin, QWidget):
             if cur_lo <= lo and hi <= cur_hi and (hi - lo) > 0.4 * (cur_hi - cur_lo) and cur_lo >= lo - 0.05 * (hi - lo):
                 continue
             span = hi - lo
-            vb.setYRange(lo - (0.05 * span if lo < 0 else 0.0), hi + 0.25 * span, padding=0)
+            top = nice_ceil(hi + 0.25 * span) if lo >= 0 else hi + 0.25 * span
+            vb.setYRange(lo - (0.05 * span if lo < 0 else 0.0), top, padding=0)
 
     def y_range(self, key: str) -> tuple[float, float]:
         """The y range plot ``key`` shows now (for tests and exports)."""
@@ -337,29 +429,14 @@ class ChannelPanel(PanelMixin, QWidget):
         # their names would collide with a short block's label).
         ticks = [((lo + hi) / 2, f"block {b}" if hi - lo >= 3 or len(spans) <= 4 else str(b)) for b, lo, hi in spans]
         minor = [(float(x), "") for _b, x in transitions]
-        for i, p in enumerate(self.plots.values()):
-            regions, lines = self._regions[i], self._tlines[i]
-            while len(regions) < len(spans):
-                reg = pg.LinearRegionItem(movable=False, pen=pg.mkPen(None),
-                                          brush=SHADES[len(regions) % 2])
-                reg.setZValue(-10)
-                p.addItem(reg, ignoreBounds=True)
-                regions.append(reg)
-            while len(regions) > len(spans):
-                p.removeItem(regions.pop())
-            for reg, (_b, lo, hi) in zip(regions, spans):
-                reg.setRegion((lo - 0.5, hi + 0.5))
-            while len(lines) < len(transitions):
-                line = pg.InfiniteLine(angle=90, movable=False,
-                                       pen=pg.mkPen("#888888", width=1, style=Qt.PenStyle.DashLine))
-                p.addItem(line, ignoreBounds=True)
-                lines.append(line)
-            while len(lines) > len(transitions):
-                p.removeItem(lines.pop())
-            for line, (_b, x) in zip(lines, transitions):
-                line.setPos(x)
+        edges = [(lo - 0.5, hi + 0.5) for _b, lo, hi in spans]
+        lines = [x for _b, x in transitions]
+        for shading, p in zip(self.shadings, self.plots.values()):
+            shading.set_layout(edges, lines)
             p.getAxis("bottom").setTicks([ticks, minor])
-            p.setXRange(-0.5, len(table.rows) - 0.5, padding=0.01)
+        # The other plots are x-linked to this one: setting each of them too made every change
+        # propagate through the links several times.
+        self.plots["channels"].setXRange(-0.5, len(table.rows) - 0.5, padding=0.01)
 
     def _mouse_moved(self, event) -> None:
         pos = event[0]

@@ -365,8 +365,8 @@ def test_block_shading_and_transition_lines_follow_the_layout(qtbot, explorer, q
         return spans, lines
 
     def drawn(i):
-        return ([tuple(round(v, 6) for v in reg.getRegion()) for reg in panel._regions[i]],
-                [float(line.value()) for line in panel._tlines[i]])
+        shading = panel.shadings[i]
+        return ([tuple(round(v, 6) for v in span) for span in shading.spans], [float(x) for x in shading.lines])
 
     for change in (lambda: w.findChild(QWidget, "growthRateSlider").setValue(20),
                    lambda: w.findChild(QWidget, "blockDepthSlider2").setValue(3),
@@ -405,3 +405,57 @@ def test_y_ranges_always_show_every_curve_whole(qtbot, explorer, qt_flush):
     assert all(p.vb.autoRangeEnabled()[1] for p in panel.plots.values())
     panel.set_log_scale(False)
     check()
+
+
+def test_nice_ceil_is_the_smallest_round_number_above():
+    """Round y-range tops: s × 10ⁿ with s in (1, 1.5, 2, 3, 4, 5, 6, 8), checked by brute force."""
+    import math
+    import random
+
+    from densegui.gui.channel_panel import nice_ceil
+
+    rng = random.Random(0)
+    candidates = sorted(s * 10.0 ** e for e in range(-8, 15) for s in (1, 1.5, 2, 3, 4, 5, 6, 8))
+    for value in [rng.uniform(0.001, 1) * 10 ** rng.randint(-3, 12) for _ in range(2000)] + [1.0, 3.0, 150.0, 8e9]:
+        expected = min(c for c in candidates if c >= value * (1 - 1e-12))
+        assert math.isclose(nice_ceil(value), expected, rel_tol=1e-12), value
+        assert value <= nice_ceil(value) * (1 + 1e-12) < 1.5 * value * (1 + 1e-9)
+    assert nice_ceil(0.0) == 0.0
+
+
+def test_block_shading_is_painted_where_the_blocks_are(qtbot, explorer):
+    """Pixels, not just item state: inside a block the background is that block's tint, between
+    blocks it is white, and a transition's dashed line is drawn at its row."""
+    from PySide6.QtCore import QPointF
+
+    from densegui.gui.channel_panel import SHADES
+
+    w = explorer
+    w.load_preset("densenet-bc-100-k12")  # 3 blocks of 16 layers: wide spans
+    panel = w.channel_panel
+    qtbot.waitUntil(lambda: panel.graphics.last_paint_end > 0)
+    plot = panel.plots["params"]
+    image = panel.graphics.grab().toImage()
+    rows = panel.table.rows
+
+    def pixel(x_data: float, y_frac: float):
+        lo, hi = plot.vb.viewRange()[1]
+        scene = plot.vb.mapViewToScene(QPointF(x_data, hi - y_frac * (hi - lo)))
+        view = panel.graphics.mapFromScene(scene)
+        return image.pixelColor(view.x(), view.y())
+
+    def blend(shade):  # the tint over the white background
+        a = shade.alpha() / 255
+        return tuple(round(255 * (1 - a) + c * a) for c in (shade.red(), shade.green(), shade.blue()))
+
+    dense = [i for i, r in enumerate(rows) if r.kind == "dense"]
+    for block in (1, 2, 3):
+        xs = [i for i in dense if rows[i].block == block]
+        got = pixel((xs[0] + xs[-1]) / 2 + 0.25, 0.03)  # near the top: above every curve
+        want = blend(SHADES[(block - 1) % 2])
+        assert all(abs(g - e) <= 3 for g, e in zip((got.red(), got.green(), got.blue()), want)), (block, got.name())
+    stem = pixel(0, 0.03)
+    assert (stem.red(), stem.green(), stem.blue()) == (255, 255, 255)  # the stem row is not shaded
+    transition = next(i for i, r in enumerate(rows) if r.kind == "transition")
+    grey = [pixel(transition, f) for f in (0.02, 0.05, 0.08, 0.11, 0.14)]
+    assert any(c.red() < 200 and abs(c.red() - c.blue()) < 10 for c in grey), [c.name() for c in grey]
