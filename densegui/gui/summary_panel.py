@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 from densegui.core.config import DenseNetConfig
 from densegui.gui.panel import PanelMixin
 from densegui.gui.summary_process import server
+from densegui.gui.widgets import FitLabel
 from densegui.gui.workers import LatestJobThread
 
 DEBOUNCE_MS = 120
@@ -114,7 +115,7 @@ class SummaryPanel(PanelMixin, QWidget):
         bar.addWidget(self.copy_button)
         bar.addWidget(self.save_button)
 
-        self.status_label = QLabel("Waiting for a configuration…")
+        self.status_label = FitLabel("Waiting for a configuration…")
         self.status_label.setObjectName("summaryStatus")
         self.status_label.setStyleSheet("color: palette(mid);")
         self.text_view = QPlainTextEdit()
