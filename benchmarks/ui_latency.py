@@ -103,9 +103,10 @@ def sweep(app, window, name: str, setter, values, pace_ms: int = 16) -> dict:
         if i >= len(values):
             return
         t0 = time.perf_counter()
-        setter(values[i])
+        changed = setter(values[i])
         t1 = time.perf_counter()
-        pending.append(t0)
+        if changed is not False:  # (a mouse move within one slider step changes nothing)
+            pending.append(t0)
         state["i"] = i + 1
         state["t_last"] = t0
         if state["i"] >= len(values):
@@ -181,6 +182,38 @@ def single_changes(app, window, name: str, setter, values) -> dict:
             "paints": len(paints), "paint_p50": statistics.median(paints), "paint_max": max(paints)}
 
 
+def mouse_drag(slider, values) -> tuple:
+    """A real drag of ``slider``'s handle with the mouse (QTest events through the slider's own
+    mouse handling): press on the handle, one move per value, release after the last. Returns
+    (setter, x positions) for :func:`sweep`; the setter says whether the value changed."""
+    from PySide6.QtCore import QPoint
+    from PySide6.QtTest import QTest
+    from PySide6.QtWidgets import QSlider, QStyle
+
+    inner = slider if isinstance(slider, QSlider) else slider.findChild(QSlider)
+    handle = inner.style().pixelMetric(QStyle.PixelMetric.PM_SliderLength, None, inner)
+    y = inner.height() // 2
+
+    def x_of(v) -> int:
+        return handle // 2 + QStyle.sliderPositionFromValue(inner.minimum(), inner.maximum(), v, inner.width() - handle)
+
+    xs = [x_of(v) for v in values]
+    state = {"pressed": False, "n": 0}
+
+    def setter(x: int) -> bool:
+        before = inner.value()
+        if not state["pressed"]:
+            QTest.mousePress(inner, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, QPoint(x_of(before), y))
+            state["pressed"] = True
+        QTest.mouseMove(inner, QPoint(x, y))
+        state["n"] += 1
+        if state["n"] == len(xs):
+            QTest.mouseRelease(inner, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, QPoint(x, y))
+        return inner.value() != before
+
+    return setter, xs
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="shorter sweeps")
@@ -221,6 +254,17 @@ def main() -> int:
     wait_until(app, window.is_up_to_date)
     rows.append(sweep(app, window, "densenet264: k 1→64", k, list(range(1, 65, step))))
     rows.append(sweep(app, window, "densenet264: block 3 depth 1→64", depth(2), list(range(1, 65, step))))
+    # The mouse, through the slider's own event handling (press on the handle, 60 moves/s, release).
+    window.load_preset("densenet264")
+    wait_until(app, window.is_up_to_date)
+    setter, xs = mouse_drag(c.growth_slider, list(range(1, 65, step)))
+    rows.append(sweep(app, window, "densenet264: mouse drag of k 1→64", setter, xs))
+    # (one pixel of the groove is about one step of k, so the handle lands within a step of 64)
+    assert abs(c.growth_slider.value() - (64 - (64 - 1) % step)) <= 1, c.growth_slider.value()
+    window.load_preset("densenet264")
+    wait_until(app, window.is_up_to_date)
+    setter, xs = mouse_drag(c.depth_sliders[2], list(range(64, 0, -step)))
+    rows.append(sweep(app, window, "densenet264: mouse drag of block 3 64→1", setter, xs))
 
     singles = []
     window.load_preset("densenet121")
@@ -232,14 +276,17 @@ def main() -> int:
     # A preset switch rebuilds the depth sliders, the block regions and every plot's ranges at once.
     singles.append(single_changes(app, window, "preset switches (121→264→169→121)", window.load_preset,
                                   ["densenet264", "densenet169", "densenet121"]))
+    platform_name = app.platformName()
     window.close()
     window.deleteLater()
     app.processEvents()
 
+    import PySide6
     import torch
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-          f"torch {torch.__version__}, Qt offscreen; startup until every panel is current: {startup:.2f} s")
+          f"torch {torch.__version__}, PySide6 {PySide6.__version__}, Qt platform {platform_name}; "
+          f"startup until every panel is current: {startup:.2f} s")
     print("headline+plots = setValue → end of the next repaint of the plots, labels updated (ms);")
     print("summary = last change → its torchinfo table on screen (s); stall = longest gap of a 2 ms timer (ms);\n"
           "paints = repaints of the plots during the sweep, paint = their duration (ms)\n")

@@ -5,7 +5,9 @@ debounce timer; the summary itself runs on a :class:`LatestJobThread`
 (meta device, so no activation is allocated). Every request carries a
 generation number and a result is shown only if it belongs to the newest
 one: while a slider is dragged, intermediate results are dropped and the
-panel ends on the last configuration.
+panel ends on the last configuration. A computation still running for an
+older configuration is cancelled at its next layer as soon as the
+configuration changes, so the newest one never waits behind it.
 """
 
 from __future__ import annotations
@@ -45,6 +47,10 @@ def _interrupt() -> None:
     server().interrupt()
 
 
+def _cancel() -> bool:
+    return server().cancel()
+
+
 def filter_summary(text: str, needle: str) -> str:
     """Keep the header and totals of a torchinfo table, and only the layer
     rows that contain ``needle`` (case-insensitive)."""
@@ -74,10 +80,13 @@ class SummaryPanel(PanelMixin, QWidget):
         self._config: DenseNetConfig | None = None
         self._generation = 0
         self._shown_generation = -1
+        self._running_generation: int | None = None  # the job the worker is computing now
+        self.cancelled = 0  # stale computations stopped early (for tests and benchmarks)
         self.result = None  # SummaryResult on screen
         self.last_seconds: float | None = None
 
         self.worker = LatestJobThread(_summarize, parent=self, interrupt=_interrupt)
+        self.worker.started_job.connect(self._started)
         self.worker.finished_job.connect(self._finished)
         self.worker.failed_job.connect(self._failed)
 
@@ -138,6 +147,8 @@ class SummaryPanel(PanelMixin, QWidget):
         self._generation += 1
         self.status_label.setText("Updating the torchinfo summary…")
         self._debounce.start()
+        if self._running_generation is not None and self._running_generation < self._generation and _cancel():
+            self.cancelled += 1
 
     def shutdown(self) -> None:
         self._debounce.stop()
@@ -167,7 +178,13 @@ class SummaryPanel(PanelMixin, QWidget):
         if self._config is not None:
             self.worker.submit(self._generation, self._config, self.depth_spin.value())
 
+    def _started(self, generation: int) -> None:
+        self._running_generation = generation
+        if generation < self._generation and _cancel():  # superseded before it even started
+            self.cancelled += 1
+
     def _finished(self, generation: int, result, seconds: float) -> None:
+        self._running_generation = None
         if generation != self._generation:
             return  # a newer configuration was requested meanwhile: drop the stale table
         self.result = result
@@ -180,6 +197,7 @@ class SummaryPanel(PanelMixin, QWidget):
         self.summaryUpdated.emit(result)
 
     def _failed(self, generation: int, message: str) -> None:
+        self._running_generation = None
         if generation != self._generation:
             return
         self._shown_generation = generation

@@ -9,8 +9,12 @@ switch interval and the event loop stalls for hundreds of milliseconds
 
 :class:`SummaryServer` is a lazily started child (``spawn``) shared by all
 callers in a process; ``call`` is used from one worker thread at a time
-(serialised by a lock) and blocks without holding the GIL. ``interrupt``
-kills a running computation (the child restarts on the next call).
+(serialised by a lock) and blocks without holding the GIL. ``cancel``
+asks a running computation to stop at its next layer (the child checks its
+pipe before every module's forward), so that after a drag the newest
+configuration starts at once instead of after a stale one; the child stays
+warm. ``interrupt`` kills a running computation at shutdown (the child
+restarts on the next call).
 """
 
 from __future__ import annotations
@@ -23,33 +27,68 @@ from typing import Any
 from densegui.core.errors import DenseguiError
 
 
+CANCEL = "cancel"
+
+
+class SummaryCancelled(DenseguiError):
+    """The computation was cancelled because a newer configuration was requested."""
+
+
+class _Stop(Exception):
+    pass
+
+
 def _serve(conn) -> None:  # pragma: no cover - runs in the child process
+    import torch
+
     from densegui.core.config import DenseNetConfig, get_preset
     from densegui.core.summary import summarize
+
+    state = {"cancelled": False, "exit": False}
+
+    def check(_module, _inputs) -> None:
+        # Before every module's forward: a message now can only be a cancel or the exit request.
+        if not state["cancelled"] and conn.poll():
+            msg = conn.recv()
+            state["cancelled"] = True
+            state["exit"] = msg is None
+            raise _Stop
+        if state["cancelled"]:
+            raise _Stop
 
     try:  # warm-up: torch's and torchinfo's first call is much slower than the next ones
         summarize(get_preset("densenet-40-k12"), depth=1)
     except Exception:  # noqa: BLE001
         pass
-    while True:
+    torch.nn.modules.module.register_module_forward_pre_hook(check)
+    while not state["exit"]:
         try:
             job = conn.recv()
         except (EOFError, OSError):
             return
         if job is None:
             return
+        if job == CANCEL:
+            continue  # it arrived after its computation had finished: nothing to stop
         data, depth = job
+        state["cancelled"] = False
         try:
             result = summarize(DenseNetConfig.from_dict(data), depth=depth)
         except DenseguiError as exc:
-            conn.send(("error", str(exc)))
+            reply = ("error", str(exc))
         except MemoryError:
-            conn.send(("error", "not enough memory to compute this summary."))
+            reply = ("error", "not enough memory to compute this summary.")
         except Exception as exc:  # noqa: BLE001 - report in one line, keep serving
             first = str(exc).splitlines()[0] if str(exc) else ""
-            conn.send(("error", f"{type(exc).__name__}: {first}"))
+            reply = ("error", f"{type(exc).__name__}: {first}")
         else:
-            conn.send(("ok", result))
+            reply = ("ok", result)
+        if state["cancelled"]:  # (torchinfo wraps the _Stop raised in the hook in its own error)
+            reply = ("cancelled", None)
+        try:
+            conn.send(reply)
+        except (OSError, BrokenPipeError):
+            return
 
 
 class SummaryServer:
@@ -60,6 +99,9 @@ class SummaryServer:
         self._state = threading.Lock()  # guards _proc/_conn against interrupt()
         self._proc = None
         self._conn = None
+        self._send = threading.Lock()  # the worker's job and the GUI thread's cancel share the pipe
+        self._in_flight = False  # a job was sent and its reply not yet received
+        self._cancel_sent = False
 
     def start(self) -> None:
         with self._state:
@@ -73,20 +115,43 @@ class SummaryServer:
             self._proc, self._conn = proc, parent
 
     def call(self, cfg, depth: int) -> Any:
-        """The SummaryResult of ``cfg`` (DenseguiError with a one-line reason on failure)."""
+        """The SummaryResult of ``cfg`` (DenseguiError with a one-line reason on failure,
+        SummaryCancelled if :meth:`cancel` stopped it)."""
         with self._lock:
             self.start()
             conn = self._conn
             try:
-                conn.send((cfg.to_dict(), int(depth)))
-                kind, payload = conn.recv()
+                with self._send:
+                    conn.send((cfg.to_dict(), int(depth)))
+                    self._in_flight, self._cancel_sent = True, False
+                try:
+                    kind, payload = conn.recv()
+                finally:
+                    with self._send:
+                        self._in_flight = False
             except (EOFError, OSError, BrokenPipeError):
                 self._discard()
                 raise DenseguiError("the summary process stopped (interrupted or out of memory); "
                                     "it restarts on the next change.") from None
+            if kind == "cancelled":
+                raise SummaryCancelled("cancelled: a newer configuration was requested.")
             if kind == "error":
                 raise DenseguiError(payload)
             return payload
+
+    def cancel(self) -> bool:
+        """Ask the running computation to stop at its next layer (any thread; no-op when idle).
+
+        Returns True if a cancel request was sent."""
+        with self._send:
+            if not self._in_flight or self._cancel_sent or self._conn is None:
+                return False
+            try:
+                self._conn.send(CANCEL)
+            except (OSError, BrokenPipeError):
+                return False
+            self._cancel_sent = True
+            return True
 
     def interrupt(self) -> None:
         """Kill the child if it is computing (next call starts a new one)."""

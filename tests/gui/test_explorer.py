@@ -167,6 +167,27 @@ def test_plots_draw_only_the_latest_of_a_burst_of_changes(qtbot, explorer):
     assert drawn == [expected]
 
 
+def test_a_stale_summary_still_running_is_cancelled(qtbot, explorer):
+    """A change while the summary of an older (large) configuration is being computed cancels
+    that computation; the newest configuration's table follows, and the stale one never shows."""
+    w = explorer
+    panel = w.summary_panel
+    wait_summary(qtbot, w)
+    shown = []
+    panel.summaryUpdated.connect(lambda r: shown.append(r.config))
+    panel.depth_spin.setValue(4)
+    big = get_preset("densenet121").replace(growth_rate=64, block_depths=(6, 12, 48, 48))
+    w.apply_config(big)
+    with qtbot.waitSignal(panel.worker.started_job, timeout=TIMEOUT):
+        pass
+    small = get_preset("densenet121").replace(growth_rate=12)
+    w.apply_config(small)
+    assert panel.cancelled == 1
+    wait_summary(qtbot, w)
+    assert shown == [small] and panel.result.config == small
+    assert f"Total params: {count_params(small):,}" in panel.text()
+
+
 def test_stale_summary_never_overwrites_a_newer_one(qtbot, explorer):
     """Config A starts computing, B is requested meanwhile: A's result is dropped."""
     w = explorer
