@@ -128,6 +128,14 @@ class CountAxis(pg.AxisItem):
         super().__init__(*args, **kwargs)
         self._binary = binary
 
+    def tickSpacing(self, minVal, maxVal, size):  # noqa: N802 - pyqtgraph API
+        """Byte axes: round numbers of KiB/MiB/GiB (2, 4, 6 MiB), not of bytes (1.91, 3.81 MiB)."""
+        top = max(abs(minVal), abs(maxVal))
+        if not self._binary or self.logMode or not math.isfinite(top) or top < 1024:
+            return super().tickSpacing(minVal, maxVal, size)
+        unit = 1024.0 ** min(4, int(math.log(top, 1024)))
+        return [(spacing * unit, offset * unit) for spacing, offset in super().tickSpacing(minVal / unit, maxVal / unit, size)]
+
     def tickStrings(self, values, scale, spacing):  # noqa: N802 - pyqtgraph API
         out = []
         for v in values:

@@ -576,3 +576,24 @@ def test_fit_label_elides_what_does_not_fit_and_keeps_the_full_text(qtbot, widge
     lab.setText("short")
     assert lab.full_text_fits() and super(FitLabel, lab).text() == "short" and lab.toolTip() == ""
     assert before > 0
+
+
+def test_byte_axis_ticks_fall_on_round_binary_units(qtbot):
+    """Ticks of the activations axis are 1/2/5 × 10ⁿ of a KiB, MiB or GiB (2 MiB, not 1.91 MiB);
+    the count axes keep pyqtgraph's decimal ticks."""
+    import math
+    import random
+
+    from densegui.gui.channel_panel import CountAxis
+
+    binary, decimal = CountAxis(orientation="left", binary=True), CountAxis(orientation="left")
+    rng = random.Random(1)
+    for _ in range(300):
+        top = 10 ** rng.uniform(3.2, 11)
+        levels = binary.tickSpacing(0.0, top, rng.uniform(150, 600))
+        unit = 1024.0 ** int(math.log(top, 1024))
+        major = levels[0][0] / unit
+        mantissa = major / 10 ** math.floor(math.log10(major) + 1e-9)
+        assert any(math.isclose(mantissa, m, rel_tol=1e-9) for m in (1, 2, 5)), (top, major)
+        assert 2 <= top / levels[0][0] <= 12  # a readable number of ticks
+    assert decimal.tickSpacing(0.0, 1e7, 300)[0][0] in (1e6, 2e6, 5e6)
