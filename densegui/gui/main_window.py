@@ -388,12 +388,12 @@ class MainWindow(QMainWindow):
         self.params_card.value.setText(f"{t.params:,}")
         self.params_card.detail.setText(f"{t.params / 1e6:.2f} M · {t.params * 4 / 2**20:.1f} MiB in float32")
         self.macs_card.value.setText(f"{t.macs / 1e9:.3f} G")
-        self.macs_card.detail.setText(f"{t.macs:,} at {cfg.input_size}×{cfg.input_size} · ≈ {2 * t.macs / 1e9:.2f} GFLOPs")
+        self.macs_card.detail.setText(f"{t.macs:,} · {2 * t.macs / 1e9:.2f} GFLOPs at {cfg.input_size}²")
         self.channels_card.value.setText(f"{cfg.final_channels:,}")
         self.channels_card.detail.setText(f"→ {cfg.num_classes:,} classes · {sum(cfg.block_depths)} dense layers")
         self.memory_card.value.setText(f"{human_bytes(naive)} → {human_bytes(eff)}")
-        used = "memory-efficient on" if cfg.memory_efficient else "memory-efficient off"
-        self.memory_card.detail.setText(f"naive → efficient, per image · {eff / naive:.0%} of naive · {used}")
+        used = "efficient on" if cfg.memory_efficient else "efficient off"
+        self.memory_card.detail.setText(f"per image · {eff / naive:.0%} of naive · {used}")
         if b is None:
             for card in (self.params_card, self.macs_card, self.channels_card, self.memory_card):
                 card.set_delta(None)
