@@ -38,6 +38,7 @@ from densegui.core.config import DenseNetConfig
 from densegui.core.stats import LayerTable
 from densegui.core.units import human_bytes, human_count
 from densegui.gui.panel import PanelMixin
+from densegui.gui.widgets import FitLabel
 
 PLOTS = {
     "channels": "Channels (input of each layer, output)",
@@ -280,7 +281,8 @@ class ChannelPanel(PanelMixin, QWidget):
         self.export_button.setObjectName("channelExportPng")
         self.export_button.setToolTip("Save the chosen plot as a PNG image")
         self.export_button.clicked.connect(self._export_dialog)
-        self.hover_label = QLabel("Hover over a plot to read a layer's values.")
+        # A FitLabel: a new read-out on every mouse move must not re-lay out the window.
+        self.hover_label = FitLabel("Hover over a plot to read a layer's values.")
         self.hover_label.setObjectName("channelHover")
         self.hover_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.hover_label.setMinimumHeight(22)
@@ -350,8 +352,8 @@ class ChannelPanel(PanelMixin, QWidget):
                 c.setPos(index)
                 c.show()
             text = (f"{r.name}  ·  {r.in_channels:,} → {r.out_channels:,} channels at {r.out_size}×{r.out_size}"
-                    f"  ·  params {r.params:,}  ·  MACs {r.macs:,} ({human_count(r.macs)})"
-                    f"  ·  saved activations {human_bytes(r.saved_naive + r.fixed_naive)} naive, "
+                    f"  ·  params {r.params:,}  ·  MACs {r.macs:,}"
+                    f"  ·  saved {human_bytes(r.saved_naive + r.fixed_naive)} naive, "
                     f"{human_bytes(r.saved_efficient + r.fixed_efficient)} efficient")
             self.hover_label.setText(text)
         self.hovered.emit(text)

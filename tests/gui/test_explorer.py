@@ -554,6 +554,11 @@ def test_headline_values_never_resize_the_window(qtbot, explorer):
         assert w.minimumSizeHint() == minimum and w.size() == size, k
         expected = get_preset("densenet264").replace(growth_rate=k)
         assert label(w, "paramsLabel").text() == f"{count_params(expected):,}"  # full text, never elided
+    for index in (0, 5, len(w.table.rows) // 2, len(w.table.rows) - 1):  # hover read-outs neither
+        w.channel_panel.hover_index(index)
+        qtbot.wait(10)
+        assert w.minimumSizeHint() == minimum and w.size() == size, index
+        assert w.channel_panel.hover_label.text().startswith(w.table.rows[index].name)
 
 
 def test_fit_label_elides_what_does_not_fit_and_keeps_the_full_text(qtbot, widget_leak_check):
