@@ -23,7 +23,7 @@ import torch  # noqa: E402
 
 from densegui.core.config import PRESETS  # noqa: E402
 from densegui.core.model import build_model  # noqa: E402
-from densegui.core.stats import layer_table  # noqa: E402
+from densegui.core.stats import compute_layer_table  # noqa: E402
 from densegui.core.summary import summarize  # noqa: E402
 
 IMPORT_S = time.perf_counter() - T0
@@ -77,7 +77,7 @@ def main() -> None:
         cfg = PRESETS[name].config
 
         def table():
-            return layer_table(cfg.replace(input_size=cfg.input_size))  # a fresh config object, validated
+            return compute_layer_table(cfg.replace(input_size=cfg.input_size))  # validated; uncached
 
         tab = table()
         t_table = median_time(table, n_table)
@@ -90,7 +90,7 @@ def main() -> None:
         t_sum = median_time(lambda: summarize(cfg, depth=3), n_sum)
         print(f"{name:<21}{tab.params:>12,}{tab.macs / 1e9:>7.2f}{fmt_ms(t_table):>10}{fmt_ms(t_cpu):>14}"
               f"{fmt_ms(t_meta):>15}{fmt_ms(t_init):>16}{fmt_ms(t_sum):>12}")
-    print("\ntable = validate() + layer_table() (analytic, no model); CPU build = DenseNet with torchvision's "
+    print("\ntable = validate() + compute_layer_table() (analytic, no model, uncached); CPU build = DenseNet with torchvision's "
           "initialisation;\nmeta build = no memory, weight init skipped ('init skipped' = what reset_parameters() "
           "would add on meta);\nsummary = torchinfo, meta device, depth 3, batch 1, preset's input size. "
           "MACs: conv + linear, batch 1.")

@@ -267,6 +267,10 @@ def test_layer_table_is_cached_per_configuration_and_still_validates():
     assert layer_table(dataclasses.replace(cfg)) is a  # equal configs share the (immutable) table
     other = layer_table(dataclasses.replace(cfg, growth_rate=12))
     assert other is not a and other.params != a.params
+    from densegui.core.stats import compute_layer_table
+
+    fresh = compute_layer_table(cfg)
+    assert fresh == a and fresh is not a
     bad = dataclasses.replace(cfg, growth_rate=0)
     for _ in range(2):
         with pytest.raises(ConfigError):

@@ -104,12 +104,13 @@ def layer_table(config: DenseNetConfig) -> LayerTable:
 
     Tables are immutable and cached per configuration: on one slider change the window's
     headline and the timing probe's memory estimate both ask for the same table.
+    :func:`compute_layer_table` is the uncached computation (benchmarks time that one).
     """
-    return _layer_table(config)
+    return _cached_layer_table(config)
 
 
-@lru_cache(maxsize=64)
-def _layer_table(config: DenseNetConfig) -> LayerTable:
+def compute_layer_table(config: DenseNetConfig) -> LayerTable:
+    """:func:`layer_table` without the cache."""
     cfg = config.validate()
     k, bn = cfg.growth_rate, cfg.bn_size * cfg.growth_rate
     drop = cfg.drop_rate > 0
@@ -186,3 +187,6 @@ def _layer_table(config: DenseNetConfig) -> LayerTable:
     rows.append(LayerRow("classifier", "head", None, None, c, cfg.num_classes, 1, params, macs, cfg.num_classes,
                          saved, saved, _bn_vectors(c), _bn_vectors(c)))
     return LayerTable(cfg, tuple(rows))
+
+
+_cached_layer_table = lru_cache(maxsize=64)(compute_layer_table)
