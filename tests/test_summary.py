@@ -129,3 +129,20 @@ def test_cuda_summary_matches_meta():
     assert [(r.name, r.output_size, r.params, r.macs) for r in meta.rows] == \
            [(r.name, r.output_size, r.params, r.macs) for r in cuda.rows]
     assert cuda.total_params == meta.total_params and cuda.total_macs == meta.total_macs
+
+
+@pytest.mark.parametrize("variant", [
+    dict(),
+    dict(memory_efficient=True, drop_rate=0.2),
+    dict(bottleneck=False, compression=1.0, stem="imagenet", input_size=64),
+])
+def test_meta_summary_with_shape_only_batchnorm_equals_the_cpu_summary(variant):
+    """On meta, BatchNorm skips PyTorch's slow decomposition (densegui.core.summary); the whole
+    table, every row and every total must still equal the summary of a real CPU forward pass."""
+    cfg = SMALL.replace(**variant)
+    meta = summarize(cfg, depth=4, device="meta")
+    cpu = summarize(cfg, depth=4, device="cpu")
+    assert meta.rows == cpu.rows
+    assert (meta.total_params, meta.total_macs) == (cpu.total_params, cpu.total_macs)
+    assert meta.text == cpu.text
+    assert any(r.class_name == "BatchNorm2d" and r.output_size for r in meta.rows)
