@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
 
 from densegui.core.config import DenseNetConfig
 from densegui.gui.panel import PanelMixin
-from densegui.gui.summary_process import server
+from densegui.gui.summary_process import SummaryCancelled, server
 from densegui.gui.widgets import FitLabel
 from densegui.gui.workers import LatestJobThread
 
@@ -38,17 +38,21 @@ DEBOUNCE_MS = 120
 MAX_DEPTH = 4  # torchinfo depth: 1 = features/classifier … 4 = every conv/BN inside a dense layer
 
 
-def _summarize(cfg: DenseNetConfig, depth: int):
+CANCELLED = object()  # what the worker reports for a computation that became stale
+
+
+def _summarize(cfg: DenseNetConfig, depth: int, tag: tuple[object, int]):
     # In a child process: see densegui/gui/summary_process.py for why not in this thread.
-    return server().call(cfg, depth)
+    try:
+        return server().call(cfg, depth, tag)
+    except SummaryCancelled:
+        return CANCELLED
 
 
 def _interrupt() -> None:
     server().interrupt()
 
 
-def _cancel() -> bool:
-    return server().cancel()
 
 
 def filter_summary(text: str, needle: str) -> str:
@@ -80,13 +84,11 @@ class SummaryPanel(PanelMixin, QWidget):
         self._config: DenseNetConfig | None = None
         self._generation = 0
         self._shown_generation = -1
-        self._running_generation: int | None = None  # the job the worker is computing now
-        self.cancelled = 0  # stale computations stopped early (for tests and benchmarks)
+        self._owner = object()  # this panel's jobs in the shared summary server
         self.result = None  # SummaryResult on screen
         self.last_seconds: float | None = None
 
         self.worker = LatestJobThread(_summarize, parent=self, interrupt=_interrupt)
-        self.worker.started_job.connect(self._started)
         self.worker.finished_job.connect(self._finished)
         self.worker.failed_job.connect(self._failed)
 
@@ -147,13 +149,14 @@ class SummaryPanel(PanelMixin, QWidget):
         self._generation += 1
         self.status_label.setText("Updating the torchinfo summary…")
         self._debounce.start()
-        if self._running_generation is not None and self._running_generation < self._generation and _cancel():
-            self.cancelled += 1
+        # Every older job is stale now: refused if not sent yet, stopped at its next layer if running.
+        server().cancel(self._owner, self._generation)
 
     def shutdown(self) -> None:
         self._debounce.stop()
         self._generation += 1
         self.worker.shutdown()
+        server().forget(self._owner)
 
     # ------------------------------------------------------------------ state
     def is_up_to_date(self) -> bool:
@@ -176,15 +179,13 @@ class SummaryPanel(PanelMixin, QWidget):
 
     def _submit(self) -> None:
         if self._config is not None:
-            self.worker.submit(self._generation, self._config, self.depth_spin.value())
-
-    def _started(self, generation: int) -> None:
-        self._running_generation = generation
-        if generation < self._generation and _cancel():  # superseded before it even started
-            self.cancelled += 1
+            self.worker.submit(self._generation, self._config, self.depth_spin.value(), (self._owner, self._generation))
 
     def _finished(self, generation: int, result, seconds: float) -> None:
-        self._running_generation = None
+        if result is CANCELLED:
+            if generation == self._generation:  # (cannot happen: only older generations are cancelled)
+                self._submit()
+            return
         if generation != self._generation:
             return  # a newer configuration was requested meanwhile: drop the stale table
         self.result = result
@@ -197,7 +198,6 @@ class SummaryPanel(PanelMixin, QWidget):
         self.summaryUpdated.emit(result)
 
     def _failed(self, generation: int, message: str) -> None:
-        self._running_generation = None
         if generation != self._generation:
             return
         self._shown_generation = generation

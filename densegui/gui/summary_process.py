@@ -9,11 +9,13 @@ switch interval and the event loop stalls for hundreds of milliseconds
 
 :class:`SummaryServer` is a lazily started child (``spawn``) shared by all
 callers in a process; ``call`` is used from one worker thread at a time
-(serialised by a lock) and blocks without holding the GIL. ``cancel``
-asks a running computation to stop at its next layer (the child checks its
-pipe before every module's forward), so that after a drag the newest
-configuration starts at once instead of after a stale one; the child stays
-warm. ``interrupt`` kills a running computation at shutdown (the child
+(serialised by a lock) and blocks without holding the GIL. Every call
+carries a tag ``(owner, generation)``; ``cancel(owner, below)`` marks that
+owner's generations below ``below`` as stale: a stale job still waiting to be
+sent is refused at once, and one in flight is asked to stop at its next layer
+(the child checks its pipe before every module's forward). So after a drag
+the newest configuration starts at once instead of after a stale one, a
+late cancel can never stop a newer job, and the child stays warm. ``interrupt`` kills a running computation at shutdown (the child
 restarts on the next call).
 """
 
@@ -100,8 +102,10 @@ class SummaryServer:
         self._proc = None
         self._conn = None
         self._send = threading.Lock()  # the worker's job and the GUI thread's cancel share the pipe
-        self._in_flight = False  # a job was sent and its reply not yet received
+        self._in_flight: tuple | None = None  # tag of the job sent and not yet answered
         self._cancel_sent = False
+        self._stale_below: dict[object, int] = {}  # owner → generations below this are stale
+        self.cancelled = 0  # jobs refused or stopped because they were stale
 
     def start(self) -> None:
         with self._state:
@@ -114,37 +118,44 @@ class SummaryServer:
             child.close()
             self._proc, self._conn = proc, parent
 
-    def call(self, cfg, depth: int) -> Any:
+    def call(self, cfg, depth: int, tag: tuple[object, int] | None = None) -> Any:
         """The SummaryResult of ``cfg`` (DenseguiError with a one-line reason on failure,
-        SummaryCancelled if :meth:`cancel` stopped it)."""
+        SummaryCancelled if its tag ``(owner, generation)`` was made stale by :meth:`cancel`)."""
         with self._lock:
             self.start()
             conn = self._conn
             try:
                 with self._send:
+                    if self._is_stale(tag):
+                        self.cancelled += 1
+                        raise SummaryCancelled("cancelled: a newer configuration was requested.")
                     conn.send((cfg.to_dict(), int(depth)))
-                    self._in_flight, self._cancel_sent = True, False
+                    self._in_flight, self._cancel_sent = (tag or (None, -1)), False
                 try:
                     kind, payload = conn.recv()
                 finally:
                     with self._send:
-                        self._in_flight = False
+                        self._in_flight = None
             except (EOFError, OSError, BrokenPipeError):
                 self._discard()
                 raise DenseguiError("the summary process stopped (interrupted or out of memory); "
                                     "it restarts on the next change.") from None
             if kind == "cancelled":
+                with self._send:
+                    self.cancelled += 1
                 raise SummaryCancelled("cancelled: a newer configuration was requested.")
             if kind == "error":
                 raise DenseguiError(payload)
             return payload
 
-    def cancel(self) -> bool:
-        """Ask the running computation to stop at its next layer (any thread; no-op when idle).
+    def cancel(self, owner: object, below: int) -> bool:
+        """Make ``owner``'s jobs with a generation below ``below`` stale (any thread).
 
-        Returns True if a cancel request was sent."""
+        A stale job not yet sent is refused when its turn comes; a stale job in flight is asked
+        to stop at its next layer. Returns True if a stop request was sent now."""
         with self._send:
-            if not self._in_flight or self._cancel_sent or self._conn is None:
+            self._stale_below[owner] = max(below, self._stale_below.get(owner, below))
+            if self._in_flight is None or self._cancel_sent or self._conn is None or not self._is_stale(self._in_flight):
                 return False
             try:
                 self._conn.send(CANCEL)
@@ -153,6 +164,17 @@ class SummaryServer:
             self._cancel_sent = True
             return True
 
+    def forget(self, owner: object) -> None:
+        """Drop ``owner``'s staleness mark (when the owner goes away)."""
+        with self._send:
+            self._stale_below.pop(owner, None)
+
+    def _is_stale(self, tag: tuple[object, int] | None) -> bool:
+        if tag is None:
+            return False
+        owner, generation = tag
+        return generation < self._stale_below.get(owner, generation)
+
     def interrupt(self) -> None:
         """Kill the child if it is computing (next call starts a new one)."""
         if self._lock.locked():
@@ -160,7 +182,7 @@ class SummaryServer:
 
     def close(self) -> None:
         """Stop the child and wait for it."""
-        with self._state:
+        with self._state, self._send:
             proc, conn = self._proc, self._conn
             self._proc = self._conn = None
         if proc is None:
@@ -177,7 +199,7 @@ class SummaryServer:
         conn.close()
 
     def _discard(self, kill: bool = False) -> None:
-        with self._state:
+        with self._state, self._send:
             proc, conn = self._proc, self._conn
             self._proc = self._conn = None
         if proc is not None:

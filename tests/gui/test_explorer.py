@@ -103,7 +103,6 @@ def test_slider_updates_params_label_and_summary(qtbot, explorer):
         n = count_params(expected)
         assert label(w, "paramsLabel").text() == f"{n:,}"
         qtbot.waitUntil(w.plots_up_to_date, timeout=1000)
-        assert not w.summary_panel.is_up_to_date()
         assert w.channel_panel.table.config == expected
         assert w.channel_panel.curves["in"].getData()[1].max() == max(r.in_channels for r in w.table.rows)
     result = blocker.args[0]
@@ -170,21 +169,25 @@ def test_plots_draw_only_the_latest_of_a_burst_of_changes(qtbot, explorer):
 def test_a_stale_summary_still_running_is_cancelled(qtbot, explorer):
     """A change while the summary of an older (large) configuration is being computed cancels
     that computation; the newest configuration's table follows, and the stale one never shows."""
+    from densegui.gui.summary_process import server
+
     w = explorer
     panel = w.summary_panel
     wait_summary(qtbot, w)
     shown = []
     panel.summaryUpdated.connect(lambda r: shown.append(r.config))
+    panel.summaryFailed.connect(lambda m: shown.append(m))
     panel.depth_spin.setValue(4)
-    big = get_preset("densenet121").replace(growth_rate=64, block_depths=(6, 12, 48, 48))
+    big = get_preset("densenet264").replace(growth_rate=64)  # ≈ 0.5 s of torchinfo at depth 4
     w.apply_config(big)
+    before = server().cancelled
     with qtbot.waitSignal(panel.worker.started_job, timeout=TIMEOUT):
         pass
     small = get_preset("densenet121").replace(growth_rate=12)
     w.apply_config(small)
-    assert panel.cancelled == 1
     wait_summary(qtbot, w)
-    assert shown == [small] and panel.result.config == small
+    assert shown == [small] and panel.result.config == small  # no stale table, no failure shown
+    assert server().cancelled == before + 1  # refused before sending, or stopped in flight
     assert f"Total params: {count_params(small):,}" in panel.text()
 
 
@@ -553,7 +556,8 @@ def test_headline_values_never_resize_the_window(qtbot, explorer):
         qtbot.wait(10)
         assert w.minimumSizeHint() == minimum and w.size() == size, k
         expected = get_preset("densenet264").replace(growth_rate=k)
-        assert label(w, "paramsLabel").text() == f"{count_params(expected):,}"  # full text, never elided
+        params = label(w, "paramsLabel")
+        assert params.text() == f"{count_params(expected):,}" and params.full_text_fits()  # never elided
     for index in (0, 5, len(w.table.rows) // 2, len(w.table.rows) - 1):  # hover read-outs neither
         w.channel_panel.hover_index(index)
         qtbot.wait(10)
@@ -572,15 +576,25 @@ def test_fit_label_elides_what_does_not_fit_and_keeps_the_full_text(qtbot, widge
     qtbot.waitExposed(lab)
     assert lab.text() == text and not lab.full_text_fits()
     shown = super(FitLabel, lab).text()
-    assert shown.endswith("…") and text.startswith(shown[:-1]) and lab.toolTip() == text
+    from PySide6.QtGui import Qt as GuiQt
+
+    assert shown.endswith("…") and text.startswith(shown[:-1]) and lab.toolTip() == GuiQt.convertFromPlainText(text)
     assert lab.fontMetrics().horizontalAdvance(shown) <= lab.contentsRect().width()
-    before = lab.minimumSizeHint().width()
     lab.setText(text * 3)
     assert lab.sizePolicy().horizontalPolicy().name == "Ignored"  # its width never drives a layout
     lab.resize(2000, 20)
     lab.setText("short")
     assert lab.full_text_fits() and super(FitLabel, lab).text() == "short" and lab.toolTip() == ""
-    assert before > 0
+    # A font change re-elides without a resize; a tooltip with markup-like text stays plain.
+    lab.resize(120, 20)
+    lab.setText("a <b>not bold</b> error message that is far too long for 120 pixels")
+    assert "&lt;b&gt;" in lab.toolTip()
+    shown = super(FitLabel, lab).text()
+    font = lab.font()
+    font.setPointSize(font.pointSize() * 2)
+    lab.setFont(font)
+    assert super(FitLabel, lab).text() != shown
+    assert lab.fontMetrics().horizontalAdvance(super(FitLabel, lab).text()) <= lab.contentsRect().width()
 
 
 def test_byte_axis_ticks_fall_on_round_binary_units(qtbot):

@@ -1,4 +1,4 @@
-"""The summary child process: results, errors, and cooperative cancellation."""
+"""The summary child process: results, errors, and cancellation of stale jobs."""
 
 from __future__ import annotations
 
@@ -12,12 +12,33 @@ from densegui.core.errors import DenseguiError
 from densegui.core.stats import layer_table
 from densegui.gui.summary_process import SummaryCancelled, SummaryServer
 
+BIG = get_preset("densenet264").replace(growth_rate=64)  # ≈ 0.5 s of torchinfo at depth 4 on 2 cores
+
 
 @pytest.fixture(scope="module")
 def server():
     s = SummaryServer()
+    s.call(get_preset("densenet-40-k12"), 1)  # started and warm
     yield s
     s.close()
+
+
+def start_call(server, cfg, depth, tag) -> tuple[threading.Thread, dict]:
+    outcome: dict = {}
+
+    def run():
+        try:
+            outcome["result"] = server.call(cfg, depth, tag)
+        except Exception as exc:  # noqa: BLE001
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while server._in_flight is None and time.monotonic() < deadline:
+        time.sleep(0.002)
+    assert server._in_flight == tag
+    return thread, outcome
 
 
 def test_result_and_error(server):
@@ -27,41 +48,44 @@ def test_result_and_error(server):
     bad = cfg.replace(input_size=2)  # validated in the child: too small for the stem and transitions
     with pytest.raises(DenseguiError, match="too small"):
         server.call(bad, 2)
-    assert not server.cancel()  # idle: nothing to cancel
+    assert not server.cancel("nobody", 10)  # idle: nothing to stop
 
 
-def test_cancel_stops_a_running_summary_and_keeps_the_child(server):
-    big = get_preset("densenet264").replace(growth_rate=64)  # several seconds of torchinfo
-    server.call(get_preset("densenet-40-k12"), 1)  # child started and warm
-    pid = server._proc.pid
-    outcome = {}
-
-    def run():
-        try:
-            outcome["result"] = server.call(big, 4)
-        except Exception as exc:  # noqa: BLE001
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server._in_flight and time.monotonic() < deadline:
-        time.sleep(0.01)
-    # (cancelled as soon as it is in flight: this computation takes about a second on a 2-core
-    # machine, so the request always lands before its end; the child sees it at the first layer)
-    t0 = time.perf_counter()
-    assert server.cancel()
-    assert not server.cancel()  # one request per computation
+def test_cancel_stops_a_running_stale_job_and_keeps_the_child(server):
+    pid, before = server._proc.pid, server.cancelled
+    thread, outcome = start_call(server, BIG, 4, ("a", 1))
+    # (cancelled as soon as it is in flight: the request always lands before the end of this
+    # computation; the child sees it at the next layer)
+    assert server.cancel("a", 2)
+    assert not server.cancel("a", 3)  # one stop request per computation
     thread.join(60)
-    stopped_after = time.perf_counter() - t0
     assert isinstance(outcome.get("error"), SummaryCancelled), outcome
+    assert server.cancelled == before + 1
     # The same (warm) child serves the next request, with the right numbers.
     small = get_preset("densenet121").replace(growth_rate=12)
-    result = server.call(small, 2)
+    result = server.call(small, 2, ("a", 3))
     assert server._proc.pid == pid
     assert result.config == small and result.total_params == layer_table(small).params
-    print(f"cancelled {stopped_after * 1000:.0f} ms after the request")
-    # A cancel that arrives after its computation finished is ignored by the idle child.
+    # A stop request that reaches the child after its computation ended is ignored.
     with server._send:
         server._conn.send("cancel")
-    assert server.call(small, 1).config == small
+    assert server.call(small, 1, ("a", 4)).config == small
+
+
+def test_a_stale_job_is_refused_before_it_is_sent(server):
+    before = server.cancelled
+    server.cancel("b", 5)
+    with pytest.raises(SummaryCancelled):
+        server.call(get_preset("densenet-40-k12"), 1, ("b", 4))
+    assert server.cancelled == before + 1
+    assert server.call(get_preset("densenet-40-k12"), 1, ("b", 5)).depth == 1  # the newest one runs
+    assert server.call(get_preset("densenet-40-k12"), 1, ("c", 0)).depth == 1  # other owners unaffected
+
+
+def test_a_late_cancel_never_stops_a_newer_job(server):
+    """The race a reviewer found: a cancel for generation < 8 arriving while generation 8 runs."""
+    thread, outcome = start_call(server, BIG, 4, ("d", 8))
+    assert not server.cancel("d", 8)  # 8 is not below 8: the running job is current
+    assert not server.cancel("e", 100)  # another owner's marks do not touch it
+    thread.join(60)
+    assert outcome["result"].config == BIG
