@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, Qt
+from PySide6.QtGui import Qt as GuiQt  # (convertFromPlainText lives in QtGui's Qt namespace)
 from PySide6.QtWidgets import QLabel, QSizePolicy
 
 
@@ -41,11 +42,16 @@ class FitLabel(QLabel):
         super().resizeEvent(event)
         self._elide()
 
+    def changeEvent(self, event) -> None:  # noqa: N802 - Qt API
+        super().changeEvent(event)
+        if event.type() in (QEvent.Type.FontChange, QEvent.Type.StyleChange):  # (a style sheet's font-size)
+            self._elide()
+
     def _elide(self) -> None:
         width = self.contentsRect().width()
         metrics = self.fontMetrics()
         shown = self._full
         if width > 0 and metrics.horizontalAdvance(shown) > width:
             shown = metrics.elidedText(shown, Qt.TextElideMode.ElideRight, width)
-        self.setToolTip("" if shown == self._full else self._full)
+        self.setToolTip("" if shown == self._full else GuiQt.convertFromPlainText(self._full))
         super().setText(shown)
