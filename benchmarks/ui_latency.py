@@ -77,19 +77,25 @@ def sweep(app, window, name: str, setter, values, pace_ms: int = 16) -> dict:
     """Apply values one per pace_ms from the event loop; measure everything."""
     monitor = StallMonitor()
     per_change: list[float] = []
-    state = {"i": 0, "t_last": 0.0, "t_summary": None}
-    pending: list[float] = []  # setValue times of the changes not painted yet
+    state = {"i": 0, "t_last": 0.0, "t_summary": None, "drawn": 0}
+    pending: list[tuple[int, float]] = []  # (index, setValue time) of the changes not on screen yet
     loop = QEventLoop()
     canvas = window.channel_panel.graphics
 
     paints: list[float] = []
 
-    def painted(t_end: float, ms: float) -> None:
-        paints.append(ms)
-        if window.plots_up_to_date():  # (a paint still owed to an older table does not count)
-            per_change.extend((t_end - t0) * 1000 for t0 in pending)
-            pending.clear()
+    def plotted(_cfg) -> None:  # the plots now hold the table of every change made so far
+        state["drawn"] = state["i"]
 
+    def painted(t_end: float, ms: float) -> None:
+        # A change counts as shown by the first paint after the plots drew its table (or a newer
+        # one); a paint of an older table (still owed when the change came) does not count.
+        paints.append(ms)
+        shown = [t0 for i, t0 in pending if i < state["drawn"]]
+        per_change.extend((t_end - t0) * 1000 for t0 in shown)
+        pending[:] = [(i, t0) for i, t0 in pending if i >= state["drawn"]]
+
+    window.plotsUpdated.connect(plotted)
     canvas.painted.connect(painted)
 
     def summary_done(_result) -> None:
@@ -107,8 +113,10 @@ def sweep(app, window, name: str, setter, values, pace_ms: int = 16) -> dict:
         changed = setter(values[i])
         t1 = time.perf_counter()
         if changed is not False:  # (a mouse move within one slider step changes nothing)
-            pending.append(t0)
+            pending.append((i, t0))
         state["i"] = i + 1
+        if window.plots_up_to_date():  # (the change led back to the table already drawn)
+            state["drawn"] = state["i"]
         state["t_last"] = t0
         if state["i"] >= len(values):
             driver.stop()
@@ -127,6 +135,7 @@ def sweep(app, window, name: str, setter, values, pace_ms: int = 16) -> dict:
     window.summary_panel.summaryUpdated.disconnect(summary_done)
     wait_until(app, lambda: not pending, 10.0)
     canvas.painted.disconnect(painted)
+    window.plotsUpdated.disconnect(plotted)
     summary_s = (state["t_summary"] - state["t_last"]) if state["t_summary"] else float("nan")
     return {
         "sweep": name,
@@ -165,8 +174,11 @@ def single_changes(app, window, name: str, setter, values) -> dict:
     monitor.start()
     for v in values:
         wait_summary()
+        shown = window.channel_panel.table
         t0 = time.perf_counter()
         setter(v)
+        if window.table is shown:
+            raise RuntimeError(f"{name}: {v!r} changes nothing; the benchmark must move to a new configuration")
         while canvas.last_paint_end <= t0 or not window.plots_up_to_date():  # a real event loop, as above
             loop = QEventLoop()
             canvas.painted.connect(loop.quit)
@@ -275,6 +287,8 @@ def main() -> int:
     wait_until(app, window.is_up_to_date)
     singles.append(single_changes(app, window, "densenet264: single k changes from idle", k, [24, 32, 40, 32]))
     # A preset switch rebuilds the depth sliders, the block regions and every plot's ranges at once.
+    window.load_preset("densenet121")
+    wait_until(app, window.is_up_to_date)
     singles.append(single_changes(app, window, "preset switches (121→264→169→121)", window.load_preset,
                                   ["densenet264", "densenet169", "densenet121"]))
     platform_name = app.platformName()
