@@ -34,7 +34,6 @@ os.environ.setdefault("DENSEGUI_NO_SETTINGS", "1")
 from PySide6.QtCore import QElapsedTimer, QEventLoop, Qt, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-from densegui.core.config import get_preset  # noqa: E402
 
 
 class StallMonitor:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QTimer, Signal
 from PySide6.QtGui import QFontDatabase, QGuiApplication
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -51,8 +51,6 @@ def _summarize(cfg: DenseNetConfig, depth: int, tag: tuple[object, int]):
 
 def _interrupt() -> None:
     server().interrupt()
-
-
 
 
 def filter_summary(text: str, needle: str) -> str:
