@@ -38,6 +38,7 @@ from PySide6.QtWidgets import (
 
 from densegui.core.errors import DenseguiError
 from densegui.core.reuse import NORMALISATIONS, BlockReuse, column_rank, normalise
+from densegui.gui.widgets import FitLabel
 
 COLORMAPS = ("viridis", "inferno", "magma", "plasma", "cividis", "turbo", "CET-L1")
 NORMALISATION_LABELS = {
@@ -49,6 +50,12 @@ NORMALISATION_LABELS = {
 DEFAULT_CHECKPOINT = "densenet-digits.pt"
 CHECKPOINT_FILTER = "Checkpoints (*.pt *.pth *.pkl *.bin *.ckpt *.tar *.safetensors);;All files (*)"
 MAX_RECENT = 8
+
+
+def _server():
+    from densegui.gui.summary_process import server
+
+    return server()
 
 
 def _short_target(name: str, block: int) -> str:
@@ -276,40 +283,37 @@ class HeatmapView(pg.GraphicsLayoutWidget):
 
 
 class _LoadThread(QThread):
-    """Load + infer + matrices off the GUI thread; reports (percent, text) progress."""
+    """Waits for the background process to load + infer + compute the matrices of one file.
+
+    The work itself runs in the shared child process (densegui/gui/summary_process.py): loaded
+    in a thread of this process, ``torch.load`` held the GIL for up to a few hundred
+    milliseconds and froze the window; this thread only waits on a pipe."""
 
     progress = Signal(int, str)
     loaded = Signal(object)
     failed = Signal(str)
 
-    def __init__(self, path: str, parent: QWidget | None = None) -> None:
+    def __init__(self, path: str, tag: tuple[object, int], parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.path = path
+        self.tag = tag
 
     def run(self) -> None:
-        from densegui.core.checkpoint import load_checkpoint
-        from densegui.core.reuse import block_reuse
+        from densegui.gui.summary_process import SummaryCancelled, server
 
         name = Path(self.path).name
         try:
-            self.progress.emit(5, f"reading {name} …")
-            loaded = load_checkpoint(self.path)
+            self.progress.emit(10, f"loading {name} in the background …")
+            loaded, blocks = server().load_reuse(self.path, self.tag)
             if self.isInterruptionRequested():
                 return
-            n = loaded.config.num_blocks
-            blocks = []
-            for b in range(1, n + 1):
-                self.progress.emit(60 + int(40 * (b - 1) / n), f"block {b} of {n} …")
-                blocks.append(block_reuse(loaded.state_dict, loaded.config, b))
-                if self.isInterruptionRequested():
-                    return
             self.progress.emit(100, "done")
             self.loaded.emit((loaded, blocks))
+        except SummaryCancelled:
+            return  # a newer load was requested: this one is stale
         except DenseguiError as exc:
             self.failed.emit(str(exc))
-        except MemoryError:
-            self.failed.emit(f"not enough memory to load {name!r}.")
-        except Exception as exc:  # noqa: BLE001 - the GUI must keep working whatever the file holds
+        except Exception as exc:  # noqa: BLE001 - the GUI must keep working whatever happens
             self.failed.emit(f"could not load {name!r}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
 
 
@@ -327,6 +331,7 @@ class ReusePanel(QWidget):
         self.blocks: list[BlockReuse] = []
         self.selected: tuple[int, int, int] | None = None
         self._generation = 0
+        self._owner = object()  # this panel's jobs in the shared background process
         self._threads: list[_LoadThread] = []
         self._recent_memory: list[str] = []
 
@@ -383,6 +388,11 @@ class ReusePanel(QWidget):
         self.progress.setObjectName("reuseProgress")
         self.progress.setRange(0, 100)
         self.progress.setTextVisible(True)
+        # Its space stays when hidden: showing and hiding it around every load resized the heatmaps
+        # (a full pyqtgraph re-layout) twice per load.
+        policy = self.progress.sizePolicy()
+        policy.setRetainSizeWhenHidden(True)
+        self.progress.setSizePolicy(policy)
         self.progress.hide()
 
         self.view = HeatmapView()
@@ -397,7 +407,7 @@ class ReusePanel(QWidget):
         self.stack.addWidget(self.view)
         self.stack.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
 
-        self.hover_label = QLabel(" ")
+        self.hover_label = FitLabel(" ")  # a read-out per mouse move must not re-lay out the panel
         self.hover_label.setObjectName("reuseHover")
         self.detail_label = QLabel("Click a cell for its details.")
         self.detail_label.setObjectName("reuseDetail")
@@ -439,9 +449,12 @@ class ReusePanel(QWidget):
         self._generation += 1
         for thread in list(self._threads):
             thread.requestInterruption()
+        if self._threads:
+            _server().cancel(self._owner, self._generation)
         for thread in list(self._threads):
             thread.wait()
         self._threads.clear()
+        _server().forget(self._owner)
 
     @staticmethod
     def default_checkpoint() -> Path:
@@ -462,7 +475,8 @@ class ReusePanel(QWidget):
         gen = self._generation
         for old in self._threads:
             old.requestInterruption()
-        thread = _LoadThread(str(path))
+        _server().cancel(self._owner, gen)  # an older load still waiting or running is stale now
+        thread = _LoadThread(str(path), (self._owner, gen))
         thread.progress.connect(lambda pct, text, g=gen: self._on_progress(g, pct, text))
         thread.loaded.connect(lambda result, g=gen, p=str(path), r=remember: self._on_loaded(g, result, p, r))
         thread.failed.connect(lambda msg, g=gen: self._on_failed(g, msg))

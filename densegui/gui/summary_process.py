@@ -1,11 +1,17 @@
-"""The torchinfo summary, computed in a child process (no Qt in here).
+"""The torchinfo summary and checkpoint loading, computed in a child process (no Qt in here).
 
-Why a process and not just a thread: torchinfo and module construction are
-Python-heavy and keep the GIL busy, while PySide6 releases and re-takes the
-GIL around every C++ call. Painting a plot makes hundreds of such calls, so
-with a busy Python worker thread every re-take waits up to the interpreter's
-switch interval and the event loop stalls for hundreds of milliseconds
-(measured by ``benchmarks/ui_latency.py``). A child process has its own GIL.
+Why a process and not just a thread: torchinfo, module construction and
+``torch.load``'s safe unpickler are Python-heavy and keep the GIL busy (some
+of torch.load's C++ reads even hold it), while PySide6 releases and re-takes
+the GIL around every C++ call. Painting a plot makes hundreds of such calls,
+so with a busy Python worker thread every re-take waits and the event loop
+stalls for hundreds of milliseconds (measured by ``benchmarks/ui_latency.py``
+and ``benchmarks/reuse_load.py``). A child process has its own GIL.
+
+Two jobs: :meth:`SummaryServer.call` (the torchinfo summary of a
+configuration) and :meth:`SummaryServer.load_reuse` (load a checkpoint safely,
+infer its architecture and compute the Figure-5 matrices; the weights stay in
+the child, only the configuration, metadata and matrices come back).
 
 :class:`SummaryServer` is a lazily started child (``spawn``) shared by all
 callers in a process; ``call`` is used from one worker thread at a time
@@ -15,8 +21,9 @@ owner's generations below ``below`` as stale: a stale job still waiting to be
 sent is refused at once, and one in flight is asked to stop at its next layer
 (the child checks its pipe before every module's forward). So after a drag
 the newest configuration starts at once instead of after a stale one, a
-late cancel can never stop a newer job, and the child stays warm. ``interrupt`` kills a running computation at shutdown (the child
-restarts on the next call).
+late cancel can never stop a newer job, and the child stays warm (a load is
+stopped between blocks). ``interrupt`` kills a running computation at
+shutdown (the child restarts on the next call).
 """
 
 from __future__ import annotations
@@ -72,14 +79,19 @@ def _serve(conn) -> None:  # pragma: no cover - runs in the child process
             return
         if job == CANCEL:
             continue  # it arrived after its computation had finished: nothing to stop
-        data, depth = job
         state["cancelled"] = False
         try:
-            result = summarize(DenseNetConfig.from_dict(data), depth=depth)
+            if job[0] == "reuse":
+                result = _load_reuse(job[1], lambda: check(None, None))
+            else:
+                _kind, data, depth = job
+                result = summarize(DenseNetConfig.from_dict(data), depth=depth)
+        except _Stop:
+            reply = ("cancelled", None)
         except DenseguiError as exc:
             reply = ("error", str(exc))
         except MemoryError:
-            reply = ("error", "not enough memory to compute this summary.")
+            reply = ("error", "not enough memory for this job.")
         except Exception as exc:  # noqa: BLE001 - report in one line, keep serving
             first = str(exc).splitlines()[0] if str(exc) else ""
             reply = ("error", f"{type(exc).__name__}: {first}")
@@ -91,6 +103,32 @@ def _serve(conn) -> None:  # pragma: no cover - runs in the child process
             conn.send(reply)
         except (OSError, BrokenPipeError):
             return
+
+
+def _load_reuse(path: str, check) -> tuple:  # pragma: no cover - runs in the child process
+    """(checkpoint without its weights, [BlockReuse per block]) of the file at ``path``."""
+    import dataclasses
+    from pathlib import Path
+
+    from densegui.core.checkpoint import load_checkpoint
+    from densegui.core.reuse import block_reuse
+
+    name = Path(path).name
+    try:
+        loaded = load_checkpoint(path)
+        check()
+        blocks = []
+        for b in range(1, loaded.config.num_blocks + 1):
+            blocks.append(block_reuse(loaded.state_dict, loaded.config, b))
+            check()
+    except (DenseguiError, _Stop):
+        raise
+    except MemoryError:
+        raise DenseguiError(f"not enough memory to load {name!r}.") from None
+    except Exception as exc:  # noqa: BLE001 - whatever the file holds, one line
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise DenseguiError(f"could not load {name!r}: {type(exc).__name__}: {first}") from None
+    return dataclasses.replace(loaded, state_dict={}), blocks
 
 
 class SummaryServer:
@@ -121,6 +159,15 @@ class SummaryServer:
     def call(self, cfg, depth: int, tag: tuple[object, int] | None = None) -> Any:
         """The SummaryResult of ``cfg`` (DenseguiError with a one-line reason on failure,
         SummaryCancelled if its tag ``(owner, generation)`` was made stale by :meth:`cancel`)."""
+        return self._request(("summary", cfg.to_dict(), int(depth)), tag)
+
+    def load_reuse(self, path: str, tag: tuple[object, int] | None = None) -> tuple:
+        """``(LoadedCheckpoint with an empty state_dict, [BlockReuse, …])`` of the checkpoint at
+        ``path``, loaded safely in the child (DenseguiError with a one-line reason on failure,
+        SummaryCancelled if made stale)."""
+        return self._request(("reuse", str(path)), tag)
+
+    def _request(self, job: tuple, tag: tuple[object, int] | None) -> Any:
         with self._lock:
             self.start()
             conn = self._conn
@@ -128,8 +175,8 @@ class SummaryServer:
                 with self._send:
                     if self._is_stale(tag):
                         self.cancelled += 1
-                        raise SummaryCancelled("cancelled: a newer configuration was requested.")
-                    conn.send((cfg.to_dict(), int(depth)))
+                        raise SummaryCancelled("cancelled: a newer request was made.")
+                    conn.send(job)
                     self._in_flight, self._cancel_sent = (tag or (None, -1)), False
                 try:
                     kind, payload = conn.recv()
@@ -138,12 +185,12 @@ class SummaryServer:
                         self._in_flight = None
             except (EOFError, OSError, BrokenPipeError):
                 self._discard()
-                raise DenseguiError("the summary process stopped (interrupted or out of memory); "
-                                    "it restarts on the next change.") from None
+                raise DenseguiError("the background process stopped (interrupted or out of memory); "
+                                    "it restarts on the next request.") from None
             if kind == "cancelled":
                 with self._send:
                     self.cancelled += 1
-                raise SummaryCancelled("cancelled: a newer configuration was requested.")
+                raise SummaryCancelled("cancelled: a newer request was made.")
             if kind == "error":
                 raise DenseguiError(payload)
             return payload

@@ -244,4 +244,8 @@ def test_drag_and_drop_and_recent_menu_load(qtbot, panel, tmp_path):
         panel.recent_menu.actions()[1].trigger()
     qtbot.waitUntil(lambda: not panel.is_loading(), timeout=TIMEOUT)
     assert Path(panel.loaded.path) == a
-    np.testing.assert_allclose(panel.loaded.state_dict["classifier.weight"].numpy(), sd_a["classifier.weight"].numpy())
+    # a's heatmaps again (computed from a's weights in the background process, compared with the
+    # reference definition applied to the weights written here)
+    for got, want in zip(panel.blocks, naive_matrices(sd_a), strict=True):
+        np.testing.assert_allclose(got.matrix, want, rtol=1e-5, equal_nan=True)
+    assert panel.loaded.state_dict == {}  # the weights stay in the background process

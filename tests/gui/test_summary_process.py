@@ -89,3 +89,35 @@ def test_a_late_cancel_never_stops_a_newer_job(server):
     assert not server.cancel("e", 100)  # another owner's marks do not touch it
     thread.join(60)
     assert outcome["result"].config == BIG
+
+
+def test_load_reuse_returns_the_reference_matrices_without_the_weights(server, tmp_path):
+    """A checkpoint is loaded and its Figure-5 matrices computed in the child; what comes back equals
+    the reference definition applied to the weights written here, and carries no weights."""
+    import sys
+    from pathlib import Path
+
+    import numpy as np
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from test_checkpoint_corpus import SMALL_BC, known_state_dict, write_bad, write_good
+    from test_reuse_metric import naive_matrices
+
+    sd = known_state_dict(SMALL_BC, seed=5)
+    path = write_good("state_dict", tmp_path / "a.pt", sd, SMALL_BC)
+    loaded, blocks = server.load_reuse(str(path), ("r", 1))
+    assert loaded.state_dict == {} and Path(loaded.path) == path and loaded.inferred
+    assert loaded.config.block_depths == SMALL_BC.block_depths
+    for got, want in zip(blocks, naive_matrices(sd), strict=True):
+        np.testing.assert_allclose(got.matrix, want, rtol=1e-5, equal_nan=True)
+    # Bad and hostile files: the same one-line messages as loading in-process, nothing executed.
+    for name in ("hostile-pickle", "truncated", "missing-classifier"):
+        bad, phrase = write_bad(name, tmp_path)
+        with pytest.raises(DenseguiError) as info:
+            server.load_reuse(str(bad), ("r", 2))
+        assert phrase.lower() in str(info.value).lower() and "\n" not in str(info.value)
+    assert not (tmp_path / "MARKER").exists()
+    # A load made stale before its turn is refused.
+    server.cancel("r", 10)
+    with pytest.raises(SummaryCancelled):
+        server.load_reuse(str(path), ("r", 9))
