@@ -11,7 +11,10 @@ and ``benchmarks/reuse_load.py``). A child process has its own GIL.
 Two jobs: :meth:`SummaryServer.call` (the torchinfo summary of a
 configuration) and :meth:`SummaryServer.load_reuse` (load a checkpoint safely,
 infer its architecture and compute the Figure-5 matrices; the weights stay in
-the child, only the configuration, metadata and matrices come back).
+the child, only the configuration, metadata and matrices come back). The file
+itself is only ever read by the safe loader in the child; what the parent
+unpickles from the pipe was built by the child from that safely loaded data
+(a config, metadata of the allowlisted types, NumPy matrices).
 
 :class:`SummaryServer` is a lazily started child (``spawn``) shared by all
 callers in a process; ``call`` is used from one worker thread at a time
