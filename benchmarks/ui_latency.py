@@ -4,8 +4,8 @@ For every change of a sweep (driven from the event loop at ~60 Hz, like a
 drag) it measures
 
 * headline + plots: from the slider's setValue until the end of the first
-  repaint of the channel plots after it (the headline labels are updated
-  synchronously in the same handler and painted in the same window update).
+  repaint of the channel plots that shows its table or a newer one (the
+  headline labels are updated synchronously in the change handler).
   The event loop paints on its own, as in a real drag: an earlier version
   forced a synchronous repaint after each change, and the scene's own queued
   update then painted everything a second time;
@@ -33,7 +33,6 @@ os.environ.setdefault("DENSEGUI_NO_SETTINGS", "1")
 
 from PySide6.QtCore import QElapsedTimer, QEventLoop, Qt, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
-
 
 
 class StallMonitor:
@@ -301,7 +300,7 @@ def main() -> int:
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
           f"torch {torch.__version__}, PySide6 {PySide6.__version__}, Qt platform {platform_name}; "
           f"startup until every panel is current: {startup:.2f} s")
-    print("headline+plots = setValue → end of the next repaint of the plots, labels updated (ms);")
+    print("headline+plots = setValue → end of the first repaint of the plots showing its table or a newer one (ms);")
     print("summary = last change → its torchinfo table on screen (s); stall = longest gap of a 2 ms timer (ms);\n"
           "paints = repaints of the plots during the sweep, paint = their duration (ms)\n")
     head = f"{'sweep':44} {'changes':>7} {'head p50':>9} {'p95':>7} {'max':>7} {'summary':>8} {'stall':>7} {'paints':>6} {'paint p50':>9} {'max':>6}"

@@ -15,9 +15,8 @@ cheap enough to run on the main thread on every slider change.
 from __future__ import annotations
 
 import math
-from pathlib import Path
-
 import time
+from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
@@ -94,7 +93,7 @@ class BlockShading(pg.GraphicsObject):
 
     def paint(self, painter, *_args) -> None:
         r = self.boundingRect()
-        if r.isEmpty() and not self.lines:
+        if r.isEmpty():
             return
         y0, y1 = r.top(), r.bottom()
         for i, (lo, hi) in enumerate(self.spans):

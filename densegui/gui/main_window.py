@@ -314,12 +314,6 @@ class MainWindow(QMainWindow):
         """The channel plots show the current configuration's table."""
         return self.table is not None and self.channel_panel.table is self.table
 
-    def flush_plots(self) -> None:
-        """Draw a pending plot update now (tests, screenshots, exports)."""
-        if self._plot_timer.isActive():
-            self._plot_timer.stop()
-            self._update_plots()
-
     def is_up_to_date(self) -> bool:
         """Headline, plots and summary all show the current configuration."""
         return self.config is not None and self.plots_up_to_date() and self.summary_panel.is_up_to_date()
@@ -344,8 +338,7 @@ class MainWindow(QMainWindow):
         self._update_headline()
         self._plot_timer.start()  # (a pending update is replaced: only the latest table is drawn)
         self.last_update_ms = (time.perf_counter() - t0) * 1000
-        name = self.controls.preset_name() or self.controls.preset_combo.currentText()
-        self.setWindowTitle(f"densegui — DenseNet explorer — {name}")
+        self.setWindowTitle(f"densegui — DenseNet explorer — {self._preset_label()}")
         for key, panel in self.panels.items():
             if key == "channelPanel":
                 continue
@@ -363,11 +356,13 @@ class MainWindow(QMainWindow):
         self.channel_panel.set_table(table)
         self.last_plot_ms = (time.perf_counter() - t0) * 1000
         cfg = table.config
-        name = self.controls.preset_name() or self.controls.preset_combo.currentText()
-        self.statusBar().showMessage(f"{name}: {cfg.num_blocks} blocks {list(cfg.block_depths)}, k={cfg.growth_rate}, "
+        self.statusBar().showMessage(f"{self._preset_label()}: {cfg.num_blocks} blocks {list(cfg.block_depths)}, k={cfg.growth_rate}, "
                                      f"θ={cfg.compression:g} · headline updated in {self.last_update_ms:.1f} ms, "
                                      f"plots in {self.last_plot_ms:.1f} ms")
         self.plotsUpdated.emit(cfg)
+
+    def _preset_label(self) -> str:
+        return self.controls.preset_name() or self.controls.preset_combo.currentText()
 
     def _config_invalid(self, message: str) -> None:
         self._show_message(f"Invalid configuration: {message} The figures below are still those of the last "

@@ -38,6 +38,7 @@ from PySide6.QtWidgets import (
 
 from densegui.core.errors import DenseguiError
 from densegui.core.reuse import NORMALISATIONS, BlockReuse, column_rank, normalise
+from densegui.gui.summary_process import SummaryCancelled, server
 from densegui.gui.widgets import FitLabel
 
 COLORMAPS = ("viridis", "inferno", "magma", "plasma", "cividis", "turbo", "CET-L1")
@@ -50,12 +51,6 @@ NORMALISATION_LABELS = {
 DEFAULT_CHECKPOINT = "densenet-digits.pt"
 CHECKPOINT_FILTER = "Checkpoints (*.pt *.pth *.pkl *.bin *.ckpt *.tar *.safetensors);;All files (*)"
 MAX_RECENT = 8
-
-
-def _server():
-    from densegui.gui.summary_process import server
-
-    return server()
 
 
 def _short_target(name: str, block: int) -> str:
@@ -299,8 +294,6 @@ class _LoadThread(QThread):
         self.tag = tag
 
     def run(self) -> None:
-        from densegui.gui.summary_process import SummaryCancelled, server
-
         name = Path(self.path).name
         try:
             self.progress.emit(10, f"loading {name} in the background …")
@@ -450,11 +443,11 @@ class ReusePanel(QWidget):
         for thread in list(self._threads):
             thread.requestInterruption()
         if self._threads:
-            _server().cancel(self._owner, self._generation)
+            server().cancel(self._owner, self._generation)
         for thread in list(self._threads):
             thread.wait()
         self._threads.clear()
-        _server().forget(self._owner)
+        server().forget(self._owner)
 
     @staticmethod
     def default_checkpoint() -> Path:
@@ -475,7 +468,7 @@ class ReusePanel(QWidget):
         gen = self._generation
         for old in self._threads:
             old.requestInterruption()
-        _server().cancel(self._owner, gen)  # an older load still waiting or running is stale now
+        server().cancel(self._owner, gen)  # an older load still waiting or running is stale now
         thread = _LoadThread(str(path), (self._owner, gen))
         thread.progress.connect(lambda pct, text, g=gen: self._on_progress(g, pct, text))
         thread.loaded.connect(lambda result, g=gen, p=str(path), r=remember: self._on_loaded(g, result, p, r))

@@ -43,7 +43,7 @@ CANCEL = "cancel"
 
 
 class SummaryCancelled(DenseguiError):
-    """The computation was cancelled because a newer configuration was requested."""
+    """The job was refused or stopped because its owner made a newer request."""
 
 
 class _Stop(Exception):
@@ -135,7 +135,8 @@ def _load_reuse(path: str, check) -> tuple:  # pragma: no cover - runs in the ch
 
 
 class SummaryServer:
-    """A child process that computes ``summarize(cfg, depth)`` on request."""
+    """A child process that computes summaries (:meth:`call`) and loads checkpoints
+    (:meth:`load_reuse`) on request, one job at a time."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()  # one call at a time
