@@ -12,20 +12,21 @@ momentum buffers travel in the checkpoint's ``train_state``; a run resumed
 from its epoch-N checkpoint therefore ends with bit-identical weights to the
 uninterrupted run on the same device and thread count.
 
-The core stays Qt-free: the GUI passes ``progress`` (called with a
-:class:`Progress` after every batch and every epoch) and ``cancel`` (polled
-between batches) and runs :func:`train` on a worker thread.
+The plain types (options, progress, result, errors) live in
+:mod:`densegui.core.train_setup`, which does not import torch; its
+``run_training`` loads the data, adapts the configuration and calls
+:func:`train` with ``progress`` (a :class:`Progress` after every batch and
+every epoch) and ``cancel`` (polled after building the model and the
+optimizer, and before every batch).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as _dt
 import math
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,119 +36,22 @@ import torch.nn.functional as F
 from densegui.core.checkpoint import save_checkpoint
 from densegui.core.config import DenseNetConfig
 from densegui.core.data import Dataset, Split, load_dataset
-from densegui.core.errors import ConfigError, DenseguiError
-
-MILESTONES = (0.5, 0.75)
-
-
-class TrainError(DenseguiError):
-    """A training run that cannot start or continue."""
-
-
-class TrainCancelled(DenseguiError):
-    """Raised inside :func:`train` when ``cancel()`` returned True (between batches)."""
-
-
-@dataclass(frozen=True)
-class TrainOptions:
-    """The recipe of one run. Defaults: the paper's, scaled to a short run."""
-
-    epochs: int = 30
-    batch_size: int = 64
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    nesterov: bool = True
-    seed: int = 0
-    augment: bool = True
-
-    def validate(self) -> TrainOptions:
-        if not isinstance(self.epochs, int) or not 1 <= self.epochs <= 100_000:
-            raise TrainError(f"epochs must be an integer from 1 to 100000, got {self.epochs!r}.")
-        if not isinstance(self.batch_size, int) or not 1 <= self.batch_size <= 65_536:
-            raise TrainError(f"batch size must be an integer from 1 to 65536, got {self.batch_size!r}.")
-        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and 0 < self.lr <= 10):
-            raise TrainError(f"learning rate must be a number in (0, 10], got {self.lr!r}.")
-        if not (isinstance(self.momentum, (int, float)) and 0 <= self.momentum < 1):
-            raise TrainError(f"momentum must be in [0, 1), got {self.momentum!r}.")
-        if not (isinstance(self.weight_decay, (int, float)) and 0 <= self.weight_decay < 1):
-            raise TrainError(f"weight decay must be in [0, 1), got {self.weight_decay!r}.")
-        if not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
-            raise TrainError(f"seed must be a non-negative integer, got {self.seed!r}.")
-        return self
-
-    def lr_at(self, epoch: int) -> float:
-        """Learning rate of 0-based ``epoch``: ÷10 from 50 % and again from 75 % of the epochs."""
-        drops = sum(epoch >= int(m * self.epochs) for m in MILESTONES)
-        return self.lr * (0.1 ** drops)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainOptions:
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
-
-
-@dataclass
-class Progress:
-    """What ``progress`` receives: ``kind`` is "start", "batch" or "epoch"."""
-
-    kind: str
-    epoch: int  # 1-based
-    epochs: int
-    batch: int = 0  # 1-based, within the epoch
-    batches: int = 0
-    loss: float = math.nan  # running mean training loss of the epoch
-    accuracy: float = math.nan  # running training accuracy of the epoch, 0..1
-    images_per_s: float = math.nan
-    lr: float = math.nan
-    val_loss: float = math.nan  # "epoch" only
-    val_accuracy: float = math.nan  # "epoch" only
-    seconds: float = 0.0  # "epoch": wall time of the epoch
-    checkpoint: str = ""  # "epoch": where it was written
-    message: str = ""  # "start": what is being trained
-
-
-@dataclass
-class TrainResult:
-    config: DenseNetConfig
-    checkpoint: str
-    history: list[dict[str, float]] = field(default_factory=list)
-    val_accuracy: float = math.nan
-    seconds: float = 0.0
-    adapted: list[str] = field(default_factory=list)
-
-    @property
-    def epochs_done(self) -> int:
-        return len(self.history)
+from densegui.core.errors import ConfigError
+from densegui.core.train_setup import (  # noqa: F401 - the plain types, re-exported for callers of this module
+    MILESTONES,
+    Progress,
+    ResumePlan,
+    TrainCancelled,
+    TrainError,
+    TrainOptions,
+    TrainResult,
+    adapt_config,
+    default_config,
+    read_resume_plan,
+)
 
 
 # -------------------------------------------------------------------- helpers
-def default_config() -> DenseNetConfig:
-    """The shipped digits architecture: basic DenseNet, k=12, θ=1, 3 blocks of 5, CIFAR stem, 8×8×1 input."""
-    return DenseNetConfig(growth_rate=12, block_depths=(5, 5, 5), compression=1.0, bottleneck=False,
-                          init_features=16, stem="cifar", in_channels=1, num_classes=10, input_size=8)
-
-
-def adapt_config(cfg: DenseNetConfig, data: Dataset, keep: tuple[str, ...] = ()) -> tuple[DenseNetConfig, list[str]]:
-    """``cfg`` with in_channels / num_classes / input_size set from ``data`` (fields in ``keep`` are
-    left as the user set them, and must then match); returns the config and what was changed."""
-    want = {"in_channels": data.channels, "num_classes": data.num_classes, "input_size": data.size}
-    changes, notes = {}, []
-    for name, value in want.items():
-        have = getattr(cfg, name)
-        if have == value:
-            continue
-        if name in keep:
-            raise ConfigError(f"{name} is {have} but the dataset {data.name} has {value}; "
-                              f"drop --{name.replace('_', '-')} to adapt it automatically.")
-        changes[name] = value
-        notes.append(f"{name} {have} → {value}")
-    return (cfg.replace(**changes).validate() if changes else cfg.validate()), notes
-
-
 def epoch_seed(seed: int, epoch: int) -> int:
     """The seed of all randomness of 0-based ``epoch`` (a fixed mix of seed and epoch)."""
     x = (seed * 0x9E3779B97F4A7C15 + (epoch + 1) * 0xBF58476D1CE4E5B9) & (2**64 - 1)
@@ -224,12 +128,13 @@ def _machine(device: torch.device) -> str:
 
 
 def read_train_checkpoint(path: str | Path) -> dict[str, Any]:
-    """The raw dict of a densegui checkpoint written by :func:`train` (weights_only load)."""
+    """The raw dict of a densegui checkpoint written by :func:`train`, read by the checkpoint
+    module's safe loader (tensors, plain containers and NumPy data only)."""
+    from densegui.core.checkpoint import FORMAT, CheckpointError, read_torch_file
+
     p = Path(path)
     if not p.is_file():
         raise TrainError(f"checkpoint {str(p)!r} does not exist." if not p.exists() else f"{str(p)!r} is not a file.")
-    import pickle
-
     try:
         with p.open("rb") as fh:
             head = fh.read(4)
@@ -239,14 +144,10 @@ def read_train_checkpoint(path: str | Path) -> dict[str, Any]:
         raise TrainError(f"{p.name!r} is not a checkpoint written by densegui train "
                          f"({'empty file' if not head else 'not a PyTorch zip checkpoint'}).")
     try:
-        obj = torch.load(p, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        raise TrainError(f"refused to load {p.name!r}: it holds Python objects beyond tensors and plain "
-                         "containers (densegui loads weights only).") from None
-    except Exception as exc:  # noqa: BLE001 - corrupt, truncated: one line
-        first = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
-        raise TrainError(f"cannot read checkpoint {p.name!r} ({first}).") from None
-    if not isinstance(obj, dict) or obj.get("format") != "densegui-checkpoint":
+        obj = read_torch_file(p)  # not mmapped: the run replaces this file while its tensors live
+    except CheckpointError as exc:
+        raise TrainError(str(exc)) from None
+    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         raise TrainError(f"{p.name!r} is not a densegui checkpoint.")
     return obj
 
@@ -259,7 +160,7 @@ def train(
     out: str | Path,
     *,
     device: str | torch.device = "cpu",
-    resume: str | Path | None = None,
+    resume: str | Path | ResumePlan | None = None,
     progress: Callable[[Progress], None] | None = None,
     cancel: Callable[[], bool] | None = None,
     keep_optimizer_at_end: bool = False,
@@ -267,11 +168,12 @@ def train(
     """Train ``config`` on ``data`` with ``options``, writing ``out`` after every epoch.
 
     ``config`` must already match the data (see :func:`adapt_config`). With
-    ``resume``, the weights, optimizer state, history and recipe come from
-    that checkpoint and training continues at the next epoch (``config`` and
-    ``options`` must then equal the stored ones). When ``cancel()`` turns True
-    the epoch in progress is abandoned and :class:`TrainCancelled` is raised;
-    the last completed epoch's checkpoint stays on disk. The final epoch's
+    ``resume`` (a checkpoint path or its :class:`ResumePlan`), the weights,
+    optimizer state and history come from that checkpoint and training
+    continues at the next epoch (``config``, ``options`` and the data must
+    then equal the stored ones). When ``cancel()`` turns True the epoch in
+    progress is abandoned and :class:`TrainCancelled` is raised; the last
+    completed epoch's checkpoint stays on disk. The final epoch's
     checkpoint leaves out the optimizer state (nothing is left to resume)
     unless ``keep_optimizer_at_end``.
     """
@@ -287,52 +189,41 @@ def train(
     if len(data.train) == 0 or len(data.test) == 0:
         raise TrainError("the dataset has an empty training or held-out split.")
     out = Path(out)
+    from densegui.core.checkpoint import remove_stale_temporaries
+
+    remove_stale_temporaries(out)  # what a killed run's checkpoint writes left behind
     mean, std = channel_stats(data.train, data.scale)
     history: list[dict[str, float]] = []
     start_epoch, elapsed_before = 0, 0.0
-    optimizer_state = None
+    plan: ResumePlan | None = None
 
     with torch.random.fork_rng(devices=[dev.index or 0] if dev.type == "cuda" else []):
         torch.manual_seed(options.seed)
         model = build_model(config)
         if resume is not None:
-            ck = read_train_checkpoint(resume)
-            ts = ck.get("train_state") or {}
-            name = Path(resume).name
-            if "epoch" not in ts or "options" not in ts:
-                raise TrainError(f"{name!r} has no training state to resume from.")
-            stored_opts = TrainOptions.from_dict(dict(ts["options"]))
-            stored_cfg = DenseNetConfig.from_dict(dict(ck["config"]))
-            if stored_cfg != config:
-                raise TrainError(f"{name!r} was trained with a different configuration.")
-            if stored_opts != options:
-                raise TrainError(f"{name!r} was trained with a different recipe ({stored_opts}).")
-            if ts.get("dataset") != data.spec or int(ts.get("num_train", -1)) != len(data.train):
-                raise TrainError(f"{name!r} was trained on {ts.get('dataset')!r} "
-                                 f"({ts.get('num_train')} images), not {data.spec!r} ({len(data.train)}).")
-            start_epoch = int(ts["epoch"])
-            if start_epoch >= options.epochs:
-                raise TrainError(f"{name!r} has already finished all {options.epochs} epochs; nothing to resume.")
-            if "optimizer" not in ts:
-                raise TrainError(f"{name!r} lacks the optimizer state needed to resume.")
-            model.load_state_dict(ck["state_dict"])
-            optimizer_state = ts["optimizer"]
-            history = [dict(h) for h in ts.get("history", [])]
-            elapsed_before = float(ts.get("seconds", 0.0))
+            plan = resume if isinstance(resume, ResumePlan) else read_resume_plan(resume)
+            plan.verify(config, options, data.spec, len(data.train))
+            model.load_state_dict(plan.checkpoint["state_dict"])
+            history = [dict(h) for h in plan.history]
+            start_epoch, elapsed_before = plan.epoch, plan.seconds
         model.to(dev)
+        if cancel is not None and cancel():
+            raise TrainCancelled(f"training cancelled before epoch {start_epoch + 1}.")
         opt = torch.optim.SGD(model.parameters(), lr=options.lr, momentum=options.momentum,
                               weight_decay=options.weight_decay, nesterov=options.nesterov and options.momentum > 0)
-        if optimizer_state is not None:
+        if plan is not None:
             try:
-                opt.load_state_dict(optimizer_state)
+                opt.load_state_dict(plan.optimizer_state)
             except (ValueError, KeyError, RuntimeError) as exc:
-                raise TrainError(f"the optimizer state in {Path(resume).name!r} does not fit this model "  # type: ignore[arg-type]
+                raise TrainError(f"the optimizer state in {plan.name!r} does not fit this model "
                                  f"({type(exc).__name__}).") from None
+        if cancel is not None and cancel():  # the first SGD imports torch._dynamo (seconds)
+            raise TrainCancelled(f"training cancelled before epoch {start_epoch + 1}.")
 
         n = len(data.train)
         batches = math.ceil(n / options.batch_size)
         if progress:
-            progress(Progress("start", start_epoch + 1, options.epochs, 0, batches,
+            progress(Progress("start", start_epoch + 1, options.epochs, 0, batches, checkpoint=str(out),
                               message=f"{data.describe()} on {dev}"))
         t_run = time.perf_counter()
         val_loss = val_acc = math.nan
@@ -416,24 +307,6 @@ def train(
             if progress:
                 progress(Progress("epoch", done, options.epochs, batches, batches, loss_sum / seen, correct / seen,
                                   history[-1]["images_per_s"], lr, val_loss, val_acc, seconds, str(out)))
-    return TrainResult(config, str(out), history, val_acc, elapsed_before + time.perf_counter() - t_run)
+    return TrainResult(config, str(out), history, val_acc, elapsed_before + time.perf_counter() - t_run,
+                       dataset=data.to_metadata(), options=options, device=str(dev))
 
-
-def measure_checkpoint(path: str | Path, data: Dataset | None = None) -> tuple[float, int]:
-    """(held-out accuracy, number of images) of a checkpoint written by :func:`train`,
-    re-measured on the held-out split its metadata records."""
-    from densegui.core.model import build_model
-
-    ck = read_train_checkpoint(path)
-    meta = ck.get("metadata") or {}
-    ds = meta.get("dataset") or {}
-    if data is None:
-        split = ds.get("split") or {}
-        data = load_dataset(ds.get("spec", "digits"), size=ds.get("size"),
-                            fraction=float(split.get("fraction", 0.2)), seed=int(split.get("seed", 0)))
-    norm = meta.get("normalize") or {}
-    model = build_model(DenseNetConfig.from_dict(dict(ck["config"])))
-    model.load_state_dict(ck["state_dict"])
-    _, acc = evaluate(model, data.test, float(norm.get("scale", data.scale)), list(norm["mean"]),
-                      list(norm["std"]))
-    return acc, len(data.test)
