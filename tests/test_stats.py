@@ -19,7 +19,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from densegui.core.config import PRESETS, DenseNetConfig, get_preset
 from densegui.core.errors import ConfigError
 from densegui.core.model import build_model
-from densegui.core.stats import layer_table
+from densegui.core.stats import estimate_memory, flops_per_iteration, layer_table
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
@@ -275,3 +275,25 @@ def test_layer_table_is_cached_per_configuration_and_still_validates():
     for _ in range(2):
         with pytest.raises(ConfigError):
             layer_table(bad)
+
+
+def test_probe_flops_follow_the_convention_of_torchs_flop_counter():
+    cfg = DenseNetConfig(growth_rate=4, block_depths=(2, 3), stem="cifar", num_classes=10, input_size=16).validate()
+    model = build_model(cfg).eval()
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(torch.randn(3, 3, 16, 16))
+    assert flops_per_iteration(cfg, 3, "inference") == counter.get_total_flops()
+    assert flops_per_iteration(cfg, 3, "training") == 3 * counter.get_total_flops()
+
+
+def test_memory_estimate_covers_weights_and_saved_activations():
+    cfg = get_preset("densenet-bc-100-k12").validate()
+    table = layer_table(cfg)
+    for efficient in (False, True):
+        c = cfg.replace(memory_efficient=efficient).validate()
+        train = estimate_memory(c, 8, "training")
+        assert train >= 3 * 4 * table.params + table.activation_bytes(8, efficient=efficient)
+        assert estimate_memory(c, 16, "training") > train > estimate_memory(c, 8, "inference") > 4 * table.params
+    naive, eff = (estimate_memory(cfg.replace(memory_efficient=e).validate(), 64, "training") for e in (False, True))
+    assert eff < naive
+

@@ -20,6 +20,10 @@ Conventions (shown to users wherever these numbers appear):
   backward pass, so only each layer's new features (shared storage) and its
   bottleneck tensors are kept. ``tests/test_stats.py`` checks both numbers
   byte-for-byte against what autograd really saves.
+
+The timing probe's analytic figures live here too: :func:`flops_per_iteration`
+(its FLOPs convention, :data:`FLOPS_CONVENTION`) and :func:`estimate_memory`
+(the CPU memory guard's estimate). This module never imports torch.
 """
 
 from __future__ import annotations
@@ -190,3 +194,38 @@ def compute_layer_table(config: DenseNetConfig) -> LayerTable:
 
 
 _cached_layer_table = lru_cache(maxsize=64)(compute_layer_table)
+
+
+# ------------------------------------------------------ the probe's estimates
+FLOPS_CONVENTION = "2 × analytic conv+linear MACs × batch; ×3 for a training step (backward ≈ 2 × forward)"
+
+
+def flops_per_iteration(cfg: DenseNetConfig, batch_size: int, mode: str) -> int:
+    """FLOPs of one probe iteration (``mode`` "inference" or "training"), by :data:`FLOPS_CONVENTION`."""
+    flops = 2 * layer_table(cfg).macs * batch_size
+    return 3 * flops if mode == "training" else flops
+
+
+def estimate_memory(cfg: DenseNetConfig, batch_size: int, mode: str) -> int:
+    """Estimated bytes a probe run needs beyond what the process already holds.
+
+    Weights (fp32), plus in training their gradients and SGD momentum and the
+    analytic bytes autograd saves (``LayerTable.activation_bytes``, exact for
+    fp32); in inference the largest dense block's live feature maps (its
+    concatenation, the features list it is built from, one layer's BN output
+    and the next layer's input: 4 × the block output). 25% + 64 MiB margin
+    covers workspaces, the allocator and gradients in flight.
+    """
+    table = layer_table(cfg)
+    weights = F32 * table.params
+    x = F32 * batch_size * cfg.in_channels * cfg.input_size ** 2
+    if mode == "training":
+        acts = table.activation_bytes(batch_size, efficient=cfg.memory_efficient)
+        base = 3 * weights + acts + x
+    else:
+        sizes = cfg.spatial_sizes()
+        block_out = max(c_end * sizes[i] ** 2 for i, (_, c_end) in enumerate(cfg.block_channels()))
+        s1 = (cfg.input_size + 1) // 2
+        stem = 2 * cfg.num_init_features * s1 * s1 if cfg.stem == "imagenet" else 0  # conv0 + norm0 outputs
+        base = weights + x + F32 * batch_size * max(4 * block_out, stem)
+    return int(base * 1.25) + 64 * 2**20
