@@ -53,12 +53,15 @@ _OVERRIDES = {
 }
 
 
-def config_from_args(args: argparse.Namespace) -> DenseNetConfig:
-    """The validated configuration the model flags describe."""
+def config_from_args(args: argparse.Namespace, default: DenseNetConfig | None = None) -> DenseNetConfig:
+    """The validated configuration the model flags describe: ``--config``, else ``--preset``, else
+    ``default`` (or the default preset), with the field flags applied on top."""
     if getattr(args, "config", None):
         base = DenseNetConfig.from_file(args.config)
-    else:
+    elif getattr(args, "preset", None) or default is None:
         base = get_preset(getattr(args, "preset", None) or DEFAULT_PRESET)
+    else:
+        base = default
     changes = {field: getattr(args, flag) for flag, field in _OVERRIDES.items() if getattr(args, flag, None) is not None}
     try:
         return base.replace(**changes).validate()

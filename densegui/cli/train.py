@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 
 from densegui.cli.common import _OVERRIDES, add_model_args, config_from_args
-from densegui.core.errors import DenseguiError
+from densegui.core.train_setup import (DATA_FIELDS, TrainError, TrainOptions, TrainRequest, default_config,
+                                       run_training)
 
-_DATA_FIELDS = ("in_channels", "num_classes", "input_size")
 _RECIPE = ("epochs", "batch_size", "lr", "seed")
 
 
@@ -54,9 +54,11 @@ class _Bar:
         self.stream = stream if stream is not None else sys.stderr
         self.tty = bool(getattr(stream, "isatty", lambda: False)())
         self.last = 0.0
+        self.checkpoint = ""  # where the run writes, once it has started
 
     def __call__(self, p) -> None:
         if p.kind == "start":
+            self.checkpoint = p.checkpoint
             print(f"training on {p.message}; {p.batches} batches per epoch", file=self.stream, flush=True)
         elif p.kind == "batch" and self.tty:
             now = time.perf_counter()
@@ -79,59 +81,36 @@ def _given(args: argparse.Namespace, names) -> list[str]:
     return [n for n in names if getattr(args, n, None) not in (None, False)]
 
 
-def run(args: argparse.Namespace) -> int:
-    import torch
+def _check_resume_flags(args: argparse.Namespace) -> None:
+    """One line naming the first flag that would change the resumed run."""
+    from densegui.core.train_setup import read_resume_plan
 
-    from densegui.core.data import load_dataset
-    from densegui.core.devices import resolve_device
-    from densegui.core.train import (TrainCancelled, TrainError, TrainOptions, adapt_config, default_config,
-                                     read_train_checkpoint, train)
-
-    if args.threads is not None:
-        if not 1 <= args.threads <= 1024:
-            raise TrainError(f"--threads must be from 1 to 1024, got {args.threads}.")
-        torch.set_num_threads(args.threads)
-    device = resolve_device(args.device)
     model_flags = _given(args, ["preset", "config", *_OVERRIDES])
+    if model_flags:
+        flag = model_flags[0].replace("_", "-")
+        raise TrainError(f"--{flag} cannot be combined with --resume: the run continues with the "
+                         "configuration stored in the checkpoint.")
+    plan = read_resume_plan(args.resume)
+    for name in _RECIPE:
+        given = getattr(args, name)
+        if given is not None and given != getattr(plan.options, name):
+            raise TrainError(f"--{name.replace('_', '-')} {given} differs from the resumed run's "
+                             f"{getattr(plan.options, name)}; leave it out to resume exactly.")
+    if args.no_augment and plan.options.augment:
+        raise TrainError("--no-augment differs from the resumed run (which augments); leave it out.")
+    if args.dataset and args.dataset != plan.dataset:
+        raise TrainError(f"--dataset {args.dataset} differs from the resumed run's {plan.dataset}; leave it out.")
 
+
+def run(args: argparse.Namespace) -> int:
+    if args.threads is not None and not 1 <= args.threads <= 1024:
+        raise TrainError(f"--threads must be from 1 to 1024, got {args.threads}.")
+    if args.out and Path(args.out).is_dir():
+        raise TrainError(f"--out {str(Path(args.out))!r} is a folder; give a file name.")
     if args.resume:
-        if model_flags:
-            flag = model_flags[0].replace("_", "-")
-            raise TrainError(f"--{flag} cannot be combined with --resume: the run continues with the "
-                             "configuration stored in the checkpoint.")
-        from densegui.core.config import DenseNetConfig
-
-        ck = read_train_checkpoint(args.resume)
-        ts = ck.get("train_state") or {}
-        if "options" not in ts:
-            raise TrainError(f"{Path(args.resume).name!r} has no training state to resume from.")
-        options = TrainOptions.from_dict(dict(ts["options"]))
-        for name in _RECIPE:
-            given = getattr(args, name)
-            if given is not None and given != getattr(options, name):
-                raise TrainError(f"--{name.replace('_', '-')} {given} differs from the resumed run's "
-                                 f"{getattr(options, name)}; leave it out to resume exactly.")
-        if args.no_augment and options.augment:
-            raise TrainError("--no-augment differs from the resumed run (which augments); leave it out.")
-        spec = ts.get("dataset", "digits")
-        if args.dataset and args.dataset != spec:
-            raise TrainError(f"--dataset {args.dataset} differs from the resumed run's {spec}; leave it out.")
-        stored_ds = (ck.get("metadata") or {}).get("dataset") or {}
-        split = stored_ds.get("split") or {}
-        data = load_dataset(spec, size=stored_ds.get("size"), fraction=float(split.get("fraction", 0.2)),
-                            seed=int(split.get("seed", 0)))
-        cfg = DenseNetConfig.from_dict(dict(ck["config"]))
-        out = Path(args.out or args.resume)
-        if int(ts.get("epoch", 0)) >= options.epochs:
-            raise TrainError(f"{Path(args.resume).name!r} has already finished all {options.epochs} epochs; "
-                             "nothing to resume.")
-        print(f"resuming {args.resume} after epoch {ts.get('epoch')}/{options.epochs}", file=sys.stderr)
+        _check_resume_flags(args)
+        request = TrainRequest(out=args.out, device=args.device, resume=args.resume, threads=args.threads)
     else:
-        data = load_dataset(args.dataset or "digits", size=args.input_size)
-        base = config_from_args(args) if (args.preset or args.config) else _override(default_config(), args)
-        cfg, notes = adapt_config(base, data, keep=tuple(_given(args, _DATA_FIELDS)))
-        if notes:
-            print(f"adapted the configuration to {data.name}: {', '.join(notes)}", file=sys.stderr)
         defaults = TrainOptions()
         options = TrainOptions(
             epochs=args.epochs if args.epochs is not None else defaults.epochs,
@@ -139,33 +118,24 @@ def run(args: argparse.Namespace) -> int:
             lr=args.lr if args.lr is not None else defaults.lr,
             seed=args.seed if args.seed is not None else defaults.seed,
             augment=not args.no_augment,
-        ).validate()
-        out = Path(args.out or f"densenet-{data.name}.pt")
-    if out.is_dir():
-        raise TrainError(f"--out {str(out)!r} is a folder; give a file name.")
-
+        )
+        request = TrainRequest(config=config_from_args(args, default=default_config()),
+                               dataset=args.dataset or "digits", options=options, out=args.out,
+                               device=args.device, threads=args.threads, keep=tuple(_given(args, DATA_FIELDS)))
+    bar = _Bar()
     try:
-        result = train(cfg, data, options, out, device=device, resume=args.resume, progress=_Bar())
+        result = run_training(request, progress=bar, log=lambda line: print(line, file=sys.stderr))
     except KeyboardInterrupt:
-        print(f"\ninterrupted; continue with: densegui train --resume {out}", file=sys.stderr)
+        if not bar.checkpoint:  # interrupted before training began: nothing to resume
+            raise
+        print(f"\ninterrupted; continue with: densegui train --resume {bar.checkpoint}", file=sys.stderr)
         return 130
-    except TrainCancelled as exc:  # pragma: no cover - the CLI never cancels
-        raise DenseguiError(str(exc)) from None
-    except (RuntimeError, MemoryError) as exc:
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if isinstance(exc, MemoryError) or "out of memory" in text.lower():
-            raise TrainError(f"out of memory on {device}; use a smaller --batch-size or model.") from None
-        raise
     acc = result.val_accuracy
     print(f"done: {result.epochs_done} epochs in {result.seconds:.1f} s, held-out accuracy "
-          f"{100 * acc:.2f}% on {len(data.test)} images → {out}", file=sys.stderr)
+          f"{100 * acc:.2f}% on {result.dataset['num_test']} images → {result.checkpoint}", file=sys.stderr)
     if args.json:
-        print(json.dumps({"checkpoint": str(out), "config": cfg.to_dict(), "dataset": data.to_metadata(),
-                          "options": options.to_dict(), "device": str(device), "seconds": round(result.seconds, 3),
-                          "heldout_accuracy": None if math.isnan(acc) else acc, "history": result.history}))
+        print(json.dumps({"checkpoint": result.checkpoint, "config": result.config.to_dict(),
+                          "dataset": result.dataset, "options": result.options.to_dict(), "device": result.device,
+                          "seconds": round(result.seconds, 3), "heldout_accuracy": None if math.isnan(acc) else acc,
+                          "history": result.history}))
     return 0
-
-
-def _override(base, args: argparse.Namespace):
-    changes = {field: getattr(args, flag) for flag, field in _OVERRIDES.items() if getattr(args, flag, None) is not None}
-    return base.replace(**changes).validate()
