@@ -27,7 +27,9 @@ import torch.utils.benchmark as tb
 
 from densegui.core.config import PRESETS, get_preset
 from densegui.core.devices import device_info, resolve_device
-from densegui.core.probe import ProbeSettings, build_step, flops_per_iteration, run_probe
+from densegui.core.probe import build_step, run_probe
+from densegui.core.probe_types import ProbeSettings
+from densegui.core.stats import flops_per_iteration
 
 CPU_PRESETS = ("densenet-bc-100-k12", "densenet121")
 

@@ -25,7 +25,8 @@ import torch.utils.benchmark as tb
 
 from densegui.core.config import get_preset
 from densegui.core.devices import device_info, resolve_device
-from densegui.core.probe import ProbeSettings, build_step, run_probe
+from densegui.core.probe import build_step, run_probe
+from densegui.core.probe_types import ProbeSettings
 
 CPU_CASES = [
     ("densenet-bc-100-k12", "inference", 16),

@@ -12,21 +12,21 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import densegui.core.probe as probe_mod
 from densegui.core.config import DenseNetConfig
-from densegui.core.devices import DeviceError, check_precision, list_devices, peak_tflops, resolve_device
-from densegui.core.errors import ConfigError, DenseguiError
-from densegui.core.model import build_model
-from densegui.core.probe import (
-    MemoryGuardError,
-    ProbeCancelled,
-    ProbeOutOfMemory,
-    ProbeSettings,
+from densegui.core.devices import (
+    DeviceError,
+    check_precision,
     cpu_peak_reset,
     cpu_peak_since,
-    estimate_memory,
-    run_probe,
-    sweep,
+    list_devices,
+    peak_tflops,
+    resolve_device,
 )
-from densegui.core.stats import layer_table
+from densegui.core.errors import ConfigError, DenseguiError, is_out_of_memory
+from densegui.core.model import build_model
+from densegui.core.probe import run_probe, sweep
+from densegui.core.probe_types import MemoryGuardError, ProbeCancelled, ProbeOutOfMemory, ProbeSettings
+from densegui.core.profiling import breakdown
+from densegui.core.stats import estimate_memory, layer_table
 from densegui.core.units import human_bytes
 
 TINY = DenseNetConfig(growth_rate=4, block_depths=(2, 3), stem="cifar", num_classes=10, input_size=16)
@@ -144,8 +144,12 @@ def _fake_oom_above(limit):
 def test_real_cpu_allocation_failure_is_recognised_as_oom():
     with pytest.raises(RuntimeError) as info:
         torch.empty(10**15, dtype=torch.uint8)
-    assert probe_mod._is_oom(info.value)
-    assert not probe_mod._is_oom(RuntimeError("shape mismatch"))
+    assert is_out_of_memory(info.value)  # the probe's OOM detector
+    assert is_out_of_memory(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"))
+    assert is_out_of_memory(RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate"
+                                         " memory"))
+    assert is_out_of_memory(RuntimeError("Cannot allocate memory"))
+    assert not is_out_of_memory(RuntimeError("shape mismatch"))
 
 
 def test_out_of_memory_is_reported_and_the_device_stays_usable(monkeypatch):
@@ -171,7 +175,7 @@ def test_sweep_points_and_budget():
 def test_breakdown_attributes_every_concatenation_and_sums_to_one():
     step = probe_mod._Step(TINY.validate(), ProbeSettings(mode="training", batch_size=2), torch.device("cpu"))
     step()
-    kinds, cats, wall_ms = probe_mod._breakdown(step, 2)
+    kinds, cats, wall_ms = breakdown(step, 2)
     layers, blocks = sum(TINY.block_depths), TINY.num_blocks
     # one cat per dense layer (its input) and one per block (its output), per iteration
     assert cats["concatenation"] == 2 * (layers + blocks)
@@ -188,7 +192,7 @@ def test_breakdown_in_memory_efficient_mode_counts_recomputed_concatenations():
     cfg = TINY.replace(memory_efficient=True).validate()
     step = probe_mod._Step(cfg, ProbeSettings(mode="training", batch_size=2), torch.device("cpu"))
     step()
-    _, cats, _ = probe_mod._breakdown(step, 1)
+    _, cats, _ = breakdown(step, 1)
     layers, blocks = sum(TINY.block_depths), TINY.num_blocks
     assert cats["concatenation"] == (layers + blocks) + layers  # forward + recomputed in backward
     step.release()

@@ -8,8 +8,9 @@ import pytest
 
 import densegui.core.probe as probe_mod
 from densegui.cli import main
-from densegui.core.stats import layer_table
 from densegui.core.config import DenseNetConfig
+from densegui.core.profiling import quiet_kineto
+from densegui.core.stats import layer_table
 
 TINY = ["--stem", "cifar", "--growth-rate", "4", "--blocks", "2,2", "--num-classes", "10", "--input-size", "16",
         "--device", "cpu", "--repeats", "5"]
@@ -85,6 +86,6 @@ def test_stderr_is_clean_in_a_real_process():
 def test_quiet_kineto_keeps_other_stderr_lines(capfd):
     import os
 
-    with probe_mod._quiet_kineto():
+    with quiet_kineto():
         os.write(2, b"USDT:2026 x.cpp:52] profiler_start\nsomething real\n")
     assert capfd.readouterr().err == "something real\n"

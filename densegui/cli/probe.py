@@ -7,7 +7,7 @@ import json
 from densegui.cli.common import add_model_args, config_from_args
 from densegui.core.devices import PRECISIONS, list_devices
 from densegui.core.errors import ConfigError
-from densegui.core.probe import MAX_BATCH, MODES, ProbeSettings, run_probe, sweep
+from densegui.core.probe_types import MAX_BATCH, MODES, ProbeSettings
 from densegui.core.units import human_bytes
 
 
@@ -72,11 +72,12 @@ def _print_sweep(s) -> None:
 
 def run(args) -> int:
     if args.list_devices:
-        devices = [{"id": d.id, "name": d.name, "total_memory_bytes": d.total_memory} for d in list_devices()]
+        devices = list_devices()
         if args.json:
-            print(json.dumps(devices, indent=2))
+            print(json.dumps([{"id": d.id, "name": d.name, "total_memory_bytes": d.total_memory} for d in devices],
+                             indent=2))
         else:
-            for d in list_devices():
+            for d in devices:
                 mem = f", {human_bytes(d.total_memory)}" if d.total_memory else ""
                 print(f"{d.id:<8} {d.name}{mem}")
         return 0
@@ -86,6 +87,8 @@ def run(args) -> int:
         raise ConfigError(f"--repeats must be from 1 to 100000, got {args.repeats}.")
     if args.budget is not None and not args.budget > 0:
         raise ConfigError(f"--budget must be a positive number of GiB, got {args.budget}.")
+    from densegui.core.probe import run_probe, sweep  # loads torch: only when a probe runs
+
     cfg = config_from_args(args)
     settings = ProbeSettings(device=args.device, mode=args.mode, batch_size=args.batch_size,
                              precision=args.precision.lower(), channels_last=args.channels_last,

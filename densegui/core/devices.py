@@ -1,25 +1,35 @@
-"""Compute devices the timing probe can measure on, and what they can do.
+"""Compute devices the timing probe can measure on, what they can do, and how
+much memory a run takes on them.
 
 ``list_devices()`` names what is present (CPU model, each CUDA GPU's name,
 Apple MPS); ``resolve_device("auto")`` picks CUDA, then MPS, then the CPU;
 ``check_precision`` says whether autocast at a precision runs there;
 ``peak_tflops`` gives the datasheet peak of known GPUs for the "fraction of
 peak" figure (unknown device → ``None``, the fraction is then omitted).
+The memory helpers read the OS (``/proc``) and the CUDA allocator.
+
+Importing this module does not import torch (the GUI process reads
+``PRECISIONS``, ``DeviceInfo`` and ``cpu_available_memory`` without it); the
+functions that need torch import it when called.
 """
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import os
 import platform
 import re
+import sys
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
+from densegui.core.errors import DenseguiError, first_line
 
-from densegui.core.errors import DenseguiError
+if TYPE_CHECKING:
+    import torch
 
 PRECISIONS = ("fp32", "bf16", "fp16")
-AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class DeviceError(DenseguiError):
@@ -39,6 +49,13 @@ class DeviceInfo:
         return f"{self.id} — {self.name}"
 
 
+def autocast_dtype(precision: str) -> torch.dtype | None:
+    """The autocast dtype of ``precision`` (None for fp32: no autocast)."""
+    import torch
+
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+
+
 def _cpu_name() -> str:
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
@@ -50,52 +67,17 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine() or "CPU"
 
 
-def proc_kb(path: str, key: str) -> int | None:
-    """A ``key:  N kB`` field of a Linux /proc file (meminfo, self/status) in bytes, else None."""
-    try:
-        with open(path, encoding="ascii") as f:
-            for line in f:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-def _meminfo(key: str) -> int | None:
-    """A /proc/meminfo field in bytes (Linux), else None."""
-    return proc_kb("/proc/meminfo", key)
-
-
-def cpu_total_memory() -> int | None:
-    total = _meminfo("MemTotal")
-    if total is None:
-        try:
-            total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-        except (ValueError, OSError, AttributeError):
-            return None
-    return total
-
-
-def cpu_available_memory() -> int | None:
-    """Memory a new allocation can get without swapping: /proc/meminfo
-    MemAvailable on Linux, else free physical pages from ``os.sysconf``."""
-    avail = _meminfo("MemAvailable")
-    if avail is not None:
-        return avail
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
 def _mps_available() -> bool:
+    import torch
+
     mps = getattr(torch.backends, "mps", None)
     return bool(mps is not None and mps.is_available())
 
 
 def list_devices() -> list[DeviceInfo]:
     """Every device present, CPU first."""
+    import torch
+
     out = [DeviceInfo("cpu", "cpu", f"{_cpu_name()} ({torch.get_num_threads()} threads)", cpu_total_memory())]
     if torch.cuda.is_available():
         for i in range(torch.cuda.device_count()):
@@ -109,6 +91,8 @@ def list_devices() -> list[DeviceInfo]:
 def resolve_device(spec: str) -> torch.device:
     """``"auto"`` → CUDA, then MPS, then CPU; otherwise the device named
     (``cpu``, ``cuda``, ``cuda:N``, ``mps``), or :class:`DeviceError`."""
+    import torch
+
     text = (spec or "auto").strip().lower()
     if text == "auto":
         if torch.cuda.is_available():
@@ -139,6 +123,7 @@ def resolve_device(spec: str) -> torch.device:
 
 
 def device_info(device: torch.device) -> DeviceInfo:
+    """The :class:`DeviceInfo` of a device :func:`resolve_device` returned."""
     for info in list_devices():
         if info.kind == device.type and (device.type != "cuda" or info.id == f"cuda:{device.index or 0}"):
             return info
@@ -147,6 +132,8 @@ def device_info(device: torch.device) -> DeviceInfo:
 
 def check_precision(device: torch.device, precision: str) -> None:
     """Raise :class:`DeviceError` unless autocast at ``precision`` runs on ``device``."""
+    import torch
+
     if precision not in PRECISIONS:
         raise DeviceError(f"unsupported precision {precision!r}; choose one of {', '.join(PRECISIONS)}.")
     if precision == "fp32":
@@ -159,11 +146,11 @@ def check_precision(device: torch.device, precision: str) -> None:
     # CPU / MPS: try a tiny autocast convolution.
     try:
         conv = torch.nn.Conv2d(1, 1, 1).to(device)
-        with torch.autocast(device.type, dtype=AUTOCAST_DTYPES[precision]):
+        with torch.autocast(device.type, dtype=autocast_dtype(precision)):
             conv(torch.zeros(1, 1, 2, 2, device=device))
     except (RuntimeError, TypeError, AssertionError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-        raise DeviceError(f"precision {precision} is not supported on {device}: {first[:160]}") from None
+        first = first_line(exc, limit=160) or type(exc).__name__
+        raise DeviceError(f"precision {precision} is not supported on {device}: {first}") from None
 
 
 # ---------------------------------------------------------------- peak FLOP/s
@@ -215,3 +202,130 @@ def peak_tflops(device_name: str, precision: str, tf32: bool = False) -> tuple[f
                 return peaks[key], f"{basis}, dense, datasheet"
             return None
     return None
+
+
+# -------------------------------------------------------------------- memory
+def proc_kb(path: str, key: str) -> int | None:
+    """A ``key:  N kB`` field of a Linux /proc file (meminfo, self/status) in bytes, else None."""
+    try:
+        with open(path, encoding="ascii") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _meminfo(key: str) -> int | None:
+    """A /proc/meminfo field in bytes (Linux), else None."""
+    return proc_kb("/proc/meminfo", key)
+
+
+def cpu_total_memory() -> int | None:
+    total = _meminfo("MemTotal")
+    if total is None:
+        try:
+            total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (ValueError, OSError, AttributeError):
+            return None
+    return total
+
+
+def cpu_available_memory() -> int | None:
+    """Memory a new allocation can get without swapping: /proc/meminfo
+    MemAvailable on Linux, else free physical pages from ``os.sysconf``."""
+    avail = _meminfo("MemAvailable")
+    if avail is not None:
+        return avail
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _malloc_trim() -> None:
+    """Hand freed heap pages back to the OS (glibc), so resident-size readings start low."""
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):
+            pass
+
+
+# CPU peak resident memory (Linux): VmHWM reset by writing "5" to clear_refs.
+def cpu_peak_reset() -> int | None:
+    """Reset the process's peak RSS; return the current RSS (baseline), or
+    None where the peak cannot be reset (non-Linux, restricted /proc)."""
+    gc.collect()
+    _malloc_trim()
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
+            f.write("5")
+    except OSError:
+        return None
+    rss, hwm = proc_kb("/proc/self/status", "VmRSS"), proc_kb("/proc/self/status", "VmHWM")
+    if rss is None or hwm is None or hwm > rss + 16 * 2**20:  # the reset did not take
+        return None
+    return rss
+
+
+def cpu_peak_since(baseline: int | None) -> int | None:
+    """Peak RSS above ``baseline`` (from :func:`cpu_peak_reset`) since the reset, else None."""
+    if baseline is None:
+        return None
+    hwm = proc_kb("/proc/self/status", "VmHWM")
+    return None if hwm is None else max(0, hwm - baseline)
+
+
+CPU_MEMORY_CONVENTION = ("CPU: increase of the process's peak resident set size (VmHWM, reset via "
+                         "/proc/self/clear_refs) over its resident size before the model was built; "
+                         "includes weights, activations, allocator overhead and, in training, gradients and optimizer state")
+CUDA_MEMORY_CONVENTION = ("CUDA: torch.cuda.max_memory_allocated during the timed iterations (weights, input, "
+                          "activations and, in training, gradients and optimizer state; the caching allocator's "
+                          "reserve not counted)")
+
+
+def reset_peak_memory(device: torch.device) -> None:
+    """Start the device-side peak measurement (CUDA allocator; elsewhere nothing to reset)."""
+    if device.type == "cuda":
+        import torch
+
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def peak_memory(device: torch.device, cpu_baseline: int | None) -> tuple[int | None, str]:
+    """(peak bytes or None, what the number means): CUDA since :func:`reset_peak_memory`,
+    CPU since the :func:`cpu_peak_reset` that returned ``cpu_baseline``."""
+    if device.type == "cuda":
+        import torch
+
+        return int(torch.cuda.max_memory_allocated(device)), CUDA_MEMORY_CONVENTION
+    if device.type == "cpu":
+        peak = cpu_peak_since(cpu_baseline)
+        if peak is None:
+            return None, "not measurable: this system does not let the process reset its peak resident size"
+        return peak, CPU_MEMORY_CONVENTION
+    return None, f"not measurable on {device.type}: its allocator keeps no peak"
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (a no-op on the CPU)."""
+    if device.type == "cuda":
+        import torch
+
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        import torch
+
+        torch.mps.synchronize()
+
+
+def release_memory(device: torch.device) -> None:
+    """Give freed memory back: Python garbage, the device allocator's cache, the C heap."""
+    gc.collect()
+    if device.type in ("cuda", "mps"):
+        import torch
+
+        (torch.cuda if device.type == "cuda" else torch.mps).empty_cache()
+    _malloc_trim()
