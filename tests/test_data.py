@@ -1,4 +1,4 @@
-"""Dataset readers, each on small files this test writes itself (no downloads, no Pillow)."""
+"""Dataset readers, each on small files this test writes itself (no downloads; image folders need Pillow)."""
 
 from __future__ import annotations
 
@@ -243,38 +243,40 @@ def test_mnist_malformed(tmp_path, damage, message):
 
 
 # -------------------------------------------------------------- image folder
-@pytest.mark.parametrize("filters", [(0,), (1,), (2,), (3,), (4,), (0, 1, 2, 3, 4)])
-def test_png_decoder_all_filters(tmp_path, filters):
-    img = rng.integers(0, 256, (9, 7, 3), dtype=np.uint8)
-    _png(tmp_path / "a.png", img, 2, filters)
-    assert np.array_equal(D.decode_png((tmp_path / "a.png").read_bytes()), img)
-
-
-def test_png_decoder_grey_alpha_palette(tmp_path):
+def test_read_image_modes(tmp_path):
+    """Grey stays one channel; colour, palette and alpha images become RGB (alpha dropped)."""
+    rgb = rng.integers(0, 256, (9, 7, 3), dtype=np.uint8)
+    _png(tmp_path / "a.png", rgb, 2, (0, 1, 2, 3, 4))
+    assert np.array_equal(D.read_image(tmp_path / "a.png"), rgb)
     grey = rng.integers(0, 256, (5, 6), dtype=np.uint8)
     _png(tmp_path / "g.png", grey, 0, (4,))
-    assert np.array_equal(D.decode_png((tmp_path / "g.png").read_bytes())[..., 0], grey)
+    assert np.array_equal(D.read_image(tmp_path / "g.png"), grey[..., None])
+    grey_alpha = rng.integers(0, 256, (5, 6, 2), dtype=np.uint8)
+    _png(tmp_path / "ga.png", grey_alpha, 4)
+    assert np.array_equal(D.read_image(tmp_path / "ga.png"), grey_alpha[..., :1])
     rgba = rng.integers(0, 256, (4, 4, 4), dtype=np.uint8)
     _png(tmp_path / "r.png", rgba, 6, (1, 3))
-    assert np.array_equal(D.decode_png((tmp_path / "r.png").read_bytes()), rgba[..., :3])
+    assert np.array_equal(D.read_image(tmp_path / "r.png"), rgba[..., :3])
     pal = rng.integers(0, 256, (4, 3), dtype=np.uint8)
     idx = rng.integers(0, 4, (3, 5), dtype=np.uint8)
     _png(tmp_path / "p.png", idx, 3, (0,), palette=pal)
-    assert np.array_equal(D.decode_png((tmp_path / "p.png").read_bytes()), pal[idx])
+    assert np.array_equal(D.read_image(tmp_path / "p.png"), pal[idx])
+    (tmp_path / "m.pgm").write_bytes(b"P5 2 2 15\n" + bytes([0, 5, 10, 15]))  # maxval 15: scaled to 0..255
+    assert D.read_image(tmp_path / "m.pgm")[..., 0].tolist() == [[0, 85], [170, 255]]
 
 
-def test_png_and_pnm_errors(tmp_path):
+def test_unreadable_images_are_one_line_errors(tmp_path):
     img = rng.integers(0, 256, (4, 4), dtype=np.uint8)
     _png(tmp_path / "a.png", img, 0)
-    good = (tmp_path / "a.png").read_bytes()
-    with pytest.raises(DataError, match="truncated"):
-        D.decode_png(good[:30], "a.png")
-    with pytest.raises(DataError, match="not a PNG"):
-        D.decode_png(b"GIF89a", "a.png")
-    with pytest.raises(DataError, match="truncated PGM/PPM"):
-        D.decode_pnm(b"P5 4 4 255\n" + b"\0" * 5, "a.pgm")
-    with pytest.raises(DataError, match="malformed PGM/PPM header"):
-        D.decode_pnm(b"P5 x 4 255\n" + b"\0" * 16, "a.pgm")
+    (tmp_path / "cut.png").write_bytes((tmp_path / "a.png").read_bytes()[:30])
+    (tmp_path / "gif.png").write_bytes(b"GIF89a")
+    (tmp_path / "cut.pgm").write_bytes(b"P5 4 4 255\n" + b"\0" * 5)
+    (tmp_path / "bad.pgm").write_bytes(b"P5 x 4 255\n" + b"\0" * 16)
+    for name in ("cut.png", "gif.png", "cut.pgm", "bad.pgm"):
+        with pytest.raises(DataError, match=f"'{name}' is not a readable image"):
+            D.read_image(tmp_path / name)
+    with pytest.raises(DataError, match="cannot read 'gone.png'"):
+        D.read_image(tmp_path / "gone.png")
 
 
 def test_image_folder(tmp_path):
@@ -319,12 +321,13 @@ def test_image_folder_errors(tmp_path):
         load_dataset(f"folder:{root}")
 
 
-@pytest.mark.skipif(D._have_pillow(), reason="checks the message shown when Pillow is absent")
-def test_jpeg_without_pillow_names_the_fix(tmp_path):
-    p = tmp_path / "a.jpg"
-    p.write_bytes(b"\xff\xd8\xff\xe0JFIF")
-    with pytest.raises(DataError, match="pip install Pillow"):
-        D.read_image(p)
+def test_image_folder_without_pillow_names_the_extra(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "PIL", None)
+    for d in ("a", "b"):
+        (tmp_path / d).mkdir()
+        (tmp_path / d / "x.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    with pytest.raises(DataError, match=r"need Pillow: pip install 'densegui\[train\]'"):
+        load_dataset(f"folder:{tmp_path}")
 
 
 # ------------------------------------------------------------------ dispatch

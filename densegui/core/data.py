@@ -13,9 +13,9 @@ labels. ``spec`` is one of
   numpy arrays; anything else is refused.
 * ``mnist:DIR`` / ``fashion-mnist:DIR`` -- the four IDX files
   (``train-images-idx3-ubyte`` ..., optionally ``.gz``).
-* ``folder:DIR`` -- one sub-folder per class of PNG / PGM / PPM images
-  (decoded here, no dependency) or any format Pillow reads, when Pillow is
-  installed. Held-out split: seeded, stratified 20 %.
+* ``folder:DIR`` -- one sub-folder per class of images in any format Pillow
+  reads (PNG, PGM/PPM, JPEG, BMP, ...; Pillow comes with the ``train``
+  extra). Held-out split: seeded, stratified 20 %.
 * a bare ``DIR`` -- the format is detected from the files in it.
 
 Every problem with the data (missing, truncated, malformed, hostile) is a
@@ -41,7 +41,7 @@ from densegui.core.errors import DenseguiError
 
 HOLDOUT_FRACTION = 0.2
 SPLIT_SEED = 0
-KINDS = ("digits", "cifar10", "cifar100", "mnist", "fashion-mnist", "folder")
+DATASET_KINDS = ("digits", "cifar10", "cifar100", "mnist", "fashion-mnist", "folder")
 IMAGE_SUFFIXES = (".png", ".pgm", ".ppm", ".pnm", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 MAX_FOLDER_IMAGES = 200_000
 
@@ -66,7 +66,7 @@ class Split:
 class Dataset:
     """A training split and a held-out split of one image dataset."""
 
-    name: str  # one of KINDS
+    name: str  # one of DATASET_KINDS
     source: str  # "scikit-learn" or the folder it was read from
     train: Split
     test: Split
@@ -373,164 +373,33 @@ def load_mnist(folder: str | Path, kind: str = "mnist") -> Dataset:
 
 
 # ---------------------------------------------------------------- image folder
-def _paeth(a: int, b: int, c: int) -> int:
-    p = a + b - c
-    pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
-    if pa <= pb and pa <= pc:
-        return a
-    return b if pb <= pc else c
-
-
-def decode_png(data: bytes, name: str = "image") -> np.ndarray:
-    """A non-interlaced 8-bit PNG (grey, RGB, palette, grey+alpha, RGBA) as uint8 H×W×C (alpha dropped)."""
-    if not data.startswith(b"\x89PNG\r\n\x1a\n"):
-        raise DataError(f"{name!r} is not a PNG file.")
-    pos, ihdr, idat, palette = 8, None, [], None
+def _pillow():
+    """PIL.Image, or a DataError naming the extra that brings it."""
     try:
-        while pos < len(data):
-            length, ctype = struct.unpack(">I4s", data[pos:pos + 8])
-            chunk = data[pos + 8:pos + 8 + length]
-            if len(chunk) != length:
-                raise DataError(f"{name!r} is a truncated PNG file.")
-            if ctype == b"IHDR":
-                ihdr = struct.unpack(">IIBBBBB", chunk)
-            elif ctype == b"PLTE":
-                palette = np.frombuffer(chunk, np.uint8).reshape(-1, 3)
-            elif ctype == b"IDAT":
-                idat.append(chunk)
-            elif ctype == b"IEND":
-                break
-            pos += 12 + length
-        else:
-            raise DataError(f"{name!r} is a truncated PNG file (no IEND chunk).")
-    except struct.error:
-        raise DataError(f"{name!r} is a truncated PNG file.") from None
-    if ihdr is None or not idat:
-        raise DataError(f"{name!r} is a malformed PNG file (no IHDR or IDAT chunk).")
-    width, height, depth, ctype, _comp, _filt, interlace = ihdr
-    channels = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}.get(ctype)
-    if channels is None or depth != 8 or interlace != 0:
-        raise DataError(f"{name!r}: only non-interlaced 8-bit PNGs are decoded without Pillow "
-                        f"(this one has bit depth {depth}, colour type {ctype}, interlace {interlace}); "
-                        "pip install Pillow to read it.")
-    if width == 0 or height == 0 or width * height > 64_000_000:
-        raise DataError(f"{name!r}: unsupported PNG size {width}×{height}.")
-    try:
-        raw = zlib.decompress(b"".join(idat))
-    except zlib.error:
-        raise DataError(f"{name!r} is a corrupt PNG file (bad compressed data).") from None
-    stride = width * channels
-    if len(raw) != height * (stride + 1):
-        raise DataError(f"{name!r} is a truncated PNG file (pixel data too short).")
-    rows = np.frombuffer(raw, np.uint8).reshape(height, stride + 1)
-    out = np.zeros((height, stride), np.uint8)
-    prev = np.zeros(stride, np.int64)
-    bpp = channels
-    for y in range(height):
-        f, line = rows[y, 0], rows[y, 1:].astype(np.int64)
-        if f == 0:
-            cur = line
-        elif f == 1:  # Sub: cumulative sum along each channel
-            cur = np.cumsum(line.reshape(width, bpp), axis=0).reshape(-1) % 256
-        elif f == 2:  # Up
-            cur = (line + prev) % 256
-        elif f in (3, 4):  # Average, Paeth: sequential within the row
-            cur = line.copy()
-            for i in range(stride):
-                a = int(cur[i - bpp]) if i >= bpp else 0
-                b = int(prev[i])
-                if f == 3:
-                    cur[i] = (cur[i] + (a + b) // 2) % 256
-                else:
-                    c = int(prev[i - bpp]) if i >= bpp else 0
-                    cur[i] = (cur[i] + _paeth(a, b, c)) % 256
-        else:
-            raise DataError(f"{name!r} is a corrupt PNG file (unknown row filter {int(f)}).")
-        out[y] = cur
-        prev = cur
-    img = out.reshape(height, width, channels)
-    if ctype == 3:
-        if palette is None:
-            raise DataError(f"{name!r} is a palette PNG without a palette.")
-        if int(img.max()) >= len(palette):
-            raise DataError(f"{name!r} is a corrupt PNG file (palette index out of range).")
-        img = palette[img[..., 0]]
-    elif ctype in (4, 6):
-        img = img[..., :-1]  # drop alpha
-    return img
-
-
-def decode_pnm(data: bytes, name: str = "image") -> np.ndarray:
-    """A binary PGM (P5) or PPM (P6) image with maxval ≤ 255, as uint8 H×W×C."""
-    tokens: list[bytes] = []
-    pos = 0
-    while len(tokens) < 4:
-        while pos < len(data) and data[pos:pos + 1].isspace():
-            pos += 1
-        if data[pos:pos + 1] == b"#":
-            while pos < len(data) and data[pos:pos + 1] not in (b"\n", b"\r"):
-                pos += 1
-            continue
-        start = pos
-        while pos < len(data) and not data[pos:pos + 1].isspace() and data[pos:pos + 1] != b"#":
-            pos += 1
-        if start == pos:
-            raise DataError(f"{name!r} is a truncated PGM/PPM file.")
-        tokens.append(data[start:pos])
-    magic = tokens[0]
-    if magic not in (b"P5", b"P6"):
-        raise DataError(f"{name!r} is not a binary PGM/PPM image (magic {magic[:2]!r}).")
-    try:
-        w, h, maxval = (int(t) for t in tokens[1:])
-    except ValueError:
-        raise DataError(f"{name!r} has a malformed PGM/PPM header.") from None
-    if not (w > 0 and h > 0 and 0 < maxval <= 255):
-        raise DataError(f"{name!r}: unsupported PGM/PPM header ({w}×{h}, maxval {maxval}).")
-    channels = 1 if magic == b"P5" else 3
-    body = data[pos + 1:pos + 1 + w * h * channels]
-    if len(body) != w * h * channels:
-        raise DataError(f"{name!r} is a truncated PGM/PPM file.")
-    img = np.frombuffer(body, np.uint8).reshape(h, w, channels)
-    if maxval != 255:
-        img = (img.astype(np.uint16) * 255 // maxval).astype(np.uint8)
-    return img
+        from PIL import Image
+    except ImportError:
+        raise DataError("image-folder datasets need Pillow: pip install 'densegui[train]' "
+                        "(or pip install Pillow).") from None
+    return Image
 
 
 def read_image(path: Path) -> np.ndarray:
-    """Any image as uint8 H×W×C (C = 1 or 3): PNG/PGM/PPM natively, other formats through Pillow."""
+    """An image file as uint8 H×W×C: C = 1 for grey images, else 3 (alpha dropped)."""
+    Image = _pillow()
     name = _name(path)
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise DataError(f"cannot read {name!r}: {exc.strerror or type(exc).__name__}.") from None
-    if data.startswith(b"\x89PNG"):
-        try:
-            return decode_png(data, name)
-        except DataError:
-            if not _have_pillow():
-                raise
-    elif data[:2] in (b"P5", b"P6"):
-        return decode_pnm(data, name)
-    if not _have_pillow():
-        raise DataError(f"{name!r}: reading {path.suffix or 'this'} images needs Pillow (pip install Pillow); "
-                        "PNG, PGM and PPM are read without it.")
-    from PIL import Image, UnidentifiedImageError
-
     try:
         with Image.open(io.BytesIO(data)) as im:
             im = im.convert("L" if im.mode in ("1", "L", "I;16", "I", "F", "LA") else "RGB")
             arr = np.asarray(im, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
-        raise DataError(f"{name!r} is not a readable image.") from None
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - truncated, corrupt, unknown or hostile: one line
+        raise DataError(f"{name!r} is not a readable image ({type(exc).__name__}).") from None
     return arr[..., None] if arr.ndim == 2 else arr
-
-
-def _have_pillow() -> bool:
-    try:
-        import PIL  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 def load_image_folder(folder: str | Path, size: int | None = None, fraction: float = HOLDOUT_FRACTION,
@@ -538,6 +407,7 @@ def load_image_folder(folder: str | Path, size: int | None = None, fraction: flo
     """One sub-folder per class (sorted names = class indices). Images are resized to ``size``
     (default: the most common side among the images) and made grey if every image is grey, else RGB."""
     root = _folder(folder, "image-folder")
+    _pillow()
     class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     if len(class_dirs) < 2:
         raise DataError(f"{str(root)!r} must hold one sub-folder per class (at least 2), found {len(class_dirs)}.")
@@ -600,11 +470,11 @@ def parse_spec(spec: str) -> tuple[str, str | None]:
     """``"digits"`` → ("digits", None); ``"mnist:/data"`` → ("mnist", "/data"); ``"/data"`` → ("auto", "/data")."""
     text = (spec or "").strip()
     if not text:
-        raise DataError("no dataset given; use digits or KIND:FOLDER (kinds: " + ", ".join(KINDS) + ").")
+        raise DataError("no dataset given; use digits or KIND:FOLDER (kinds: " + ", ".join(DATASET_KINDS) + ").")
     if text.lower() == "digits":
         return "digits", None
     kind, sep, rest = text.partition(":")
-    if sep and kind.lower() in KINDS + ("cifar", "idx", "auto") and rest:
+    if sep and kind.lower() in DATASET_KINDS + ("cifar", "idx", "auto") and rest:
         kind = kind.lower()
         kind = {"cifar": "auto-cifar", "idx": "auto-mnist"}.get(kind, kind)
         return kind, rest
@@ -628,4 +498,4 @@ def load_dataset(spec: str, *, size: int | None = None, fraction: float = HOLDOU
         return load_mnist(path, "auto" if kind == "auto-mnist" else kind)
     if kind == "folder":
         return load_image_folder(path, size, fraction, seed)
-    raise DataError(f"unknown dataset kind {kind!r}; use one of {', '.join(KINDS)}.")
+    raise DataError(f"unknown dataset kind {kind!r}; use one of {', '.join(DATASET_KINDS)}.")
