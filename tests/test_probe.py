@@ -130,6 +130,37 @@ def test_cancel_between_and_within_iterations():
     assert calls["n"] == 5  # it stopped at the first check that said "cancel"
 
 
+def test_cancel_before_the_call_raises_without_building_the_model(monkeypatch):
+    built = []
+    monkeypatch.setattr(probe_mod, "build_model", lambda *a, **k: built.append(a))
+    with pytest.raises(ProbeCancelled):
+        run_probe(TINY, ProbeSettings(**FAST), cancel=lambda: True)
+    s = sweep(TINY, ProbeSettings(**FAST), max_batch=4, cancel=lambda: True)
+    assert s.stop_reason == "cancelled" and s.points == [] and s.limit_batch is None
+    assert built == []
+
+
+def test_cancel_during_the_build_stops_before_the_first_iteration(monkeypatch):
+    flag = {"cancel": False}
+    orig_build = probe_mod.build_model
+    calls = {"step": 0}
+    orig_call = probe_mod._Step.__call__
+
+    def build(*a, **k):
+        flag["cancel"] = True  # the user pressed Cancel while the model was being built
+        return orig_build(*a, **k)
+
+    def call(self):
+        calls["step"] += 1
+        return orig_call(self)
+
+    monkeypatch.setattr(probe_mod, "build_model", build)
+    monkeypatch.setattr(probe_mod._Step, "__call__", call)
+    with pytest.raises(ProbeCancelled):
+        run_probe(TINY, ProbeSettings(**FAST), cancel=lambda: flag["cancel"])
+    assert calls["step"] == 0
+
+
 def _fake_oom_above(limit):
     orig = probe_mod._Step.__call__
 

@@ -216,6 +216,9 @@ def run_probe(cfg: DenseNetConfig, settings: ProbeSettings | None = None, *, can
               progress: Progress | None = None) -> ProbeResult:
     """Measure ``cfg`` with ``settings``; see the module docstring.
 
+    ``cancel`` is checked before the model is built, right after, between
+    iterations and inside them (per dense layer).
+
     Raises :class:`DeviceError` (absent device, unsupported precision),
     :class:`ConfigError` (bad settings), :class:`MemoryGuardError` (CPU run
     estimated above available memory), :class:`ProbeOutOfMemory` (the device
@@ -230,6 +233,7 @@ def run_probe(cfg: DenseNetConfig, settings: ProbeSettings | None = None, *, can
         if cancel():
             raise ProbeCancelled("probe cancelled.")
 
+    check_cancel()
     cfg = effective_config(cfg, settings)
     device = resolve_device(settings.device)
     check_precision(device, settings.precision)
@@ -249,6 +253,7 @@ def run_probe(cfg: DenseNetConfig, settings: ProbeSettings | None = None, *, can
     oom_message: str | None = None
     try:
         step = _Step(cfg, settings, device)
+        check_cancel()  # building a deep model takes seconds
         if user_cancel is not None:  # mid-iteration checks only when someone can cancel
             step.install_cancel_hooks(user_cancel)
         timer = _Timer(device)
@@ -358,7 +363,7 @@ def sweep(cfg: DenseNetConfig, settings: ProbeSettings | None = None, *, max_bat
         report(i / len(batches), f"batch {b}")
         s = replace(base, batch_size=b, device=str(device))
         try:
-            r = run_probe(cfg, s, cancel=cancel)
+            r = run_probe(cfg, s, cancel=cancel)  # checks cancel before building each batch's model
         except MemoryGuardError as exc:
             reason, message = "memory_guard", str(exc)
             break
