@@ -1,0 +1,42 @@
+"""Modules the GUI window process imports must not load torch (torch work runs in a background process)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+TORCH_FREE = [
+    "densegui.core.probe_types",
+    "densegui.core.devices",
+    "densegui.core.stats",
+]
+
+
+@pytest.mark.parametrize("module", TORCH_FREE)
+def test_module_imports_without_torch(module):
+    code = f"import sys; import {module}; assert 'torch' not in sys.modules, 'torch was imported'"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert out.returncode == 0, out.stderr
+
+
+def test_probe_data_the_gui_needs_works_without_torch():
+    code = """
+import pickle, sys
+from densegui.core.config import get_preset
+from densegui.core.devices import PRECISIONS, DeviceInfo, cpu_available_memory
+from densegui.core.probe_types import MAX_BATCH, MODES, ProbeCancelled, ProbeSettings, SweepPoint, SweepResult
+from densegui.core.stats import estimate_memory
+s = ProbeSettings(device="cpu", mode=MODES[1], batch_size=MAX_BATCH, precision=PRECISIONS[0]).validate()
+assert estimate_memory(get_preset("densenet121").validate(), s.batch_size, s.mode) > 0
+assert cpu_available_memory() is None or cpu_available_memory() > 0
+r = SweepResult("cpu", "CPU", "training", [SweepPoint(1, 1.0, 1000.0, None, 1)], 1, "cancelled", "x", None)
+assert pickle.loads(pickle.dumps(r)) == r
+d = DeviceInfo("cpu", "cpu", "CPU", None)
+assert pickle.loads(pickle.dumps(d)) == d
+assert str(pickle.loads(pickle.dumps(ProbeCancelled("probe cancelled.")))) == "probe cancelled."
+assert 'torch' not in sys.modules, 'torch was imported'
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert out.returncode == 0, out.stderr
