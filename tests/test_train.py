@@ -10,8 +10,8 @@ import torch
 from densegui.core.config import DenseNetConfig
 from densegui.core.data import load_dataset
 from densegui.core.errors import ConfigError
-from densegui.core.train import (TrainCancelled, TrainError, TrainOptions, adapt_config, augment_batch,
-                                 default_config, epoch_seed, evaluate, train)
+from densegui.core.train import augment_batch, epoch_seed, evaluate, train
+from densegui.core.train_setup import TrainCancelled, TrainError, TrainOptions, adapt_config, default_config
 
 TINY = DenseNetConfig(growth_rate=4, block_depths=(2, 2, 2), compression=1.0, bottleneck=False, init_features=8,
                       stem="cifar", in_channels=1, num_classes=10, input_size=8, drop_rate=0.2)

@@ -48,7 +48,8 @@ def test_train_run_writes_checkpoint_and_json(tmp_path, capsys):
 
 def test_resume_continues_the_stored_run(tmp_path, capsys):
     from densegui.core.data import load_dataset
-    from densegui.core.train import TrainCancelled, TrainOptions, train
+    from densegui.core.train import train
+    from densegui.core.train_setup import TrainCancelled, TrainOptions
 
     data = load_dataset("digits")
     from densegui.core.config import DenseNetConfig
@@ -90,7 +91,7 @@ def test_progress_bar_on_a_terminal_is_one_carriage_return_line_per_epoch():
     import io
 
     from densegui.cli.train import _Bar
-    from densegui.core.train import Progress
+    from densegui.core.train_setup import Progress
 
     class Tty(io.StringIO):
         def isatty(self):
