@@ -119,7 +119,7 @@ def test_unrecognised_stem():
 
 @pytest.mark.parametrize("name", ["densenet121", "densenet161", "densenet-40-k12", "densenet-bc-100-k12"])
 def test_expected_shapes_agree_with_the_model(name):
-    from densegui.core.checkpoint import expected_shapes
+    from densegui.core.statedict import expected_shapes
 
     for cfg in (PRESETS[name].config, PRESETS[name].config.replace(compression=0.3, in_channels=1, num_classes=7)):
         meta = {k: tuple(v.shape) for k, v in meta_state_dict(cfg).items()}

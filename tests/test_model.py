@@ -18,7 +18,8 @@ import torch
 from torch import nn
 
 from densegui.core.config import DenseNetConfig, get_preset
-from densegui.core.model import DenseLayer, DenseNet, build_model, rename_legacy_keys
+from densegui.core.model import DenseLayer, DenseNet, build_model
+from densegui.core.statedict import rename_legacy_keys
 
 TV = {  # torchvision's constructors: (growth_rate, block_config, num_init_features)
     "densenet121": (32, (6, 12, 24, 16), 64),

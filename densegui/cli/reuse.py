@@ -16,8 +16,16 @@ import sys
 from pathlib import Path
 
 from densegui.core.errors import DenseguiError
-
-DEFAULT_CHECKPOINT = "densenet-digits.pt"
+from densegui.core.reuse import (
+    DEFAULT_CHECKPOINT,
+    DEFAULT_COLORMAP,
+    DEFAULT_NORMALISATION,
+    NORMALISATION_LABELS,
+    NORMALISATIONS,
+    default_checkpoint_path,
+    reuse_matrices,
+    write_csv,
+)
 
 
 def register(sub) -> None:
@@ -28,17 +36,15 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object (config + raw matrices)")
     p.add_argument("--png", metavar="OUT.png", help="render the heatmaps to a PNG file (no window needed)")
     p.add_argument("--csv", metavar="DIR", help="write one CSV per block (block1.csv, ...) into DIR")
-    p.add_argument("--normalise", choices=("column", "column-max", "block", "raw"), default="column",
-                   help="colour scale of --png: per target column min–max to [0,1] (default), per column ÷ max, "
-                        "per block min–max, or raw mean |w|")
-    p.add_argument("--cmap", default="viridis", help="colour map of --png (default viridis)")
+    scales = "; ".join(f"{mode}: {NORMALISATION_LABELS[mode]}" for mode in NORMALISATIONS)
+    p.add_argument("--normalise", choices=NORMALISATIONS, default=DEFAULT_NORMALISATION,
+                   help=f"colour scale of --png ({scales}; default {DEFAULT_NORMALISATION})")
+    p.add_argument("--cmap", default=DEFAULT_COLORMAP, help=f"colour map of --png (default {DEFAULT_COLORMAP})")
     p.set_defaults(func=run)
 
 
 def default_checkpoint() -> Path:
-    from densegui.core.resources import resource_path
-
-    path = resource_path(DEFAULT_CHECKPOINT)
+    path = default_checkpoint_path()
     if not path.exists():
         raise DenseguiError(
             f"no CHECKPOINT given and the shipped default resources/{DEFAULT_CHECKPOINT} is not available; "
@@ -49,7 +55,6 @@ def default_checkpoint() -> Path:
 def analyse(path: str | Path):
     """(LoadedCheckpoint, list[BlockReuse]) for ``path``."""
     from densegui.core.checkpoint import load_checkpoint
-    from densegui.core.reuse import reuse_matrices
 
     loaded = load_checkpoint(path)
     return loaded, reuse_matrices(loaded.state_dict, loaded.config)
@@ -68,14 +73,8 @@ def reuse_json(loaded, blocks) -> dict:
 
 
 def _text(loaded, blocks) -> str:
-    cfg = loaded.config
     lines = [
-        f"Checkpoint: {loaded.path} ({loaded.source_format})",
-        f"Config ({'inferred from the weights' if loaded.inferred else 'stored'}): k={cfg.growth_rate}, "
-        f"blocks {','.join(map(str, cfg.block_depths))}, {'bottleneck' if cfg.bottleneck else 'basic'}"
-        f"{f' bn_size={cfg.bn_size}' if cfg.bottleneck else ''}, θ={cfg.compression:g}, "
-        f"stem {cfg.stem} ({cfg.num_init_features} features), {cfg.in_channels} input channels, "
-        f"{cfg.num_classes} classes",
+        f"Checkpoint: {loaded.describe()}",
         "Cell = mean |w| of the target's first conv over the source's input channels ('.' = no connection).",
     ]
     for b in blocks:
@@ -94,8 +93,6 @@ def run(args) -> int:
     path = Path(args.checkpoint) if args.checkpoint else default_checkpoint()
     loaded, blocks = analyse(path)
     if args.csv:
-        from densegui.core.reuse import write_csv
-
         written = write_csv(blocks, args.csv)
         if not args.json:
             print(f"wrote {len(written)} CSV files to {args.csv}")
@@ -114,10 +111,9 @@ def _render_png(loaded, blocks, out: str, normalisation: str, cmap: str) -> None
     if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY") and sys.platform.startswith("linux"):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     try:
-        from densegui.gui.reuse_panel import render_png
+        from densegui.gui.heatmap import render_png
     except ImportError as exc:
         raise DenseguiError(f"--png needs the Qt libraries ({exc.name or exc}).") from None
-    scale = {"column": "each target column min–max to [0, 1]", "column-max": "each target column ÷ its max",
-             "block": "each block min–max to [0, 1]", "raw": "raw mean |w|"}[normalisation]
+    scale = NORMALISATION_LABELS[normalisation]
     title = f"{Path(loaded.path).name}: feature reuse, mean |w| of each target's first conv per source ({scale})"
     render_png(blocks, out, normalisation=normalisation, cmap=cmap, title=title)

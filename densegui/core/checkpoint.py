@@ -20,18 +20,31 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 import tempfile
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from densegui.core.config import DenseNetConfig
-from densegui.core.errors import ConfigError, DenseguiError
-from densegui.core.model import rename_legacy_keys
+from densegui.core.errors import ConfigError, DenseguiError, first_line, is_out_of_memory
+from densegui.core.infer import infer_config
+from densegui.core.statedict import (
+    CheckpointError,
+    check_finite,
+    check_matches,
+    has_legacy_keys,
+    has_prefixes,
+    normalize_state_dict,
+)
+
+if TYPE_CHECKING:
+    import torch
+
+# torch is imported only inside the functions that read or write files: LoadedCheckpoint and
+# CheckpointError are unpickled in the GUI process, which never imports torch.
 
 FORMAT = "densegui-checkpoint"
 VERSION = 1
@@ -39,6 +52,8 @@ VERSION = 1
 
 def atomic_torch_save(obj: Any, path: str | Path) -> Path:
     """``torch.save`` to a temporary file next to ``path``, then rename over it."""
+    import torch
+
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
@@ -86,13 +101,7 @@ WRAPPER_KEYS = (
     "state_dict", "model_state_dict", "model_state", "model", "net", "network", "module",
     "weights", "params", "ema", "model_ema", "state",
 )
-# Prefixes added by DataParallel/DDP (``module.``), torch.compile (``_orig_mod.``).
-_PREFIXES = ("module.", "_orig_mod.")
 SAFETENSORS_CONFIG_KEY = "densegui_config"
-
-
-class CheckpointError(DenseguiError):
-    """A checkpoint file that cannot be read, is refused, or is not a DenseNet."""
 
 
 @dataclass
@@ -111,6 +120,45 @@ class LoadedCheckpoint:
     source_format: str = ""
     inferred: bool = False
     path: str = ""
+
+    def describe(self) -> str:
+        """One line for the user: the file, its format, the configuration and, where the
+        metadata says, what it was trained on and how well."""
+        cfg = self.config
+        name = Path(self.path).name if self.path else "checkpoint"
+        origin = "inferred from the weights" if self.inferred else "stored in the file"
+        layers = f"bottleneck (bn_size {cfg.bn_size})" if cfg.bottleneck else "basic layers"
+        channels = "1 input channel" if cfg.in_channels == 1 else f"{cfg.in_channels} input channels"
+        classes = "1 class" if cfg.num_classes == 1 else f"{cfg.num_classes} classes"
+        text = (f"{name}{f' ({self.source_format})' if self.source_format else ''} — configuration {origin}: "
+                f"k={cfg.growth_rate}, blocks {'-'.join(map(str, cfg.block_depths))}, {layers}, "
+                f"θ={cfg.compression:g}, {cfg.stem} stem with {cfg.num_init_features} features, "
+                f"{channels}, {classes}, input {cfg.input_size}×{cfg.input_size}.")
+        training = self._training()
+        return f"{text} {training[0].upper()}{training[1:]}." if training else text
+
+    def _training(self) -> str:
+        meta = self.metadata or {}
+        shown = []
+        dataset = meta.get("dataset")
+        if isinstance(dataset, Mapping):
+            dataset = dataset.get("name")
+        if isinstance(dataset, str):
+            shown.append(f"trained on {dataset}")
+        for key in ("heldout_accuracy", "test_accuracy", "val_accuracy", "accuracy"):
+            value = meta.get(key)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                label = {"heldout_accuracy": "held-out accuracy"}.get(key, key.replace("_", " "))
+                shown.append(f"{label} {value:.2%}" if value <= 1 else f"{label} {value:g}")
+                break
+        if isinstance(meta.get("epochs"), int) and not isinstance(meta.get("epochs"), bool):
+            shown.append(f"{meta['epochs']} epochs")
+        return ", ".join(shown)
+
+
+def _is_tensor(value: Any) -> bool:
+    torch = sys.modules.get("torch")  # no tensor can exist before torch is imported
+    return torch is not None and isinstance(value, torch.Tensor)
 
 
 def _name(path: Path) -> str:
@@ -176,16 +224,18 @@ def _numpy_data_globals() -> list[Any]:
             *{type(np.dtype(k)) for k in kinds}]
 
 
-def _torch_load(path: Path, kind: str) -> Any:
+def _torch_load(path: Path, kind: str, mmap: bool) -> Any:
     import pickle
     import warnings
+
+    import torch
 
     name = _name(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with torch.serialization.safe_globals(_numpy_data_globals()):
-                return torch.load(path, map_location="cpu", weights_only=True, mmap=(kind == "zip"))
+                return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap and kind == "zip")
     except pickle.UnpicklingError as exc:
         text = str(exc)
         m = _GLOBAL_RE.search(text)
@@ -206,19 +256,36 @@ def _torch_load(path: Path, kind: str) -> Any:
         raise CheckpointError(f"{name!r} is not a PyTorch checkpoint (unreadable pickle data).") from None
     except (EOFError, zipfile.BadZipFile):
         raise CheckpointError(f"{name!r} is truncated or corrupt (unexpected end of data).") from None
-    except (RuntimeError, OSError) as exc:
+    except Exception as exc:  # noqa: BLE001 - anything else torch raises on garbage input
+        if is_out_of_memory(exc):
+            raise CheckpointError(f"not enough memory to load {name!r}.") from None
+        if not isinstance(exc, (RuntimeError, OSError)):
+            raise CheckpointError(f"{name!r} is not a readable PyTorch checkpoint ({type(exc).__name__}).") from None
         text = str(exc)
         if kind == "zip" or "zip archive" in text or "central directory" in text or "PytorchStreamReader" in text:
             raise CheckpointError(f"{name!r} is truncated or corrupt (its zip archive cannot be read).") from None
-        raise CheckpointError(f"cannot read {name!r}: {text.splitlines()[0] if text else type(exc).__name__}.") from None
-    except MemoryError:
-        raise CheckpointError(f"not enough memory to load {name!r}.") from None
-    except Exception as exc:  # noqa: BLE001 - anything else torch raises on garbage input
-        raise CheckpointError(f"{name!r} is not a readable PyTorch checkpoint ({type(exc).__name__}).") from None
+        raise CheckpointError(f"cannot read {name!r}: {first_line(exc) or type(exc).__name__}.") from None
+
+
+def read_torch_file(path: str | Path, *, mmap: bool = False) -> Any:
+    """The object in a ``torch.save`` file, unpickled safely (tensors, plain containers and NumPy
+    data only); :class:`CheckpointError` (one line) for anything else.
+
+    ``mmap`` maps a zip file's tensors instead of reading them: faster, but they keep the file
+    mapped while they live (on Windows it then cannot be replaced).
+    """
+    p = Path(path)
+    try:
+        kind = _sniff(p)
+    except OSError as exc:
+        raise CheckpointError(f"cannot read {str(p)!r}: {exc.strerror or type(exc).__name__}.") from None
+    if kind == "empty":
+        raise CheckpointError(f"{_name(p)!r} is empty (0 bytes).")
+    return _torch_load(p, kind, mmap)
 
 
 def _safetensors_load(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    from safetensors import safe_open
+    from safetensors import safe_open  # (imports torch itself)
 
     name = _name(path)
     try:
@@ -226,14 +293,14 @@ def _safetensors_load(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, st
             meta = dict(f.metadata() or {})
             tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open has no items()
     except Exception as exc:  # noqa: BLE001 - SafetensorError, OSError ... on bad files
-        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise CheckpointError(f"{name!r} is not a valid safetensors file ({detail[:120]}).") from None
+        detail = first_line(exc, 120) or type(exc).__name__
+        raise CheckpointError(f"{name!r} is not a valid safetensors file ({detail}).") from None
     return tensors, meta
 
 
 def _is_tensor_dict(obj: Any) -> bool:
     return isinstance(obj, Mapping) and len(obj) > 0 and all(
-        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
+        isinstance(k, str) and _is_tensor(v) for k, v in obj.items())
 
 
 def _find_state_dict(obj: Any, depth: int = 0) -> tuple[Mapping[str, torch.Tensor] | None, str]:
@@ -249,114 +316,10 @@ def _find_state_dict(obj: Any, depth: int = 0) -> tuple[Mapping[str, torch.Tenso
                 return found, f"{key}/{where}".rstrip("/")
     # A state_dict with a few non-tensor extras (e.g. an epoch number): keep the tensors
     # if they look like module weights.
-    tensors = {k: v for k, v in obj.items() if isinstance(k, str) and isinstance(v, torch.Tensor)}
+    tensors = {k: v for k, v in obj.items() if isinstance(k, str) and _is_tensor(v)}
     if len(tensors) >= 2 and any(k.endswith(".weight") for k in tensors):
         return tensors, ""
     return None, ""
-
-
-def normalize_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Strip ``module.``/``_orig_mod.`` prefixes and rename torchvision's legacy keys."""
-    out: dict[str, torch.Tensor] = {}
-    for key, value in state_dict.items():
-        k = key
-        changed = True
-        while changed:
-            changed = False
-            for prefix in _PREFIXES:
-                if k.startswith(prefix):
-                    k = k[len(prefix):]
-                    changed = True
-        out[k] = value
-    return dict(rename_legacy_keys(out))
-
-
-def as_numpy(value: torch.Tensor):
-    """A NumPy view of a CPU tensor (float32 copy for dtypes NumPy lacks, e.g. bfloat16).
-
-    The checks and the reuse metric use NumPy on purpose: it runs single-threaded, while hundreds
-    of small PyTorch ops each open an OpenMP parallel region that, on a machine whose cores are
-    busy with other work, can wait milliseconds for its second thread (measured: 6.8 s instead of
-    0.7 s for a densenet264 on a loaded 2-core VM).
-    """
-    t = value.detach().cpu()
-    try:
-        return t.numpy()
-    except TypeError:  # bfloat16, float8 …: no NumPy dtype
-        return t.float().numpy()
-
-
-def check_finite(state_dict: Mapping[str, torch.Tensor]) -> None:
-    """CheckpointError naming the first floating tensor with NaN or infinite values."""
-    import numpy as np
-
-    for key, value in state_dict.items():
-        if value.is_floating_point() and value.numel():
-            array = as_numpy(value)
-            if not np.isfinite(array).all():
-                what = "NaN" if np.isnan(array).any() else "infinite"
-                raise CheckpointError(f"tensor {key!r} contains {what} values; the weights are unusable.")
-
-
-def expected_shapes(config: DenseNetConfig) -> dict[str, tuple[int, ...]]:
-    """Every state_dict key of ``build_model(config)`` with its shape, from the channel arithmetic
-    alone (10× faster than building even a meta model; a test checks they agree)."""
-    shapes: dict[str, tuple[int, ...]] = {}
-
-    def bn(prefix: str, c: int) -> None:
-        for stat in ("weight", "bias", "running_mean", "running_var"):
-            shapes[f"{prefix}.{stat}"] = (c,)
-        shapes[f"{prefix}.num_batches_tracked"] = ()
-
-    init, k = config.num_init_features, config.growth_rate
-    ks = 7 if config.stem == "imagenet" else 3
-    shapes["features.conv0.weight"] = (init, config.in_channels, ks, ks)
-    if config.stem == "imagenet":
-        bn("features.norm0", init)
-    for b, ((c_in, c_out), depth) in enumerate(zip(config.block_channels(), config.block_depths), 1):
-        for ell in range(1, depth + 1):
-            p = f"features.denseblock{b}.denselayer{ell}"
-            c = c_in + (ell - 1) * k
-            bn(f"{p}.norm1", c)
-            if config.bottleneck:
-                inter = config.bn_size * k
-                shapes[f"{p}.conv1.weight"] = (inter, c, 1, 1)
-                bn(f"{p}.norm2", inter)
-                shapes[f"{p}.conv2.weight"] = (k, inter, 3, 3)
-            else:
-                shapes[f"{p}.conv1.weight"] = (k, c, 3, 3)
-        if b < config.num_blocks:
-            bn(f"features.transition{b}.norm", c_out)
-            shapes[f"features.transition{b}.conv.weight"] = (config.transition_out(c_out), c_out, 1, 1)
-    final = config.final_channels
-    bn("features.norm5", final)
-    shapes["classifier.weight"] = (config.num_classes, final)
-    shapes["classifier.bias"] = (config.num_classes,)
-    return shapes
-
-
-def check_matches(state_dict: Mapping[str, torch.Tensor], config: DenseNetConfig,
-                  why: str = "the weights are inconsistent") -> None:
-    """CheckpointError unless ``state_dict`` loads into ``build_model(config)`` with ``strict=True``.
-
-    Compares names and shapes against a model built on the meta device (no
-    memory, no initialisation). BatchNorm's ``num_batches_tracked`` may be
-    absent (torchvision's released files lack it; PyTorch fills it in).
-    """
-    expected = expected_shapes(config)
-    missing = [k for k in expected if k not in state_dict and not k.endswith("num_batches_tracked")]
-    unexpected = [k for k in state_dict if k not in expected]
-    if missing:
-        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
-        raise CheckpointError(f"the DenseNet weights are incomplete: tensor {missing[0]!r}{more} missing.")
-    if unexpected:
-        more = f" and {len(unexpected) - 1} more" if len(unexpected) > 1 else ""
-        raise CheckpointError(f"unexpected tensor {unexpected[0]!r}{more} for this DenseNet configuration.")
-    for key, shape in expected.items():
-        if key in state_dict and tuple(state_dict[key].shape) != shape:
-            got = "×".join(map(str, state_dict[key].shape)) or "scalar"
-            raise CheckpointError(
-                f"tensor {key!r} has shape {got}, expected {'×'.join(map(str, shape)) or 'scalar'}; {why}.")
 
 
 def _stored_config(data: Any, name: str) -> DenseNetConfig | None:
@@ -383,7 +346,7 @@ def _plain(value: Any) -> Any:
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
-    if isinstance(value, torch.Tensor):
+    if _is_tensor(value):
         return value.item() if value.numel() == 1 else f"tensor{list(value.shape)}"
     if hasattr(value, "item") and hasattr(value, "dtype") and getattr(value, "size", 2) == 1:
         return _plain(value.item())  # NumPy scalar or one-element array
@@ -402,8 +365,6 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
     ``module.``-prefixed keys and ``.safetensors`` files. Raises
     :class:`CheckpointError` (one line) for anything else.
     """
-    from densegui.core.infer import infer_config
-
     p = Path(path)
     name = _name(p)
     if not p.exists():
@@ -434,7 +395,7 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
         if sd is None:
             raise CheckpointError(f"{name!r} holds no tensors.")
     else:
-        obj = _torch_load(p, kind)
+        obj = _torch_load(p, kind, mmap=True)
         if isinstance(obj, Mapping) and obj.get("format") == FORMAT:
             source_format = "densegui"
             stored_cfg_data = obj.get("config")
@@ -458,13 +419,13 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
                         stored_cfg_data = None  # some other project's config: infer instead
                 metadata = {str(k): _plain(v) for k, v in obj.items()
                             if k not in WRAPPER_KEYS and k not in ("config", "optimizer", "train_state")
-                            and not isinstance(v, (Mapping, torch.Tensor))}
+                            and not isinstance(v, Mapping) and not _is_tensor(v)}
 
     raw_keys = list(sd)
     state = normalize_state_dict(sd)
-    if any(k.startswith(_PREFIXES) for k in raw_keys):
+    if has_prefixes(raw_keys):
         source_format += ", 'module.' prefix stripped"
-    if any(re.search(r"denselayer\d+\.(norm|relu|conv)\.[12]\.", k) for k in raw_keys):
+    if has_legacy_keys(raw_keys):
         source_format += ", legacy torchvision keys"
 
     stored = _stored_config(stored_cfg_data, name)

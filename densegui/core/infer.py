@@ -23,11 +23,14 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-
-import torch
+from typing import TYPE_CHECKING
 
 from densegui.core.config import DenseNetConfig
 from densegui.core.errors import ConfigError, DenseguiError
+from densegui.core.statedict import normalize_state_dict
+
+if TYPE_CHECKING:
+    import torch
 
 _BLOCK = re.compile(r"^features\.denseblock(\d+)\.denselayer(\d+)\.")
 _TRANS = re.compile(r"^features\.transition(\d+)\.")
@@ -90,8 +93,6 @@ def fit_compression(transitions: list[tuple[int, int]]) -> float:
 def infer_config(state_dict: Mapping[str, torch.Tensor], *, input_size: int | None = None) -> DenseNetConfig:
     """The configuration whose model loads ``state_dict`` with ``strict=True``
     (``module.`` prefixes and torchvision's legacy key names are accepted too)."""
-    from densegui.core.checkpoint import normalize_state_dict
-
     sd = normalize_state_dict(state_dict)
     if "features.conv0.weight" not in sd or not any(_BLOCK.match(k) for k in sd):
         sample = ", ".join(repr(k) for k in list(sd)[:3])

@@ -13,7 +13,6 @@ A basic layer is ``norm1 → relu1 → conv1`` (3×3); a bottleneck layer adds
 
 from __future__ import annotations
 
-import re
 from collections import OrderedDict
 from collections.abc import Mapping
 
@@ -23,22 +22,7 @@ import torch.utils.checkpoint as cp
 from torch import Tensor, nn
 
 from densegui.core.config import DenseNetConfig
-
-# torchvision's released ImageNet files use "denselayer1.norm.1.weight" for
-# "denselayer1.norm1.weight" (likewise relu.1, conv.2, norm.2 ...).
-_LEGACY_KEY = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
-
-
-def rename_legacy_keys(state_dict: Mapping[str, Tensor]) -> OrderedDict[str, Tensor]:
-    """Rename old-style torchvision keys (``norm.1`` → ``norm1``), keeping order."""
-    out: OrderedDict[str, Tensor] = OrderedDict()
-    for key, value in state_dict.items():
-        m = _LEGACY_KEY.match(key)
-        out[m.group(1) + m.group(2) if m else key] = value
-    metadata = getattr(state_dict, "_metadata", None)
-    if metadata is not None:  # keep BatchNorm's version info, as torchvision's in-place renaming does
-        out._metadata = metadata  # type: ignore[attr-defined]
-    return out
+from densegui.core.statedict import rename_legacy_keys
 
 
 class DenseLayer(nn.Module):

@@ -11,6 +11,10 @@ For each dense block with input k0 channels, growth rate k and L layers:
   [k0 + (j−1)k, k0 + jk);
 * a source that does not feed the target (s ≥ t for layer targets) is NaN
   ("no connection"; ``null`` in JSON, empty in CSV).
+
+Imports neither torch nor (until the metric runs) NumPy at module level:
+:class:`BlockReuse` is unpickled in the GUI process, which never imports torch,
+and the CLI reads the choices below whenever it builds its parser.
 """
 
 from __future__ import annotations
@@ -20,17 +24,39 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import numpy as np
-import torch
+from typing import TYPE_CHECKING, Any
 
 from densegui.core.config import DenseNetConfig
 from densegui.core.errors import DenseguiError
+from densegui.core.statedict import as_numpy
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
 
 # column: each target column min–max → [0, 1] (default; the contrast of the paper's figure);
 # column-max: each column ÷ its max (0 keeps meaning "no weight"); block: the whole block min–max → [0, 1].
 NORMALISATIONS = ("column", "column-max", "block", "raw")
+DEFAULT_NORMALISATION = "column"
+# How each normalisation is named to the user (GUI menu, CLI help, PNG titles).
+NORMALISATION_LABELS = {
+    "column": "per target column, min–max → [0, 1]",
+    "column-max": "per target column, ÷ max",
+    "block": "per block, min–max → [0, 1]",
+    "raw": "raw mean |w|",
+}
+# Colour maps offered for the heatmaps (pyqtgraph names); others pyqtgraph knows work too.
+COLORMAPS = ("viridis", "inferno", "magma", "plasma", "cividis", "turbo", "CET-L1")
+DEFAULT_COLORMAP = "viridis"
+# The trained checkpoint shipped in resources/, shown when no file is given.
+DEFAULT_CHECKPOINT = "densenet-digits.pt"
+
+
+def default_checkpoint_path() -> Path:
+    """Where the shipped :data:`DEFAULT_CHECKPOINT` is (the file may be missing)."""
+    from densegui.core import resources
+
+    return resources.resource_path(DEFAULT_CHECKPOINT)
 
 
 @dataclass
@@ -64,9 +90,9 @@ def _channel_means(weight: torch.Tensor) -> np.ndarray:
     """mean |w| per input channel (dimension 1), float64.
 
     NumPy rather than PyTorch: single-threaded, so it does not stall on a busy machine
-    (see :func:`densegui.core.checkpoint.as_numpy`); float64 accumulation.
+    (see :func:`densegui.core.statedict.as_numpy`); float64 accumulation.
     """
-    from densegui.core.checkpoint import as_numpy
+    import numpy as np
 
     w = as_numpy(weight)
     if w.ndim == 2:
@@ -77,6 +103,8 @@ def _channel_means(weight: torch.Tensor) -> np.ndarray:
 
 def block_reuse(state_dict: Mapping[str, torch.Tensor], config: DenseNetConfig, block: int) -> BlockReuse:
     """The reuse matrix of dense block ``block`` (1-based)."""
+    import numpy as np
+
     k = config.growth_rate
     k0, _ = config.block_channels()[block - 1]
     depth = config.block_depths[block - 1]
@@ -105,7 +133,7 @@ def reuse_matrices(state_dict: Mapping[str, torch.Tensor], config: DenseNetConfi
     return [block_reuse(state_dict, config, b) for b in range(1, config.num_blocks + 1)]
 
 
-def normalise(matrix: np.ndarray, mode: str = "column") -> np.ndarray:
+def normalise(matrix: np.ndarray, mode: str = DEFAULT_NORMALISATION) -> np.ndarray:
     """Rescale a reuse matrix for display; NaN (no connection) stays NaN.
 
     * ``column``: each target column min–max to [0, 1] (its weakest source 0, its
@@ -114,6 +142,8 @@ def normalise(matrix: np.ndarray, mode: str = "column") -> np.ndarray:
     * ``block``: the whole block min–max to [0, 1];
     * ``raw``: unchanged.
     """
+    import numpy as np
+
     if mode not in NORMALISATIONS:
         raise DenseguiError(f"normalisation must be one of {', '.join(NORMALISATIONS)}, got {mode!r}.")
     m = np.asarray(matrix, dtype=np.float64)
@@ -135,6 +165,8 @@ def normalise(matrix: np.ndarray, mode: str = "column") -> np.ndarray:
 
 def column_rank(matrix: np.ndarray, row: int, col: int) -> tuple[int, int]:
     """(rank, count) of ``matrix[row, col]`` among its column's connected cells (1 = largest)."""
+    import numpy as np
+
     column = matrix[:, col]
     values = column[~np.isnan(column)]
     value = matrix[row, col]

@@ -1,0 +1,55 @@
+"""What the GUI process unpickles from a checkpoint load (LoadedCheckpoint, BlockReuse, CheckpointError)
+and the reuse choices it shows must not pull torch in."""
+
+from __future__ import annotations
+
+import dataclasses
+import pickle
+import subprocess
+import sys
+
+import pytest
+from test_checkpoint_corpus import SMALL_BC, known_state_dict
+
+from densegui.core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from densegui.core.reuse import reuse_matrices
+
+TORCH_FREE = ["densegui.core.checkpoint", "densegui.core.statedict", "densegui.core.reuse", "densegui.core.infer"]
+
+
+def _run(code: str, stdin: bytes = b"") -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], input=stdin, capture_output=True, timeout=120, check=False)
+
+
+@pytest.mark.parametrize("module", TORCH_FREE)
+def test_module_imports_without_torch(module):
+    proc = _run(f"import sys, {module}\nassert 'torch' not in sys.modules, 'torch was imported'")
+    assert proc.returncode == 0, proc.stderr.decode()
+
+
+def test_a_load_result_unpickles_and_is_usable_without_torch(tmp_path):
+    path = save_checkpoint(tmp_path / "small.pt", known_state_dict(SMALL_BC), SMALL_BC,
+                           {"dataset": {"name": "digits"}, "heldout_accuracy": 0.5, "epochs": 3})
+    loaded = load_checkpoint(path)
+    blocks = reuse_matrices(loaded.state_dict, loaded.config)
+    # As the background process sends it: without the weights.
+    payload = pickle.dumps((dataclasses.replace(loaded, state_dict={}), blocks, CheckpointError("bad file.")))
+    code = """
+import pickle, sys
+loaded, blocks, error = pickle.loads(sys.stdin.buffer.read())
+from densegui.core.reuse import (DEFAULT_CHECKPOINT, NORMALISATION_LABELS, NORMALISATIONS, column_rank,
+                                 default_checkpoint_path, normalise)
+assert set(NORMALISATION_LABELS) == set(NORMALISATIONS) and default_checkpoint_path().name == DEFAULT_CHECKPOINT
+print(loaded.describe())
+for mode in NORMALISATIONS:
+    normalise(blocks[0].matrix, mode)
+column_rank(blocks[0].matrix, 0, 1)
+print(type(error).__name__, error)
+assert 'torch' not in sys.modules, 'torch was imported'
+"""
+    proc = _run(code, payload)
+    assert proc.returncode == 0, proc.stderr.decode()
+    lines = proc.stdout.decode().splitlines()
+    assert lines == [loaded.describe(), "CheckpointError bad file."]
+    assert lines[0].startswith("small.pt (densegui) — configuration stored in the file: k=4, blocks 3-4-2, ")
+    assert lines[0].endswith("Trained on digits, held-out accuracy 50.00%, 3 epochs.")
