@@ -20,8 +20,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
+import stat
 import sys
-import tempfile
+import time
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -49,22 +51,109 @@ if TYPE_CHECKING:
 FORMAT = "densegui-checkpoint"
 VERSION = 1
 
+# A temporary is ".NAME.<8 chars>.tmp"; the 8 chars are mkstemp's alphabet, which older
+# versions of this writer used, so their leftovers are recognised too.
+_TEMPORARY = r"\.{name}\.[a-z0-9_]{{8}}\.tmp"
+# A temporary this recent may belong to a writer that has created it but not locked it yet.
+_FRESH_S = 10.0
+
+
+def _create_temporary(target: Path) -> tuple[int, Path]:
+    """A new, locked temporary next to ``target``, open for writing.
+
+    Created with mode 0o666 so that the kernel applies the umask (or the folder's default ACL)
+    as to any other file the user writes; mkstemp's 0o600 would stay on the checkpoint.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        tmp = target.parent / f".{target.name}.{secrets.token_hex(4)}.tmp"
+        try:
+            fd = os.open(tmp, flags, 0o666)
+        except FileExistsError:
+            continue
+        try:
+            import fcntl
+
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except (ImportError, OSError):  # no flock (Windows, some network file systems): unlocked
+            pass
+        return fd, tmp
+    raise FileExistsError(f"no free temporary name next to {str(target)!r}")
+
+
+def _locked_by_a_writer(path: str) -> bool:
+    """True while a running save holds ``path``'s lock, or when that cannot be told."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: a writer's open file cannot be deleted, so the unlink fails instead
+        return False
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def remove_stale_temporaries(path: str | Path) -> list[Path]:
+    """Delete the temporaries that killed writes of ``path`` left next to it; return them.
+
+    Only regular files named exactly as :func:`atomic_torch_save` names its temporaries for this
+    target (``.NAME.<8 chars>.tmp``) are candidates, and of those only ones no running save holds
+    (a live writer keeps a lock on its temporary; a killed one's lock dies with it) and that were
+    not modified in the last few seconds.
+    """
+    target = Path(path)
+    pattern = re.compile(_TEMPORARY.format(name=re.escape(target.name)))
+    try:
+        entries = [e for e in os.scandir(target.parent) if pattern.fullmatch(e.name)]
+    except OSError:
+        return []
+    removed: list[Path] = []
+    now = time.time()
+    for entry in entries:
+        try:
+            info = entry.stat(follow_symlinks=False)
+            if not stat.S_ISREG(info.st_mode) or now - info.st_mtime < _FRESH_S or _locked_by_a_writer(entry.path):
+                continue
+            os.unlink(entry.path)
+        except OSError:
+            continue
+        removed.append(Path(entry.path))
+    return removed
+
 
 def atomic_torch_save(obj: Any, path: str | Path) -> Path:
-    """``torch.save`` to a temporary file next to ``path``, then rename over it."""
+    """``torch.save`` to a temporary file next to ``path``, then rename over it.
+
+    Stale temporaries of earlier, killed writes are removed first. A new file gets the mode
+    the umask gives; a file it replaces keeps its permission bits.
+    """
     import torch
 
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    remove_stale_temporaries(target)
+    fd, tmp = _create_temporary(target)
     try:
         with os.fdopen(fd, "wb") as fh:
             torch.save(obj, fh)
             fh.flush()
+            try:
+                mode = stat.S_IMODE(os.stat(target).st_mode) & 0o777
+            except OSError:
+                mode = None
+            if mode is not None and hasattr(os, "fchmod"):
+                os.fchmod(fh.fileno(), mode)
             os.fsync(fh.fileno())
         os.replace(tmp, target)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return target
 
