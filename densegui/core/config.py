@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from densegui.core.errors import ConfigError
+from densegui.core.errors import ConfigError, first_line
 
 STEMS = ("imagenet", "cifar")
 
@@ -227,7 +227,7 @@ class DenseNetConfig:
         except json.JSONDecodeError as exc:
             raise ConfigError(f"configuration is not valid JSON ({exc.msg} at line {exc.lineno}).") from None
         except (ValueError, RecursionError) as exc:  # integers over 4300 digits, absurdly deep nesting
-            raise ConfigError(f"configuration is not usable JSON ({exc.__class__.__name__}: {str(exc).splitlines()[0][:80]}).") from None
+            raise ConfigError(f"configuration is not usable JSON ({exc.__class__.__name__}: {first_line(exc, 80)}).") from None
         # The whole output of `densegui summary/reuse --json` is accepted too: its "config" object
         # is the configuration (so `summary --json > net.json; summary --config net.json` works).
         if isinstance(data, dict) and isinstance(data.get("config"), dict) and "growth_rate" not in data:
