@@ -35,7 +35,7 @@ import torch.nn.functional as F
 
 from densegui.core.checkpoint import save_checkpoint
 from densegui.core.config import DenseNetConfig
-from densegui.core.data import Dataset, Split, load_dataset
+from densegui.core.data import Dataset, Split
 from densegui.core.errors import ConfigError
 from densegui.core.train_setup import (  # noqa: F401 - the plain types, re-exported for callers of this module
     MILESTONES,
