@@ -1,4 +1,4 @@
-"""core.train_setup: torch-free types, dataset shapes, and run_training's stages (cancel, resume, errors)."""
+"""core.train_setup / train_types: torch-free types, dataset shapes, and run_training's stages (cancel, resume, errors)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ OPTS = TrainOptions(epochs=2, batch_size=64, seed=3)
 
 
 def test_importing_it_loads_no_torch():
-    code = "import sys, densegui.core.train_setup; sys.exit('torch' in sys.modules)"
+    code = "import sys, densegui.core.train_setup, densegui.core.train_types; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 
