@@ -254,6 +254,39 @@ class DenseNetConfig:
         """A copy with ``changes`` applied (not validated; call ``validate``)."""
         return dataclasses.replace(self, **changes)
 
+    # ------------------------------------------------------------- describing
+    @property
+    def variant(self) -> str:
+        """The paper's name for this kind of network: DenseNet-BC, -B, -C or basic DenseNet."""
+        if self.bottleneck:
+            return "DenseNet-BC" if self.compression < 1 else "DenseNet-B"
+        return "DenseNet-C" if self.compression < 1 else "basic DenseNet"
+
+    def label(self) -> str:
+        """A short name: the preset's (run settings such as input size and memory-efficient
+        ignored), otherwise variant, k and blocks."""
+        name = preset_of(self, ignore_run_settings=True)
+        if name is not None:
+            return name
+        return f"{self.variant} k={self.growth_rate} blocks {','.join(map(str, self.block_depths))} {self.stem}"
+
+    def describe(self) -> str:
+        """One line with every architectural choice."""
+        return (f"{self.variant}, k={self.growth_rate}, blocks {','.join(map(str, self.block_depths))}, "
+                f"θ={self.compression:g}, {self.stem} stem, {self.in_channels}×{self.input_size}×{self.input_size} "
+                f"in, {self.num_classes} classes")
+
+    def python_snippet(self) -> str:
+        """Python code that rebuilds this model with densegui."""
+        args = ",\n    ".join(f"{k}={v!r}" for k, v in self.to_dict().items() if k != "block_depths")
+        return (
+            "from densegui.core.config import DenseNetConfig\n"
+            "from densegui.core.model import build_model\n\n"
+            "cfg = DenseNetConfig(\n"
+            f"    block_depths={tuple(self.block_depths)!r},\n    {args},\n).validate()\n"
+            "model = build_model(cfg)\n"
+        )
+
 
 @dataclass(frozen=True)
 class Preset:
@@ -305,6 +338,18 @@ DEFAULT_PRESET = "densenet121"
 
 def preset_names() -> list[str]:
     return list(PRESETS)
+
+
+def preset_of(cfg: DenseNetConfig, ignore_run_settings: bool = False) -> str | None:
+    """The name of the preset ``cfg`` is, or None. With ``ignore_run_settings``, input size and
+    memory-efficient mode (settings of a run, not of the architecture) may differ."""
+    for name, preset in PRESETS.items():
+        ref = preset.config
+        if ignore_run_settings:
+            ref = ref.replace(memory_efficient=cfg.memory_efficient, input_size=cfg.input_size)
+        if ref == cfg:
+            return name
+    return None
 
 
 def get_preset(name: str) -> DenseNetConfig:
