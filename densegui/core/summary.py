@@ -13,12 +13,10 @@ import re
 import types
 from dataclasses import dataclass
 
-import torch
-import torchinfo
-import torchinfo.torchinfo as _torchinfo_impl
-
 from densegui.core.config import DenseNetConfig
-from densegui.core.model import DenseLayer, build_model
+
+# torch, torchinfo and the model are imported inside the functions: the GUI process unpickles
+# SummaryResult without importing torch (docs/architecture.md).
 
 COLUMNS = ("input_size", "output_size", "num_params", "mult_adds")
 
@@ -54,10 +52,14 @@ def _fix_units(text: str) -> str:
 
 def _clear_cache() -> None:
     # torchinfo 1.8 keeps the last forward pass (and so the model) alive.
-    _torchinfo_impl.clear_cached_forward_pass()
+    import torchinfo.torchinfo
+
+    torchinfo.torchinfo.clear_cached_forward_pass()
 
 
 def _batchnorm_shape_only(module: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    import torch
+
     return torch.empty_like(x)
 
 
@@ -70,6 +72,8 @@ def _shape_only_batchnorms(model: torch.nn.Module) -> None:
     summary records; parameters and MACs come from the modules, not from the forward.
     ``tests/test_summary.py`` checks the table against the same summary on the CPU.
     """
+    import torch
+
     for m in model.modules():
         if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
             m.forward = types.MethodType(_batchnorm_shape_only, m)
@@ -77,6 +81,11 @@ def _shape_only_batchnorms(model: torch.nn.Module) -> None:
 
 def summarize(config: DenseNetConfig, depth: int = 3, device: str | torch.device = "meta", batch: int = 1) -> SummaryResult:
     """Run torchinfo on a model built from ``config`` (validated first)."""
+    import torch
+    import torchinfo
+
+    from densegui.core.model import DenseLayer, build_model
+
     cfg = config.validate()
     model = build_model(cfg, "meta" if str(device) == "meta" else device).eval()
     if str(device) == "meta":
