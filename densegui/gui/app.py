@@ -105,7 +105,7 @@ def run_app(config: DenseNetConfig | None = None, preset: str | None = None, scr
 
         QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
         app.processEvents()
-        from densegui.gui.summary_process import server
+        from densegui.gui.tasks import close_shared_pool
 
-        server().close()
+        close_shared_pool()
     return outcome["rc"]

@@ -16,7 +16,6 @@ shows its explanation; the last valid results stay.
 from __future__ import annotations
 
 import gc
-import importlib
 import json
 import os
 import time
@@ -28,7 +27,6 @@ from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
     QFrame,
-    QGridLayout,
     QLabel,
     QMainWindow,
     QScrollArea,
@@ -38,22 +36,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from densegui.core.config import DEFAULT_PRESET, PRESETS, DenseNetConfig, get_preset
+from densegui.core.config import DEFAULT_PRESET, PRESETS, DenseNetConfig, get_preset, preset_of
 from densegui.core.errors import ConfigError
 from densegui.core.stats import LayerTable, layer_table
-from densegui.core.units import human_bytes
 from densegui.gui.channel_panel import ChannelPanel
 from densegui.gui.controls import ControlsWidget
+from densegui.gui.headline import Headline
 from densegui.gui.icon import app_icon
+from densegui.gui.probe_panel import ProbePanel
+from densegui.gui.reuse_panel import ReusePanel
 from densegui.gui.summary_panel import SummaryPanel
-from densegui.gui.widgets import FitLabel
-
-# Panels built by other modules, added when they exist: (module, class, tab title).
-EXTRA_PANELS = (
-    ("densegui.gui.reuse_panel", "ReusePanel", "Feature reuse"),
-    ("densegui.gui.probe_panel", "ProbePanel", "Timing probe"),
-    ("densegui.gui.train_panel", "TrainPanel", "Train"),
-)
+from densegui.gui.train_panel import TrainPanel
 
 SETTINGS_VERSION = 1
 _startup_frozen = False
@@ -80,69 +73,6 @@ def settings_disabled() -> bool:
     return bool(os.environ.get("DENSEGUI_NO_SETTINGS"))
 
 
-def python_snippet(cfg: DenseNetConfig) -> str:
-    """Python code that rebuilds ``cfg``'s model with densegui."""
-    args = ",\n    ".join(f"{k}={v!r}" for k, v in cfg.to_dict().items() if k != "block_depths")
-    return (
-        "from densegui.core.config import DenseNetConfig\n"
-        "from densegui.core.model import build_model\n\n"
-        "cfg = DenseNetConfig(\n"
-        f"    block_depths={tuple(cfg.block_depths)!r},\n    {args},\n).validate()\n"
-        "model = build_model(cfg)\n"
-    )
-
-
-def _signed(n: float, fmt: str) -> str:
-    return ("+" if n > 0 else "") + format(n, fmt) if n != 0 else "±0"
-
-
-def _pct(new: float, old: float) -> str:
-    if old == 0:
-        return ""
-    return f" ({_signed(100.0 * (new - old) / old, '.1f')}%)"
-
-
-class _Card(QFrame):
-    """One headline figure: title, big value, one line of detail."""
-
-    def __init__(self, title: str, value_name: str, tip: str) -> None:
-        super().__init__()
-        self.setObjectName(value_name + "Card")
-        self.setFrameShape(QFrame.Shape.StyledPanel)
-        self.setToolTip(tip)
-        # Fixed minimum width and FitLabels: new values never change the window's layout.
-        self.setMinimumWidth(170)
-        self.title = QLabel(title.upper())
-        self.title.setStyleSheet("color: #5b6b7b; font-size: 10px; font-weight: 600; letter-spacing: 1px;")
-        self.value = FitLabel("–")
-        self.value.setObjectName(value_name)
-        self.value.setStyleSheet("font-size: 20px; font-weight: 600; color: #1f3b5a;")
-        self.value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.detail = FitLabel(" ")
-        self.detail.setObjectName(value_name.replace("Label", "Detail"))
-        self.detail.setStyleSheet("color: #5b6b7b; font-size: 11px;")
-        self.delta = FitLabel("")
-        self.delta.setObjectName(value_name.replace("Label", "Delta"))
-        self.delta.setStyleSheet("font-size: 11px;")
-        self.delta.hide()
-        v = QVBoxLayout(self)
-        v.setContentsMargins(10, 6, 10, 6)
-        v.setSpacing(1)
-        v.addWidget(self.title)
-        v.addWidget(self.value)
-        v.addWidget(self.detail)
-        v.addWidget(self.delta)
-
-    def set_delta(self, text: str | None, better: bool | None = None) -> None:
-        if text is None:
-            self.delta.hide()
-            return
-        color = "#5b6b7b" if better is None else ("#1b7f3b" if better else "#b3261e")
-        self.delta.setStyleSheet(f"font-size: 11px; color: {color};")
-        self.delta.setText(text)
-        self.delta.show()
-
-
 class MainWindow(QMainWindow):
     """The densegui explorer."""
 
@@ -166,7 +96,6 @@ class MainWindow(QMainWindow):
         self._plot_timer.setInterval(0)
         self._plot_timer.timeout.connect(self._update_plots)
         self.panels: dict[str, QWidget] = {}
-        self.panel_errors: dict[str, str] = {}
 
         # ---- controls dock
         self.controls = ControlsWidget()
@@ -185,32 +114,17 @@ class MainWindow(QMainWindow):
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.dock)
 
         # ---- headline
-        self.params_card = _Card("Parameters", "paramsLabel", "Trainable parameters plus BatchNorm affine weights "
-                                 "(running statistics are buffers, not parameters).")
-        self.macs_card = _Card("MACs", "macsLabel", "Multiply-accumulates of the convolutions and the classifier for "
-                               "one image (BatchNorm, ReLU, pooling not counted). FLOPs ≈ 2 × MACs.")
-        self.channels_card = _Card("Final channels", "channelsLabel", "Feature maps entering the classifier: "
-                                   "the last block's input plus depth·k.")
-        self.memory_card = _Card("Training activations", "memoryLabel", "Bytes autograd keeps from the forward pass "
-                                 "for the backward pass, per image, float32: naive (every layer stores its own "
-                                 "concatenation) vs memory-efficient (shared storage + recomputation).")
+        self.headline = Headline()
+        self.params_card, self.macs_card = self.headline.params_card, self.headline.macs_card
+        self.channels_card, self.memory_card = self.headline.channels_card, self.headline.memory_card
         self.params_label = self.params_card.value
+        self.baseline_label = self.headline.baseline_label
         self.invalid_label = QLabel()
         self.invalid_label.setObjectName("invalidLabel")
         self.invalid_label.setWordWrap(True)
         self.invalid_label.setStyleSheet("background: #fdecea; color: #8a1c12; border: 1px solid #f5c2bd; "
                                          "border-radius: 4px; padding: 6px 8px;")
         self.invalid_label.hide()
-        self.baseline_label = QLabel()
-        self.baseline_label.setObjectName("baselineLabel")
-        self.baseline_label.setStyleSheet("color: #5b6b7b;")
-        self.baseline_label.hide()
-
-        cards = QGridLayout()
-        cards.setSpacing(8)
-        for i, card in enumerate((self.params_card, self.macs_card, self.channels_card, self.memory_card)):
-            cards.addWidget(card, 0, i)
-            cards.setColumnStretch(i, 1)
 
         # ---- tabs
         self.tabs = QTabWidget()
@@ -218,18 +132,22 @@ class MainWindow(QMainWindow):
         self.tabs.setDocumentMode(True)
         self.channel_panel = ChannelPanel()
         self.summary_panel = SummaryPanel()
-        self.tabs.addTab(self.channel_panel, "Channels")
-        self.tabs.addTab(self.summary_panel, "Summary")
-        self.panels["channelPanel"] = self.channel_panel
-        self.panels["summaryPanel"] = self.summary_panel
-        self._add_extra_panels()
+        self.reuse_panel = ReusePanel()
+        self.probe_panel = ProbePanel()
+        self.train_panel = TrainPanel()
+        for panel, title in ((self.channel_panel, "Channels"), (self.summary_panel, "Summary"),
+                             (self.reuse_panel, "Feature reuse"), (self.probe_panel, "Timing probe"),
+                             (self.train_panel, "Train")):
+            self.tabs.addTab(panel, title)
+            self.panels[panel.objectName()] = panel
+        self.reuse_panel.configRequested.connect(self._config_requested)
+        self.train_panel.checkpointSaved.connect(self.reuse_panel.load_checkpoint)
 
         central = QWidget()
         v = QVBoxLayout(central)
         v.setContentsMargins(8, 8, 8, 4)
-        v.addLayout(cards)
+        v.addWidget(self.headline)
         v.addWidget(self.invalid_label)
-        v.addWidget(self.baseline_label)
         v.addWidget(self.tabs, 1)
         self.setCentralWidget(central)
 
@@ -270,7 +188,7 @@ class MainWindow(QMainWindow):
         except ConfigError as exc:
             self._show_message(f"Could not open the configuration: {exc}")
             return False
-        self.apply_config(cfg, self._preset_of(cfg))
+        self.apply_config(cfg, preset_of(cfg))
         self.statusBar().showMessage(f"Opened {path}", 5000)
         return True
 
@@ -292,7 +210,7 @@ class MainWindow(QMainWindow):
 
     def copy_snippet(self) -> None:
         if self.config is not None:
-            QGuiApplication.clipboard().setText(python_snippet(self.config))
+            QGuiApplication.clipboard().setText(self.config.python_snippet())
             self.statusBar().showMessage("Python snippet copied", 4000)
 
     def pin_baseline(self) -> None:
@@ -301,14 +219,14 @@ class MainWindow(QMainWindow):
             return
         self.baseline = self.table
         self.channel_panel.set_baseline(self.table)
+        self.headline.set_baseline(self.table)
         self.clear_baseline_action.setEnabled(True)
-        self._update_headline()
 
     def clear_baseline(self) -> None:
         self.baseline = None
         self.channel_panel.set_baseline(None)
+        self.headline.set_baseline(None)
         self.clear_baseline_action.setEnabled(False)
-        self._update_headline()
 
     def plots_up_to_date(self) -> bool:
         """The channel plots show the current configuration's table."""
@@ -319,14 +237,11 @@ class MainWindow(QMainWindow):
         return self.config is not None and self.plots_up_to_date() and self.summary_panel.is_up_to_date()
 
     def shutdown(self) -> None:
-        """Stop every panel's workers and wait for them (idempotent)."""
+        """Stop every panel's background work (idempotent). Work in a background process that
+        does not stop at once is killed, so this returns within a fraction of a second."""
         for panel in self.panels.values():
-            try:
-                panel.shutdown()
-            except Exception:  # noqa: BLE001 - one faulty panel must not keep the others running
-                pass
-        # Deliver what the stopped workers queued (finished signals…) while the
-        # panels still exist, rather than after they are deleted.
+            panel.shutdown()
+        # Deliver what the stopped tasks queued while the panels still exist, not after they are deleted.
         QCoreApplication.sendPostedEvents()
 
     # ---------------------------------------------------------------- updates
@@ -335,17 +250,12 @@ class MainWindow(QMainWindow):
         self.config = cfg
         self.table = layer_table(cfg)
         self.invalid_label.hide()
-        self._update_headline()
+        self.headline.set_table(self.table)
         self._plot_timer.start()  # (a pending update is replaced: only the latest table is drawn)
         self.last_update_ms = (time.perf_counter() - t0) * 1000
         self.setWindowTitle(f"densegui — DenseNet explorer — {self._preset_label()}")
-        for key, panel in self.panels.items():
-            if key == "channelPanel":
-                continue
-            try:
-                panel.set_config(cfg)
-            except Exception as exc:  # noqa: BLE001 - keep the explorer alive whatever a panel does
-                self.statusBar().showMessage(f"{key}: {type(exc).__name__}: {exc}", 8000)
+        for panel in (self.summary_panel, self.reuse_panel, self.probe_panel, self.train_panel):
+            panel.set_config(cfg)
         self.headlineUpdated.emit(cfg)
 
     def _update_plots(self) -> None:
@@ -373,80 +283,11 @@ class MainWindow(QMainWindow):
         self.invalid_label.setText("⚠  " + text)
         self.invalid_label.show()
 
-    def _update_headline(self) -> None:
-        t, b = self.table, self.baseline
-        if t is None:
-            return
-        cfg = t.config
-        naive, eff = t.naive_bytes, t.efficient_bytes
-        self.params_card.value.setText(f"{t.params:,}")
-        self.params_card.detail.setText(f"{t.params / 1e6:.2f} M · {t.params * 4 / 2**20:.1f} MiB in float32")
-        self.macs_card.value.setText(f"{t.macs / 1e9:.3f} G")
-        self.macs_card.detail.setText(f"{t.macs:,} · {2 * t.macs / 1e9:.2f} GFLOPs at {cfg.input_size}²")
-        self.channels_card.value.setText(f"{cfg.final_channels:,}")
-        self.channels_card.detail.setText(f"→ {cfg.num_classes:,} classes · {sum(cfg.block_depths)} dense layers")
-        self.memory_card.value.setText(f"{human_bytes(naive)} → {human_bytes(eff)}")
-        used = "efficient on" if cfg.memory_efficient else "efficient off"
-        self.memory_card.detail.setText(f"per image · {eff / naive:.0%} of naive · {used}")
-        if b is None:
-            for card in (self.params_card, self.macs_card, self.channels_card, self.memory_card):
-                card.set_delta(None)
-            self.baseline_label.hide()
-            return
-        bc = b.config
-        self.params_card.set_delta(f"{_signed(t.params - b.params, ',')}{_pct(t.params, b.params)} vs baseline",
-                                   None if t.params == b.params else t.params < b.params)
-        self.macs_card.set_delta(f"{_signed((t.macs - b.macs) / 1e9, '.3f')} G{_pct(t.macs, b.macs)} vs baseline",
-                                 None if t.macs == b.macs else t.macs < b.macs)
-        dc = cfg.final_channels - bc.final_channels
-        self.channels_card.set_delta(f"{_signed(dc, ',')}{_pct(cfg.final_channels, bc.final_channels)} vs baseline")
-        bn = b.naive_bytes
-        self.memory_card.set_delta(f"naive {_signed((naive - bn) / 2**20, '.1f')} MiB{_pct(naive, bn)} vs baseline",
-                                   None if naive == bn else naive < bn)
-        self.baseline_label.setText(
-            f"Baseline (grey dashed curves): k={bc.growth_rate}, θ={bc.compression:g}, "
-            f"{'bottleneck' if bc.bottleneck else 'no bottleneck'}, blocks {list(bc.block_depths)}, "
-            f"{bc.stem} stem, {bc.input_size}px · {b.params:,} parameters")
-        self.baseline_label.show()
-
     # ------------------------------------------------------------------ panels
-    def _add_extra_panels(self) -> None:
-        for module_name, class_name, title in EXTRA_PANELS:
-            try:
-                module = importlib.import_module(module_name)
-            except ModuleNotFoundError as exc:
-                if exc.name == module_name:
-                    continue  # not written yet
-                self.panel_errors[class_name] = f"{exc}"
-                continue
-            except Exception as exc:  # noqa: BLE001 - a broken panel must not take the explorer down
-                self.panel_errors[class_name] = f"{type(exc).__name__}: {exc}"
-                continue
-            try:
-                panel = getattr(module, class_name)(self)
-            except Exception as exc:  # noqa: BLE001
-                self.panel_errors[class_name] = f"{type(exc).__name__}: {exc}"
-                continue
-            key = panel.objectName() or class_name
-            self.panels[key] = panel
-            self.tabs.addTab(panel, title)
-        reuse, train = self.panels.get("reusePanel"), self.panels.get("trainPanel")
-        if reuse is not None and hasattr(reuse, "configRequested"):
-            reuse.configRequested.connect(self._config_requested)
-        if reuse is not None and train is not None and hasattr(train, "checkpointSaved"):
-            train.checkpointSaved.connect(reuse.load_checkpoint)
-
     def _config_requested(self, cfg) -> None:
         if isinstance(cfg, DenseNetConfig):
-            self.apply_config(cfg, self._preset_of(cfg))
+            self.apply_config(cfg, preset_of(cfg))
             self.tabs.setCurrentWidget(self.channel_panel)
-
-    @staticmethod
-    def _preset_of(cfg: DenseNetConfig) -> str | None:
-        for name, preset in PRESETS.items():
-            if preset.config == cfg:
-                return name
-        return None
 
     # ----------------------------------------------------------------- actions
     def _build_actions(self) -> None:
@@ -558,5 +399,6 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt API
         self.save_settings()
+        self.hide()  # the window goes at once; stopping the background work follows
         self.shutdown()
         super().closeEvent(event)

@@ -2,8 +2,9 @@
 
 Settings (device, mode, batch, input size, precision, channels-last,
 memory-efficient) → Run measures one configuration, Sweep walks batch sizes
-up to a memory limit. The measurement runs in a background QThread; Cancel
-sets a flag that the core checks before every dense layer and transition
+up to a memory limit. The measurement runs in the probe's background process
+(jobs ``probe`` and ``sweep``); Cancel reaches the core's cancel check, made
+before and after building the model, before every dense layer and transition
 (and as each layer's gradient arrives in training), so it lands within a
 second. A newer run makes older results stale: they never reach the screen.
 Results fill the cards and the per-kind breakdown, and are appended to a
@@ -14,16 +15,13 @@ from __future__ import annotations
 
 import math
 
-import threading
-
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, QThread, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
     QComboBox,
     QFormLayout,
-    QFrame,
     QGridLayout,
     QGroupBox,
     QHBoxLayout,
@@ -40,89 +38,17 @@ from PySide6.QtWidgets import (
 )
 
 from densegui.core.config import DEFAULT_PRESET, LIMITS, DenseNetConfig, get_preset
-from densegui.core.devices import PRECISIONS, list_devices
+from densegui.core.devices import PRECISIONS, cpu_available_memory
 from densegui.core.errors import DenseguiError
-from densegui.core.probe import MAX_BATCH, MODES, ProbeCancelled, ProbeSettings, estimate_memory, run_probe, sweep
+from densegui.core.probe_types import MAX_BATCH, MODES, ProbeSettings
+from densegui.core.stats import estimate_memory
 from densegui.core.units import human_bytes
+from densegui.gui.jobs import PROBE
+from densegui.gui.tasks import TaskRunner
+from densegui.gui.widgets import Card, DeviceCombo
 
 HISTORY_COLUMNS = ("configuration", "device", "mode", "batch", "input", "precision", "ch-last", "mem-eff",
                    "median ms", "p10 ms", "p90 ms", "images/s", "peak memory", "TFLOP/s", "% of peak")
-
-
-def describe_config(cfg: DenseNetConfig) -> str:
-    """Short text naming a configuration (a preset's name when it is one)."""
-    from densegui.core.config import PRESETS
-
-    for name, preset in PRESETS.items():
-        if preset.config.replace(memory_efficient=cfg.memory_efficient, input_size=cfg.input_size) == cfg:
-            return name
-    kind = "BC" if cfg.bottleneck and cfg.compression < 1 else "B" if cfg.bottleneck else \
-        "C" if cfg.compression < 1 else "basic"
-    return f"{kind} k={cfg.growth_rate} blocks {','.join(map(str, cfg.block_depths))} {cfg.stem}"
-
-
-class _ProbeThread(QThread):
-    """Runs one probe or one sweep; never touches a widget."""
-
-    progress = Signal(int, str)
-    done = Signal(object)
-    failed = Signal(str)
-
-    def __init__(self, job: str, cfg: DenseNetConfig, settings: ProbeSettings, max_batch: int,
-                 parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.job, self.cfg, self.settings, self.max_batch = job, cfg, settings, max_batch
-        self.cancel_event = threading.Event()
-
-    def cancel(self) -> None:
-        self.cancel_event.set()
-        self.requestInterruption()
-
-    def run(self) -> None:
-        def progress(fraction: float, text: str) -> None:
-            self.progress.emit(int(round(100 * fraction)), text)
-
-        try:
-            if self.job == "sweep":
-                result = sweep(self.cfg, self.settings, max_batch=self.max_batch, cancel=self.cancel_event.is_set,
-                               progress=progress)
-            else:
-                result = run_probe(self.cfg, self.settings, cancel=self.cancel_event.is_set, progress=progress)
-            self.done.emit(result)
-        except ProbeCancelled:
-            self.failed.emit("cancelled.")
-        except DenseguiError as exc:
-            self.failed.emit(str(exc))
-        except MemoryError:
-            self.failed.emit("out of memory.")
-        except Exception as exc:  # noqa: BLE001 - the panel must keep working
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            self.failed.emit(f"probe failed: {type(exc).__name__}: {first[:200]}")
-
-
-class _Card(QFrame):
-    def __init__(self, title: str, name: str, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setObjectName(name)
-        self.setFrameShape(QFrame.Shape.StyledPanel)
-        self.setStyleSheet(f"QFrame#{name} {{ border: 1px solid palette(mid); border-radius: 6px; }}")
-        lay = QVBoxLayout(self)
-        lay.setContentsMargins(10, 6, 10, 6)
-        self.title = QLabel(title)
-        self.title.setStyleSheet("color: palette(placeholder-text); font-size: 11px;")
-        self.value = QLabel("—")
-        self.value.setStyleSheet("font-size: 20px; font-weight: 600;")
-        self.value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.detail = QLabel("")
-        self.detail.setWordWrap(True)
-        self.detail.setStyleSheet("font-size: 11px;")
-        for w in (self.title, self.value, self.detail):
-            lay.addWidget(w)
-
-    def set(self, value: str, detail: str = "", tooltip: str = "") -> None:
-        self.value.setText(value)
-        self.detail.setText(detail)
-        self.setToolTip(tooltip)
 
 
 class ProbePanel(QWidget):
@@ -137,19 +63,16 @@ class ProbePanel(QWidget):
         self.result = None  # the latest ProbeResult shown
         self.sweep_result = None
         self.history: list = []
-        self._threads: list[_ProbeThread] = []
-        self._active: _ProbeThread | None = None
-        self._generation = 0
+        self.runner = TaskRunner(self)
+        self.runner.progress.connect(self._on_progress)
+        self.runner.done.connect(self._on_done)
+        self.runner.failed.connect(self._on_failed)
 
         # ---- settings
         self.config_label = QLabel()
         self.config_label.setObjectName("probeConfigLabel")
         self.config_label.setWordWrap(True)
-        self.device_combo = QComboBox(objectName="probeDevice")
-        self.device_combo.addItem("auto — CUDA, then MPS, then CPU", "auto")
-        for d in list_devices():
-            mem = f" ({human_bytes(d.total_memory)})" if d.total_memory else ""
-            self.device_combo.addItem(d.label + mem, d.id)
+        self.device_combo = DeviceCombo("probeDevice", show_memory=True)
         self.mode_combo = QComboBox(objectName="probeMode")
         for m in MODES:
             self.mode_combo.addItem({"inference": "inference (no autograd)",
@@ -218,10 +141,10 @@ class ProbePanel(QWidget):
         sl.addStretch(1)
 
         # ---- result cards + breakdown
-        self.card_latency = _Card("Latency (median)", "cardLatency")
-        self.card_throughput = _Card("Throughput", "cardThroughput")
-        self.card_memory = _Card("Peak memory", "cardMemory")
-        self.card_compute = _Card("Achieved compute", "cardCompute")
+        self.card_latency = Card("Latency (median)", "cardLatency")
+        self.card_throughput = Card("Throughput", "cardThroughput")
+        self.card_memory = Card("Peak memory", "cardMemory")
+        self.card_compute = Card("Achieved compute", "cardCompute")
         cards = QGridLayout()
         for i, c in enumerate((self.card_latency, self.card_throughput, self.card_memory, self.card_compute)):
             cards.addWidget(c, 0, i)
@@ -322,7 +245,7 @@ class ProbePanel(QWidget):
     def set_config(self, cfg: DenseNetConfig) -> None:
         """The explorer's current configuration: the one the next Run measures (cheap)."""
         self.config = cfg
-        self.config_label.setText(f"Configuration: <b>{describe_config(cfg)}</b>")
+        self.config_label.setText(f"Configuration: <b>{cfg.label()}</b>")
         for w, v in ((self.input_spin, cfg.input_size),):
             w.blockSignals(True)
             w.setValue(v)
@@ -333,14 +256,10 @@ class ProbePanel(QWidget):
         self._update_estimate()
 
     def shutdown(self) -> None:
-        """Cancel and await every worker (call before the window closes)."""
-        self._generation += 1
-        for t in list(self._threads):
-            t.cancel()
-        for t in list(self._threads):
-            t.wait()
-        self._threads.clear()
-        self._active = None
+        """Stop the measurement in flight (call before the window closes)."""
+        self.device_combo.shutdown()
+        self.runner.shutdown()
+
 
     # ---------------------------------------------------------------- settings
     def settings(self) -> ProbeSettings:
@@ -351,8 +270,6 @@ class ProbePanel(QWidget):
             input_size=self.input_spin.value(), breakdown=self.breakdown_check.isChecked())
 
     def _update_estimate(self) -> None:
-        from densegui.core.devices import cpu_available_memory
-
         s = self.settings()
         try:
             cfg = self.config.replace(input_size=s.input_size, memory_efficient=bool(s.memory_efficient)).validate()
@@ -366,39 +283,26 @@ class ProbePanel(QWidget):
 
     # -------------------------------------------------------------------- runs
     def is_running(self) -> bool:
-        return self._active is not None
+        return self.runner.is_busy()
 
     def start_run(self) -> None:
-        self._start("run")
+        self._start("probe", self.config.to_dict(), self.settings())
 
     def start_sweep(self) -> None:
-        self._start("sweep")
+        self._start("sweep", self.config.to_dict(), self.settings(), self.max_batch_spin.value())
 
-    def _start(self, job: str) -> None:
-        if self._active is not None:
-            self._active.cancel()
-        self._generation += 1
-        gen = self._generation
-        thread = _ProbeThread(job, self.config, self.settings(), self.max_batch_spin.value())
-        thread.progress.connect(lambda pct, text, g=gen: self._on_progress(g, pct, text))
-        thread.done.connect(lambda result, g=gen: self._on_done(g, result))
-        thread.failed.connect(lambda msg, g=gen: self._on_failed(g, msg))
-        thread.finished.connect(lambda t=thread: self._on_thread_finished(t))
-        self._threads.append(thread)
-        self._active = thread
+    def _start(self, job: str, *args) -> None:
+        self.runner.start_job(PROBE, job, *args)  # (a run in flight is cancelled: its results are stale)
         self.message_label.hide()
         self.progress.setValue(0)
         self.progress.setFormat("starting … %p%")
         self._set_running(True)
-        thread.start()
 
     def cancel(self) -> None:
-        """Stop the current run: the panel is idle at once, the worker stops at its next check."""
-        if self._active is None:
+        """Stop the current run: the panel is idle at once, the process stops at its next check."""
+        if not self.runner.is_busy():
             return
-        self._active.cancel()
-        self._generation += 1  # whatever it still sends is stale
-        self._active = None
+        self.runner.cancel()
         self._set_running(False)
         self.progress.setValue(0)
         self.progress.setFormat("cancelled")
@@ -409,21 +313,12 @@ class ProbePanel(QWidget):
         self.cancel_button.setEnabled(running)
         self.run_button.setText("Restart" if running else "Run")
 
-    def _on_thread_finished(self, thread: _ProbeThread) -> None:
-        if thread in self._threads:
-            self._threads.remove(thread)
-        thread.deleteLater()
-
-    def _on_progress(self, gen: int, pct: int, text: str) -> None:
-        if gen != self._generation:
-            return
-        self.progress.setValue(pct)
+    def _on_progress(self, update: tuple[float, str]) -> None:
+        fraction, text = update
+        self.progress.setValue(int(round(100 * fraction)))
         self.progress.setFormat(f"{text} %p%")
 
-    def _on_failed(self, gen: int, message: str) -> None:
-        if gen != self._generation:
-            return
-        self._active = None
+    def _on_failed(self, message: str) -> None:
         self._set_running(False)
         self.progress.setValue(0)
         self.progress.setFormat("failed")
@@ -434,10 +329,7 @@ class ProbePanel(QWidget):
         self.message_label.setText(text)
         self.message_label.show()
 
-    def _on_done(self, gen: int, result) -> None:
-        if gen != self._generation:
-            return
-        self._active = None
+    def _on_done(self, result) -> None:
         self._set_running(False)
         self.progress.setValue(100)
         self.progress.setFormat("done")
@@ -483,7 +375,7 @@ class ProbePanel(QWidget):
         self.history.append(r)
         cfg = DenseNetConfig.from_dict(r.config)
         mem = human_bytes(r.peak_memory_bytes) if r.peak_memory_bytes is not None else "n/a"
-        values = (describe_config(cfg), r.device, r.mode, str(r.batch_size), str(r.input_size), r.precision,
+        values = (cfg.label(), r.device, r.mode, str(r.batch_size), str(r.input_size), r.precision,
                   "yes" if r.channels_last else "no", "yes" if r.memory_efficient else "no",
                   f"{r.median_ms:.3f}", f"{r.p10_ms:.3f}", f"{r.p90_ms:.3f}", f"{r.throughput:.1f}", mem,
                   f"{r.achieved_tflops:.4g}",

@@ -3,26 +3,22 @@
 One heatmap per dense block, side by side: rows are sources (block input,
 then layers 1..L, top to bottom), columns are targets (layers 1..L, then,
 set apart by a blank column, the transition or the classifier). Cells with
-no connection are transparent (NaN). Loading, inference and the matrices run
-in a background QThread; a newer load makes older results stale, so they are
-dropped. Errors show as a one-line message and the previous heatmap stays.
+no connection are transparent (NaN); the view itself is gui/heatmap.py.
+Loading, architecture inference and the matrices run in the background
+process (job ``load_reuse``); a newer load makes an older one stale, so its
+result is never shown. Errors show as a one-line message and the previous
+heatmap stays.
 """
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 
-import numpy as np
-import pyqtgraph as pg
-from PySide6.QtCore import QEventLoop, QPointF, QRectF, QSettings, Qt, QThread, Signal
-from PySide6.QtGui import QColor, QCursor, QPen
+from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtWidgets import (
-    QApplication,
     QComboBox,
     QFileDialog,
-    QGraphicsRectItem,
     QHBoxLayout,
     QLabel,
     QMenu,
@@ -31,283 +27,27 @@ from PySide6.QtWidgets import (
     QSizePolicy,
     QStackedWidget,
     QToolButton,
-    QToolTip,
     QVBoxLayout,
     QWidget,
 )
 
 from densegui.core.errors import DenseguiError
-from densegui.core.reuse import NORMALISATIONS, BlockReuse, column_rank, normalise
-from densegui.gui.summary_process import SummaryCancelled, server
+from densegui.core.reuse import (
+    COLORMAPS,
+    DEFAULT_CHECKPOINT,
+    NORMALISATION_LABELS,
+    NORMALISATIONS,
+    BlockReuse,
+    column_rank,
+    default_checkpoint_path,
+)
+from densegui.gui.heatmap import HeatmapView
+from densegui.gui.jobs import EXPLORE
+from densegui.gui.tasks import TaskRunner
 from densegui.gui.widgets import FitLabel
 
-COLORMAPS = ("viridis", "inferno", "magma", "plasma", "cividis", "turbo", "CET-L1")
-NORMALISATION_LABELS = {
-    "column": "per target column, min–max → [0, 1]",
-    "column-max": "per target column, ÷ max",
-    "block": "per block, min–max → [0, 1]",
-    "raw": "raw mean |w|",
-}
-DEFAULT_CHECKPOINT = "densenet-digits.pt"
 CHECKPOINT_FILTER = "Checkpoints (*.pt *.pth *.pkl *.bin *.ckpt *.tar *.safetensors);;All files (*)"
 MAX_RECENT = 8
-
-
-def _short_target(name: str, block: int) -> str:
-    if name.startswith("transition"):
-        return f"T{block}"
-    if name == "classifier":
-        return "cls"
-    return name.split()[-1]
-
-
-def _short_source(name: str) -> str:
-    return "in" if name == "input" else name.split()[-1]
-
-
-def _ticks(labels: list[tuple[int, str]], limit: int = 14) -> list[tuple[float, str]]:
-    """Every label if few, else every n-th (n from 2, 4, 5, 10, 20 …) keeping about ``limit``."""
-    if len(labels) <= limit:
-        return [(i + 0.5, s) for i, s in labels]
-    stride = next(n for n in (2, 4, 5, 8, 10, 16, 20, 25, 50, 100, 10**9) if len(labels) / n <= limit)
-    # labels[0] is "in" (rows) or layer 1 (columns): keep it, then multiples of the stride.
-    keep = [(i, s) for n, (i, s) in enumerate(labels) if n == 0 or (s.isdigit() and int(s) % stride == 0)]
-    return [(i + 0.5, s) for i, s in keep]
-
-
-def gap_columns(depth: int) -> int:
-    """Blank columns between the last layer and the transition/classifier column."""
-    return max(1, round(depth / 16))
-
-
-class HeatmapView(pg.GraphicsLayoutWidget):
-    """One ImageItem per block plus a shared ColorBarItem; no computation beyond rescaling."""
-
-    cellHovered = Signal(object)  # (block index, row, target) or None
-    cellClicked = Signal(object)  # (block index, row, target)
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setObjectName("reuseHeatmaps")
-        self.setBackground("w")
-        self.blocks: list[BlockReuse] = []
-        self.normalisation = "column"
-        self.cmap_name = "viridis"
-        self.title = ""
-        self.plots: list[pg.PlotItem] = []
-        self.images: list[pg.ImageItem] = []
-        self.colorbar: pg.ColorBarItem | None = None
-        self._marker: QGraphicsRectItem | None = None
-        self._layout_key: tuple | None = None
-        self.scene().sigMouseMoved.connect(self._on_move)
-        self.scene().sigMouseClicked.connect(self._on_click)
-
-    # ------------------------------------------------------------ data → image
-    def displayed(self, index: int) -> np.ndarray:
-        """The values shown for block ``index`` (rows = sources, columns = targets), after normalisation."""
-        return normalise(self.blocks[index].matrix, self.normalisation)
-
-    def image_array(self, index: int) -> np.ndarray:
-        """``displayed(index)`` with a NaN gap column before the transition/classifier column."""
-        shown = self.displayed(index)
-        depth = shown.shape[1] - 1
-        out = np.full((shown.shape[0], depth + gap_columns(depth) + 1), np.nan)
-        out[:, :depth] = shown[:, :depth]
-        out[:, -1] = shown[:, depth]
-        return out
-
-    def levels(self) -> tuple[float, float]:
-        if self.normalisation != "raw":
-            return 0.0, 1.0
-        peak = max((float(np.nanmax(b.matrix)) for b in self.blocks), default=1.0)
-        return 0.0, peak if peak > 0 else 1.0
-
-    def column_to_target(self, index: int, col: int) -> int | None:
-        depth = len(self.blocks[index].targets) - 1
-        if 0 <= col < depth:
-            return col
-        if col == depth + gap_columns(depth):
-            return depth
-        return None
-
-    def target_to_column(self, index: int, target: int) -> int:
-        depth = len(self.blocks[index].targets) - 1
-        return target if target < depth else depth + gap_columns(depth)
-
-    # ----------------------------------------------------------------- building
-    def set_blocks(self, blocks: list[BlockReuse], title: str = "") -> None:
-        self.blocks = list(blocks)
-        self.title = title
-        self._rebuild()
-
-    def set_normalisation(self, mode: str) -> None:
-        if mode not in NORMALISATIONS:
-            raise DenseguiError(f"unknown normalisation {mode!r}.")
-        self.normalisation = mode
-        self._refresh_images()
-
-    def set_colormap(self, name: str) -> None:
-        self.cmap_name = name
-        if self.colorbar is not None:
-            self.colorbar.setColorMap(pg.colormap.get(name))
-
-    def _rebuild(self) -> None:
-        """Lay out one plot per block; plots are reused when the block count and title stay the same
-        (building pyqtgraph PlotItems is the slow part of showing a new checkpoint)."""
-        if not self.blocks:
-            self.clear()
-            self.plots, self.images, self.colorbar, self._marker, self._layout_key = [], [], None, None, None
-            return
-        key = (len(self.blocks), self.title)
-        if key != getattr(self, "_layout_key", None):
-            self.clear()
-            self.plots, self.images, self._marker = [], [], None
-            row = 0
-            if self.title:
-                self.addLabel(self.title, row=0, col=0, colspan=len(self.blocks) + 1, color="k", size="11pt")
-                row = 1
-            for i in range(len(self.blocks)):
-                plot = self.addPlot(row=row, col=i)
-                plot.setMenuEnabled(False)
-                plot.setMouseEnabled(x=False, y=False)
-                plot.hideButtons()
-                plot.invertY(True)
-                plot.setAspectLocked(True)
-                image = pg.ImageItem(axisOrder="row-major")
-                plot.addItem(image)
-                # A dashed line marks the set-apart transition/classifier column.
-                plot.separator = pg.InfiniteLine(angle=90, pen=pg.mkPen((120, 120, 120), width=1,
-                                                                        style=Qt.PenStyle.DashLine))
-                plot.addItem(plot.separator)
-                for name in ("bottom", "left"):
-                    plot.getAxis(name).setPen("k")
-                    plot.getAxis(name).setTextPen("k")
-                plot.setLabel("bottom", "target")
-                plot.setLabel("left", "source")
-                plot.getAxis("left").setWidth(46)  # equal axes → equal plots, aligned side by side
-                self.plots.append(plot)
-                self.images.append(image)
-            self.colorbar = pg.ColorBarItem(colorMap=pg.colormap.get(self.cmap_name), interactive=False,
-                                            width=16, pen="k")
-            self.colorbar.setImageItem(self.images)
-            self.addItem(self.colorbar, row=row, col=len(self.blocks))
-            self._layout_key = key
-        self._clear_marker()
-        for plot, b in zip(self.plots, self.blocks):
-            plot.setTitle(f"Block {b.block}", color="k")
-            depth = len(b.targets) - 1
-            gap = gap_columns(depth)
-            plot.separator.setPos(depth + gap / 2)
-            xl = [(c, _short_target(t, b.block)) for c, t in enumerate(b.targets[:-1])]
-            ticks_x = _ticks(xl, limit=8 if depth > 16 else 14)
-            if depth > 16:  # keep the transition/classifier label clear of the last layer labels
-                ticks_x = [t for t in ticks_x if t[0] < depth * 0.85]
-            ticks_x.append((depth + gap + 0.5, _short_target(b.targets[-1], b.block)))
-            ticks_y = _ticks([(r, _short_source(name)) for r, name in enumerate(b.sources)])
-            plot.getAxis("bottom").setTicks([ticks_x, []])
-            plot.getAxis("left").setTicks([ticks_y, []])
-            plot.setRange(xRange=(0, depth + gap + 1), yRange=(0, len(b.sources)), padding=0.02)
-        self._refresh_images()
-
-    def _clear_marker(self) -> None:
-        if self._marker is not None and self._marker.scene() is not None:
-            self._marker.scene().removeItem(self._marker)
-        self._marker = None
-
-    def _refresh_images(self) -> None:
-        if not self.images:
-            return
-        lo, hi = self.levels()
-        for i, image in enumerate(self.images):
-            image.setImage(self.image_array(i), autoLevels=False)
-        if self.colorbar is not None:
-            self.colorbar.setLevels((lo, hi))
-            label = {"raw": "mean |w|", "column-max": "mean |w| ÷ column max",
-                     "column": "mean |w|, column min–max", "block": "mean |w|, block min–max"}[self.normalisation]
-            self.colorbar.axis.setLabel(label)
-            self.colorbar.axis.setPen("k")
-            self.colorbar.axis.setTextPen("k")
-
-    # -------------------------------------------------------------- interaction
-    def cell_at(self, scene_pos: QPointF) -> tuple[int, int, int] | None:
-        for i, plot in enumerate(self.plots):
-            if not plot.vb.sceneBoundingRect().contains(scene_pos):
-                continue
-            p = plot.vb.mapSceneToView(scene_pos)
-            row, col = math.floor(p.y()), math.floor(p.x())
-            b = self.blocks[i]
-            target = self.column_to_target(i, col)
-            if target is None or not 0 <= row < len(b.sources) or math.isnan(b.matrix[row, target]):
-                return None
-            return i, row, target
-        return None
-
-    def scene_pos_of(self, index: int, row: int, target: int) -> QPointF:
-        """Scene position of a cell's centre (the inverse of :meth:`cell_at`)."""
-        col = self.target_to_column(index, target)
-        return self.plots[index].vb.mapViewToScene(QPointF(col + 0.5, row + 0.5))
-
-    def tooltip_text(self, index: int, row: int, target: int) -> str:
-        b = self.blocks[index]
-        return f"{b.sources[row]} → {b.targets[target]}: {b.matrix[row, target]:.4g}"
-
-    def _on_move(self, pos: QPointF) -> None:
-        cell = self.cell_at(pos)
-        self.cellHovered.emit(cell)
-        if cell is None:
-            QToolTip.hideText()
-        else:
-            QToolTip.showText(QCursor.pos(), self.tooltip_text(*cell), self)
-
-    def _on_click(self, event) -> None:
-        cell = self.cell_at(event.scenePos())
-        if cell is not None:
-            self.select(*cell)
-
-    def select(self, index: int, row: int, target: int) -> None:
-        """Outline a cell and announce it (click)."""
-        col = self.target_to_column(index, target)
-        self._clear_marker()
-        self._marker = QGraphicsRectItem(QRectF(col, row, 1, 1))
-        pen = QPen(QColor(230, 30, 30))
-        pen.setCosmetic(True)
-        pen.setWidth(2)
-        self._marker.setPen(pen)
-        self.plots[index].addItem(self._marker)
-        self.cellClicked.emit((index, row, target))
-
-
-class _LoadThread(QThread):
-    """Waits for the background process to load + infer + compute the matrices of one file.
-
-    The work itself runs in the shared child process (densegui/gui/summary_process.py): loaded
-    in a thread of this process, ``torch.load`` held the GIL for up to a few hundred
-    milliseconds and froze the window; this thread only waits on a pipe."""
-
-    progress = Signal(int, str)
-    loaded = Signal(object)
-    failed = Signal(str)
-
-    def __init__(self, path: str, tag: tuple[object, int], parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.path = path
-        self.tag = tag
-
-    def run(self) -> None:
-        name = Path(self.path).name
-        try:
-            self.progress.emit(10, f"loading {name} in the background …")
-            loaded, blocks = server().load_reuse(self.path, self.tag)
-            if self.isInterruptionRequested():
-                return
-            self.progress.emit(100, "done")
-            self.loaded.emit((loaded, blocks))
-        except SummaryCancelled:
-            return  # a newer load was requested: this one is stale
-        except DenseguiError as exc:
-            self.failed.emit(str(exc))
-        except Exception as exc:  # noqa: BLE001 - the GUI must keep working whatever happens
-            self.failed.emit(f"could not load {name!r}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
 
 
 class ReusePanel(QWidget):
@@ -323,10 +63,12 @@ class ReusePanel(QWidget):
         self.loaded = None  # LoadedCheckpoint of the shown heatmaps
         self.blocks: list[BlockReuse] = []
         self.selected: tuple[int, int, int] | None = None
-        self._generation = 0
-        self._owner = object()  # this panel's jobs in the shared background process
-        self._threads: list[_LoadThread] = []
         self._recent_memory: list[str] = []
+        self._request: tuple[str, bool] | None = None  # (path, remember) of the load in flight
+        self.runner = TaskRunner(self)
+        self.runner.progress.connect(self._on_progress)
+        self.runner.done.connect(self._on_loaded)
+        self.runner.failed.connect(self._on_failed)
 
         # Toolbar.
         self.open_button = QPushButton("Open checkpoint…")
@@ -369,6 +111,7 @@ class ReusePanel(QWidget):
         bar.addWidget(self.send_button)
 
         self.info_label = QLabel()
+        self.info_label.setTextFormat(Qt.TextFormat.PlainText)  # (file names may hold "<")
         self.info_label.setObjectName("reuseInfo")
         self.info_label.setWordWrap(True)
         self.info_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -438,22 +181,12 @@ class ReusePanel(QWidget):
         """Part of the panel contract; the reuse panel ignores the explorer's config."""
 
     def shutdown(self) -> None:
-        """Stop and await every loading thread (call before the window closes)."""
-        self._generation += 1
-        for thread in list(self._threads):
-            thread.requestInterruption()
-        if self._threads:
-            server().cancel(self._owner, self._generation)
-        for thread in list(self._threads):
-            thread.wait()
-        self._threads.clear()
-        server().forget(self._owner)
+        """Stop the load in flight (call before the window closes)."""
+        self.runner.shutdown()
 
     @staticmethod
     def default_checkpoint() -> Path:
-        from densegui.core.resources import resource_path
-
-        return resource_path(DEFAULT_CHECKPOINT)
+        return default_checkpoint_path()
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt override
         super().showEvent(event)
@@ -462,94 +195,40 @@ class ReusePanel(QWidget):
 
     # ------------------------------------------------------------------ loading
     def load_checkpoint(self, path: str, remember: bool = True) -> None:
-        """Load ``path`` in a background thread; a later call makes this one's result stale."""
+        """Load ``path`` in the background process; a later call makes this one's result stale."""
         self._pending_default = None
-        self._generation += 1
-        gen = self._generation
-        for old in self._threads:
-            old.requestInterruption()
-        server().cancel(self._owner, gen)  # an older load still waiting or running is stale now
-        thread = _LoadThread(str(path), (self._owner, gen))
-        thread.progress.connect(lambda pct, text, g=gen: self._on_progress(g, pct, text))
-        thread.loaded.connect(lambda result, g=gen, p=str(path), r=remember: self._on_loaded(g, result, p, r))
-        thread.failed.connect(lambda msg, g=gen: self._on_failed(g, msg))
-        thread.finished.connect(lambda t=thread: self._on_thread_finished(t))
-        self._threads.append(thread)
+        self._request = (str(path), remember)
+        self.runner.start_job(EXPLORE, "load_reuse", str(path))
         self.progress.setValue(0)
-        self.progress.setFormat(f"{Path(path).name}: %p%")
+        self.progress.setFormat(f"{Path(path).name}: loading in the background … %p%")
         self.progress.show()
-        thread.start()
 
     def is_loading(self) -> bool:
-        return any(t.isRunning() for t in self._threads)
+        return self.runner.is_busy()
 
-    def _on_thread_finished(self, thread: _LoadThread) -> None:
-        if thread in self._threads:
-            self._threads.remove(thread)
-        thread.deleteLater()
-        if not self._threads:
-            self.progress.hide()
+    def _on_progress(self, fraction: float) -> None:
+        self.progress.setValue(int(round(100 * fraction)))
 
-    def _on_progress(self, gen: int, pct: int, text: str) -> None:
-        if gen != self._generation:
-            return
-        self.progress.setValue(pct)
-        self.progress.setFormat(f"{text} %p%")
-
-    def _on_failed(self, gen: int, message: str) -> None:
-        if gen != self._generation:
-            return
+    def _on_failed(self, message: str) -> None:
         self.message_label.setText(message)
         self.message_label.show()
         self.progress.hide()
         self.loadFinished.emit(False)
 
-    def _on_loaded(self, gen: int, result, path: str, remember: bool) -> None:
-        if gen != self._generation:
-            return
+    def _on_loaded(self, result) -> None:
+        path, remember = self._request
         loaded, blocks = result
         self.loaded, self.blocks, self.selected = loaded, blocks, None
         self.message_label.hide()
         self.progress.hide()
         self.view.set_blocks(blocks)
         self.stack.setCurrentWidget(self.view)
-        self.info_label.setText(self._describe(loaded))
+        self.info_label.setText(loaded.describe())
         self.detail_label.setText("Click a cell for its details.")
         if remember:
             self._remember(path)
         self._set_enabled_actions()
         self.loadFinished.emit(True)
-
-    @staticmethod
-    def _describe(loaded) -> str:
-        cfg = loaded.config
-        origin = "inferred from the weights" if loaded.inferred else "stored in the file"
-        parts = [
-            f"<b>{Path(loaded.path).name}</b> ({loaded.source_format}) — configuration {origin}: ",
-            f"k={cfg.growth_rate}, blocks {'-'.join(map(str, cfg.block_depths))}, ",
-            f"{'bottleneck (bn_size ' + str(cfg.bn_size) + ')' if cfg.bottleneck else 'basic layers'}, ",
-            f"θ={cfg.compression:g}, {cfg.stem} stem with {cfg.num_init_features} features, ",
-            f"{cfg.in_channels} input channels, {cfg.num_classes} classes, input {cfg.input_size}×{cfg.input_size}.",
-        ]
-        meta = loaded.metadata or {}
-        shown = []
-        dataset = meta.get("dataset")
-        if isinstance(dataset, dict):
-            dataset = dataset.get("name")
-        if isinstance(dataset, str):
-            shown.append(f"trained on {dataset}")
-        for key in ("heldout_accuracy", "test_accuracy", "val_accuracy", "accuracy"):
-            value = meta.get(key)
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                label = {"heldout_accuracy": "held-out accuracy"}.get(key, key.replace("_", " "))
-                shown.append(f"{label} {value:.2%}" if value <= 1 else f"{label} {value:g}")
-                break
-        if isinstance(meta.get("epochs"), int):
-            shown.append(f"{meta['epochs']} epochs")
-        if shown:
-            text = ", ".join(shown)
-            parts.append(" " + text[0].upper() + text[1:] + ".")
-        return "".join(parts)
 
     def _show_empty(self, text: str) -> None:
         self.empty_label.setText(text)
@@ -685,29 +364,3 @@ class ReusePanel(QWidget):
             f" ({shown:.3f} on the {NORMALISATION_LABELS[self.view.normalisation]} scale)"
         return (f"Block {b.block}: {b.sources[row]} → {name} — input channels {start}–{end - 1} ({end - start}) "
                 f"of {what}; mean |w| = {value:.5g}{scale}; rank {rank} of {count} in its column.")
-
-
-def render_png(blocks: list[BlockReuse], path: str, *, normalisation: str = "column", cmap: str = "viridis",
-               title: str = "", width: int | None = None, height: int = 460) -> None:
-    """Render the heatmaps to a PNG without showing a window (needs a Qt platform; offscreen is fine)."""
-    app = QApplication.instance() or QApplication([])  # noqa: F841 - must exist while the view lives
-    view = HeatmapView()
-    try:
-        view.normalisation = normalisation
-        try:
-            pg.colormap.get(cmap)
-        except Exception:  # noqa: BLE001 - pyqtgraph raises various errors for unknown names
-            raise DenseguiError(f"unknown colour map {cmap!r}; try one of {', '.join(COLORMAPS)}.") from None
-        view.cmap_name = cmap
-        view.set_blocks(blocks, title=title)
-        total = sum(len(b.targets) + 1 for b in blocks)
-        view.resize(width or max(520, min(2400, 160 + 240 * len(blocks) + 6 * total)), height)
-        view.setAttribute(Qt.WidgetAttribute.WA_DontShowOnScreen, True)  # lay out and paint, never flash a window
-        view.show()
-        QEventLoop().processEvents()  # not app.processEvents(): PySide6 6.12 leaks a None reference there
-        if not view.grab().save(str(path), "PNG"):
-            raise DenseguiError(f"cannot write {str(path)!r}.")
-    finally:
-        view.close()
-        view.deleteLater()
-        QEventLoop().processEvents()

@@ -1,13 +1,11 @@
-"""Summary tab: the torchinfo table of the current model, computed in a worker.
+"""Summary tab: the torchinfo table of the current model, computed in the background process.
 
-``set_config`` only records the configuration and (re)starts a short
-debounce timer; the summary itself runs on a :class:`LatestJobThread`
-(meta device, so no activation is allocated). Every request carries a
-generation number and a result is shown only if it belongs to the newest
-one: while a slider is dragged, intermediate results are dropped and the
-panel ends on the last configuration. A computation still running for an
-older configuration is cancelled at its next layer as soon as the
-configuration changes, so the newest one never waits behind it.
+``set_config`` records the configuration, stops a summary still running for
+an older one (it stops at its next layer, so the newest never waits behind
+it) and (re)starts a short debounce timer; then the job ``summary`` runs on
+the meta device (no activation is allocated). The task runner shows only the
+newest request's result: while a slider is dragged, the panel ends on the
+last configuration.
 """
 
 from __future__ import annotations
@@ -29,28 +27,13 @@ from PySide6.QtWidgets import (
 )
 
 from densegui.core.config import DenseNetConfig
+from densegui.gui.jobs import EXPLORE
 from densegui.gui.panel import PanelMixin
-from densegui.gui.summary_process import SummaryCancelled, server
+from densegui.gui.tasks import TaskRunner
 from densegui.gui.widgets import FitLabel
-from densegui.gui.workers import LatestJobThread
 
 DEBOUNCE_MS = 120
 MAX_DEPTH = 4  # torchinfo depth: 1 = features/classifier … 4 = every conv/BN inside a dense layer
-
-
-CANCELLED = object()  # what the worker reports for a computation that became stale
-
-
-def _summarize(cfg: DenseNetConfig, depth: int, tag: tuple[object, int]):
-    # In a child process: see densegui/gui/summary_process.py for why not in this thread.
-    try:
-        return server().call(cfg, depth, tag)
-    except SummaryCancelled:
-        return CANCELLED
-
-
-def _interrupt() -> None:
-    server().interrupt()
 
 
 def filter_summary(text: str, needle: str) -> str:
@@ -80,15 +63,14 @@ class SummaryPanel(PanelMixin, QWidget):
         super().__init__(parent)
         self.setObjectName("summaryPanel")
         self._config: DenseNetConfig | None = None
-        self._generation = 0
-        self._shown_generation = -1
-        self._owner = object()  # this panel's jobs in the shared summary server
+        self._requested: DenseNetConfig | None = None  # what the task in flight computes
+        self._settled: DenseNetConfig | None = None  # the configuration whose table (or error) is shown
         self.result = None  # SummaryResult on screen
         self.last_seconds: float | None = None
 
-        self.worker = LatestJobThread(_summarize, parent=self, interrupt=_interrupt)
-        self.worker.finished_job.connect(self._finished)
-        self.worker.failed_job.connect(self._failed)
+        self.runner = TaskRunner(self)
+        self.runner.done.connect(self._finished)
+        self.runner.failed.connect(self._failed)
 
         self._debounce = QTimer(self)
         self._debounce.setSingleShot(True)
@@ -142,24 +124,21 @@ class SummaryPanel(PanelMixin, QWidget):
 
     # ----------------------------------------------------------- panel contract
     def set_config(self, cfg: DenseNetConfig) -> None:
-        """Record ``cfg`` and schedule its summary (debounced, in the worker)."""
+        """Record ``cfg`` and schedule its summary (debounced, in the background process)."""
         self._config = cfg
-        self._generation += 1
+        self._settled = None
         self.status_label.setText("Updating the torchinfo summary…")
+        self.runner.cancel()  # the older job is stale: refused if not sent yet, stopped at its next layer if running
         self._debounce.start()
-        # Every older job is stale now: refused if not sent yet, stopped at its next layer if running.
-        server().cancel(self._owner, self._generation)
 
     def shutdown(self) -> None:
         self._debounce.stop()
-        self._generation += 1
-        self.worker.shutdown()
-        server().forget(self._owner)
+        self.runner.shutdown()
 
     # ------------------------------------------------------------------ state
     def is_up_to_date(self) -> bool:
         """True when the table on screen belongs to the newest configuration."""
-        return self._config is not None and self._shown_generation == self._generation
+        return self._config is not None and self._settled is self._config
 
     def text(self) -> str:
         return self.text_view.toPlainText()
@@ -177,28 +156,22 @@ class SummaryPanel(PanelMixin, QWidget):
 
     def _submit(self) -> None:
         if self._config is not None:
-            self.worker.submit(self._generation, self._config, self.depth_spin.value(), (self._owner, self._generation))
+            self._requested = self._config
+            self.runner.start_job(EXPLORE, "summary", self._config.to_dict(), self.depth_spin.value())
 
-    def _finished(self, generation: int, result, seconds: float) -> None:
-        if result is CANCELLED:
-            if generation == self._generation:  # (cannot happen: only older generations are cancelled)
-                self._submit()
-            return
-        if generation != self._generation:
-            return  # a newer configuration was requested meanwhile: drop the stale table
+    def _finished(self, result) -> None:
+        seconds = self.runner.last_seconds or 0.0
         self.result = result
         self.last_seconds = seconds
-        self._shown_generation = generation
+        self._settled = self._requested
         self._render()
         self.status_label.setText(
             f"torchinfo (background process), meta device, batch 1, depth {result.depth} · computed in {seconds:.2f} s · "
             "Mult-Adds = conv + linear multiply-accumulates")
         self.summaryUpdated.emit(result)
 
-    def _failed(self, generation: int, message: str) -> None:
-        if generation != self._generation:
-            return
-        self._shown_generation = generation
+    def _failed(self, message: str) -> None:
+        self._settled = self._requested
         self.status_label.setText(f"Summary failed: {message} (the last table is kept)")
         self.summaryFailed.emit(message)
 

@@ -2,9 +2,10 @@
 
 The panel trains the explorer's current configuration (``set_config``),
 adapted to the chosen dataset's channels, classes and image size (the
-adaptation is shown before and during the run). Training runs on a
-background ``QThread`` through :func:`densegui.core.train.train`; Cancel sets
-a flag the core polls between batches, so it lands within about a second.
+adaptation is shown before and during the run). Training runs in its own
+background process (job ``train`` → :func:`densegui.core.train_setup.run_training`);
+Cancel reaches the core's cancel check, made at every stage (dataset, model,
+optimizer) and between batches, so it lands within about a second.
 Live curves show the running training loss/accuracy (per batch) and the
 held-out loss/accuracy (per epoch). After every epoch the checkpoint is
 written atomically and ``checkpointSaved(path)`` is emitted; the main window
@@ -16,12 +17,10 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
-import threading
-import time
 from pathlib import Path
 
 import pyqtgraph as pg
-from PySide6.QtCore import QStandardPaths, Qt, QThread, Signal
+from PySide6.QtCore import QStandardPaths, Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -42,80 +41,10 @@ from PySide6.QtWidgets import (
 
 from densegui.core.config import DenseNetConfig
 from densegui.core.errors import DenseguiError
-from densegui.core.train import TrainCancelled, TrainOptions, adapt_config, default_config
-
-# Shapes known without reading any file: (channels, classes, size).
-KNOWN_SHAPES = {"digits": (1, 10, 8), "cifar10": (3, 10, 32), "cifar100": (3, 100, 32), "mnist": (1, 10, 28),
-                "fashion-mnist": (1, 10, 28)}
-BATCH_SIGNAL_INTERVAL = 0.1  # seconds between two batch updates sent to the GUI (each one repaints the curves)
-
-
-def describe(cfg: DenseNetConfig) -> str:
-    kind = ("DenseNet-BC" if cfg.bottleneck and cfg.compression < 1 else "DenseNet-B" if cfg.bottleneck
-            else "DenseNet-C" if cfg.compression < 1 else "basic DenseNet")
-    return (f"{kind}, k={cfg.growth_rate}, blocks {','.join(map(str, cfg.block_depths))}, θ={cfg.compression:g}, "
-            f"{cfg.stem} stem, {cfg.in_channels}×{cfg.input_size}×{cfg.input_size} in, {cfg.num_classes} classes")
-
-
-class _TrainThread(QThread):
-    """Loads the data and trains; never touches a widget."""
-
-    progress = Signal(object)  # core.train.Progress
-    message = Signal(str)  # a log line
-    saved = Signal(str)  # checkpoint path, after each epoch
-    done = Signal(object)  # TrainResult
-    failed = Signal(str)  # one line; "cancelled …" for a cancel
-
-    def __init__(self, cfg: DenseNetConfig, spec: str, options: TrainOptions, out: str, device: str,
-                 limit_train: int, parent=None) -> None:
-        super().__init__(parent)
-        self.cfg, self.spec, self.options, self.out, self.device = cfg, spec, options, out, device
-        self.limit_train = limit_train
-        self.cancel_event = threading.Event()
-
-    def cancel(self) -> None:
-        self.cancel_event.set()
-
-    def run(self) -> None:  # noqa: D401 - QThread API
-        from densegui.core.data import load_dataset
-        from densegui.core.train import train
-
-        last = [0.0]
-
-        def progress(p) -> None:
-            if p.kind == "batch":
-                now = time.perf_counter()
-                if now - last[0] < BATCH_SIGNAL_INTERVAL and p.batch != p.batches:
-                    return
-                last[0] = now
-            self.progress.emit(p)
-            if p.kind == "epoch":
-                self.saved.emit(p.checkpoint)
-
-        try:
-            self.message.emit(f"loading {self.spec} …")
-            data = load_dataset(self.spec)
-            if self.limit_train and self.limit_train < len(data.train):
-                data = data.subset(self.limit_train, None, seed=self.options.seed)
-            cfg, notes = adapt_config(self.cfg, data)
-            if notes:
-                self.message.emit(f"adapted to {data.name}: {', '.join(notes)}")
-            self.message.emit(f"training {describe(cfg)} on {data.describe()}")
-            result = train(cfg, data, self.options, self.out, device=self.device, progress=progress,
-                           cancel=self.cancel_event.is_set)
-            self.done.emit(result)
-        except TrainCancelled as exc:
-            self.failed.emit(str(exc))
-        except DenseguiError as exc:
-            self.failed.emit(str(exc))
-        except MemoryError:
-            self.failed.emit("out of memory; use a smaller batch size or model.")
-        except Exception as exc:  # noqa: BLE001 - the window must keep working
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            if "out of memory" in first.lower():
-                self.failed.emit("out of memory; use a smaller batch size or model.")
-            else:
-                self.failed.emit(f"training failed: {type(exc).__name__}: {first[:200]}")
+from densegui.core.train_setup import TrainOptions, TrainRequest, adapt_config, dataset_shape, default_config
+from densegui.gui.jobs import TRAIN
+from densegui.gui.tasks import TaskRunner
+from densegui.gui.widgets import DeviceCombo
 
 
 class TrainPanel(QWidget):
@@ -128,8 +57,11 @@ class TrainPanel(QWidget):
         super().__init__(parent)
         self.setObjectName("trainPanel")
         self.config: DenseNetConfig = default_config()
-        self._thread: _TrainThread | None = None
-        self._threads: list[_TrainThread] = []
+        self.runner = TaskRunner(self, report_cancel=True)
+        self.runner.progress.connect(self._on_update)
+        self.runner.done.connect(self._on_done)
+        self.runner.failed.connect(self._on_failed)
+        self.runner.cancelled.connect(self._on_cancelled)
         self.last_checkpoint = ""
         self.result = None
         self.points: dict[str, tuple[list[float], list[float]]] = {
@@ -172,15 +104,7 @@ class TrainPanel(QWidget):
         self.limit_spin.setRange(0, 10_000_000)
         self.limit_spin.setSpecialValueText("all")
         self.limit_spin.setToolTip("train on a seeded subset of this many images (the held-out split stays whole)")
-        self.device_combo = QComboBox(objectName="trainDevice")
-        self.device_combo.addItem("auto — CUDA, then MPS, then CPU", "auto")
-        try:
-            from densegui.core.devices import list_devices
-
-            for d in list_devices():
-                self.device_combo.addItem(d.label, d.id)
-        except Exception:  # noqa: BLE001 - "auto" is always there
-            pass
+        self.device_combo = DeviceCombo("trainDevice")
         self.out_edit = QLineEdit(objectName="trainOut")
         self.out_edit.setPlaceholderText("automatic: a new file under " + self._runs_dir())
         self.out_button = QPushButton("…", objectName="trainOutBrowse")
@@ -289,49 +213,39 @@ class TrainPanel(QWidget):
         self._update_config_label()
 
     def shutdown(self) -> None:
-        """Cancel the run and wait for its thread."""
-        for t in list(self._threads):
-            t.cancel()
-        for t in list(self._threads):
-            t.wait()
-        self._threads.clear()
-        self._thread = None
+        """Stop the run (its process is killed if it does not stop at once; no checkpoint is
+        left half-written: they are written to a temporary file and renamed)."""
+        self.device_combo.shutdown()
+        self.runner.shutdown()
+
 
     # ------------------------------------------------------------------ helpers
     def dataset_spec(self) -> str:
         return str(self.dataset_combo.currentData())
 
     def is_running(self) -> bool:
-        """True from start() until the run's thread has finished *and* the panel has handled it.
-
-        (QThread.isRunning() turns False before the queued ``finished`` reaches this thread, so
-        it alone would report idle while Start is still disabled.)"""
-        return self._thread is not None
+        """True from start() until the run's outcome (done, failed, cancelled) has been handled."""
+        return self.runner.is_busy()
 
     def _runs_dir(self) -> str:
         base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppLocalDataLocation)
         return str(Path(base or Path.home() / ".densegui") / "runs")
 
     def _known_shape(self) -> tuple[int, int, int] | None:
-        spec = self.dataset_spec()
-        kind = spec.split(":", 1)[0] if ":" in spec else spec
-        return KNOWN_SHAPES.get(kind)
+        return dataset_shape(self.dataset_spec())
 
     def _update_config_label(self) -> None:
         cfg = self.config
-        text = f"<b>{describe(cfg)}</b>"
+        text = f"<b>{cfg.describe()}</b>"
         shape = self._known_shape()
         if shape is not None:
-            c, n, s = shape
-            changes = [f"{name} {have} → {want}" for name, have, want in
-                       (("in_channels", cfg.in_channels, c), ("num_classes", cfg.num_classes, n),
-                        ("input_size", cfg.input_size, s)) if have != want]
-            if changes:
-                text += f"<br>adapted to {self.dataset_spec().split(':')[0]}: {', '.join(changes)}"
             try:
-                cfg.replace(in_channels=c, num_classes=n, input_size=s).validate()
+                _adapted, notes = adapt_config(cfg, shape)
             except DenseguiError as exc:
                 text += f"<br><span style='color:#c0392b'>cannot train on this dataset: {exc}</span>"
+            else:
+                if notes:
+                    text += f"<br>adapted to {self.dataset_spec().split(':')[0]}: {', '.join(notes)}"
         else:
             text += "<br>in_channels, num_classes and input_size will follow the dataset."
         self.config_label.setText(text)
@@ -377,8 +291,7 @@ class TrainPanel(QWidget):
                                    lr=float(self.lr_spin.value()), seed=self.seed_spin.value()).validate()
             shape = self._known_shape()
             if shape is not None:
-                c, n, s = shape
-                self.config.replace(in_channels=c, num_classes=n, input_size=s).validate()
+                adapt_config(self.config, shape)
             out = self._out_path()
             if Path(out).is_dir():
                 raise DenseguiError(f"the checkpoint path {out!r} is a folder; give a file name.")
@@ -388,40 +301,29 @@ class TrainPanel(QWidget):
         for k in self.points:
             self.points[k] = ([], [])
         self._redraw()
-        thread = _TrainThread(self.config, self.dataset_spec(), options, out, str(self.device_combo.currentData()),
-                              self.limit_spin.value())
-        thread.progress.connect(lambda p, t=thread: self._on_progress(t, p))
-        thread.message.connect(lambda m, t=thread: self._on_message(t, m))
-        thread.saved.connect(lambda path, t=thread: self._on_saved(t, path))
-        thread.done.connect(lambda r, t=thread: self._on_done(t, r))
-        thread.failed.connect(lambda m, t=thread: self._on_failed(t, m))
-        thread.finished.connect(lambda t=thread: self._on_finished(t))
-        self._thread = thread
-        self._threads.append(thread)
-        self.start_button.setEnabled(False)
-        self.cancel_button.setEnabled(True)
+        request = TrainRequest(config=self.config, dataset=self.dataset_spec(), options=options, out=out,
+                               device=str(self.device_combo.currentData()), limit_train=self.limit_spin.value())
+        self.runner.start_job(TRAIN, "train", request)
+        self._set_running(True)
         self.progress.setValue(0)
         self.progress.setFormat("starting …")
         self.status_label.setText(f"checkpoint: {out}")
         self._log(f"start: {options.epochs} epochs, batch {options.batch_size}, lr {options.lr:g}, "
                   f"seed {options.seed} → {out}")
-        thread.start()
 
     def cancel(self) -> None:
-        if self._thread is not None:
-            self._thread.cancel()
-            self.cancel_button.setEnabled(False)
-            self.progress.setFormat("cancelling …")
+        """Stop the run: the panel is idle at once; the process stops at its next check."""
+        self.runner.cancel()
 
-    def _current(self, thread: _TrainThread) -> bool:
-        return thread is self._thread
+    def _on_update(self, update: tuple) -> None:
+        kind, payload = update
+        if kind == "log":
+            self._log(payload)
+        else:
+            self._on_progress(payload)
 
-    def _on_message(self, thread: _TrainThread, text: str) -> None:
-        if self._current(thread):
-            self._log(text)
-
-    def _on_progress(self, thread: _TrainThread, p) -> None:
-        if not self._current(thread) or p.kind == "start":
+    def _on_progress(self, p) -> None:
+        if p.kind == "start":
             return
         x = (p.epoch - 1) + p.batch / max(p.batches, 1)
         total = max(p.epochs, 1)
@@ -442,6 +344,9 @@ class TrainPanel(QWidget):
             self._log(f"epoch {p.epoch}/{p.epochs}: loss {p.loss:.4f}, accuracy {100 * p.accuracy:.1f}% | "
                       f"held-out loss {p.val_loss:.4f}, accuracy {100 * p.val_accuracy:.2f}% | "
                       f"{p.images_per_s:.0f} images/s, {p.seconds:.1f} s")
+            if p.checkpoint:
+                self.last_checkpoint = p.checkpoint
+                self.checkpointSaved.emit(p.checkpoint)
         self._redraw()
 
     def _redraw(self) -> None:
@@ -450,14 +355,7 @@ class TrainPanel(QWidget):
             finite = [(a, b) for a, b in zip(xs, ys) if math.isfinite(b)]
             curve.setData([a for a, _ in finite], [b for _, b in finite])
 
-    def _on_saved(self, thread: _TrainThread, path: str) -> None:
-        if self._current(thread):
-            self.last_checkpoint = path
-            self.checkpointSaved.emit(path)
-
-    def _on_done(self, thread: _TrainThread, result) -> None:
-        if not self._current(thread):
-            return
+    def _on_done(self, result) -> None:
         self.result = result
         self.progress.setValue(1000)
         self.progress.setFormat("done")
@@ -465,30 +363,28 @@ class TrainPanel(QWidget):
                   f"{100 * result.val_accuracy:.2f}% → {result.checkpoint}")
         self.status_label.setText(f"held-out accuracy {100 * result.val_accuracy:.2f}% · checkpoint "
                                   f"{result.checkpoint}")
+        self._set_running(False)
         self.runFinished.emit(True)
 
-    def _on_failed(self, thread: _TrainThread, message: str) -> None:
-        if not self._current(thread):
-            return
-        if message.startswith("training cancelled"):
-            self.progress.setFormat("cancelled")
-            self._log(message)
-            self.status_label.setText(message)
-        else:
-            self.progress.setFormat("failed")
-            self._show_error(message)
+    def _on_failed(self, message: str) -> None:
+        self.progress.setFormat("failed")
+        self._show_error(message)
+        self._set_running(False)
         self.runFinished.emit(False)
+
+    def _on_cancelled(self) -> None:
+        message = "training cancelled."
+        self.progress.setFormat("cancelled")
+        self._log(message)
+        self.status_label.setText(message)
+        self._set_running(False)
+        self.runFinished.emit(False)
+
+    def _set_running(self, running: bool) -> None:
+        self.start_button.setEnabled(not running)
+        self.cancel_button.setEnabled(running)
 
     def _show_error(self, message: str) -> None:
         self.error_label.setText(message)
         self.error_label.show()
         self._log(f"error: {message}")
-
-    def _on_finished(self, thread: _TrainThread) -> None:
-        if thread in self._threads:
-            self._threads.remove(thread)
-        if self._current(thread):
-            self._thread = None
-            self.start_button.setEnabled(True)
-            self.cancel_button.setEnabled(False)
-        thread.deleteLater()

@@ -61,8 +61,9 @@ def explorer(qtbot, widget_leak_check):
     window.show()
     qtbot.waitExposed(window)
     yield window
-    workers = [window.summary_panel.worker]
+    runners = [getattr(p, "runner", None) for p in window.panels.values()]
     window.close()
-    assert all(not w.isRunning() for w in workers), "a worker thread outlived close()"
+    alive = [t for r in runners if r is not None for t in r._tasks if t.is_alive()]
+    assert not alive, "a task outlived close()"
     window.deleteLater()
     flush_deletes()

@@ -18,7 +18,8 @@ from PySide6.QtWidgets import QComboBox, QLabel, QWidget
 from densegui.core.config import PRESETS, DenseNetConfig, get_preset
 from densegui.core.model import build_model
 from densegui.core.stats import layer_table
-from densegui.gui.main_window import MainWindow, python_snippet
+from densegui.gui.jobs import EXPLORE
+from densegui.gui.main_window import MainWindow
 
 TIMEOUT = 30_000
 
@@ -82,7 +83,6 @@ def test_structure_and_initial_numbers(qtbot, explorer):
     assert w.findChild(QWidget, "blockDepthSlider5") is None
     tabs = [w.tabs.tabText(i) for i in range(w.tabs.count())]
     assert tabs[:2] == ["Channels", "Summary"]
-    assert not w.panel_errors, w.panel_errors  # every panel that exists was built
     cfg = get_preset("densenet121")
     assert w.config == cfg
     assert label(w, "paramsLabel").text() == f"{count_params(cfg):,}" == "7,978,856"
@@ -169,25 +169,24 @@ def test_plots_draw_only_the_latest_of_a_burst_of_changes(qtbot, explorer):
 def test_a_stale_summary_still_running_is_cancelled(qtbot, explorer):
     """A change while the summary of an older (large) configuration is being computed cancels
     that computation; the newest configuration's table follows, and the stale one never shows."""
-    from densegui.gui.summary_process import server
-
     w = explorer
     panel = w.summary_panel
+    proc = panel.runner.process(EXPLORE)
     wait_summary(qtbot, w)
     shown = []
     panel.summaryUpdated.connect(lambda r: shown.append(r.config))
     panel.summaryFailed.connect(lambda m: shown.append(m))
     panel.depth_spin.setValue(4)
     big = get_preset("densenet264").replace(growth_rate=64)  # ≈ 0.5 s of torchinfo at depth 4
+    sent = proc.jobs_run
+    before = proc.jobs_refused + proc.jobs_stopped
     w.apply_config(big)
-    before = server().cancelled
-    with qtbot.waitSignal(panel.worker.started_job, timeout=TIMEOUT):
-        pass
+    qtbot.waitUntil(lambda: proc.jobs_run > sent, timeout=TIMEOUT)  # in flight
     small = get_preset("densenet121").replace(growth_rate=12)
     w.apply_config(small)
     wait_summary(qtbot, w)
     assert shown == [small] and panel.result.config == small  # no stale table, no failure shown
-    assert server().cancelled == before + 1  # refused before sending, or stopped in flight
+    assert proc.jobs_refused + proc.jobs_stopped == before + 1  # refused before sending, or stopped in flight
     assert f"Total params: {count_params(small):,}" in panel.text()
 
 
@@ -200,11 +199,13 @@ def test_stale_summary_never_overwrites_a_newer_one(qtbot, explorer):
     b = get_preset("densenet-40-k12")
     shown = []
     panel.summaryUpdated.connect(lambda r: shown.append(r.config))
-    with qtbot.waitSignal(panel.worker.started_job, timeout=TIMEOUT):
-        w.apply_config(a, "densenet169")
-    w.apply_config(b, "densenet-40-k12")  # while A is being computed
+    proc = panel.runner.process(EXPLORE)
+    sent = proc.jobs_run
+    w.apply_config(a, "densenet169")
+    qtbot.waitUntil(lambda: proc.jobs_run > sent, timeout=TIMEOUT)  # A is being computed
+    w.apply_config(b, "densenet-40-k12")
     qtbot.waitUntil(lambda: bool(shown) and shown[-1] == b, timeout=TIMEOUT)
-    qtbot.waitUntil(panel.worker.is_idle, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: not panel.runner.is_busy() and not proc.is_busy(), timeout=TIMEOUT)
     qtbot.wait(100)
     assert shown == [b]
     assert panel.result.config == b
@@ -328,7 +329,7 @@ def test_save_open_copy_and_snippet(qtbot, explorer, tmp_path):
     exec(QGuiApplication.clipboard().text(), scope)  # noqa: S102 - our own generated snippet
     assert scope["cfg"] == saved
     assert sum(p.numel() for p in scope["model"].parameters()) == count_params(saved)
-    assert python_snippet(saved) == QGuiApplication.clipboard().text()
+    assert saved.python_snippet() == QGuiApplication.clipboard().text()
 
 
 def test_summary_filter_depth_and_save(qtbot, explorer, tmp_path):
@@ -394,7 +395,7 @@ def test_other_panels_follow_the_contract_and_are_wired(qtbot, explorer):
     w = explorer
     titles = [w.tabs.tabText(i) for i in range(w.tabs.count())]
     for key, title in (("reusePanel", "Feature reuse"), ("probePanel", "Timing probe"), ("trainPanel", "Train")):
-        assert key in w.panels and title in titles, f"{key} missing: {w.panel_errors}"
+        assert key in w.panels and title in titles, f"{key} missing"
     assert all(isinstance(p, Panel) for p in w.panels.values())
     # "Send to explorer" from the reuse panel loads the configuration into the controls.
     cfg = get_preset("densenet-bc-100-k12")

@@ -33,7 +33,7 @@ def panel(qtbot, widget_leak_check, monkeypatch):
     p.device_combo.setCurrentIndex(cpu)
     yield p
     p.shutdown()
-    assert not p._threads  # every worker was awaited
+    assert p.runner.threads_alive() == 0  # every task was awaited
     p.close()
     p.deleteLater()
 
@@ -44,7 +44,8 @@ def run(qtbot, panel, ok=True, job="run"):
     assert blocker.args == [ok], panel.message_label.text()
 
 
-def test_device_selector_lists_what_is_present(panel):
+def test_device_selector_lists_what_is_present(qtbot, panel):
+    qtbot.waitUntil(lambda: panel.device_combo.itemText(1) != "cpu", timeout=TIMEOUT)  # named by the background process
     items = [panel.device_combo.itemData(i) for i in range(panel.device_combo.count())]
     assert items[0] == "auto" and "cpu" in items
     cpu_text = panel.device_combo.itemText(items.index("cpu"))
@@ -91,7 +92,7 @@ def test_cancel_takes_effect_within_a_second_and_the_window_stays_responsive(qtb
     panel.cancel()
     assert not panel.is_running() and not panel.cancel_button.isEnabled()  # the panel is idle at once
     assert "Cancelled" in panel.message_label.text()
-    qtbot.waitUntil(lambda: not panel._threads, timeout=1000)  # and the worker really stopped
+    qtbot.waitUntil(lambda: panel.runner.threads_alive() == 0, timeout=1000)  # and the worker really stopped
     assert time.perf_counter() - t0 < 1.0
     timer.stop()
     gaps = [b - a for a, b in zip(ticks, ticks[1:])]
@@ -118,7 +119,7 @@ def test_a_newer_run_makes_the_older_result_stale(qtbot, panel):
     panel.batch_spin.setValue(2)
     with qtbot.waitSignal(panel.runFinished, timeout=TIMEOUT):
         panel.start_run()  # restarts: the batch-5 run is cancelled, its result would be stale
-    qtbot.waitUntil(lambda: not panel._threads, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: panel.runner.threads_alive() == 0, timeout=TIMEOUT)
     assert panel.result.batch_size == 2
     assert [panel.history_table.item(i, 3).text() for i in range(panel.history_table.rowCount())] == ["2"]
 

@@ -15,7 +15,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the shared corpu
 from test_checkpoint_corpus import SMALL_BASIC, SMALL_BC, known_state_dict, write_bad, write_good  # noqa: E402
 from test_reuse_metric import naive_matrices  # noqa: E402
 
-from densegui.gui.reuse_panel import ReusePanel, gap_columns  # noqa: E402
+from densegui.gui.heatmap import gap_columns  # noqa: E402
+from densegui.gui.reuse_panel import ReusePanel  # noqa: E402
 
 TIMEOUT = 20_000
 

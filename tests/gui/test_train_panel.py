@@ -26,7 +26,7 @@ def panel(qtbot, widget_leak_check, qt_flush):
     qtbot.waitExposed(p)
     yield p
     p.shutdown()
-    assert not p._threads, "a training thread outlived shutdown()"
+    assert p.runner.threads_alive() == 0, "a training task outlived shutdown()"
     p.close()
     p.deleteLater()
     qt_flush()

@@ -1,0 +1,252 @@
+"""Child processes that run the window's torch work (no Qt in here).
+
+The window process never imports torch: summaries, checkpoint loading, the
+timing probe and training run in spawned children, and only plain data
+(configurations, results, progress records) travels back by pickle. A child
+has its own GIL, so its Python-heavy work (torchinfo, the safe unpickler, a
+training loop) cannot stall the event loop, and a crash or out-of-memory
+there cannot take the window down: the next job starts a fresh child.
+
+:class:`BackgroundProcess` is one such child, started on first use. Jobs are
+top-level functions registered by name in a mapping (the app's is
+``densegui.gui.jobs.JOBS``; the child imports them by reference); each is called as ``fn(*args, cancel=..., progress=...)``.
+:meth:`BackgroundProcess.run` sends one job and blocks its caller (a worker
+thread of :mod:`densegui.gui.tasks`) until the reply, forwarding progress
+records and, once the caller's ``cancel()`` turns true, a stop request that
+the child's ``cancel()`` sees at its next check. One job runs at a time per
+child; a job whose ``cancel()`` is already true when its turn comes is
+refused without being sent.
+
+Pipe protocol: parent → child ``("run", name, args)``, ``"cancel"``, ``None``
+(exit); child → parent ``("progress", payload)``, ``("ok", result)``,
+``("error", message)``, ``("cancelled", None)``.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from densegui.core.errors import DenseguiError, user_message
+
+CANCEL = "cancel"
+POLL_S = 0.02  # how often a waiting caller looks at its cancel flag
+
+
+class JobCancelled(DenseguiError):
+    """The job was refused or stopped because its caller cancelled it."""
+
+
+class _Stop(Exception):
+    pass
+
+
+def _serve(conn, jobs: Mapping[str, Callable[..., Any]]) -> None:  # pragma: no cover - runs in the child
+    state = {"cancelled": False, "exit": False}
+
+    def cancel() -> bool:
+        # Between two jobs the parent only sends a job; during one, only a cancel or the exit request.
+        if not state["cancelled"] and conn.poll():
+            try:
+                msg = conn.recv()
+            except (EOFError, OSError):
+                msg = None
+            state["cancelled"] = True
+            state["exit"] = msg is None
+        return state["cancelled"]
+
+    def progress(payload: Any) -> None:
+        conn.send(("progress", payload))
+
+    while not state["exit"]:
+        try:
+            job = conn.recv()
+        except (EOFError, OSError):
+            return
+        if job is None:
+            return
+        if job == CANCEL:
+            continue  # it arrived after its job had finished: nothing to stop
+        _run, name, args = job
+        state["cancelled"] = False
+        try:
+            fn = jobs[name]
+            result = fn(*args, cancel=cancel, progress=progress)
+        except (JobCancelled, _Stop):
+            reply = ("cancelled", None)
+        except BaseException as exc:  # noqa: BLE001 - report in one line, keep serving
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                return
+            reply = ("error", user_message(exc, f"{name} failed"))
+        else:
+            reply = ("ok", result)
+        if state["cancelled"] and reply[0] != "ok":  # (a library may wrap our stop in its own error)
+            reply = ("cancelled", None)
+        try:
+            conn.send(reply)
+        except (OSError, BrokenPipeError, ValueError):
+            return
+
+
+def raise_if_cancelled(cancel: Callable[[], bool] | None) -> None:
+    """For jobs: stop here (JobCancelled) if the caller asked to."""
+    if cancel is not None and cancel():
+        raise JobCancelled("cancelled.")
+
+
+class BackgroundProcess:
+    """One spawned child serving named jobs, one at a time (thread-safe)."""
+
+    def __init__(self, name: str, jobs: Mapping[str, Callable[..., Any]]) -> None:
+        self.name = name
+        self._jobs = dict(jobs)
+        self._turn = threading.Lock()  # one job at a time
+        self._state = threading.Lock()  # guards _proc/_conn
+        self._proc = None
+        self._conn = None
+        self._closed = False
+        self.jobs_run = 0  # sent to the child
+        self.jobs_refused = 0  # cancelled before they were sent
+        self.jobs_stopped = 0  # cancelled while the child ran them
+
+    # --------------------------------------------------------------- life cycle
+    def start(self) -> None:
+        """Start the child now (it also starts on the first job)."""
+        with self._state:
+            if self._closed:
+                raise DenseguiError("the background process was shut down.")
+            if self._proc is not None and self._proc.is_alive():
+                return
+            ctx = mp.get_context("spawn")
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=_serve, args=(child, self._jobs), name=f"densegui-{self.name}", daemon=True)
+            proc.start()
+            child.close()
+            self._proc, self._conn = proc, parent
+
+    @property
+    def pid(self) -> int | None:
+        proc = self._proc
+        return proc.pid if proc is not None and proc.is_alive() else None
+
+    def is_busy(self) -> bool:
+        return self._turn.locked()
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Ask the child to exit (kill it if it is busy or does not exit in ``timeout``); no restart after."""
+        with self._state:
+            self._closed = True
+            proc, conn = self._proc, self._conn
+            self._proc = self._conn = None
+        self._stop(proc, conn, graceful=not self._turn.locked(), timeout=timeout)
+
+    def kill(self) -> None:
+        """Kill the child now (a running job's caller gets an error; the next job starts a new child)."""
+        with self._state:
+            proc, conn = self._proc, self._conn
+            self._proc = self._conn = None
+        self._stop(proc, conn, graceful=False, timeout=2.0)
+
+    @staticmethod
+    def _stop(proc, conn, graceful: bool, timeout: float) -> None:
+        if proc is None:
+            return
+        if graceful:
+            try:
+                conn.send(None)
+            except (OSError, BrokenPipeError, ValueError):
+                pass
+            proc.join(timeout)
+        if proc.is_alive():
+            proc.kill()
+            proc.join(timeout)
+        try:
+            conn.close()
+        except OSError:
+            pass
+
+    # --------------------------------------------------------------------- jobs
+    def run(self, name: str, *args: Any, cancel: Callable[[], bool] | None = None,
+            progress: Callable[[Any], None] | None = None) -> Any:
+        """Run job ``name`` in the child and return its result.
+
+        Raises DenseguiError with one line on failure (the child's or a dead child's) and
+        JobCancelled if ``cancel()`` was true before the job was sent or became true while it ran
+        (then the child is asked to stop at its next check and stays warm)."""
+        if name not in self._jobs:
+            raise DenseguiError(f"unknown background job {name!r}.")
+        with self._turn:
+            if cancel is not None and cancel():
+                self.jobs_refused += 1
+                raise JobCancelled("cancelled before it started.")
+            self.start()
+            conn = self._conn
+            if conn is None:  # killed between start() and here
+                raise DenseguiError("the background process was stopped.")
+            try:
+                conn.send(("run", name, args))
+                self.jobs_run += 1
+                cancel_sent = False
+                while True:
+                    if not conn.poll(POLL_S):
+                        if not cancel_sent and cancel is not None and cancel():
+                            conn.send(CANCEL)
+                            cancel_sent = True
+                        continue
+                    kind, payload = conn.recv()
+                    if kind == "progress":
+                        if progress is not None and not cancel_sent:
+                            progress(payload)
+                        continue
+                    break
+            except (EOFError, OSError, BrokenPipeError, TypeError, ValueError):
+                # (a killed child closes the pipe; a closed Connection raises TypeError/ValueError)
+                self._discard(conn)
+                if cancel is not None and cancel():
+                    raise JobCancelled("cancelled.") from None
+                raise DenseguiError("the background process stopped (killed or out of memory); "
+                                    "it restarts on the next request.") from None
+        if kind == "cancelled":
+            self.jobs_stopped += 1
+            raise JobCancelled("cancelled.")
+        if kind == "error":
+            raise DenseguiError(payload)
+        return payload
+
+    def _discard(self, conn) -> None:
+        with self._state:
+            if self._conn is not conn:
+                return
+            proc, self._proc, self._conn = self._proc, None, None
+        self._stop(proc, conn, graceful=False, timeout=2.0)
+
+
+class ProcessPool:
+    """The app's background processes, one per lane, each started on first use.
+
+    Lanes keep long work apart from short work: training does not hold up a summary.
+    """
+
+    def __init__(self, jobs: Mapping[str, Callable[..., Any]]) -> None:
+        self._jobs = jobs
+        self._lock = threading.Lock()
+        self._procs: dict[str, BackgroundProcess] = {}
+
+    def get(self, lane: str) -> BackgroundProcess:
+        with self._lock:
+            proc = self._procs.get(lane)
+            if proc is None:
+                proc = self._procs[lane] = BackgroundProcess(lane, self._jobs)
+            return proc
+
+    def processes(self) -> list[BackgroundProcess]:
+        with self._lock:
+            return list(self._procs.values())
+
+    def close(self) -> None:
+        with self._lock:
+            procs, self._procs = list(self._procs.values()), {}
+        for p in procs:
+            p.close(timeout=1.0)

@@ -1,0 +1,127 @@
+"""The headline above the tabs: parameters, MACs, final channels, training activations.
+
+Four cards with the current configuration's figures and, when a baseline is
+pinned, their deltas. Like the channel plots it only renders a
+:class:`~densegui.core.stats.LayerTable` (``set_table`` / ``set_baseline``);
+nothing is computed here beyond formatting.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import QGridLayout, QLabel, QVBoxLayout, QWidget
+
+from densegui.core.stats import LayerTable
+from densegui.core.units import human_bytes
+from densegui.gui.widgets import Card, FitLabel
+
+
+def _signed(n: float, fmt: str) -> str:
+    return ("+" if n > 0 else "") + format(n, fmt) if n != 0 else "±0"
+
+
+def _pct(new: float, old: float) -> str:
+    if old == 0:
+        return ""
+    return f" ({_signed(100.0 * (new - old) / old, '.1f')}%)"
+
+
+class HeadlineCard(Card):
+    """One headline figure, with a line for its delta against the baseline."""
+
+    def __init__(self, title: str, value_name: str, tip: str) -> None:
+        super().__init__(title, value_name + "Card", tip)
+        self.value.setObjectName(value_name)
+        self.detail.setObjectName(value_name.replace("Label", "Detail"))
+        self.delta = FitLabel("")
+        self.delta.setObjectName(value_name.replace("Label", "Delta"))
+        self.delta.setStyleSheet("font-size: 11px;")
+        self.delta.hide()
+        self.layout_.addWidget(self.delta)
+
+    def set_delta(self, text: str | None, better: bool | None = None) -> None:
+        if text is None:
+            self.delta.hide()
+            return
+        color = "#5b6b7b" if better is None else ("#1b7f3b" if better else "#b3261e")
+        self.delta.setStyleSheet(f"font-size: 11px; color: {color};")
+        self.delta.setText(text)
+        self.delta.show()
+
+
+class Headline(QWidget):
+    """The four headline cards and the baseline line under them."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("headline")
+        self.table: LayerTable | None = None
+        self.baseline: LayerTable | None = None
+        self.params_card = HeadlineCard("Parameters", "paramsLabel", "Trainable parameters plus BatchNorm affine "
+                                        "weights (running statistics are buffers, not parameters).")
+        self.macs_card = HeadlineCard("MACs", "macsLabel", "Multiply-accumulates of the convolutions and the "
+                                      "classifier for one image (BatchNorm, ReLU, pooling not counted). "
+                                      "FLOPs ≈ 2 × MACs.")
+        self.channels_card = HeadlineCard("Final channels", "channelsLabel", "Feature maps entering the "
+                                          "classifier: the last block's input plus depth·k.")
+        self.memory_card = HeadlineCard("Training activations", "memoryLabel", "Bytes autograd keeps from the "
+                                        "forward pass for the backward pass, per image, float32: naive (every "
+                                        "layer stores its own concatenation) vs memory-efficient (shared storage "
+                                        "+ recomputation).")
+        self.cards = (self.params_card, self.macs_card, self.channels_card, self.memory_card)
+        self.baseline_label = QLabel()
+        self.baseline_label.setObjectName("baselineLabel")
+        self.baseline_label.setStyleSheet("color: #5b6b7b;")
+        self.baseline_label.hide()
+        grid = QGridLayout()
+        grid.setSpacing(8)
+        for i, card in enumerate(self.cards):
+            grid.addWidget(card, 0, i)
+            grid.setColumnStretch(i, 1)
+        v = QVBoxLayout(self)
+        v.setContentsMargins(0, 0, 0, 0)
+        v.addLayout(grid)
+        v.addWidget(self.baseline_label)
+
+    def set_table(self, table: LayerTable | None) -> None:
+        self.table = table
+        self._update()
+
+    def set_baseline(self, table: LayerTable | None) -> None:
+        self.baseline = table
+        self._update()
+
+    def _update(self) -> None:
+        t, b = self.table, self.baseline
+        if t is None:
+            return
+        cfg = t.config
+        naive, eff = t.naive_bytes, t.efficient_bytes
+        self.params_card.value.setText(f"{t.params:,}")
+        self.params_card.detail.setText(f"{t.params / 1e6:.2f} M · {t.params * 4 / 2**20:.1f} MiB in float32")
+        self.macs_card.value.setText(f"{t.macs / 1e9:.3f} G")
+        self.macs_card.detail.setText(f"{t.macs:,} · {2 * t.macs / 1e9:.2f} GFLOPs at {cfg.input_size}²")
+        self.channels_card.value.setText(f"{cfg.final_channels:,}")
+        self.channels_card.detail.setText(f"→ {cfg.num_classes:,} classes · {sum(cfg.block_depths)} dense layers")
+        self.memory_card.value.setText(f"{human_bytes(naive)} → {human_bytes(eff)}")
+        used = "efficient on" if cfg.memory_efficient else "efficient off"
+        self.memory_card.detail.setText(f"per image · {eff / naive:.0%} of naive · {used}")
+        if b is None:
+            for card in (self.params_card, self.macs_card, self.channels_card, self.memory_card):
+                card.set_delta(None)
+            self.baseline_label.hide()
+            return
+        bc = b.config
+        self.params_card.set_delta(f"{_signed(t.params - b.params, ',')}{_pct(t.params, b.params)} vs baseline",
+                                   None if t.params == b.params else t.params < b.params)
+        self.macs_card.set_delta(f"{_signed((t.macs - b.macs) / 1e9, '.3f')} G{_pct(t.macs, b.macs)} vs baseline",
+                                 None if t.macs == b.macs else t.macs < b.macs)
+        dc = cfg.final_channels - bc.final_channels
+        self.channels_card.set_delta(f"{_signed(dc, ',')}{_pct(cfg.final_channels, bc.final_channels)} vs baseline")
+        bn = b.naive_bytes
+        self.memory_card.set_delta(f"naive {_signed((naive - bn) / 2**20, '.1f')} MiB{_pct(naive, bn)} vs baseline",
+                                   None if naive == bn else naive < bn)
+        self.baseline_label.setText(
+            f"Baseline (grey dashed curves): k={bc.growth_rate}, θ={bc.compression:g}, "
+            f"{'bottleneck' if bc.bottleneck else 'no bottleneck'}, blocks {list(bc.block_depths)}, "
+            f"{bc.stem} stem, {bc.input_size}px · {b.params:,} parameters")
+        self.baseline_label.show()

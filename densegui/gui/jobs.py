@@ -1,0 +1,135 @@
+"""The window's torch jobs, registered by name; they run in background processes (no Qt here).
+
+Each job is ``fn(*args, cancel, progress)`` taking and returning plain data
+(dicts, core dataclasses, NumPy arrays), so that the window process can
+unpickle every result without importing torch. ``LANES`` says which background
+process runs a job: long runs (probe, train) have their own, so a summary
+never waits behind them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+JOBS: dict[str, Callable[..., Any]] = {}
+
+EXPLORE, PROBE, TRAIN = "explore", "probe", "train"  # lanes: one background process each
+TRAIN_PROGRESS_INTERVAL = 0.1  # seconds between two batch updates sent to the window
+
+
+def job(name: str):
+    def register(fn):
+        JOBS[name] = fn
+        return fn
+    return register
+
+
+class _Stop(Exception):
+    pass
+
+
+@job("ping")
+def ping(*, cancel, progress) -> dict:
+    """Start-up check: the child's pid and versions (imports torch, so a later job starts warm)."""
+    import os
+
+    import torch
+
+    return {"pid": os.getpid(), "torch": torch.__version__}
+
+
+@job("summary")
+def summary(config: dict, depth: int, *, cancel, progress):
+    """The torchinfo SummaryResult of a configuration; stopped at the next module's forward on cancel."""
+    import torch
+
+    from densegui.core.config import DenseNetConfig
+    from densegui.core.summary import summarize
+
+    def check(_module, _inputs) -> None:
+        if cancel():
+            raise _Stop
+
+    handle = torch.nn.modules.module.register_module_forward_pre_hook(check)
+    try:
+        return summarize(DenseNetConfig.from_dict(config), depth=depth)
+    finally:
+        handle.remove()
+
+
+@job("load_reuse")
+def load_reuse(path: str, *, cancel, progress) -> tuple:
+    """``(LoadedCheckpoint without its weights, [BlockReuse per block])`` of a checkpoint file.
+
+    The file is read only by the safe loader, here; the weights stay in this process."""
+    import dataclasses
+    from pathlib import Path
+
+    from densegui.core.checkpoint import load_checkpoint
+    from densegui.core.errors import DenseguiError, user_message
+    from densegui.core.reuse import block_reuse
+    from densegui.gui.background import raise_if_cancelled
+
+    name = Path(path).name
+    try:
+        loaded = load_checkpoint(path)
+        raise_if_cancelled(cancel)
+        blocks = []
+        for b in range(1, loaded.config.num_blocks + 1):
+            blocks.append(block_reuse(loaded.state_dict, loaded.config, b))
+            raise_if_cancelled(cancel)
+            progress(b / loaded.config.num_blocks)
+    except DenseguiError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - whatever the file holds, one line
+        raise DenseguiError(user_message(exc, f"could not load {name!r}")) from None
+    return dataclasses.replace(loaded, state_dict={}), blocks
+
+
+@job("devices")
+def devices(*, cancel, progress) -> list:
+    """The devices torch can use here (DeviceInfo records)."""
+    from densegui.core.devices import list_devices
+
+    return list_devices()
+
+
+@job("probe")
+def probe(config: dict, settings, *, cancel, progress):
+    """One timing-probe measurement (ProbeResult); progress is ``(fraction, text)``."""
+    from densegui.core.config import DenseNetConfig
+    from densegui.core.probe import run_probe
+
+    return run_probe(DenseNetConfig.from_dict(config), settings, cancel=cancel,
+                     progress=lambda fraction, text: progress((fraction, text)))
+
+
+@job("sweep")
+def sweep(config: dict, settings, max_batch: int, *, cancel, progress):
+    """A batch-size sweep (SweepResult); progress is ``(fraction, text)``."""
+    from densegui.core.config import DenseNetConfig
+    from densegui.core.probe import sweep as run_sweep
+
+    return run_sweep(DenseNetConfig.from_dict(config), settings, max_batch=max_batch, cancel=cancel,
+                     progress=lambda fraction, text: progress((fraction, text)))
+
+
+@job("train")
+def train(request, *, cancel, progress):
+    """A training run (TrainResult). Progress: ``("log", text)`` or ``("progress", Progress)``,
+    batch updates at most every TRAIN_PROGRESS_INTERVAL seconds."""
+    from densegui.core.train_setup import run_training
+
+    last = [0.0]
+
+    def on_progress(p) -> None:
+        if p.kind == "batch":
+            now = time.perf_counter()
+            if now - last[0] < TRAIN_PROGRESS_INTERVAL and p.batch != p.batches:
+                return
+            last[0] = now
+        progress(("progress", p))
+
+    return run_training(request, progress=on_progress, cancel=cancel, log=lambda text: progress(("log", text)))

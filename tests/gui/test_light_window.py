@@ -1,0 +1,126 @@
+"""The window process never imports torch: a whole session (summary, feature reuse, a probe, a
+training run, preset changes, close) in a fresh interpreter, then ``torch`` is looked up in
+``sys.modules``. Also: closing the window while a probe and a training run are starting returns
+at once and leaves no background process behind."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+SESSION = textwrap.dedent("""
+    import os, sys, time
+    from pathlib import Path
+    from PySide6.QtCore import QEventLoop
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication([])
+    from densegui.core.config import DenseNetConfig, get_preset
+    from densegui.gui.main_window import MainWindow
+    from densegui.gui.tasks import close_shared_pool, shared_pool
+
+    def wait(pred, what, timeout=120):
+        end = time.monotonic() + timeout
+        while not pred():
+            if time.monotonic() > end:
+                sys.exit(f"timed out waiting for {what}")
+            QEventLoop().processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 20)
+
+    w = MainWindow(settings=None)
+    w.show()
+    wait(w.is_up_to_date, "the first summary")
+    assert w.summary_panel.result.total_params == 7_978_856
+
+    w.tabs.setCurrentWidget(w.reuse_panel)
+    wait(lambda: w.reuse_panel.loaded is not None, "the shipped checkpoint's heatmaps")
+    assert len(w.reuse_panel.blocks) == 3
+
+    tiny = DenseNetConfig(growth_rate=4, block_depths=(2, 2), stem="cifar", num_classes=10, input_size=16)
+    w.apply_config(tiny)
+    probe = w.probe_panel
+    probe.device_combo.setCurrentIndex(probe.device_combo.findData("cpu"))
+    probe.breakdown_check.setChecked(False)
+    probe.start_run()
+    wait(lambda: not probe.is_running(), "the probe")
+    assert probe.result is not None and probe.result.batch_size == 1, probe.message_label.text()
+
+    train = w.train_panel
+    train.set_config(train.config)
+    train.epochs_spin.setValue(1)
+    train.limit_spin.setValue(64)
+    train.out_edit.setText(sys.argv[1])
+    train.start()
+    wait(lambda: not train.is_running(), "the training run")
+    assert train.result is not None, train.error_label.text()
+    wait(lambda: w.reuse_panel.loaded is not None and w.reuse_panel.loaded.path == sys.argv[1], "reuse refresh")
+
+    w.load_preset("densenet-bc-100-k12")
+    wait(w.is_up_to_date, "the preset's summary")
+    pids = [p.pid for p in shared_pool().processes() if p.pid]
+    w.close()
+    w.deleteLater()
+    close_shared_pool()
+    assert "torch" not in sys.modules, "the window process imported torch"
+    print("OK", len(pids))
+""")
+
+CLOSE_EARLY = textwrap.dedent("""
+    import os, sys, time
+    from PySide6.QtCore import QEventLoop
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication([])
+    from densegui.core.config import get_preset
+    from densegui.gui.main_window import MainWindow
+    from densegui.gui.tasks import close_shared_pool, shared_pool
+
+    w = MainWindow(settings=None)
+    w.show()
+    w.load_preset("densenet264")
+    w.train_panel.set_config(w.train_panel.config)
+    w.train_panel.out_edit.setText(sys.argv[1])
+    w.train_panel.start()
+    w.probe_panel.device_combo.setCurrentIndex(w.probe_panel.device_combo.findData("cpu"))
+    w.probe_panel.mode_combo.setCurrentIndex(w.probe_panel.mode_combo.findData("training"))
+    w.probe_panel.batch_spin.setValue(8)
+    w.probe_panel.start_run()
+    end = time.monotonic() + 0.5
+    while time.monotonic() < end:
+        QEventLoop().processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 20)
+    procs = [p._proc for p in shared_pool().processes() if p._proc is not None]
+    t0 = time.perf_counter()
+    w.close()
+    closed = time.perf_counter() - t0
+    w.deleteLater()
+    close_shared_pool()
+    alive = [p.pid for p in procs if p.is_alive()]
+    print(f"CLOSE {closed:.3f} {len(procs)} {alive}")
+""")
+
+
+def _run(script: str, *args: str, timeout: float) -> subprocess.CompletedProcess:
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", DENSEGUI_NO_SETTINGS="1")
+    return subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=timeout,
+                          env=env)
+
+
+def test_a_whole_session_never_imports_torch_in_the_window_process(tmp_path):
+    out = tmp_path / "session.pt"
+    proc = _run(SESSION, str(out), timeout=240)
+    assert proc.returncode == 0 and "OK" in proc.stdout, proc.stdout + proc.stderr[-3000:]
+    assert out.exists()
+
+
+def test_closing_during_slow_starts_returns_quickly_and_leaves_nothing(tmp_path):
+    out = tmp_path / "early.pt"
+    proc = _run(CLOSE_EARLY, str(out), timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("CLOSE"))
+    _, seconds, count, alive = line.split(" ", 3)
+    assert int(count) >= 2  # the probe's and the training's processes were running
+    assert alive == "[]"
+    # The window is hidden first; stopping takes a grace period per busy panel, then kills.
+    assert float(seconds) < 3.0
+    assert not out.exists() and not list(tmp_path.glob(".*.tmp")), list(tmp_path.iterdir())
