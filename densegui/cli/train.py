@@ -83,7 +83,7 @@ def _given(args: argparse.Namespace, names) -> list[str]:
 
 def _check_resume_flags(args: argparse.Namespace) -> None:
     """One line naming the first flag that would change the resumed run."""
-    from densegui.core.train_setup import read_resume_plan
+    from densegui.core.train import read_resume_plan
 
     model_flags = _given(args, ["preset", "config", *_OVERRIDES])
     if model_flags:

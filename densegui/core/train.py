@@ -12,9 +12,9 @@ momentum buffers travel in the checkpoint's ``train_state``; a run resumed
 from its epoch-N checkpoint therefore ends with bit-identical weights to the
 uninterrupted run on the same device and thread count.
 
-The plain types (options, progress, result, errors) live in
-:mod:`densegui.core.train_setup`, which does not import torch; its
-``run_training`` loads the data, adapts the configuration and calls
+The plain types (options, progress, result, errors, resume plan) live in
+:mod:`densegui.core.train_types`, which does not import torch;
+:func:`densegui.core.train_setup.run_training` loads the data, adapts the configuration and calls
 :func:`train` with ``progress`` (a :class:`Progress` after every batch and
 every epoch) and ``cancel`` (polled after building the model and the
 optimizer, and before every batch).
@@ -37,7 +37,7 @@ from densegui.core.checkpoint import save_checkpoint
 from densegui.core.config import DenseNetConfig
 from densegui.core.data import Dataset, Split
 from densegui.core.errors import ConfigError
-from densegui.core.train_setup import (  # noqa: F401 - the plain types, re-exported for callers of this module
+from densegui.core.train_types import (
     MILESTONES,
     Progress,
     ResumePlan,
@@ -45,9 +45,6 @@ from densegui.core.train_setup import (  # noqa: F401 - the plain types, re-expo
     TrainError,
     TrainOptions,
     TrainResult,
-    adapt_config,
-    default_config,
-    read_resume_plan,
 )
 
 
@@ -113,6 +110,11 @@ def evaluate(model: torch.nn.Module, split: Split, scale: float, mean: list[floa
     model.train(was_training)
     n = max(len(split), 1)
     return total_loss / n, correct / n
+
+
+def read_resume_plan(path: str | Path) -> ResumePlan:
+    """The :class:`ResumePlan` of the checkpoint at ``path`` (see :func:`read_train_checkpoint`)."""
+    return ResumePlan.from_checkpoint(read_train_checkpoint(path), path)
 
 
 def _versions() -> dict[str, str]:
