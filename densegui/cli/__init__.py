@@ -1,7 +1,9 @@
 """``densegui`` command line: subcommands over :mod:`densegui.core`.
 
 Each subcommand lives in its own module exposing ``register(subparsers)``,
-which adds a parser whose ``func(args) -> int`` runs it. Errors meant for
+which adds a parser whose ``func(args) -> int`` runs it. The modules import
+torch only inside the commands that need it, so ``--help``, ``presets`` and
+``gui`` start without it. Errors meant for
 the user (:class:`DenseguiError`, argparse errors) print one line on stderr
 and exit with code 2, never a traceback. Set ``DENSEGUI_DEBUG=1`` to see the
 traceback of an unexpected error.
@@ -10,16 +12,16 @@ traceback of an unexpected error.
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
 from collections.abc import Sequence
 
 from densegui import __version__
-from densegui.core.errors import DenseguiError
+from densegui.cli import gui, presets, probe, reuse, summary, train
+from densegui.core.errors import DenseguiError, first_line
 
 # Subcommand modules, in the order `densegui --help` lists them.
-COMMANDS = ("presets", "summary", "probe", "reuse", "train", "gui")
+COMMANDS = (presets, summary, probe, reuse, train, gui)
 
 EXIT_USAGE = 2
 
@@ -35,13 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="densegui", description="Explore DenseNet architectures (Huang et al., CVPR 2017).")
     parser.add_argument("--version", action="version", version=f"densegui {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
-    for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"densegui.cli.{name}")
-        except ModuleNotFoundError as exc:  # a subcommand whose module is not written yet
-            if exc.name == f"densegui.cli.{name}":
-                continue
-            raise
+    for module in COMMANDS:
         module.register(sub)
     return parser
 
@@ -51,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     if not args_list:
         # No subcommand: open the window, like double-clicking the app.
-        args_list = ["gui"] if "gui" in parser._subparsers._group_actions[0].choices else ["--help"]  # noqa: SLF001
+        args_list = ["gui"]
     args = parser.parse_args(args_list)
     try:
         return int(args.func(args) or 0)
@@ -66,6 +62,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - last resort: one line, not a traceback
         if os.environ.get("DENSEGUI_DEBUG"):
             raise
-        print(f"densegui: internal error: {exc.__class__.__name__}: {exc} (set DENSEGUI_DEBUG=1 for details)",
+        print(f"densegui: internal error: {exc.__class__.__name__}: {first_line(exc)} (set DENSEGUI_DEBUG=1 for details)",
               file=sys.stderr)
         return 1
