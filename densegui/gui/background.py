@@ -43,7 +43,7 @@ class _Stop(Exception):
     pass
 
 
-def _serve(conn, jobs: Mapping[str, Callable[..., Any]]) -> None:  # pragma: no cover - runs in the child
+def _serve(conn, jobs: Mapping[str, Callable[..., Any]], preload: str | None) -> None:  # pragma: no cover - child
     state = {"cancelled": False, "exit": False}
 
     def cancel() -> bool:
@@ -60,6 +60,11 @@ def _serve(conn, jobs: Mapping[str, Callable[..., Any]]) -> None:  # pragma: no 
     def progress(payload: Any) -> None:
         conn.send(("progress", payload))
 
+    if preload is not None:  # imports and first-call costs, paid before the first job arrives
+        try:
+            jobs[preload](cancel=lambda: False, progress=lambda _payload: None)
+        except Exception:  # noqa: BLE001 - best effort: the real job will report a real problem
+            pass
     while not state["exit"]:
         try:
             job = conn.recv()
@@ -99,9 +104,10 @@ def raise_if_cancelled(cancel: Callable[[], bool] | None) -> None:
 class BackgroundProcess:
     """One spawned child serving named jobs, one at a time (thread-safe)."""
 
-    def __init__(self, name: str, jobs: Mapping[str, Callable[..., Any]]) -> None:
+    def __init__(self, name: str, jobs: Mapping[str, Callable[..., Any]], preload: str | None = None) -> None:
         self.name = name
         self._jobs = dict(jobs)
+        self._preload = preload  # a job run once when the child starts (warm-up)
         self._turn = threading.Lock()  # one job at a time
         self._state = threading.Lock()  # guards _proc/_conn
         self._proc = None
@@ -121,7 +127,7 @@ class BackgroundProcess:
                 return
             ctx = mp.get_context("spawn")
             parent, child = ctx.Pipe()
-            proc = ctx.Process(target=_serve, args=(child, self._jobs), name=f"densegui-{self.name}", daemon=True)
+            proc = ctx.Process(target=_serve, args=(child, self._jobs, self._preload), name=f"densegui-{self.name}", daemon=True)
             proc.start()
             child.close()
             self._proc, self._conn = proc, parent
@@ -177,37 +183,47 @@ class BackgroundProcess:
         (then the child is asked to stop at its next check and stays warm)."""
         if name not in self._jobs:
             raise DenseguiError(f"unknown background job {name!r}.")
-        with self._turn:
+        while not self._turn.acquire(timeout=POLL_S):  # waiting behind another job: stay cancellable
             if cancel is not None and cancel():
                 self.jobs_refused += 1
                 raise JobCancelled("cancelled before it started.")
-            self.start()
-            conn = self._conn
-            if conn is None:  # killed between start() and here
-                raise DenseguiError("the background process was stopped.")
-            try:
-                conn.send(("run", name, args))
-                self.jobs_run += 1
-                cancel_sent = False
-                while True:
-                    if not conn.poll(POLL_S):
-                        if not cancel_sent and cancel is not None and cancel():
-                            conn.send(CANCEL)
-                            cancel_sent = True
-                        continue
-                    kind, payload = conn.recv()
-                    if kind == "progress":
-                        if progress is not None and not cancel_sent:
-                            progress(payload)
-                        continue
-                    break
-            except (EOFError, OSError, BrokenPipeError, TypeError, ValueError):
-                # (a killed child closes the pipe; a closed Connection raises TypeError/ValueError)
-                self._discard(conn)
-                if cancel is not None and cancel():
-                    raise JobCancelled("cancelled.") from None
-                raise DenseguiError("the background process stopped (killed or out of memory); "
-                                    "it restarts on the next request.") from None
+        try:
+            return self._run_turn(name, args, cancel, progress)
+        finally:
+            self._turn.release()
+
+    def _run_turn(self, name: str, args: tuple, cancel, progress) -> Any:
+        """One job, holding the turn."""
+        if cancel is not None and cancel():
+            self.jobs_refused += 1
+            raise JobCancelled("cancelled before it started.")
+        self.start()
+        conn = self._conn
+        if conn is None:  # killed between start() and here
+            raise DenseguiError("the background process was stopped.")
+        try:
+            conn.send(("run", name, args))
+            self.jobs_run += 1
+            cancel_sent = False
+            while True:
+                if not conn.poll(POLL_S):
+                    if not cancel_sent and cancel is not None and cancel():
+                        conn.send(CANCEL)
+                        cancel_sent = True
+                    continue
+                kind, payload = conn.recv()
+                if kind == "progress":
+                    if progress is not None and not cancel_sent:
+                        progress(payload)
+                    continue
+                break
+        except (EOFError, OSError, BrokenPipeError, TypeError, ValueError):
+            # (a killed child closes the pipe; a closed Connection raises TypeError/ValueError)
+            self._discard(conn)
+            if cancel is not None and cancel():
+                raise JobCancelled("cancelled.") from None
+            raise DenseguiError("the background process stopped (killed or out of memory); "
+                                "it restarts on the next request.") from None
         if kind == "cancelled":
             self.jobs_stopped += 1
             raise JobCancelled("cancelled.")
@@ -229,8 +245,9 @@ class ProcessPool:
     Lanes keep long work apart from short work: training does not hold up a summary.
     """
 
-    def __init__(self, jobs: Mapping[str, Callable[..., Any]]) -> None:
+    def __init__(self, jobs: Mapping[str, Callable[..., Any]], preload: Mapping[str, str] | None = None) -> None:
         self._jobs = jobs
+        self._preload = dict(preload or {})  # lane → warm-up job
         self._lock = threading.Lock()
         self._procs: dict[str, BackgroundProcess] = {}
 
@@ -238,7 +255,7 @@ class ProcessPool:
         with self._lock:
             proc = self._procs.get(lane)
             if proc is None:
-                proc = self._procs[lane] = BackgroundProcess(lane, self._jobs)
+                proc = self._procs[lane] = BackgroundProcess(lane, self._jobs, self._preload.get(lane))
             return proc
 
     def processes(self) -> list[BackgroundProcess]:
