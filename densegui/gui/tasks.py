@@ -26,7 +26,7 @@ from PySide6.QtCore import QObject, Signal
 
 from densegui.core.errors import user_message
 from densegui.gui.background import BackgroundProcess, JobCancelled, ProcessPool
-from densegui.gui.jobs import JOBS
+from densegui.gui.jobs import JOBS, PRELOAD
 
 CANCELLED_TEXT = "cancelled."
 
@@ -203,7 +203,7 @@ def shared_pool() -> ProcessPool:
     global _pool
     with _pool_lock:
         if _pool is None:
-            _pool = ProcessPool(JOBS)
+            _pool = ProcessPool(JOBS, PRELOAD)
         return _pool
 
 
