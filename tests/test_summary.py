@@ -8,10 +8,11 @@ import weakref
 
 import pytest
 import torch
+import torchinfo
 import torchinfo.torchinfo as torchinfo_impl
 from torch import nn
 
-import densegui.core.summary as summary_mod
+import densegui.core.model as model_mod
 from densegui.core.config import DenseNetConfig, get_preset
 from densegui.core.errors import ConfigError
 from densegui.core.model import build_model
@@ -80,14 +81,14 @@ def test_explicit_cpu_device_gives_the_same_rows_and_batch():
 
 def test_cache_cleared_and_model_released(monkeypatch):
     refs = []
-    real_build = summary_mod.build_model
+    real_build = model_mod.build_model
 
     def spy(cfg, device=None):
         model = real_build(cfg, device)
         refs.append(weakref.ref(model))
         return model
 
-    monkeypatch.setattr(summary_mod, "build_model", spy)
+    monkeypatch.setattr(model_mod, "build_model", spy)
     result = summarize(SMALL)
     assert result.rows and len(refs) == 1
     assert torchinfo_impl._cached_forward_pass == {}
@@ -101,7 +102,7 @@ def test_cache_cleared_even_when_torchinfo_fails(monkeypatch):
         torchinfo_impl._cached_forward_pass["x"] = []
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(summary_mod.torchinfo, "summary", boom)
+    monkeypatch.setattr(torchinfo, "summary", boom)  # (summarize imports both when it runs)
     with pytest.raises(RuntimeError):
         summarize(SMALL)
     assert torchinfo_impl._cached_forward_pass == {}
@@ -116,8 +117,8 @@ def test_explicit_device_is_respected(monkeypatch):
     """torchinfo moves a model to CUDA in place unless told the device; on a CUDA machine
     this checks that a CPU summary leaves the model on the CPU."""
     models = []
-    real_build = summary_mod.build_model
-    monkeypatch.setattr(summary_mod, "build_model", lambda cfg, device=None: models.append(real_build(cfg, device)) or models[-1])
+    real_build = model_mod.build_model
+    monkeypatch.setattr(model_mod, "build_model", lambda cfg, device=None: models.append(real_build(cfg, device)) or models[-1])
     summarize(SMALL, device="cpu")
     assert models and all(p.device.type == "cpu" for p in models[0].parameters())
 

@@ -311,4 +311,3 @@ def train(
                                   history[-1]["images_per_s"], lr, val_loss, val_acc, seconds, str(out)))
     return TrainResult(config, str(out), history, val_acc, elapsed_before + time.perf_counter() - t_run,
                        dataset=data.to_metadata(), options=options, device=str(dev))
-
