@@ -117,9 +117,10 @@ def gui_responsiveness(path: Path, repeats: int) -> None:
     app = QApplication.instance() or QApplication([])
     # The panel loads in the background process the explorer starts for its summaries; in the app
     # it is running long before a checkpoint is opened, so start it (and warm it up) first.
-    from densegui.gui.summary_process import server
+    from densegui.gui.jobs import EXPLORE
+    from densegui.gui.tasks import close_shared_pool, shared_pool
 
-    server().call(get_preset("densenet-40-k12"), 1)
+    shared_pool().get(EXPLORE).run("warm_up")
     panel = ReusePanel(load_default=False)
     panel.resize(1200, 600)
     panel.show()
@@ -146,6 +147,7 @@ def gui_responsiveness(path: Path, repeats: int) -> None:
     panel.close()
     panel.deleteLater()
     QEventLoop().processEvents()
+    close_shared_pool()
     print()
     print("| GUI: ReusePanel.load_checkpoint (background process), offscreen | median | max |")
     print("|---|---|---|")

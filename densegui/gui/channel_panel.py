@@ -194,7 +194,6 @@ def block_spans(table: LayerTable) -> tuple[list[tuple[int, float, float]], list
 class ChannelPanel(PanelMixin, QWidget):
     """Layer-by-layer plots of the analytic table, with a baseline overlay."""
 
-    hovered = Signal(str)  # the hover read-out text ("" when off the plots)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -355,7 +354,6 @@ class ChannelPanel(PanelMixin, QWidget):
                     f"  ·  saved {human_bytes(r.saved_naive + r.fixed_naive)} naive, "
                     f"{human_bytes(r.saved_efficient + r.fixed_efficient)} efficient")
             self.hover_label.setText(text)
-        self.hovered.emit(text)
         return text
 
     def export_png(self, key: str, path: str | Path, width: int = 1200) -> Path:

@@ -126,7 +126,7 @@ class HeatmapView(pg.GraphicsLayoutWidget):
             self.plots, self.images, self.colorbar, self._marker, self._layout_key = [], [], None, None, None
             return
         key = (len(self.blocks), self.title)
-        if key != getattr(self, "_layout_key", None):
+        if key != self._layout_key:
             self.clear()
             self.plots, self.images, self._marker = [], [], None
             row = 0

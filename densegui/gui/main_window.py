@@ -76,7 +76,6 @@ def settings_disabled() -> bool:
 class MainWindow(QMainWindow):
     """The densegui explorer."""
 
-    headlineUpdated = Signal(object)  # the DenseNetConfig now shown by the headline (synchronous with a change)
     plotsUpdated = Signal(object)  # the DenseNetConfig now drawn by the channel plots (next event-loop pass)
     configInvalid = Signal(str)
 
@@ -256,7 +255,6 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"densegui — DenseNet explorer — {self._preset_label()}")
         for panel in (self.summary_panel, self.reuse_panel, self.probe_panel, self.train_panel):
             panel.set_config(cfg)
-        self.headlineUpdated.emit(cfg)
 
     def _update_plots(self) -> None:
         table = self.table

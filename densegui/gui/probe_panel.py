@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSignalBlocker, Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -246,13 +246,9 @@ class ProbePanel(QWidget):
         """The explorer's current configuration: the one the next Run measures (cheap)."""
         self.config = cfg
         self.config_label.setText(f"Configuration: <b>{cfg.label()}</b>")
-        for w, v in ((self.input_spin, cfg.input_size),):
-            w.blockSignals(True)
-            w.setValue(v)
-            w.blockSignals(False)
-        self.memeff_check.blockSignals(True)
-        self.memeff_check.setChecked(cfg.memory_efficient)
-        self.memeff_check.blockSignals(False)
+        with QSignalBlocker(self.input_spin), QSignalBlocker(self.memeff_check):
+            self.input_spin.setValue(cfg.input_size)
+            self.memeff_check.setChecked(cfg.memory_efficient)
         self._update_estimate()
 
     def shutdown(self) -> None:

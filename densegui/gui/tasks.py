@@ -82,7 +82,6 @@ class TaskRunner(QObject):
     done = Signal(object)
     failed = Signal(str)
     cancelled = Signal()  # only with report_cancel: the current task stopped on request
-    busyChanged = Signal(bool)
 
     def __init__(self, parent: QObject | None = None, *, pool: ProcessPool | None = None,
                  report_cancel: bool = False) -> None:
@@ -107,7 +106,6 @@ class TaskRunner(QObject):
         self._tasks.add(task)
         task.thread = threading.Thread(target=task._run, name=f"densegui-task-{task.id}", daemon=True)
         task.thread.start()
-        self.busyChanged.emit(True)
         return task
 
     def start_job(self, lane: str, name: str, *args: Any) -> Task | None:
@@ -138,7 +136,6 @@ class TaskRunner(QObject):
         if task is None:
             return
         self._drop_current()
-        self.busyChanged.emit(False)
         if self._report_cancel:
             self.cancelled.emit()
 
@@ -181,7 +178,6 @@ class TaskRunner(QObject):
             return
         self._current = None
         self.last_seconds = task.seconds
-        self.busyChanged.emit(False)
         if outcome == "done":
             self.done.emit(value)
         elif outcome == "failed":
