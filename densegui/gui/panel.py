@@ -3,14 +3,19 @@
 ``MainWindow`` adds each panel as a tab and talks to it through three
 methods only:
 
-* ``Panel(parent=None)`` -- construct cheaply (no heavy work, no threads
-  that outlive ``shutdown``);
+* ``Panel(parent=None)`` -- construct cheaply (no heavy work; background
+  work only through a TaskRunner);
 * ``set_config(cfg)`` -- called with every new *valid*
   :class:`~densegui.core.config.DenseNetConfig` the user makes (possibly
-  many per second while a slider is dragged): store it, schedule work if
-  needed, but never compute heavily here;
-* ``shutdown()`` -- called once before the window closes: stop workers and
-  wait for them, so no thread outlives the QApplication.
+  many per second while a slider is dragged): store it, schedule work through
+  the panel's :class:`~densegui.gui.tasks.TaskRunner` if needed, but never
+  compute heavily here;
+* ``shutdown()`` -- called once before the window closes: ``runner.shutdown()``,
+  so no task outlives the QApplication.
+
+The headline and the channel plots render the analytic layer table instead
+(``set_table(table)`` / ``set_baseline(table)``). docs/architecture.md says how
+to add a panel.
 
 Panels may inherit :class:`PanelMixin` (no-op defaults) or just provide the
 methods; :class:`Panel` is the structural ``Protocol`` the window checks.
