@@ -4,7 +4,6 @@ progress, cancellation, crashes. No Qt here: the process layer is plain Python."
 from __future__ import annotations
 
 import os
-import sys
 import threading
 import time
 from pathlib import Path
@@ -184,9 +183,10 @@ def test_summary_job_matches_the_layer_table_and_is_cancelled_mid_way(app_proc):
 
 
 def test_load_reuse_job_returns_the_reference_matrices_without_the_weights(app_proc, tmp_path):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from test_checkpoint_corpus import SMALL_BC, known_state_dict, write_bad, write_good
-    from test_reuse_metric import naive_matrices
+    # Imported here, not at the top: the spawned child imports this module for the test jobs above
+    # and must not pay for torch.
+    from helpers.corpus import SMALL_BC, known_state_dict, write_bad, write_good
+    from helpers.reference import naive_matrices
 
     sd = known_state_dict(SMALL_BC, seed=5)
     path = write_good("state_dict", tmp_path / "a.pt", sd, SMALL_BC)

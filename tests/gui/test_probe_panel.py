@@ -17,7 +17,7 @@ TINY = DenseNetConfig(growth_rate=4, block_depths=(2, 2), stem="cifar", num_clas
 
 @pytest.fixture
 def panel(qtbot, widget_leak_check, monkeypatch):
-    # Short runs: the panel's settings with fewer repeats (the probe logic itself is tested in tests/test_probe.py).
+    # Short runs: the panel's settings with fewer repeats (the probe logic itself is tested in tests/core/test_probe.py).
     orig = ProbePanel.settings
 
     def fast(self):

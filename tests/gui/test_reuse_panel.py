@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.corpus import SMALL_BASIC, SMALL_BC, known_state_dict, write_bad, write_good
+from helpers.reference import naive_matrices
 from PySide6.QtCore import QPointF
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the shared corpus builders in tests/
-
-from test_checkpoint_corpus import SMALL_BASIC, SMALL_BC, known_state_dict, write_bad, write_good  # noqa: E402
-from test_reuse_metric import naive_matrices  # noqa: E402
-
-from densegui.gui.heatmap import gap_columns  # noqa: E402
-from densegui.gui.reuse_panel import ReusePanel  # noqa: E402
+from densegui.gui.heatmap import gap_columns
+from densegui.gui.reuse_panel import ReusePanel
 
 TIMEOUT = 20_000
 

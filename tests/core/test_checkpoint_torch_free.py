@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from test_checkpoint_corpus import SMALL_BC, known_state_dict
+from helpers.corpus import SMALL_BC, known_state_dict
 
 from densegui.core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from densegui.core.reuse import reuse_matrices

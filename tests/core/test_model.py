@@ -9,12 +9,12 @@ model under test.
 from __future__ import annotations
 
 import inspect
-import random
 import re
 from collections import OrderedDict
 
 import pytest
 import torch
+from helpers.configs import FORWARD_SPACE, random_valid_configs
 from torch import nn
 
 from densegui.core.config import DenseNetConfig, get_preset
@@ -186,18 +186,7 @@ def test_cifar_basic_structure():
 
 
 def test_random_configs_forward_shapes_and_channels():
-    rng = random.Random(11)
-    done = 0
-    while done < 25:
-        cfg = DenseNetConfig(
-            growth_rate=rng.randint(1, 6), block_depths=tuple(rng.randint(1, 3) for _ in range(rng.randint(1, 4))),
-            compression=rng.choice([1.0, 0.5, 0.3]), bottleneck=rng.random() < 0.5, bn_size=rng.randint(1, 4),
-            init_features=rng.choice([None, rng.randint(1, 9)]), stem=rng.choice(["imagenet", "cifar"]),
-            in_channels=rng.randint(1, 4), num_classes=rng.randint(1, 9), input_size=rng.randint(8, 40))
-        try:
-            cfg.validate()
-        except Exception:
-            continue
+    for cfg in random_valid_configs(11, 25, FORWARD_SPACE):
         model = build_model(cfg).eval()
         x = torch.randn(2, cfg.in_channels, cfg.input_size, cfg.input_size)
         with torch.no_grad():
@@ -206,7 +195,6 @@ def test_random_configs_forward_shapes_and_channels():
         assert out.shape == (2, cfg.num_classes)
         assert feats.shape == (2, cfg.final_channels, cfg.spatial_sizes()[-1], cfg.spatial_sizes()[-1])
         assert model.config == cfg
-        done += 1
 
 
 def test_initialisation_is_torchvisions():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_checkpoint_corpus import synth_state_dict
+from helpers.corpus import synth_state_dict
 
 from densegui.core.config import PRESETS, DenseNetConfig
 from densegui.core.infer import InferenceError, fit_compression, infer_config
@@ -128,7 +128,7 @@ def test_expected_shapes_agree_with_the_model(name):
 
 
 def test_prefixed_and_legacy_keys_are_accepted_directly():
-    from test_checkpoint_corpus import to_legacy
+    from helpers.corpus import to_legacy
 
     cfg = PRESETS["densenet121"].config
     sd = meta_state_dict(cfg)

@@ -7,37 +7,12 @@ import math
 import numpy as np
 import pytest
 import torch
-from test_checkpoint_corpus import SMALL_BASIC, SMALL_BC, known_state_dict, synth_state_dict
+from helpers.corpus import SMALL_BASIC, SMALL_BC, known_state_dict, synth_state_dict
+from helpers.reference import naive_matrices
 
 from densegui.core.errors import DenseguiError
 from densegui.core.infer import infer_config
 from densegui.core.reuse import column_rank, normalise, reuse_matrices, write_csv
-
-
-def naive_matrices(sd: dict[str, torch.Tensor]) -> list[np.ndarray]:
-    """Figure 5 by the REFERENCE definition, straight from the tensor names and shapes:
-    k0 = layer 1's input channels, k = growth (layer 1's last conv outputs), one explicit slice per cell."""
-    out = []
-    b = 1
-    while f"features.denseblock{b}.denselayer1.conv1.weight" in sd:
-        depth = 0
-        while f"features.denseblock{b}.denselayer{depth + 1}.conv1.weight" in sd:
-            depth += 1
-        first = sd[f"features.denseblock{b}.denselayer1.conv1.weight"]
-        last_conv = sd.get(f"features.denseblock{b}.denselayer1.conv2.weight", first)
-        k0, k = first.shape[1], last_conv.shape[0]
-        targets = [sd[f"features.denseblock{b}.denselayer{t}.conv1.weight"] for t in range(1, depth + 1)]
-        nxt = f"features.transition{b}.conv.weight"
-        targets.append(sd[nxt] if nxt in sd else sd["classifier.weight"])
-        m = np.full((depth + 1, depth + 1), np.nan)
-        for t, w in enumerate(targets):
-            for s in range(depth + 1):
-                lo, hi = (0, k0) if s == 0 else (k0 + (s - 1) * k, k0 + s * k)
-                if hi <= w.shape[1]:
-                    m[s, t] = w[:, lo:hi].abs().double().mean().item()
-        out.append(m)
-        b += 1
-    return out
 
 
 @pytest.mark.parametrize("cfg", [SMALL_BC, SMALL_BASIC], ids=["bc", "basic"])

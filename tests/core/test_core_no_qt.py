@@ -5,7 +5,7 @@ import pathlib
 import subprocess
 import sys
 
-CORE = pathlib.Path(__file__).resolve().parents[1] / "densegui" / "core"
+CORE = pathlib.Path(__file__).resolve().parents[2] / "densegui" / "core"
 FORBIDDEN = ("PySide6", "pyqtgraph", "superqt", "PyQt5", "PyQt6", "qtpy", "densegui.gui")
 
 

@@ -9,8 +9,8 @@ import sys
 
 import numpy as np
 import pytest
-from test_checkpoint_corpus import BAD_INPUTS, SMALL_BC, known_state_dict, write_bad, write_good
-from test_reuse_metric import naive_matrices
+from helpers.corpus import BAD_INPUTS, SMALL_BC, known_state_dict, write_bad, write_good
+from helpers.reference import naive_matrices
 
 from densegui.cli import main
 from densegui.cli.summary import summary_json

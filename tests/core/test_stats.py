@@ -10,10 +10,9 @@
 
 from __future__ import annotations
 
-import random
-
 import pytest
 import torch
+from helpers.configs import MEASURED_SPACE, random_valid_configs
 from torch.utils.flop_counter import FlopCounterMode
 
 from densegui.core.config import PRESETS, DenseNetConfig, get_preset
@@ -23,33 +22,6 @@ from densegui.core.stats import estimate_memory, flops_per_iteration, layer_tabl
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
-
-
-def random_configs(seed: int, count: int, **fixed) -> list[DenseNetConfig]:
-    rng = random.Random(seed)
-    out: list[DenseNetConfig] = []
-    while len(out) < count:
-        values = dict(
-            growth_rate=rng.randint(1, 7),
-            block_depths=tuple(rng.randint(1, 4) for _ in range(rng.randint(1, 4))),
-            compression=rng.choice([1.0, 0.5, 0.3, 0.75, 0.2]),
-            bottleneck=rng.random() < 0.5,
-            bn_size=rng.randint(1, 4),
-            init_features=rng.choice([None, rng.randint(1, 12)]),
-            stem=rng.choice(["imagenet", "cifar"]),
-            in_channels=rng.randint(1, 4),
-            num_classes=rng.randint(1, 12),
-            drop_rate=rng.choice([0.0, 0.25]),
-            input_size=rng.randint(5, 40),
-        )
-        values.update(fixed)
-        cfg = DenseNetConfig(**values)
-        try:
-            cfg.validate()
-        except ConfigError:
-            continue
-        out.append(cfg)
-    return out
 
 
 def row_modules(model, row):
@@ -74,7 +46,7 @@ def test_params_presets(name):
 
 
 def test_params_random_configs_total_and_per_row():
-    for cfg in random_configs(101, 60):
+    for cfg in random_valid_configs(101, 60, MEASURED_SPACE):
         model = build_model(cfg, "meta")
         table = layer_table(cfg)
         assert table.params == sum(p.numel() for p in model.parameters()), cfg
@@ -110,7 +82,7 @@ def _flops(model, cfg, device="cpu"):
 
 
 def test_macs_random_configs_against_flop_counter_total_and_per_row():
-    for cfg in random_configs(202, 20):
+    for cfg in random_valid_configs(202, 20, MEASURED_SPACE):
         table = layer_table(cfg)
         total, per_module = _flops(build_model(cfg), cfg)
         assert total == 2 * table.macs, cfg
@@ -132,7 +104,7 @@ def test_densenet121_macs_matches_reference_figure():
 
 # ----------------------------------------------------------------------------- shapes
 def test_channels_sizes_and_elements_against_forward_hooks():
-    for cfg in random_configs(303, 25):
+    for cfg in random_valid_configs(303, 25, MEASURED_SPACE):
         model = build_model(cfg).eval()
         seen: dict[str, tuple[int, tuple[int, ...]]] = {}
 
@@ -188,7 +160,8 @@ def saved_bytes(cfg: DenseNetConfig, batch: int, device: str = "cpu") -> int:
 
 
 def test_activation_bytes_exact_against_autograd_saved_tensors():
-    configs = random_configs(404, 10, drop_rate=0.0) + random_configs(405, 8, drop_rate=0.3)
+    configs = (random_valid_configs(404, 10, MEASURED_SPACE, drop_rate=0.0)
+               + random_valid_configs(405, 8, MEASURED_SPACE, drop_rate=0.3))
     kinds = {(c.stem, c.bottleneck, c.drop_rate > 0) for c in configs}
     assert len(kinds) >= 6  # both stems, both layer kinds, with and without dropout
     for i, cfg in enumerate(configs):
@@ -201,7 +174,8 @@ def test_activation_bytes_exact_against_autograd_saved_tensors():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA path: the CPU path is tested above")
 def test_activation_bytes_exact_on_cuda():
-    configs = random_configs(406, 6, drop_rate=0.0) + random_configs(407, 6, drop_rate=0.3)
+    configs = (random_valid_configs(406, 6, MEASURED_SPACE, drop_rate=0.0)
+               + random_valid_configs(407, 6, MEASURED_SPACE, drop_rate=0.3))
     for cfg in configs:
         table = layer_table(cfg)
         for eff in (False, True):

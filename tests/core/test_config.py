@@ -14,6 +14,8 @@ import re
 
 import pytest
 import torch
+from helpers.configs import LIMITS_SPACE, random_config
+from helpers.reference import count_params
 
 from densegui.core.config import LIMITS, PRESETS, DenseNetConfig, get_preset, preset_names
 from densegui.core.errors import ConfigError, DenseguiError
@@ -34,29 +36,6 @@ FIELDS = ["growth_rate", "block_depths", "compression", "bottleneck", "bn_size",
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
-
-
-def count_params(cfg: DenseNetConfig) -> int:
-    return sum(p.numel() for p in build_model(cfg, "meta").parameters())
-
-
-def random_config(rng: random.Random, **fixed) -> DenseNetConfig:
-    nb = rng.randint(1, 4)
-    values = dict(
-        growth_rate=rng.randint(1, 6),
-        block_depths=tuple(rng.randint(1, 3) for _ in range(nb)),
-        compression=rng.choice([1.0, 0.5, 0.25, 0.7, 0.05, 0.01]),
-        bottleneck=rng.random() < 0.5,
-        bn_size=rng.randint(1, 4),
-        init_features=rng.choice([None, rng.randint(1, 12)]),
-        stem=rng.choice(["imagenet", "cifar"]),
-        in_channels=rng.randint(1, 4),
-        num_classes=rng.randint(1, 7),
-        drop_rate=rng.choice([0.0, 0.3]),
-        input_size=rng.randint(1, 40),
-    )
-    values.update(fixed)
-    return DenseNetConfig(**values)
 
 
 def one_line(msg: str) -> bool:
@@ -135,7 +114,7 @@ def test_json_round_trip_random(tmp_path):
     rng = random.Random(2024)
     done = 0
     while done < 40:
-        cfg = random_config(rng, memory_efficient=rng.random() < 0.5)
+        cfg = random_config(rng, LIMITS_SPACE, memory_efficient=rng.random() < 0.5)
         try:
             cfg.validate()
         except ConfigError:
@@ -269,7 +248,7 @@ def test_validation_accepts_exactly_what_builds_and_runs():
     accepted = rejected = 0
     reasons: set[str] = set()
     for _ in range(120):
-        cfg = random_config(rng, compression=rng.choice([1.0, 0.5, 0.3, 0.1, 0.02]),
+        cfg = random_config(rng, LIMITS_SPACE, compression=rng.choice([1.0, 0.5, 0.3, 0.1, 0.02]),
                             input_size=rng.choice([1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32]))
         try:
             cfg.validate()

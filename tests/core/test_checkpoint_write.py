@@ -10,7 +10,7 @@ import time
 
 import pytest
 import torch
-from test_checkpoint_corpus import SMALL_BC, known_state_dict
+from helpers.corpus import SMALL_BC, known_state_dict
 
 from densegui.core.checkpoint import load_checkpoint, remove_stale_temporaries, save_checkpoint
 
