@@ -7,4 +7,5 @@ Not collected as tests (no ``test_*`` modules here):
 * :mod:`helpers.reference`: independent computations to compare with (parameters, MACs, final channels,
   the Figure 5 reuse matrices by their definition);
 * :mod:`helpers.configs`: seeded random DenseNet configurations from a named sampling space;
+* :mod:`helpers.explorer`: finding the explorer window's labels and waiting for its summary (Qt).
 """
