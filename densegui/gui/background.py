@@ -32,7 +32,8 @@ from typing import Any
 from densegui.core.errors import DenseguiError, user_message
 
 CANCEL = "cancel"
-POLL_S = 0.02  # how often a waiting caller looks at its cancel flag
+POLL_S = 0.02  # how often a caller with a plain cancel callable looks at it
+WAKE_S = 0.5  # a caller with a CancelToken is woken by it; this is only a safety net
 
 
 class JobCancelled(DenseguiError):
@@ -95,6 +96,44 @@ def _serve(conn, jobs: Mapping[str, Callable[..., Any]], preload: str | None) ->
             return
 
 
+class CancelToken:
+    """A cancel flag (``token()`` is True once cancelled) that also wakes its waiters:
+    :meth:`BackgroundProcess.run` sends the stop request the moment :meth:`cancel` is called,
+    instead of polling the flag."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._lock = threading.Lock()
+        self._callbacks: list[Callable[[], None]] = []
+
+    def __call__(self) -> bool:
+        return self._event.is_set()
+
+    def cancel(self) -> None:
+        with self._lock:
+            if self._event.is_set():
+                return
+            self._event.set()
+            callbacks, self._callbacks = self._callbacks, []
+        for fn in callbacks:
+            fn()
+
+    def on_cancel(self, fn: Callable[[], None]) -> Callable[[], None]:
+        """Call ``fn`` (from the cancelling thread) when cancelled, or now if already; returns an
+        unsubscribe function."""
+        with self._lock:
+            if not self._event.is_set():
+                self._callbacks.append(fn)
+                return lambda: self._discard(fn)
+        fn()
+        return lambda: None
+
+    def _discard(self, fn) -> None:
+        with self._lock:
+            if fn in self._callbacks:
+                self._callbacks.remove(fn)
+
+
 def raise_if_cancelled(cancel: Callable[[], bool] | None) -> None:
     """For jobs: stop here (JobCancelled) if the caller asked to."""
     if cancel is not None and cancel():
@@ -110,6 +149,8 @@ class BackgroundProcess:
         self._preload = preload  # a job run once when the child starts (warm-up)
         self._turn = threading.Lock()  # one job at a time
         self._state = threading.Lock()  # guards _proc/_conn
+        self._send = threading.Lock()  # the job's sender and a cancelling thread share the pipe
+        self._in_flight: object | None = None  # the cancel token of the job sent and not yet answered
         self._proc = None
         self._conn = None
         self._closed = False
@@ -201,19 +242,26 @@ class BackgroundProcess:
         conn = self._conn
         if conn is None:  # killed between start() and here
             raise DenseguiError("the background process was stopped.")
+        token = cancel if isinstance(cancel, CancelToken) else None
+        unsubscribe = None
         try:
-            conn.send(("run", name, args))
+            with self._send:
+                conn.send(("run", name, args))
+                self._in_flight = token
+            if token is not None:  # (after the send: a cancel from now on reaches this job)
+                unsubscribe = token.on_cancel(lambda: self._send_cancel(conn, token))
             self.jobs_run += 1
             cancel_sent = False
             while True:
-                if not conn.poll(POLL_S):
-                    if not cancel_sent and cancel is not None and cancel():
-                        conn.send(CANCEL)
+                if not conn.poll(WAKE_S if token is not None else POLL_S):
+                    if token is None and not cancel_sent and cancel is not None and cancel():
+                        with self._send:
+                            conn.send(CANCEL)
                         cancel_sent = True
                     continue
                 kind, payload = conn.recv()
                 if kind == "progress":
-                    if progress is not None and not cancel_sent:
+                    if progress is not None and not (cancel is not None and cancel()):
                         progress(payload)
                     continue
                 break
@@ -224,12 +272,26 @@ class BackgroundProcess:
                 raise JobCancelled("cancelled.") from None
             raise DenseguiError("the background process stopped (killed or out of memory); "
                                 "it restarts on the next request.") from None
+        finally:
+            with self._send:
+                self._in_flight = None
+            if unsubscribe is not None:
+                unsubscribe()
         if kind == "cancelled":
             self.jobs_stopped += 1
             raise JobCancelled("cancelled.")
         if kind == "error":
             raise DenseguiError(payload)
         return payload
+
+    def _send_cancel(self, conn, token: CancelToken) -> None:
+        with self._send:  # only while this token's job is in flight: never stops a later job
+            if self._in_flight is token:
+                self._in_flight = None
+                try:
+                    conn.send(CANCEL)
+                except (OSError, BrokenPipeError, ValueError):
+                    pass
 
     def _discard(self, conn) -> None:
         with self._state:

@@ -25,7 +25,7 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 
 from densegui.core.errors import user_message
-from densegui.gui.background import BackgroundProcess, JobCancelled, ProcessPool
+from densegui.gui.background import BackgroundProcess, CancelToken, JobCancelled, ProcessPool
 from densegui.gui.jobs import JOBS, PRELOAD
 
 CANCELLED_TEXT = "cancelled."
@@ -43,35 +43,35 @@ class Task(QObject):
         super().__init__()
         self.id = next(Task._ids)
         self._fn, self._args = fn, args
-        self._cancel = threading.Event()
+        self._cancel = CancelToken()
         self.thread: threading.Thread | None = None
         self.process: BackgroundProcess | None = None  # set for start_job(): killed if it will not stop
         self.started_at = time.perf_counter()
         self.seconds: float | None = None
 
     def cancel(self) -> None:
-        self._cancel.set()
+        self._cancel.cancel()
 
     def is_cancelled(self) -> bool:
-        return self._cancel.is_set()
+        return self._cancel()
 
     def is_alive(self) -> bool:
         return self.thread is not None and self.thread.is_alive()
 
     def _run(self) -> None:
         try:
-            result = self._fn(*self._args, cancel=self._cancel.is_set, progress=self._report)
+            result = self._fn(*self._args, cancel=self._cancel, progress=self._report)
         except JobCancelled:
             outcome, value = "cancelled", CANCELLED_TEXT
         except BaseException as exc:  # noqa: BLE001 - one line for the panel, never a dead thread
-            outcome, value = ("cancelled", CANCELLED_TEXT) if self._cancel.is_set() else ("failed", user_message(exc))
+            outcome, value = ("cancelled", CANCELLED_TEXT) if self._cancel() else ("failed", user_message(exc))
         else:
             outcome, value = "done", result
         self.seconds = time.perf_counter() - self.started_at
         self._finished.emit(self, outcome, value)
 
     def _report(self, payload: Any) -> None:
-        if not self._cancel.is_set():
+        if not self._cancel():
             self._progress.emit(self, payload)
 
 

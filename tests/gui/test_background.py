@@ -15,7 +15,7 @@ from densegui.core.config import get_preset
 from densegui.core.errors import DenseguiError
 from densegui.core.stats import layer_table
 from densegui.gui import jobs as app_jobs
-from densegui.gui.background import BackgroundProcess, JobCancelled
+from densegui.gui.background import BackgroundProcess, CancelToken, JobCancelled
 
 BIG = get_preset("densenet264").replace(growth_rate=64)  # ≈ 0.5 s of torchinfo at depth 4 on 2 cores
 
@@ -113,6 +113,22 @@ def test_cancel_stops_a_running_job_and_keeps_the_child(proc):
     assert isinstance(outcome.get("error"), JobCancelled), outcome
     assert time.perf_counter() - t0 < 1.0
     assert proc.run("pid") == child  # the same warm child serves the next job
+
+
+def test_a_cancel_token_sends_the_stop_request_from_the_cancelling_thread(proc):
+    """With a CancelToken the waiting caller is not polling: the stop goes out when cancel() is
+    called, and a token cancelled after its job ended never stops the next job."""
+    token = CancelToken()
+    stopped = proc.jobs_stopped
+    thread, outcome = run_in_thread(proc, "spin", cancel=token)
+    wait_for(lambda: outcome["progress"] == ["started"])
+    token.cancel()
+    thread.join(10)
+    assert isinstance(outcome.get("error"), JobCancelled) and proc.jobs_stopped == stopped + 1
+    late = CancelToken()
+    assert proc.run("echo", 5, cancel=late) == 5
+    late.cancel()  # after its job: nothing in flight belongs to it
+    assert proc.run("count", 3) == 3 and proc.jobs_stopped == stopped + 1
 
 
 def test_a_job_cancelled_before_its_turn_is_never_sent(proc):
