@@ -2,7 +2,7 @@
 probe, checkpoints, reuse metric, training.
 
 Nothing below this package may import PySide6, pyqtgraph or superqt
-(enforced by ``tests/test_core_no_qt.py``).
+(enforced by ``tests/core/test_core_no_qt.py``).
 """
 
 from densegui.core.config import PRESETS, DenseNetConfig, get_preset, preset_names
