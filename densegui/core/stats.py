@@ -2,7 +2,8 @@
 configuration alone, with no model built and no forward pass.
 
 One row per stem, dense layer, transition and head, with channels, spatial
-size, parameters, MACs and activation sizes.
+size, parameters, MACs and activation sizes (the row and table types are
+family-neutral, in :mod:`densegui.core.table`; ResNets: :mod:`densegui.core.resnet`).
 
 Conventions (shown to users wherever these numbers appear):
 
@@ -28,75 +29,14 @@ The timing probe's analytic figures live here too: :func:`flops_per_iteration`
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from functools import lru_cache
 
 from densegui.core.config import DenseNetConfig
+from densegui.core.table import CUDA_MASK, F32, I64, MASK, LayerRow, LayerTable, estimate_from_table
 
-F32 = 4
-I64 = 8
-MASK = 4  # dropout mask bytes per element: PyTorch's CPU dropout keeps a float32 mask (CUDA keeps 1-byte masks)
-CUDA_MASK = 1
-
-
-@dataclass(frozen=True)
-class LayerRow:
-    name: str  # torchvision module path of the group
-    kind: str  # "stem" | "dense" | "transition" | "head"
-    block: int | None  # 1-based dense block (stem: None, transition N: N, head: None)
-    index: int | None  # 1-based layer index inside its block (dense layers only)
-    in_channels: int
-    out_channels: int
-    out_size: int  # spatial side of the output (1 for the head)
-    params: int
-    macs: int
-    out_elements: int  # elements of this group's output, per sample
-    saved_naive: int  # bytes saved for backward per sample, naive mode
-    saved_efficient: int  # bytes saved for backward per sample, memory-efficient mode
-    fixed_naive: int  # batch-independent saved bytes (BN mean/inv-std), naive mode
-    fixed_efficient: int  # the same in memory-efficient mode
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class LayerTable:
-    config: DenseNetConfig
-    rows: tuple[LayerRow, ...]
-
-    @property
-    def params(self) -> int:
-        return sum(r.params for r in self.rows)
-
-    @property
-    def macs(self) -> int:
-        return sum(r.macs for r in self.rows)
-
-    def activation_bytes(self, batch: int = 1, efficient: bool = False, device: str = "cpu") -> int:
-        """Bytes saved for backward in one training step of ``batch`` samples.
-
-        The rows count dropout masks as float32 (CPU); on a CUDA ``device``
-        PyTorch keeps 1-byte masks, which this corrects for.
-        """
-        if efficient:
-            total = sum(batch * r.saved_efficient + r.fixed_efficient for r in self.rows)
-        else:
-            total = sum(batch * r.saved_naive + r.fixed_naive for r in self.rows)
-        if self.config.drop_rate > 0 and str(device).startswith("cuda"):
-            total -= (MASK - CUDA_MASK) * batch * sum(r.out_elements for r in self.dense_rows())
-        return total
-
-    @property
-    def naive_bytes(self) -> int:
-        return self.activation_bytes(1, efficient=False)
-
-    @property
-    def efficient_bytes(self) -> int:
-        return self.activation_bytes(1, efficient=True)
-
-    def dense_rows(self) -> list[LayerRow]:
-        return [r for r in self.rows if r.kind == "dense"]
+# LayerRow and LayerTable live in densegui.core.table (shared by every family); re-exported here.
+__all__ = ["CUDA_MASK", "F32", "FLOPS_CONVENTION", "I64", "MASK", "LayerRow", "LayerTable", "compute_layer_table",
+           "estimate_memory", "flops_per_iteration", "layer_table"]
 
 
 def _bn_vectors(channels: int) -> int:
@@ -172,7 +112,8 @@ def compute_layer_table(config: DenseNetConfig) -> LayerTable:
             if not last:
                 efficient += k * hw * F32
             rows.append(LayerRow(f"features.denseblock{b}.denselayer{i}", "dense", b, i, cin, k, sizes[b - 1],
-                                 params, macs, k * hw, naive + mask, efficient + mask, fixed, fixed_eff))
+                                 params, macs, k * hw, naive + mask, efficient + mask, fixed, fixed_eff,
+                                 2 if cfg.bottleneck else 1))
         if b < cfg.num_blocks:
             out = cfg.transition_out(c_end)
             s_next = sizes[b]
@@ -190,7 +131,18 @@ def compute_layer_table(config: DenseNetConfig) -> LayerTable:
     saved = 2 * c * hw * F32 + c * F32  # block concat (norm5), norm5/relu output (pool), pooled vector (linear)
     rows.append(LayerRow("classifier", "head", None, None, c, cfg.num_classes, 1, params, macs, cfg.num_classes,
                          saved, saved, _bn_vectors(c), _bn_vectors(c)))
-    return LayerTable(cfg, tuple(rows))
+    return LayerTable(cfg, tuple(rows), _inference_live_elements(cfg))
+
+
+def _inference_live_elements(cfg: DenseNetConfig) -> int:
+    """The largest dense block's live feature maps in inference (its concatenation, the features
+    list it is built from, one layer's BN output and the next layer's input: 4 × the block
+    output), or the stem's conv0 + norm0 outputs if larger; per sample."""
+    sizes = cfg.spatial_sizes()
+    block_out = max(c_end * sizes[i] ** 2 for i, (_, c_end) in enumerate(cfg.block_channels()))
+    s1 = (cfg.input_size + 1) // 2
+    stem = 2 * cfg.num_init_features * s1 * s1 if cfg.stem == "imagenet" else 0
+    return max(4 * block_out, stem)
 
 
 _cached_layer_table = lru_cache(maxsize=64)(compute_layer_table)
@@ -207,25 +159,11 @@ def flops_per_iteration(cfg: DenseNetConfig, batch_size: int, mode: str) -> int:
 
 
 def estimate_memory(cfg: DenseNetConfig, batch_size: int, mode: str) -> int:
-    """Estimated bytes a probe run needs beyond what the process already holds.
+    """Estimated bytes a probe run of a DenseNet needs beyond what the process already holds
+    (:func:`densegui.core.table.estimate_from_table`; any family: :func:`densegui.core.arch.estimate_memory`).
 
-    Weights (fp32), plus in training their gradients and SGD momentum and the
-    analytic bytes autograd saves (``LayerTable.activation_bytes``, exact for
-    fp32); in inference the largest dense block's live feature maps (its
-    concatenation, the features list it is built from, one layer's BN output
-    and the next layer's input: 4 × the block output). 25% + 64 MiB margin
-    covers workspaces, the allocator and gradients in flight.
+    In inference the live feature maps are the largest dense block's: its concatenation, the
+    features list it is built from, one layer's BN output and the next layer's input (4 × the
+    block output).
     """
-    table = layer_table(cfg)
-    weights = F32 * table.params
-    x = F32 * batch_size * cfg.in_channels * cfg.input_size ** 2
-    if mode == "training":
-        acts = table.activation_bytes(batch_size, efficient=cfg.memory_efficient)
-        base = 3 * weights + acts + x
-    else:
-        sizes = cfg.spatial_sizes()
-        block_out = max(c_end * sizes[i] ** 2 for i, (_, c_end) in enumerate(cfg.block_channels()))
-        s1 = (cfg.input_size + 1) // 2
-        stem = 2 * cfg.num_init_features * s1 * s1 if cfg.stem == "imagenet" else 0  # conv0 + norm0 outputs
-        base = weights + x + F32 * batch_size * max(4 * block_out, stem)
-    return int(base * 1.25) + 64 * 2**20
+    return estimate_from_table(layer_table(cfg), batch_size, mode, efficient=cfg.memory_efficient)

@@ -271,3 +271,11 @@ def test_memory_estimate_covers_weights_and_saved_activations():
     naive, eff = (estimate_memory(cfg.replace(memory_efficient=e).validate(), 64, "training") for e in (False, True))
     assert eff < naive
 
+
+def test_row_and_table_types_are_the_family_neutral_ones():
+    from densegui.core import stats, table
+
+    assert stats.LayerRow is table.LayerRow and stats.LayerTable is table.LayerTable
+    t = layer_table(get_preset("densenet-bc-100-k12"))
+    assert t.family == "densenet" and t.depth == 100
+    assert {r.kind: r.weighted_layers for r in t.rows} == {"stem": 1, "dense": 2, "transition": 1, "head": 1}
