@@ -12,9 +12,10 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from densegui.core.errors import ConfigError, first_line
+from densegui.core.published import PUBLISHED, Published
 
 STEMS = ("imagenet", "cifar")
 
@@ -59,6 +60,8 @@ class DenseNetConfig:
     ``init_features=None`` means "2·k", the paper's choice for the ImageNet
     nets and DenseNet-BC; the basic CIFAR nets set 16 explicitly.
     """
+
+    family: ClassVar[str] = "densenet"  # see densegui.core.arch (not a field: to_dict() is unchanged)
 
     growth_rate: int = 32
     block_depths: tuple[int, ...] = (6, 12, 24, 16)
@@ -291,11 +294,18 @@ class DenseNetConfig:
 @dataclass(frozen=True)
 class Preset:
     name: str
-    config: DenseNetConfig
+    config: Any  # a DenseNetConfig here; densegui.core.arch.PRESETS holds every family's
     description: str
-    params: int  # published parameter count: exact for torchvision, else rounded to 0.1M
+    params: int  # published parameter count: exact for torchvision, else rounded as published
     exact: bool = False
     source: str = field(default="")
+    family: str = "densenet"
+    # Published results (densegui.core.published); None: looked up by name there.
+    published: tuple[Published, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.published is None:
+            object.__setattr__(self, "published", PUBLISHED.get(self.name, ()))
 
 
 def _imagenet(k: int, blocks: tuple[int, ...]) -> DenseNetConfig:

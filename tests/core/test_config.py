@@ -356,3 +356,13 @@ def test_derived_quantities():
     assert c.block_channels() == [(16, 160), (160, 304), (304, 448)] and c.spatial_sizes() == [32, 16, 8]
     assert DenseNetConfig(block_depths=(1,), stem="cifar").min_input_size() == 1
     assert DenseNetConfig(block_depths=(1, 1, 1, 1)).min_input_size() == 29
+
+
+def test_family_is_a_class_constant_not_a_field_and_presets_carry_published_results():
+    from densegui.core.published import PUBLISHED
+
+    cfg = get_preset("densenet121")
+    assert DenseNetConfig.family == cfg.family == "densenet"
+    assert "family" not in cfg.to_dict() and "family" not in {f.name for f in dataclasses.fields(cfg)}
+    for name, preset in PRESETS.items():
+        assert preset.family == "densenet" and preset.published == PUBLISHED[name] and preset.published
