@@ -11,6 +11,11 @@ TORCH_FREE = [
     "densegui.core.probe_types",
     "densegui.core.devices",
     "densegui.core.stats",
+    "densegui.core.table",
+    "densegui.core.resnet",
+    "densegui.core.published",
+    "densegui.core.arch",
+    "densegui.core.summary",
 ]
 
 
@@ -36,6 +41,28 @@ assert pickle.loads(pickle.dumps(r)) == r
 d = DeviceInfo("cpu", "cpu", "CPU", None)
 assert pickle.loads(pickle.dumps(d)) == d
 assert str(pickle.loads(pickle.dumps(ProbeCancelled("probe cancelled.")))) == "probe cancelled."
+assert 'torch' not in sys.modules, 'torch was imported'
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert out.returncode == 0, out.stderr
+
+
+def test_both_families_plain_data_works_without_torch():
+    code = """
+import pickle, sys
+from densegui.core import arch
+from densegui.core.published import published_error
+from densegui.core.summary import SummaryResult, SummaryRow
+for name in arch.preset_names():
+    cfg = arch.get_preset(name)
+    table = arch.layer_table(cfg)
+    assert table.params > 0 and len(table.depth_fraction()) == len(table.rows)
+    assert arch.estimate_memory(cfg, 4, "training") > arch.estimate_memory(cfg, 4, "inference") > 0
+    assert pickle.loads(pickle.dumps(table)) == table
+    assert arch.config_from_dict(cfg.to_dict()) == cfg
+assert published_error("resnet50", "ImageNet").value == 24.01
+r = SummaryResult(arch.get_preset("resnet20"), 1, "text", (SummaryRow("", "ResNet", 0, (1,), (1,), 1, 1),), 1, 1)
+assert pickle.loads(pickle.dumps(r)) == r
 assert 'torch' not in sys.modules, 'torch was imported'
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
