@@ -1,4 +1,4 @@
-"""Timing probe: what a DenseNet costs on real hardware.
+"""Timing probe: what a DenseNet or ResNet costs on real hardware.
 
 ``run_probe(cfg, settings)`` builds the model on a device and measures either
 an inference forward pass (``torch.inference_mode``) or a full training step
@@ -7,19 +7,19 @@ iteration times settle, then times ``repeats`` iterations, synchronising the
 device properly (CUDA events on CUDA, ``torch.mps.synchronize`` on MPS,
 ``time.perf_counter`` on the CPU), and reports median / p10 / p90, throughput,
 peak memory, achieved TFLOP/s from the analytic MACs, the fraction of the
-device's datasheet peak where known, and a per-layer-kind breakdown
-(:mod:`densegui.core.profiling`). ``sweep`` repeats that over batch sizes.
+device's datasheet peak where known, and for DenseNets a per-layer-kind
+breakdown (:mod:`densegui.core.profiling`). ``sweep`` repeats that over batch sizes.
 
 Settings, results and errors are plain data in :mod:`densegui.core.probe_types`
-(importable without torch); the analytic FLOPs and memory estimate are in
-:mod:`densegui.core.stats`; peak-memory measurement is in
+(importable without torch); the analytic FLOPs and memory estimate of any
+family are in :mod:`densegui.core.arch`; peak-memory measurement is in
 :mod:`densegui.core.devices`.
 
 Conventions (repeated in every result's ``*_convention`` fields):
 
 * **FLOPs per iteration** = 2 × MACs × batch (inference) and 3 × that for a
   training step (backward ≈ 2 × forward). MACs are the analytic conv + linear
-  multiply-accumulates of :func:`densegui.core.stats.layer_table`. The
+  multiply-accumulates of :func:`densegui.core.arch.layer_table`. The
   memory-efficient mode's recomputation is *not* counted: achieved TFLOP/s is
   useful model work per second.
 * **Peak memory**: CUDA: ``torch.cuda.max_memory_allocated`` during the timed
@@ -43,7 +43,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from densegui.core.config import DenseNetConfig
+from densegui.core.arch import Config, build_model, estimate_memory, family_of, flops_per_iteration
 from densegui.core.devices import (
     autocast_dtype,
     check_precision,
@@ -58,7 +58,7 @@ from densegui.core.devices import (
     synchronize,
 )
 from densegui.core.errors import ConfigError, first_line, is_out_of_memory
-from densegui.core.model import DenseLayer, Transition, build_model
+from densegui.core.model import DenseLayer, Transition
 from densegui.core.probe_types import (
     MAX_BATCH,
     MODES,
@@ -75,7 +75,7 @@ from densegui.core.probe_types import (
     effective_config,
 )
 from densegui.core.profiling import breakdown as profile_breakdown
-from densegui.core.stats import estimate_memory, flops_per_iteration
+from densegui.core.resnet_model import BasicBlock, Bottleneck
 from densegui.core.units import human_bytes
 
 # Re-exported for importers that may load torch; torch-free code imports from probe_types, stats, devices.
@@ -103,7 +103,7 @@ def _percentile(values: list[float], q: float) -> float:
 class _Step:
     """One iteration (forward, or a full training step) on prepared tensors."""
 
-    def __init__(self, cfg: DenseNetConfig, settings: ProbeSettings, device: torch.device) -> None:
+    def __init__(self, cfg: Config, settings: ProbeSettings, device: torch.device) -> None:
         self.device = device
         self.mode = settings.mode
         fmt = torch.channels_last if settings.channels_last else torch.contiguous_format
@@ -147,20 +147,19 @@ class _Step:
         self.opt.zero_grad(set_to_none=True)
 
     def install_cancel_hooks(self, cancel: Cancel) -> None:
-        """Check ``cancel`` before every dense layer / transition forward and
-        whenever a dense layer's first conv weight gets its gradient, so a
-        cancel lands mid-iteration (a few µs per layer)."""
-
+        """Check ``cancel`` before every dense layer / transition / residual block forward and
+        whenever its first conv weight gets its gradient, so a cancel lands mid-iteration (a few
+        µs per layer)."""
         def check(*_: Any) -> None:
             if cancel():
                 raise ProbeCancelled("probe cancelled.")
 
         for m in self.model.modules():
-            if isinstance(m, (DenseLayer, Transition)):
+            if isinstance(m, (DenseLayer, Transition, BasicBlock, Bottleneck)):
                 self._hooks.append(m.register_forward_pre_hook(check))
                 if self.mode == "training":
-                    self._hooks.append(m.conv1.weight.register_post_accumulate_grad_hook(check)
-                                       if isinstance(m, DenseLayer) else m.conv.weight.register_post_accumulate_grad_hook(check))
+                    conv = m.conv if isinstance(m, Transition) else m.conv1
+                    self._hooks.append(conv.weight.register_post_accumulate_grad_hook(check))
 
     def remove_hooks(self) -> None:
         for h in self._hooks:
@@ -212,7 +211,7 @@ class _Timer:
 
 
 # ------------------------------------------------------------------ the run
-def run_probe(cfg: DenseNetConfig, settings: ProbeSettings | None = None, *, cancel: Cancel | None = None,
+def run_probe(cfg: Config, settings: ProbeSettings | None = None, *, cancel: Cancel | None = None,
               progress: Progress | None = None) -> ProbeResult:
     """Measure ``cfg`` with ``settings``; see the module docstring.
 
@@ -284,7 +283,8 @@ def run_probe(cfg: DenseNetConfig, settings: ProbeSettings | None = None, *, can
         peak_mem, mem_conv = peak_memory(device, baseline)
         # ---- breakdown
         breakdown, breakdown_wall = None, None
-        if settings.breakdown:
+        # The profiler's module labels are DenseNet kinds (profiling.label_modules); none for other families yet.
+        if settings.breakdown and family_of(cfg) == "densenet":
             check_cancel()
             report(0.92, "profiling the per-kind breakdown")
             breakdown, _, breakdown_wall = profile_breakdown(step, settings.breakdown_iters)
@@ -324,7 +324,7 @@ def run_probe(cfg: DenseNetConfig, settings: ProbeSettings | None = None, *, can
     )
 
 
-def build_step(cfg: DenseNetConfig, settings: ProbeSettings | None = None) -> _Step:
+def build_step(cfg: Config, settings: ProbeSettings | None = None) -> _Step:
     """The exact callable the probe times (one forward, or one training step),
     for independent measurements (``benchmarks/probe_accuracy.py``). Call
     ``.release()`` when done."""
@@ -336,7 +336,7 @@ def build_step(cfg: DenseNetConfig, settings: ProbeSettings | None = None) -> _S
 
 
 # ---------------------------------------------------------------- the sweep
-def sweep(cfg: DenseNetConfig, settings: ProbeSettings | None = None, *, max_batch: int = 1024,
+def sweep(cfg: Config, settings: ProbeSettings | None = None, *, max_batch: int = 1024,
           budget_bytes: int | None = None, cancel: Cancel | None = None,
           progress: Progress | None = None) -> SweepResult:
     """Throughput and peak memory at batch 1, 2, 4, … up to ``max_batch``,

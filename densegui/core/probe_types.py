@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from densegui.core.config import DenseNetConfig
+from densegui.core.arch import Config
 from densegui.core.devices import PRECISIONS, DeviceError
 from densegui.core.errors import ConfigError, DenseguiError
 from densegui.core.stats import FLOPS_CONVENTION
@@ -71,8 +71,9 @@ class ProbeSettings:
         return self
 
 
-def effective_config(cfg: DenseNetConfig, settings: ProbeSettings) -> DenseNetConfig:
-    """``cfg`` with the settings' memory-efficient and input-size overrides, validated."""
+def effective_config(cfg: Config, settings: ProbeSettings) -> Config:
+    """``cfg`` (any family) with the settings' memory-efficient and input-size overrides, validated
+    (a ResNet refuses memory-efficient mode: ConfigError)."""
     changes: dict[str, Any] = {}
     if settings.memory_efficient is not None:
         changes["memory_efficient"] = bool(settings.memory_efficient)

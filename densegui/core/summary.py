@@ -13,7 +13,7 @@ import re
 import types
 from dataclasses import dataclass
 
-from densegui.core.config import DenseNetConfig
+from densegui.core.arch import Config
 
 # torch, torchinfo and the model are imported inside the functions: the GUI process unpickles
 # SummaryResult without importing torch (docs/architecture.md).
@@ -34,7 +34,7 @@ class SummaryRow:
 
 @dataclass(frozen=True)
 class SummaryResult:
-    config: DenseNetConfig
+    config: Config  # any family
     depth: int
     text: str
     rows: tuple[SummaryRow, ...]  # the rows of ``text``: modules down to ``depth``
@@ -79,12 +79,13 @@ def _shape_only_batchnorms(model: torch.nn.Module) -> None:
             m.forward = types.MethodType(_batchnorm_shape_only, m)
 
 
-def summarize(config: DenseNetConfig, depth: int = 3, device: str | torch.device = "meta", batch: int = 1) -> SummaryResult:
-    """Run torchinfo on a model built from ``config`` (validated first)."""
+def summarize(config: Config, depth: int = 3, device: str | torch.device = "meta", batch: int = 1) -> SummaryResult:
+    """Run torchinfo on a model built from ``config`` (any family; validated first)."""
     import torch
     import torchinfo
 
-    from densegui.core.model import DenseLayer, build_model
+    from densegui.core.arch import build_model
+    from densegui.core.model import DenseLayer
 
     cfg = config.validate()
     model = build_model(cfg, "meta" if str(device) == "meta" else device).eval()

@@ -11,6 +11,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 import densegui.core.probe as probe_mod
+from densegui.core import arch
 from densegui.core.config import DenseNetConfig
 from densegui.core.devices import (
     DeviceError,
@@ -26,6 +27,8 @@ from densegui.core.model import build_model
 from densegui.core.probe import run_probe, sweep
 from densegui.core.probe_types import MemoryGuardError, ProbeCancelled, ProbeOutOfMemory, ProbeSettings
 from densegui.core.profiling import breakdown
+from densegui.core.resnet import ResNetConfig
+from densegui.core.resnet_model import build_model as build_resnet
 from densegui.core.stats import estimate_memory, layer_table
 from densegui.core.units import human_bytes
 
@@ -259,3 +262,46 @@ def test_cuda_probe_measures_allocator_peak():
     r = run_probe(TINY, ProbeSettings(**{**FAST, "device": "cuda", "mode": "training", "batch_size": 8}))
     assert r.peak_memory_bytes is not None and r.peak_memory_bytes > layer_table(TINY).activation_bytes(8)
     assert statistics.median(r.times_ms) == pytest.approx(r.median_ms)
+
+
+# ----------------------------------------------------------------------------- ResNets
+TINY_RESNET = ResNetConfig(stage_depths=(1, 2), widths=(4, 8), block="basic", stem="cifar", stem_width=4,
+                           num_classes=10, input_size=16)
+
+
+@pytest.mark.parametrize("mode", ["inference", "training"])
+def test_resnet_probe_flops_and_estimate_follow_independent_counts(mode):
+    r = run_probe(TINY_RESNET, ProbeSettings(mode=mode, batch_size=3, **{**FAST, "breakdown": True}))
+    model = build_resnet(TINY_RESNET).eval()
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(torch.randn(3, 3, 16, 16))
+    assert r.flops_per_iteration == (3 if mode == "training" else 1) * counter.get_total_flops()
+    assert r.config == TINY_RESNET.to_dict() and r.memory_efficient is False and r.median_ms > 0
+    table = arch.layer_table(TINY_RESNET)
+    if mode == "training":
+        assert r.estimated_memory_bytes >= 3 * 4 * table.params + table.activation_bytes(3)
+    assert r.breakdown is None  # the profiler's kinds are DenseNet kinds (probe.py)
+
+
+def test_resnet_refuses_memory_efficient_mode_in_one_line():
+    with pytest.raises(ConfigError) as info:
+        run_probe(TINY_RESNET, ProbeSettings(memory_efficient=True, **FAST))
+    assert "memory_efficient must be false for a ResNet" in str(info.value) and "\n" not in str(info.value)
+    assert run_probe(TINY_RESNET, ProbeSettings(memory_efficient=False, **FAST)).memory_efficient is False
+
+
+def test_resnet_cancel_lands_inside_an_iteration():
+    calls = {"n": 0}
+
+    def cancel():
+        calls["n"] += 1
+        return calls["n"] > 3  # the 4th check: inside the first forward (one check per residual block)
+
+    with pytest.raises(ProbeCancelled):
+        run_probe(TINY_RESNET, ProbeSettings(mode="training", batch_size=2, **FAST), cancel=cancel)
+    assert calls["n"] == 4
+
+
+def test_resnet_sweep_runs():
+    s = sweep(TINY_RESNET, ProbeSettings(**FAST), max_batch=2)
+    assert [p.batch_size for p in s.points] == [1, 2] and s.stop_reason == "max_batch"

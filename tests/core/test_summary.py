@@ -147,3 +147,30 @@ def test_meta_summary_with_shape_only_batchnorm_equals_the_cpu_summary(variant):
     assert (meta.total_params, meta.total_macs) == (cpu.total_params, cpu.total_macs)
     assert meta.text == cpu.text
     assert any(r.class_name == "BatchNorm2d" and r.output_size for r in meta.rows)
+
+
+# ----------------------------------------------------------------------------- ResNets
+def test_resnet_summary_totals_rows_and_meta_equals_cpu():
+    from densegui.core import arch
+    from densegui.core.resnet import ResNetConfig
+
+    cfg = ResNetConfig(stage_depths=(1, 2), widths=(4, 8), block="bottleneck", stem_width=8, input_size=32,
+                       num_classes=10)
+    meta = summarize(cfg, depth=3)
+    table = arch.layer_table(cfg)
+    model = arch.build_model(cfg, "meta")
+    bn = sum(m.weight.numel() + m.bias.numel() for m in model.modules() if isinstance(m, nn.BatchNorm2d))
+    assert meta.total_params == table.params
+    assert meta.total_macs == table.macs + bn + model.fc.bias.numel()  # torchinfo's convention (see above)
+    assert meta.config == cfg and meta.rows[0].class_name == "ResNet"
+    rows = {r.name: r for r in meta.rows}
+    for row in table.rows:
+        if row.kind == "residual":
+            s = rows[row.name]
+            assert s.input_size[1] == row.in_channels and s.output_size == (1, row.out_channels, row.out_size,
+                                                                            row.out_size)
+            assert s.params == row.params
+    assert {r.name for r in meta.rows} <= {n for n, _ in model.named_modules()}
+    cpu = summarize(cfg, depth=3, device="cpu")
+    assert meta.rows == cpu.rows and meta.text == cpu.text
+    assert summarize(arch.get_preset("resnet50"), depth=1).total_params == 25_557_032
