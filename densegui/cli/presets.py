@@ -1,28 +1,45 @@
-"""``densegui presets``: the built-in configurations and their sizes."""
+"""``densegui presets``: the built-in configurations of both families, their sizes and published results."""
 
 from __future__ import annotations
 
 import json
 
-from densegui.core.config import PRESETS
-from densegui.core.stats import layer_table
+from densegui.core.arch import PRESETS, layer_table
 
 
 def register(sub) -> None:
-    p = sub.add_parser("presets", help="list the built-in presets")
-    p.add_argument("--json", action="store_true", help="print one JSON object: name → config")
+    p = sub.add_parser("presets", help="list the built-in DenseNet and ResNet presets")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object: name → {family, description, params, config, published}")
     p.set_defaults(func=run)
+
+
+def _structure(c) -> tuple[str, str]:
+    """(blocks or stages, the family's other choices) of a configuration."""
+    if c.family == "resnet":
+        return ",".join(map(str, c.stage_depths)), f"{c.block} w={c.widths[0]}.. sc={c.shortcut}"
+    return ",".join(map(str, c.block_depths)), f"k={c.growth_rate} θ={c.compression:g}{' B' if c.bottleneck else ''}"
+
+
+def preset_json(name: str) -> dict:
+    p = PRESETS[name]
+    return {"family": p.family, "description": p.description, "params": layer_table(p.config).params,
+            "published_params": p.params, "published_params_exact": p.exact, "config": p.config.to_dict(),
+            "published": [r.to_dict() for r in p.published]}
 
 
 def run(args) -> int:
     if args.json:
-        print(json.dumps({name: p.config.to_dict() for name, p in PRESETS.items()}, indent=2))
+        print(json.dumps({name: preset_json(name) for name in PRESETS}, indent=2))
         return 0
-    print(f"{'preset':<22}{'k':>4}  {'blocks':<14}{'θ':>5}  {'B':<3}{'stem':<10}{'params':>13}{'GMACs':>8}  description")
+    print(f"{'preset':<21}{'family':<10}{'L':>4}  {'blocks/stages':<14}{'details':<24}{'stem':<10}{'params':>12}"
+          f"{'GMACs':>8}  description")
     for name, p in PRESETS.items():
         c = p.config
         t = layer_table(c)
-        print(f"{name:<22}{c.growth_rate:>4}  {','.join(map(str, c.block_depths)):<14}{c.compression:>5g}  "
-              f"{'y' if c.bottleneck else 'n':<3}{c.stem:<10}{t.params:>13,}{t.macs / 1e9:>8.2f}  {p.description}")
-    print("GMACs: conv + linear multiply-accumulates, batch 1, at the preset's input size (FLOPs ≈ 2 × MACs).")
+        blocks, details = _structure(c)
+        print(f"{name:<21}{p.family:<10}{t.depth:>4}  {blocks:<14}{details:<24}{c.stem:<10}{t.params:>12,}"
+              f"{t.macs / 1e9:>8.2f}  {p.description}")
+    print("L: conv + linear layers on the main path. GMACs: conv + linear multiply-accumulates, batch 1, at the "
+          "preset's input size (FLOPs ≈ 2 × MACs). Published results: `densegui presets --json`.")
     return 0

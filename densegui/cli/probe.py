@@ -12,7 +12,7 @@ from densegui.core.units import human_bytes
 
 
 def register(sub) -> None:
-    p = sub.add_parser("probe", help="time a DenseNet on a real device: latency, throughput, peak memory, TFLOP/s")
+    p = sub.add_parser("probe", help="time a DenseNet or ResNet on a real device: latency, throughput, peak memory, TFLOP/s")
     add_model_args(p)
     g = p.add_argument_group("probe")
     g.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")

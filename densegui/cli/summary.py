@@ -6,13 +6,13 @@ import json
 
 from densegui.cli.common import add_model_args, config_from_args
 from densegui.core.errors import ConfigError
-from densegui.core.stats import layer_table
+from densegui.core.arch import layer_table
 from densegui.core.summary import summarize
 from densegui.core.units import human_bytes
 
 
 def register(sub) -> None:
-    p = sub.add_parser("summary", help="layer table, parameters, MACs and activation memory of a DenseNet")
+    p = sub.add_parser("summary", help="layer table, parameters, MACs and activation memory of a DenseNet or ResNet")
     add_model_args(p)
     p.add_argument("--depth", type=int, default=3, help="torchinfo nesting depth to show (default 3)")
     p.add_argument("--batch-size", type=int, default=1, help="batch size for the activation-memory figures (default 1)")
@@ -21,10 +21,14 @@ def register(sub) -> None:
 
 
 def summary_json(cfg, batch: int = 1) -> dict:
-    """The ``summary --json`` object (also used by the GUI's share menu)."""
+    """The ``summary --json`` object (also used by the GUI's share menu), the same fields for every
+    family; a ResNet has no memory-efficient mode, so its ``memory.efficient_bytes`` is null."""
     table = layer_table(cfg)
+    efficient = cfg.family == "densenet"
     return {
         "config": cfg.to_dict(),
+        "family": cfg.family,
+        "depth": table.depth,
         "params": table.params,
         "macs": table.macs,
         "macs_convention": "conv + linear multiply-accumulates, batch 1 (FLOPs ≈ 2 × MACs)",
@@ -36,7 +40,7 @@ def summary_json(cfg, batch: int = 1) -> dict:
         "memory": {
             "batch_size": batch,
             "naive_bytes": table.activation_bytes(batch, efficient=False),
-            "efficient_bytes": table.activation_bytes(batch, efficient=True),
+            "efficient_bytes": table.activation_bytes(batch, efficient=True) if efficient else None,
             "convention": "float32 bytes autograd saves for backward in one training step",
         },
     }
@@ -55,12 +59,16 @@ def run(args) -> int:
     result = summarize(cfg, depth=args.depth)
     print(result.text)
     naive = table.activation_bytes(args.batch_size, efficient=False)
-    eff = table.activation_bytes(args.batch_size, efficient=True)
     print(f"Parameters:            {table.params:,}")
     print(f"MACs:                  {table.macs:,} ({table.macs / 1e9:.3f} G; conv + linear multiply-accumulates, "
           f"batch 1, {cfg.input_size}×{cfg.input_size}; FLOPs ≈ 2 × MACs; torchinfo's Mult-Adds above also "
           f"count BatchNorm scale/shift and the classifier bias)")
     print(f"Final channels:        {cfg.final_channels}")
+    if cfg.family != "densenet":
+        print(f"Activation memory:     {human_bytes(naive)} (float32 tensors saved for backward, batch "
+              f"{args.batch_size}; ResNets have no memory-efficient mode)")
+        return 0
+    eff = table.activation_bytes(args.batch_size, efficient=True)
     print(f"Activation memory:     naive {human_bytes(naive)} vs memory-efficient {human_bytes(eff)} "
           f"({eff / naive:.2f}×; float32 tensors saved for backward, batch {args.batch_size})")
     return 0

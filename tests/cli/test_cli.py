@@ -10,7 +10,10 @@ import sys
 import pytest
 
 from densegui.cli import main
+from densegui.core import arch
 from densegui.core.config import PRESETS, DenseNetConfig, get_preset
+from densegui.core.published import PUBLISHED
+from densegui.core.resnet import ResNetConfig
 from densegui.core.stats import layer_table
 
 SMALL = ["--preset", "densenet-bc-100-k12", "--blocks", "2,2,2"]
@@ -55,13 +58,35 @@ def test_presets_table(capsys):
     assert "7,978,856" in out and "MACs" in out
 
 
-def test_presets_json_is_loadable(capsys):
+def test_presets_table_lists_both_families(capsys):
+    code, out, err = run(["presets"], capsys)
+    assert code == 0 and err == ""
+    lines = out.splitlines()
+    assert lines[0].split()[:2] == ["preset", "family"]
+    for name, preset in arch.PRESETS.items():
+        line = next(line for line in lines if line.startswith(name + " "))
+        assert line.split()[1] == preset.family
+        assert f"{arch.layer_table(preset.config).params:,}" in line
+    for published in ("11,689,512", "21,797,672", "25,557,032", "44,549,160", "60,192,808"):  # torchvision's
+        assert published in out
+    resnet50 = next(line for line in lines if line.startswith("resnet50 "))
+    assert resnet50.split()[2] == "50" and "3,4,6,3" in resnet50 and "4.09" in resnet50
+
+
+def test_presets_json_gives_configs_and_published_results(capsys):
     code, out, _ = run(["presets", "--json"], capsys)
     assert code == 0
     data = json.loads(out)
-    assert list(data) == list(PRESETS)
-    for name, cfg in data.items():
-        assert DenseNetConfig.from_dict(cfg) == get_preset(name)
+    assert list(data) == list(arch.PRESETS) and list(data)[:len(PRESETS)] == list(PRESETS)
+    for name, entry in data.items():
+        assert arch.config_from_dict(entry["config"]) == arch.get_preset(name)
+        assert entry["family"] == arch.PRESETS[name].family == arch.config_from_dict(entry["config"]).family
+        assert entry["params"] == arch.layer_table(arch.get_preset(name)).params
+        assert entry["published"] == [p.to_dict() for p in PUBLISHED[name]] and entry["published"]
+    assert DenseNetConfig.from_dict(data["densenet121"]["config"]) == get_preset("densenet121")
+    assert {"dataset": "ImageNet", "metric": "top-1 accuracy", "value": 76.13,
+            "source": "torchvision model card (IMAGENET1K_V1)"} in data["resnet50"]["published"]
+    assert data["resnet50"]["published_params"] == 25_557_032 and data["resnet50"]["published_params_exact"]
 
 
 # ----------------------------------------------------------------------------- summary
@@ -254,3 +279,103 @@ def test_subprocess_unknown_preset_exit_2_one_line_no_traceback():
     assert proc.stdout == ""
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     assert "unknown preset 'nope'" in proc.stderr and "densenet121" in proc.stderr
+
+
+# ----------------------------------------------------------------------------- ResNets
+def test_resnet_summary_json_has_the_densenet_fields(capsys):
+    dense = run_json(["--preset", "densenet121"], capsys)
+    data = run_json(["--preset", "resnet50", "--batch-size", "2"], capsys)
+    assert set(data) == set(dense) and set(data["memory"]) == set(dense["memory"])
+    assert set(data["layers"][0]) == set(dense["layers"][0])
+    table = arch.layer_table(arch.get_preset("resnet50"))
+    assert data["family"] == "resnet" and dense["family"] == "densenet"
+    assert data["params"] == 25_557_032 and data["macs"] == table.macs and data["depth"] == 50
+    assert data["memory"]["naive_bytes"] == table.activation_bytes(2)
+    assert data["memory"]["efficient_bytes"] is None  # no memory-efficient mode: the one null field
+    assert data["final_channels"] == 2048 and [e["name"] for e in data["layers"]][:2] == ["conv1", "layer1.0"]
+    assert ResNetConfig.from_dict(data["config"]) == arch.get_preset("resnet50")
+
+
+def test_resnet_summary_plain_output(capsys):
+    code, out, err = run(["summary", "--preset", "resnet20", "--depth", "2"], capsys)
+    assert code == 0 and err == ""
+    assert "BasicBlock" in out and "layer3" in out and "Parameters:            269,722" in out
+    assert "no memory-efficient mode" in out
+
+
+def test_resnet_json_config_round_trip(capsys, tmp_path):
+    first = run_json(["--preset", "resnet20", "--widths", "8,16,32", "--shortcut", "B", "--num-classes", "100"], capsys)
+    path = tmp_path / "cfg.json"
+    path.write_text(json.dumps(first["config"]), encoding="utf-8")
+    assert run_json(["--config", str(path)], capsys) == first
+    path.write_text(json.dumps(first), encoding="utf-8")  # the whole output works too
+    assert run_json(["--config", str(path), "--num-classes", "100"], capsys) == first
+
+
+@pytest.mark.parametrize("flags,field,value", [
+    (["--stages", "1,2,3"], "stage_depths", [1, 2, 3]),
+    (["--widths", "16,48,64"], "widths", [16, 48, 64]),
+    (["--block", "bottleneck"], "block", "bottleneck"),
+    (["--shortcut", "B"], "shortcut", "B"),
+    (["--stem-width", "8"], "stem_width", 8),
+    (["--stem", "imagenet"], "stem", "imagenet"),
+    (["--in-channels", "1"], "in_channels", 1),
+    (["--num-classes", "100"], "num_classes", 100),
+    (["--input-size", "64"], "input_size", 64),
+    (["--no-memory-efficient"], "memory_efficient", False),
+])
+def test_every_resnet_override_flag(capsys, flags, field, value):
+    data = run_json(["--preset", "resnet20", *flags], capsys)
+    assert data["config"][field] == value
+    expected = arch.get_preset("resnet20").replace(**{field: tuple(value) if isinstance(value, list) else value})
+    assert data["config"] == expected.to_dict()
+    assert data["params"] == arch.layer_table(expected).params
+
+
+@pytest.mark.parametrize("argv,needles", [
+    (["--preset", "resnet50", "--growth-rate", "12"], ["--growth-rate is a DenseNet flag", "is a ResNet"]),
+    (["--preset", "resnet50", "--blocks", "2,2"], ["--blocks is a DenseNet flag", "use --stages"]),
+    (["--preset", "resnet50", "--no-bottleneck"], ["--bottleneck is a DenseNet flag"]),
+    (["--preset", "resnet50", "--drop-rate", "0.1"], ["--drop-rate is a DenseNet flag"]),
+    (["--preset", "densenet121", "--stages", "2,2"], ["--stages is a ResNet flag", "is a DenseNet", "use --blocks"]),
+    (["--widths", "8,8,8,8"], ["--widths is a ResNet flag"]),
+    (["--preset", "densenet121", "--block", "basic"], ["--block is a ResNet flag"]),
+    (["--preset", "densenet121", "--shortcut", "A"], ["--shortcut is a ResNet flag"]),
+    (["--preset", "resnet20", "--memory-efficient"], ["memory_efficient must be false for a ResNet"]),
+    (["--preset", "resnet20", "--widths", "16,8,64"], ["shortcut A cannot reduce channels", "stage 2"]),
+    (["--preset", "resnet50", "--widths", "64,128"], ["widths", "one width per stage (4 stages)"]),
+    (["--preset", "resnet50", "--stages", "3,0,6,3"], ["stage_depths (stage 2)"]),
+    (["--preset", "resnet50", "--stages", "3;4"], ["--stages", "3,4,6,3"]),
+    (["--preset", "resnet50", "--block", "wide"], ["--block", "wide"]),
+    (["--preset", "resnet50", "--shortcut", "C"], ["--shortcut"]),
+    (["--preset", "resnet50", "--stem-width", "0"], ["stem_width"]),
+])
+def test_bad_resnet_flags(capsys, argv, needles):
+    assert_one_line_error(*run(["summary", *argv, "--json"], capsys), *needles)
+
+
+@pytest.mark.parametrize("content,needles", [
+    ('{"family": "lenet"}', ["unknown family 'lenet'", "densenet, resnet"]),
+    ('{"family": "resnet", "growth_rate": 12}', ["unknown ResNet configuration field 'growth_rate'"]),
+    ('{"family": "densenet", "stage_depths": [1]}', ["unknown configuration field 'stage_depths'"]),
+    ('{"family": "resnet", "widths": "64"}', ["widths must be a list"]),
+    ('{"family": "resnet", "block": 4}', ["block must be one of basic, bottleneck"]),
+])
+def test_bad_resnet_config_files(capsys, tmp_path, content, needles):
+    path = tmp_path / "cfg.json"
+    path.write_text(content, encoding="utf-8")
+    assert_one_line_error(*run(["summary", "--config", str(path), "--json"], capsys), "cfg.json", *needles)
+
+
+def test_a_command_may_refuse_a_family(capsys):
+    import argparse
+
+    from densegui.cli.common import add_model_args, config_from_args
+    from densegui.core.errors import ConfigError
+
+    parser = argparse.ArgumentParser()
+    add_model_args(parser)
+    args = parser.parse_args(["--preset", "resnet20"])
+    with pytest.raises(ConfigError, match="takes a DenseNet, but resnet20 is a ResNet"):
+        config_from_args(args, families=("densenet",))
+    assert config_from_args(args, families=("resnet",)) == arch.get_preset("resnet20")
