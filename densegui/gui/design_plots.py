@@ -1,0 +1,178 @@
+"""Plots of the Design space tab (Qt, no torch): the frontier and sweep curves, and the sweep's PNG.
+
+:class:`FrontierPlot` draws every preset with a published error as a labelled
+point, one colour per family, error against parameters, MACs or measured
+latency on a log axis (the paper's Figures 3-4), plus a vertical line at the
+current configuration's x (its error is unknown). :class:`SweepPlots` draws
+parameters, MACs, activation memory (naive vs memory-efficient) and, when
+measured, latency against the swept field, with the current value marked.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QEventLoop, Qt, Signal
+from PySide6.QtWidgets import QApplication, QWidget
+
+from densegui.core.errors import DenseguiError
+
+FAMILY_COLORS = {"densenet": "#1f77b4", "resnet": "#d62728"}
+CURRENT_PEN = pg.mkPen("#2ca02c", width=2, style=Qt.PenStyle.DashLine)
+
+
+class FrontierPlot(pg.PlotWidget):
+    """Published error against a cost, one labelled point per preset."""
+
+    pointClicked = Signal(str)  # the preset's name
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("designFrontier")
+        self.setBackground("w")
+        self.showGrid(x=True, y=True, alpha=0.25)
+        self.setLogMode(x=True, y=False)
+        self.addLegend(offset=(-10, 10))
+        self.points: list[tuple[str, str, float, float]] = []  # (name, family, x, y)
+        self._scatters: dict[str, pg.ScatterPlotItem] = {}
+        self._labels: list[pg.TextItem] = []
+        self._current = pg.InfiniteLine(angle=90, pen=CURRENT_PEN, movable=False,
+                                        label="current", labelOpts={"position": 0.95, "color": "#2ca02c"})
+        self._current.hide()
+        self.addItem(self._current)
+        for family, color in FAMILY_COLORS.items():
+            scatter = pg.ScatterPlotItem(size=10, brush=pg.mkBrush(color), pen=pg.mkPen("w"), name=family,
+                                         hoverable=True)
+            scatter.sigClicked.connect(self._clicked)
+            self._scatters[family] = scatter
+            self.addItem(scatter)
+
+    def set_points(self, points: list[tuple[str, str, float, float]], x_label: str, y_label: str,
+                   current_x: float | None) -> None:
+        self.points = [p for p in points if p[2] > 0 and math.isfinite(p[3])]
+        for label in self._labels:
+            self.removeItem(label)
+        self._labels = []
+        for family, scatter in self._scatters.items():
+            mine = [p for p in self.points if p[1] == family]
+            scatter.setData(x=[math.log10(p[2]) for p in mine], y=[p[3] for p in mine], data=[p[0] for p in mine])
+        for name, family, x, y in self.points:
+            text = pg.TextItem(name, color=FAMILY_COLORS.get(family, "#333"), anchor=(0, 1))
+            text.setPos(math.log10(x), y)
+            self.addItem(text)
+            self._labels.append(text)
+        self.setLabel("bottom", x_label)
+        self.setLabel("left", y_label)
+        self.set_current_x(current_x)
+        self.enableAutoRange()
+
+    def set_current_x(self, x: float | None) -> None:
+        """The current configuration's vertical line (hidden when ``x`` is unknown)."""
+        if x is not None and x > 0:
+            self._current.setValue(math.log10(x))
+            self._current.show()
+        else:
+            self._current.hide()
+
+    def _clicked(self, _scatter, spots, *_args) -> None:
+        if len(spots):
+            self.pointClicked.emit(str(spots[0].data()))
+
+
+class SweepPlots(pg.GraphicsLayoutWidget):
+    """Parameters, MACs, activation memory and (optionally) latency against the swept field."""
+
+    PLOTS = (("params", "parameters (M)"), ("macs", "GMACs (batch 1)"),
+             ("memory", "training activations per image (MiB)"), ("latency", "measured latency (ms)"))
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("designSweepPlots")
+        self.setBackground("w")
+        self.plots: dict[str, pg.PlotItem] = {}
+        self.curves: dict[str, pg.PlotDataItem] = {}
+        self.markers: dict[str, pg.InfiniteLine] = {}
+        for i, (key, title) in enumerate(self.PLOTS):
+            plot = self.addPlot(row=i // 2, col=i % 2, title=title)
+            plot.showGrid(x=True, y=True, alpha=0.25)
+            if key == "memory":
+                plot.addLegend(offset=(-10, 10))
+            self.plots[key] = plot
+            marker = pg.InfiniteLine(angle=90, pen=CURRENT_PEN, movable=False)
+            marker.hide()
+            plot.addItem(marker)
+            self.markers[key] = marker
+        pen = pg.mkPen("#1f77b4", width=2)
+        self.curves["params"] = self.plots["params"].plot([], [], pen=pen, symbol="o", symbolSize=5)
+        self.curves["macs"] = self.plots["macs"].plot([], [], pen=pen, symbol="o", symbolSize=5)
+        self.curves["naive"] = self.plots["memory"].plot([], [], pen=pen, symbol="o", symbolSize=5, name="naive")
+        self.curves["efficient"] = self.plots["memory"].plot([], [], pen=pg.mkPen("#ff7f0e", width=2), symbol="t",
+                                                             symbolSize=6, name="memory-efficient")
+        self.curves["latency"] = self.plots["latency"].plot([], [], pen=pg.mkPen("#9467bd", width=2), symbol="o",
+                                                            symbolSize=5)
+        self.rows: list[dict] = []
+
+    def set_rows(self, rows: list[dict], field: str, current: float | None) -> None:
+        self.rows = rows
+        ok = [r for r in rows if r.get("config")]
+        xs = np.array([float(r["value"]) for r in ok])
+        series = {
+            "params": [r["params"] / 1e6 for r in ok],
+            "macs": [r["macs"] / 1e9 for r in ok],
+            "naive": [r["memory"]["naive_bytes"] / 2**20 for r in ok],
+            "efficient": [r["memory"]["efficient_bytes"] / 2**20 for r in ok],
+        }
+        for key, ys in series.items():
+            self.curves[key].setData(xs, np.array(ys, dtype=float))
+        measured = [(float(r["value"]), r["measured"]["latency_ms"]) for r in ok if r.get("measured")]
+        self.curves["latency"].setData([m[0] for m in measured], [m[1] for m in measured])
+        for key, plot in self.plots.items():
+            plot.setLabel("bottom", field)
+            plot.enableAutoRange()
+            if current is not None:
+                self.markers[key].setValue(float(current))
+                self.markers[key].show()
+            else:
+                self.markers[key].hide()
+
+
+def render_sweep_png(rows: list[dict], field: str, cfg, path: str, width: int = 1100, height: int = 760) -> None:
+    """Render a sweep's plots to a PNG without showing a window (needs a Qt platform; offscreen is fine)."""
+    import os
+
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    app = QApplication.instance() or QApplication([])  # noqa: F841 - must exist while the view lives
+    view = SweepPlots()
+    try:
+        current = current_value(cfg, field)
+        view.set_rows(rows, field, current)
+        view.resize(width, height)
+        view.setAttribute(Qt.WidgetAttribute.WA_DontShowOnScreen, True)
+        view.show()
+        QEventLoop().processEvents()
+        if not view.grab().save(str(path), "PNG"):
+            raise DenseguiError(f"cannot write {str(path)!r}.")
+    finally:
+        view.close()
+        view.deleteLater()
+        QEventLoop().processEvents()
+
+
+def current_value(cfg, field: str) -> float | None:
+    """The configuration's own value of a sweep field (for the marker), if it has one."""
+    if field in ("growth_rate", "compression", "bn_size", "drop_rate", "input_size", "num_classes"):
+        return getattr(cfg, field, None)
+    if field.startswith("block") and field[5:].isdigit():
+        i = int(field[5:]) - 1
+        return cfg.block_depths[i] if i < len(cfg.block_depths) else None
+    if field.startswith("stage") and field[5:].isdigit():
+        i = int(field[5:]) - 1
+        return cfg.stage_depths[i] if i < len(cfg.stage_depths) else None
+    if field == "width":
+        return cfg.widths[0]
+    if field in ("blocks", "stages"):
+        depths = cfg.block_depths if field == "blocks" else cfg.stage_depths
+        return depths[0] if len(set(depths)) == 1 else None
+    return None
