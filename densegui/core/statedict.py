@@ -9,6 +9,7 @@ so the module, and :class:`CheckpointError`, load in the torch-free GUI process.
 from __future__ import annotations
 
 import re
+import sys
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -26,9 +27,16 @@ class CheckpointError(DenseguiError):
 
 # torchvision's released ImageNet files use "denselayer1.norm.1.weight" for
 # "denselayer1.norm1.weight" (likewise relu.1, conv.2, norm.2 ...).
-_LEGACY_KEY = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
+# num_batches_tracked too: files whose counters were renamed along with the rest exist.
+_LEGACY_KEY = re.compile(
+    r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var|num_batches_tracked))$")
 # Prefixes added by DataParallel/DDP (``module.``), torch.compile (``_orig_mod.``).
 PREFIXES = ("module.", "_orig_mod.")
+
+
+def is_tensor(value: Any) -> bool:
+    torch = sys.modules.get("torch")  # no tensor can exist before torch is imported
+    return torch is not None and isinstance(value, torch.Tensor)
 
 
 def rename_legacy_keys(state_dict: Mapping[str, Tensor]) -> OrderedDict[str, Tensor]:
@@ -132,24 +140,32 @@ def expected_shapes(config: DenseNetConfig) -> dict[str, tuple[int, ...]]:
 
 
 def check_matches(state_dict: Mapping[str, Tensor], config: DenseNetConfig,
-                  why: str = "the weights are inconsistent") -> None:
+                  why: str = "the weights are inconsistent", *, names: Mapping[str, str] | None = None,
+                  optional: tuple[str, ...] = ()) -> None:
     """CheckpointError unless ``state_dict`` loads into ``build_model(config)`` with ``strict=True``.
 
     Compares names and shapes with :func:`expected_shapes`. BatchNorm's
     ``num_batches_tracked`` may be absent (torchvision's released files lack
-    it; PyTorch fills it in).
+    it; PyTorch fills it in), and so may keys starting with one of ``optional``.
+    ``names`` maps module paths to the ones the file uses, for the messages.
     """
+    def shown(key: str) -> str:
+        module, _, param = key.rpartition(".")
+        original = (names or {}).get(module)
+        return repr(key) if original is None else repr(f"{original}.{param}" if original else param)
+
     expected = expected_shapes(config)
-    missing = [k for k in expected if k not in state_dict and not k.endswith("num_batches_tracked")]
+    missing = [k for k in expected if k not in state_dict and not k.endswith("num_batches_tracked")
+               and not k.startswith(optional)]
     unexpected = [k for k in state_dict if k not in expected]
     if missing:
         more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
-        raise CheckpointError(f"the DenseNet weights are incomplete: tensor {missing[0]!r}{more} missing.")
+        raise CheckpointError(f"the DenseNet weights are incomplete: tensor {shown(missing[0])}{more} missing.")
     if unexpected:
         more = f" and {len(unexpected) - 1} more" if len(unexpected) > 1 else ""
-        raise CheckpointError(f"unexpected tensor {unexpected[0]!r}{more} for this DenseNet configuration.")
+        raise CheckpointError(f"unexpected tensor {shown(unexpected[0])}{more} for this DenseNet configuration.")
     for key, shape in expected.items():
         if key in state_dict and tuple(state_dict[key].shape) != shape:
             got = "×".join(map(str, state_dict[key].shape)) or "scalar"
             raise CheckpointError(
-                f"tensor {key!r} has shape {got}, expected {'×'.join(map(str, shape)) or 'scalar'}; {why}.")
+                f"tensor {shown(key)} has shape {got}, expected {'×'.join(map(str, shape)) or 'scalar'}; {why}.")

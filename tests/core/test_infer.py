@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from helpers.corpus import synth_state_dict
+from helpers.corpus import SMALL_BASIC, SMALL_BC, synth_state_dict, to_monai, to_pytorch_cifar, to_timm_deep_stem
 
 from densegui.core.config import PRESETS, DenseNetConfig
-from densegui.core.infer import InferenceError, fit_compression, infer_config
+from densegui.core.infer import InferenceError, NotADenseNet, find_networks, fit_compression, infer_config
 from densegui.core.model import build_model
 
 
@@ -106,15 +106,129 @@ def test_mixed_layer_kinds_are_rejected():
     sd = meta_state_dict(DenseNetConfig(growth_rate=4, block_depths=(2, 2), stem="cifar", input_size=32))
     for key in [k for k in sd if "denseblock2.denselayer2.conv2" in k or "denseblock2.denselayer2.norm2" in k]:
         del sd[key]
-    with pytest.raises(InferenceError, match="basic layer"):
+    with pytest.raises(InferenceError, match=r"'features.denseblock2.denselayer2' holds 1 convolution \(1×1\), "
+                                             r"while .* is a bottleneck layer"):
+        infer_config(sd)
+    # A basic layer (one 3×3 convolution of k outputs) among bottleneck layers.
+    sd["features.denseblock2.denselayer2.conv1.weight"] = torch.zeros(4, sd["features.denseblock2.denselayer2."
+                                                                             "conv1.weight"].shape[1], 3, 3)
+    with pytest.raises(InferenceError, match=r"holds a basic layer \(one 3×3 convolution\), while .* is a bottleneck"):
         infer_config(sd)
 
 
-def test_unrecognised_stem():
-    sd = meta_state_dict(DenseNetConfig(growth_rate=4, block_depths=(2, 2), stem="cifar", input_size=32))
+def test_unrecognised_stem_is_a_note_not_a_refusal():
+    cfg = DenseNetConfig(growth_rate=4, block_depths=(2, 2), stem="cifar", input_size=32)
+    sd = meta_state_dict(cfg)
     sd["features.conv0.weight"] = torch.zeros(8, 3, 5, 5)
-    with pytest.raises(InferenceError, match="unrecognised stem"):
+    with pytest.raises(InferenceError, match=r"stem not recognised \(1 convolution \(5×5\), no BatchNorm"):
+        infer_config(sd)  # strict: the config would not rebuild this stem
+    (layout,) = find_networks(sd)
+    assert layout.unrecognised == ("stem",) and "summary cannot rebuild the file's stem" in layout.notes[0]
+    assert layout.config == cfg  # one 3×3-free conv, no BatchNorm: shown as the cifar stem
+    assert not any(k.startswith("features.conv0") for k in layout.names)
+
+
+# ------------------------------------------------------------------ other libraries' names
+def test_timm_deep_stem_densenet264d_is_found_by_its_blocks():
+    """timm's densenet264d: k=48, blocks 6-12-64-48, three 3×3 stem convolutions (k, k, 2k channels)."""
+    cfg = DenseNetConfig(growth_rate=48, block_depths=(6, 12, 64, 48))
+    sd = to_timm_deep_stem(meta_state_dict(cfg), width=48)
+    assert sd["features.conv2.weight"].shape == (96, 48, 3, 3) and "features.norm2.running_var" in sd
+    (layout,) = find_networks(sd)
+    assert layout.config == cfg and layout.unrecognised == ("stem",)
+    assert "3 convolutions (3×3, 3×3, 3×3) and 3 BatchNorms" in layout.notes[0]
+    assert len(layout.notes) == 1  # everything else is recognised
+    body = {k for k in meta_state_dict(cfg) if not k.startswith(("features.conv0", "features.norm0"))}
+    assert set(layout.names) == body and all(layout.names[k] == k for k in body)
+
+
+def test_monai_names():
+    cfg = PRESETS["densenet121"].config.replace(num_classes=2, in_channels=1)
+    sd = to_monai(meta_state_dict(cfg))
+    assert "features.denseblock1.denselayer1.layers.conv1.weight" in sd and "class_layers.out.weight" in sd
+    (layout,) = find_networks(sd)
+    assert layout.config == cfg and not layout.notes
+    assert layout.names["classifier.weight"] == "class_layers.out.weight"
+    assert layout.names["features.denseblock4.denselayer16.norm2.running_mean"] == \
+        "features.denseblock4.denselayer16.layers.norm2.running_mean"
+    assert infer_config(sd) == cfg
+
+
+def test_monai_3d_is_refused_naming_the_dimension():
+    sd = {k: (torch.empty(*v.shape, 3, device="meta") if v.dim() == 4 else v)
+          for k, v in to_monai(meta_state_dict(SMALL_BC)).items()}
+    with pytest.raises(NotADenseNet, match="convolutions are 3-D .*densegui handles 2-D DenseNets"):
+        find_networks(sd)
+
+
+def test_pytorch_cifar_names_numbered_from_zero():
+    cfg = PRESETS["densenet-bc-100-k12"].config
+    sd = to_pytorch_cifar(meta_state_dict(cfg))
+    assert "dense1.0.conv1.weight" in sd and "trans2.bn.running_var" in sd and "linear.bias" in sd
+    (layout,) = find_networks(sd)
+    assert layout.config == cfg and not layout.notes and layout.root == ""
+    assert layout.names["features.denseblock3.denselayer16.conv2.weight"] == "dense3.15.conv2.weight"
+    assert layout.names["features.norm5.weight"] == "bn.weight"
+
+
+def test_two_networks_in_one_state_dict_and_a_missing_head():
+    small = meta_state_dict(SMALL_BC)
+    sd = {**{f"student.{k}": v for k, v in small.items()},
+          **{f"teacher.{k}": v for k, v in meta_state_dict(SMALL_BASIC).items() if not k.startswith("classifier")}}
+    student, teacher = find_networks(sd)
+    assert (student.root, teacher.root) == ("student", "teacher")
+    assert student.config == SMALL_BC.replace(input_size=32) and not student.notes
+    assert teacher.unrecognised == ("classifier",) and "classifier column stays empty" in teacher.notes[0]
+    assert teacher.config.block_depths == SMALL_BASIC.block_depths
+    with pytest.raises(InferenceError, match="holds 2 DenseNets"):
         infer_config(sd)
+
+
+def test_a_lone_numbered_conv_is_no_densenet():
+    sd = {"layer1.0.conv1.weight": torch.zeros(64, 64, 3, 3), "fc.weight": torch.zeros(10, 64)}
+    with pytest.raises(NotADenseNet, match="no dense block found .* found 2 tensors: 'layer1.0.conv1.weight'"):
+        find_networks(sd)
+
+
+def test_layers_are_checked_by_shape_whatever_their_names():
+    # Block 2 takes ⌊0.5·(6 + 3·4)⌋ = 9 channels, so its second layer (numbered 1 here) takes 9 + 4 = 13.
+    sd = to_pytorch_cifar(meta_state_dict(SMALL_BC))
+    sd["dense2.1.conv1.weight"] = torch.empty(8, 11, 1, 1, device="meta")
+    with pytest.raises(InferenceError, match=r"'dense2.1.conv1.weight' has shape 8×11×1×1, expected 8×13×1×1"):
+        find_networks(sd)
+    del sd["dense2.1.bn1.running_var"]
+    sd["dense2.1.conv1.weight"] = torch.empty(8, 13, 1, 1, device="meta")
+    with pytest.raises(InferenceError, match=r"incomplete: tensor 'dense2.1.bn1.running_var' missing"):
+        find_networks(sd)
+
+
+def test_third_party_libraries_when_installed():
+    """The real timm/MONAI/torchvision models, where they import (they are not dependencies)."""
+    ran = 0
+    for make, want in _third_party_models():
+        (layout,) = find_networks(make().state_dict())
+        assert (layout.config.growth_rate, layout.config.block_depths) == want
+        ran += 1
+    if not ran:
+        pytest.skip("none of timm, monai, torchvision imports here")
+
+
+def _third_party_models():
+    import importlib
+
+    def lib(name):
+        try:
+            return importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - not installed, or a CUDA build that does not import
+            return None
+
+    if timm := lib("timm"):
+        yield (lambda: timm.create_model("densenetblur121d", pretrained=False)), (32, (6, 12, 24, 16))
+        yield (lambda: timm.create_model("densenet264d", pretrained=False)), (48, (6, 12, 64, 48))
+    if monai := lib("monai.networks.nets"):
+        yield (lambda: monai.DenseNet121(spatial_dims=2, in_channels=1, out_channels=3)), (32, (6, 12, 24, 16))
+    if torchvision := lib("torchvision.models"):
+        yield (lambda: torchvision.densenet161()), (48, (6, 12, 36, 24))
 
 
 @pytest.mark.parametrize("name", ["densenet121", "densenet161", "densenet-40-k12", "densenet-bc-100-k12"])
