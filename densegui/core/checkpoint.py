@@ -22,7 +22,6 @@ import os
 import re
 import secrets
 import stat
-import sys
 import time
 import zipfile
 from collections.abc import Mapping
@@ -32,13 +31,14 @@ from typing import TYPE_CHECKING, Any
 
 from densegui.core.config import DenseNetConfig
 from densegui.core.errors import ConfigError, DenseguiError, first_line, is_out_of_memory
-from densegui.core.infer import infer_config
+from densegui.core.infer import CHOICE_RULE, Candidate, choose_candidate, find_candidates, infer_config
 from densegui.core.statedict import (
     CheckpointError,
     check_finite,
     check_matches,
     has_legacy_keys,
     has_prefixes,
+    is_tensor,
     normalize_state_dict,
 )
 
@@ -181,15 +181,11 @@ def save_checkpoint(
 # ====================================================================== reading
 #
 # Everything below reads a checkpoint without ever unpickling arbitrary
-# objects: torch files go through ``torch.load(weights_only=True)`` (tensors
-# and plain containers only), ``.safetensors`` through the safetensors reader.
-# Every failure is a :class:`CheckpointError` with a one-line message.
+# objects: torch files go through ``torch.load(weights_only=True)`` (tensors,
+# plain containers and the few data types of _data_globals), ``.safetensors``
+# through the safetensors reader. Every failure is a :class:`CheckpointError`
+# with a one-line message.
 
-# Keys under which training scripts commonly wrap the state_dict, tried in order.
-WRAPPER_KEYS = (
-    "state_dict", "model_state_dict", "model_state", "model", "net", "network", "module",
-    "weights", "params", "ema", "model_ema", "state",
-)
 SAFETENSORS_CONFIG_KEY = "densegui_config"
 
 
@@ -197,10 +193,12 @@ SAFETENSORS_CONFIG_KEY = "densegui_config"
 class LoadedCheckpoint:
     """What :func:`load_checkpoint` returns.
 
-    ``state_dict`` has torchvision's current key names (legacy keys renamed,
-    ``module.`` prefixes stripped) and loads into ``build_model(config)``
-    with ``strict=True``. ``inferred`` is True when ``config`` was inferred
-    from the weights rather than read from the file.
+    ``state_dict`` has torchvision's key names (whatever names the file used) and, unless
+    ``notes`` says a part was not recognised, loads into ``build_model(config)`` with
+    ``strict=True``. ``inferred`` is True when ``config`` was inferred from the weights rather
+    than read from the file. ``candidate`` names the DenseNet these weights are when the file
+    holds several (``candidates``, in the order of :data:`CHOICE_RULE`) or wraps one
+    (``"state_dict/model"``: under the key ``state_dict``, keys prefixed ``model.``).
     """
 
     config: DenseNetConfig
@@ -209,10 +207,14 @@ class LoadedCheckpoint:
     source_format: str = ""
     inferred: bool = False
     path: str = ""
+    candidate: str = ""
+    candidates: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
 
     def describe(self) -> str:
         """One line for the user: the file, its format, the configuration and, where the
-        metadata says, what it was trained on and how well."""
+        metadata says, what it was trained on and how well; which DenseNet of the file it is,
+        and what was not recognised."""
         cfg = self.config
         name = Path(self.path).name if self.path else "checkpoint"
         origin = "inferred from the weights" if self.inferred else "stored in the file"
@@ -224,7 +226,14 @@ class LoadedCheckpoint:
                 f"θ={cfg.compression:g}, {cfg.stem} stem with {cfg.num_init_features} features, "
                 f"{channels}, {classes}, input {cfg.input_size}×{cfg.input_size}.")
         training = self._training()
-        return f"{text} {training[0].upper()}{training[1:]}." if training else text
+        if training:
+            text += f" {training[0].upper()}{training[1:]}."
+        others = [c for c in self.candidates if c != self.candidate]
+        if others:
+            why = f"chosen by the rule: {CHOICE_RULE}" if self.candidate == self.candidates[0] else "as asked"
+            text += (f" The file holds {len(self.candidates)} DenseNets: shown {self.candidate!r} ({why}); "
+                     f"also {', '.join(map(repr, others))}.")
+        return text + "".join(f" {note[0].upper()}{note[1:]}." for note in self.notes)
 
     def _training(self) -> str:
         meta = self.metadata or {}
@@ -243,11 +252,6 @@ class LoadedCheckpoint:
         if isinstance(meta.get("epochs"), int) and not isinstance(meta.get("epochs"), bool):
             shown.append(f"{meta['epochs']} epochs")
         return ", ".join(shown)
-
-
-def _is_tensor(value: Any) -> bool:
-    torch = sys.modules.get("torch")  # no tensor can exist before torch is imported
-    return torch is not None and isinstance(value, torch.Tensor)
 
 
 def _name(path: Path) -> str:
@@ -275,14 +279,24 @@ def _sniff(path: Path) -> str:
 _GLOBAL_RE = re.compile(r"GLOBAL ([\w.]+)")
 
 
-def _pickle_globals(path: Path, limit: int = 5) -> list[str]:
-    """Names a plain pickle would import, found by parsing its opcodes (nothing is executed)."""
+def _pickle_globals(path: Path, kind: str, limit: int = 200) -> list[str]:
+    """Names a pickle (or a torch zip's data.pkl) would import, found by parsing its opcodes
+    (nothing is executed)."""
+    import io
     import pickletools
 
     found: list[str] = []
     strings: list[str] = []
     try:
-        with path.open("rb") as fh:
+        if kind == "zip":
+            with zipfile.ZipFile(path) as archive:
+                member = next(i for i in archive.infolist() if i.filename.endswith("data.pkl"))
+                if member.file_size > 64 << 20:
+                    return []
+                fh: Any = io.BytesIO(archive.read(member))
+        else:
+            fh = path.open("rb")
+        with fh:
             for op, arg, _pos in pickletools.genops(fh):
                 if op.name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE", "BINUNICODE8"):
                     strings = (strings + [arg])[-2:]
@@ -294,23 +308,64 @@ def _pickle_globals(path: Path, limit: int = 5) -> list[str]:
                     break
     except Exception:  # noqa: BLE001 - a malformed pickle: report what was seen so far
         pass
-    return found
+    return list(dict.fromkeys(found))
 
 
-def _numpy_data_globals() -> list[Any]:
-    """NumPy scalars, dtypes and arrays: data that training scripts often store next to the weights
-    (``best_acc=np.float64(…)``). Allowing them adds no code execution: they are built from raw
-    bytes, and anything nested still goes through PyTorch's restricted unpickler."""
+def _data_globals() -> list[Any]:
+    """Data types, besides tensors and plain containers, that training checkpoints hold:
+
+    * NumPy scalars, dtypes and arrays (``best_acc=np.float64(…)``): built from raw bytes;
+    * ``argparse.Namespace`` (timm's and torchvision's ``args``): a bare attribute holder;
+    * paths, read as pure paths (no file system access; a Windows path loads on Linux too).
+
+    None of them runs code when built; anything nested in them still goes through PyTorch's
+    restricted unpickler, so an arbitrary class inside an ``args`` is refused all the same.
+    """
+    import argparse
+    import pathlib
+
+    extra: list[Any] = [argparse.Namespace, pathlib.PurePosixPath, pathlib.PureWindowsPath]
+    for module in ("pathlib", "pathlib._local"):
+        extra += [(pathlib.PurePosixPath, f"{module}.PosixPath"), (pathlib.PureWindowsPath, f"{module}.WindowsPath"),
+                  (pathlib.PurePosixPath, f"{module}.PurePosixPath"),
+                  (pathlib.PureWindowsPath, f"{module}.PureWindowsPath")]
     try:
         import numpy as np
 
         multiarray = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray
     except (ImportError, AttributeError):  # pragma: no cover - numpy is a dependency
-        return []
+        return extra
     kinds = (np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64,
              np.float16, np.float32, np.float64, np.complex64, np.complex128)
-    return [multiarray.scalar, multiarray._reconstruct, np.ndarray, np.dtype,  # noqa: SLF001
+    return [*extra, multiarray.scalar, multiarray._reconstruct, np.ndarray, np.dtype,  # noqa: SLF001
             *{type(np.dtype(k)) for k in kinds}]
+
+
+_ALLOWED = ("torch.", "collections.OrderedDict", "argparse.Namespace", "pathlib.", "numpy.")
+_PLAIN = {f"{m}.{t}" for m in ("builtins", "__builtin__") for t in ("set", "frozenset", "bytearray", "slice", "complex")}
+
+
+def _refusal(name: str, path: Path, kind: str, text: str) -> CheckpointError:
+    """The one line for a pickle the safe loader refused: what it would import, and why that is refused."""
+    found = _pickle_globals(path, kind)
+    m = _GLOBAL_RE.search(text)
+    culprits = [g for g in dict.fromkeys(([m.group(1)] if m else []) + found)
+                if not g.startswith(_ALLOWED) and g not in _PLAIN]
+    if not culprits:
+        if kind == "pickle":
+            return CheckpointError(f"refused to load {name!r}: it is a pickle that PyTorch's safe loader cannot read "
+                                   "as weights (only tensors and plain containers are accepted).")
+        return CheckpointError(f"{name!r} is not a PyTorch checkpoint (unreadable pickle data).")
+    shown = ", ".join(culprits[:3]) + (f" and {len(culprits) - 3} more" if len(culprits) > 3 else "")
+    if any(g.startswith("torch.nn.modules.") for g in found):
+        return CheckpointError(
+            f"refused to load {name!r}: it is a whole pickled model ({shown}, with torch.nn modules), and unpickling "
+            "one runs its code; densegui reads weights only: save model.state_dict() instead.")
+    classes = [c for c in culprits if c.rpartition(".")[2][:1].isupper()]
+    what = f"create objects of {shown}" if len(classes) == len(culprits) else f"call {shown}"
+    return CheckpointError(
+        f"refused to load {name!r}: unpickling it would {what}, which could run code; densegui reads tensors, "
+        "plain containers, NumPy data, argparse.Namespace and paths only.")
 
 
 def _torch_load(path: Path, kind: str, mmap: bool) -> Any:
@@ -323,26 +378,10 @@ def _torch_load(path: Path, kind: str, mmap: bool) -> Any:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            with torch.serialization.safe_globals(_numpy_data_globals()):
+            with torch.serialization.safe_globals(_data_globals()):
                 return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap and kind == "zip")
     except pickle.UnpicklingError as exc:
-        text = str(exc)
-        m = _GLOBAL_RE.search(text)
-        culprits = [m.group(1)] if m else (_pickle_globals(path) if kind == "pickle" else [])
-        culprits = [c for c in culprits if not c.startswith(("torch.", "collections.OrderedDict"))]
-        if culprits:
-            hint = "" if culprits[0].split(".")[0] in ("os", "posix", "nt", "builtins", "subprocess") else \
-                " (a whole pickled model? save model.state_dict() instead)"
-            raise CheckpointError(
-                f"refused to load {name!r}: unpickling it would create Python objects beyond tensors "
-                f"({', '.join(culprits[:3])}), which could run code; densegui loads weights only{hint}."
-            ) from None
-        if kind == "pickle":
-            raise CheckpointError(
-                f"refused to load {name!r}: it is a pickle that PyTorch's safe loader cannot read as weights "
-                f"(only tensors and plain containers are accepted)."
-            ) from None
-        raise CheckpointError(f"{name!r} is not a PyTorch checkpoint (unreadable pickle data).") from None
+        raise _refusal(name, path, kind, str(exc)) from None
     except (EOFError, zipfile.BadZipFile):
         raise CheckpointError(f"{name!r} is truncated or corrupt (unexpected end of data).") from None
     except Exception as exc:  # noqa: BLE001 - anything else torch raises on garbage input
@@ -357,8 +396,8 @@ def _torch_load(path: Path, kind: str, mmap: bool) -> Any:
 
 
 def read_torch_file(path: str | Path, *, mmap: bool = False) -> Any:
-    """The object in a ``torch.save`` file, unpickled safely (tensors, plain containers and NumPy
-    data only); :class:`CheckpointError` (one line) for anything else.
+    """The object in a ``torch.save`` file, unpickled safely (tensors, plain containers and the
+    data types of :func:`_data_globals` only); :class:`CheckpointError` (one line) for anything else.
 
     ``mmap`` maps a zip file's tensors instead of reading them: faster, but they keep the file
     mapped while they live (on Windows it then cannot be replaced).
@@ -389,26 +428,7 @@ def _safetensors_load(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, st
 
 def _is_tensor_dict(obj: Any) -> bool:
     return isinstance(obj, Mapping) and len(obj) > 0 and all(
-        isinstance(k, str) and _is_tensor(v) for k, v in obj.items())
-
-
-def _find_state_dict(obj: Any, depth: int = 0) -> tuple[Mapping[str, torch.Tensor] | None, str]:
-    """The tensor mapping inside ``obj`` and the wrapper key path that led to it."""
-    if _is_tensor_dict(obj):
-        return obj, ""
-    if not isinstance(obj, Mapping) or depth > 3:
-        return None, ""
-    for key in WRAPPER_KEYS:
-        if key in obj:
-            found, where = _find_state_dict(obj[key], depth + 1)
-            if found is not None:
-                return found, f"{key}/{where}".rstrip("/")
-    # A state_dict with a few non-tensor extras (e.g. an epoch number): keep the tensors
-    # if they look like module weights.
-    tensors = {k: v for k, v in obj.items() if isinstance(k, str) and _is_tensor(v)}
-    if len(tensors) >= 2 and any(k.endswith(".weight") for k in tensors):
-        return tensors, ""
-    return None, ""
+        isinstance(k, str) and is_tensor(v) for k, v in obj.items())
 
 
 def _stored_config(data: Any, name: str) -> DenseNetConfig | None:
@@ -435,7 +455,7 @@ def _plain(value: Any) -> Any:
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
-    if _is_tensor(value):
+    if is_tensor(value):
         return value.item() if value.numel() == 1 else f"tensor{list(value.shape)}"
     if hasattr(value, "item") and hasattr(value, "dtype") and getattr(value, "size", 2) == 1:
         return _plain(value.item())  # NumPy scalar or one-element array
@@ -446,13 +466,21 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
+def _is_structure(value: Any) -> bool:
+    """Nested data (an optimizer state, hyper-parameters, an ``args`` Namespace): not shown as metadata."""
+    return (isinstance(value, Mapping) or hasattr(value, "__dict__") and not hasattr(value, "dtype")
+            or isinstance(value, (list, tuple)) and any(isinstance(v, (Mapping, list, tuple)) for v in value))
+
+
+def load_checkpoint(path: str | Path, candidate: str | None = None) -> LoadedCheckpoint:
     """Read a DenseNet checkpoint safely and work out its configuration.
 
-    Accepts densegui checkpoints, plain state_dicts (densegui or torchvision,
-    legacy keys included), dicts wrapping one under the usual keys,
-    ``module.``-prefixed keys and ``.safetensors`` files. Raises
-    :class:`CheckpointError` (one line) for anything else.
+    Accepts densegui checkpoints, ``.safetensors`` files and any torch file holding a DenseNet
+    state_dict anywhere inside plain containers: alone, in a training checkpoint (timm, PyTorch
+    Lightning, torchvision's references …), with EMA copies, under any prefix, with torchvision's,
+    timm's, MONAI's or other names. ``candidate`` picks one DenseNet of a file that holds
+    several (see :attr:`LoadedCheckpoint.candidates`; the default follows :data:`CHOICE_RULE`).
+    Raises :class:`CheckpointError` (one line) for anything else.
     """
     p = Path(path)
     name = _name(p)
@@ -472,7 +500,7 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
     stored_cfg_data: Any = None
     metadata: dict[str, Any] = {}
     if kind == "safetensors" or p.suffix.lower() == ".safetensors":
-        raw, st_meta = _safetensors_load(p)
+        obj, st_meta = _safetensors_load(p)
         source_format = "safetensors"
         stored_cfg_data = st_meta.pop(SAFETENSORS_CONFIG_KEY, None)
         for k, v in st_meta.items():
@@ -480,8 +508,7 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
                 metadata[k] = json.loads(v)
             except (json.JSONDecodeError, TypeError):
                 metadata[k] = v
-        sd: Mapping[str, torch.Tensor] | None = raw if raw else None
-        if sd is None:
+        if not obj:
             raise CheckpointError(f"{name!r} holds no tensors.")
     else:
         obj = _torch_load(p, kind, mmap=True)
@@ -489,47 +516,55 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
             source_format = "densegui"
             stored_cfg_data = obj.get("config")
             metadata = _plain(obj.get("metadata") or {})
-            sd = obj.get("state_dict")
-            if not _is_tensor_dict(sd):
+            if not _is_tensor_dict(obj.get("state_dict")):
                 raise CheckpointError(f"{name!r} is a densegui checkpoint without weights (no state_dict).")
         else:
-            sd, where = _find_state_dict(obj)
-            if sd is None:
-                what = type(obj).__name__
-                keys = f" with keys {', '.join(map(repr, list(obj)[:4]))}" if isinstance(obj, Mapping) else ""
-                raise CheckpointError(f"{name!r} holds no state_dict (found a {what}{keys}).")
-            source_format = f"state_dict under {where!r}" if where else "state_dict"
-            if isinstance(obj, Mapping) and where:
+            source_format = "state_dict"
+            if isinstance(obj, Mapping):
                 cfg_candidate = obj.get("config")
-                if isinstance(cfg_candidate, Mapping):
-                    try:
+                if isinstance(cfg_candidate, Mapping) and any(_is_tensor_dict(v) for v in obj.values()):
+                    try:  # a densegui-style config next to the weights; some other project's: infer instead
                         stored_cfg_data = DenseNetConfig.from_dict(dict(cfg_candidate)).to_dict()
                     except (ConfigError, TypeError):
-                        stored_cfg_data = None  # some other project's config: infer instead
+                        stored_cfg_data = None
                 metadata = {str(k): _plain(v) for k, v in obj.items()
-                            if k not in WRAPPER_KEYS and k not in ("config", "optimizer", "train_state")
-                            and not isinstance(v, Mapping) and not _is_tensor(v)}
+                            if k not in ("config", "train_state") and not is_tensor(v) and not _is_structure(v)}
 
-    raw_keys = list(sd)
-    state = normalize_state_dict(sd)
-    if has_prefixes(raw_keys):
-        source_format += ", 'module.' prefix stripped"
-    if has_legacy_keys(raw_keys):
-        source_format += ", legacy torchvision keys"
-
+    if source_format == "densegui":
+        found = [Candidate("state_dict", obj["state_dict"], None)]
+    else:
+        found = find_candidates(obj, name)
+    chosen = choose_candidate(found, candidate, name)
     stored = _stored_config(stored_cfg_data, name)
+    raw_keys = list(chosen.tensors)
     try:
-        if stored is not None:
+        if chosen.layout is None:  # densegui's own names
+            state = normalize_state_dict(chosen.tensors)
+        else:
+            state = chosen.layout.rename(chosen.tensors)
+        if stored is not None and not (chosen.layout and chosen.layout.unrecognised):
             config, inferred = stored, False
             check_matches(state, config, "they do not match the configuration stored in the file")
-        else:
+        elif chosen.layout is None:
             config, inferred = infer_config(state), True
-            check_matches(state, config)
+        else:
+            config, inferred = chosen.layout.config, True
         check_finite(state)
     except DenseguiError as exc:
         raise type(exc)(f"{name}: {exc}") from None
+    if source_format == "state_dict" and chosen.name:
+        where, _, prefix = chosen.name.rpartition("/") if chosen.layout and chosen.layout.root else (chosen.name, "", "")
+        source_format = f"state_dict under {where!r}" if where else source_format
+        if prefix:
+            source_format += f", prefix {prefix + '.'!r} stripped"
+    elif has_prefixes(raw_keys):
+        source_format += ", 'module.' prefix stripped"
+    if has_legacy_keys(raw_keys):
+        source_format += ", legacy torchvision keys"
+    notes = tuple(chosen.layout.notes) if chosen.layout else ()
     return LoadedCheckpoint(config=config, state_dict=state, metadata=metadata, source_format=source_format,
-                            inferred=inferred, path=str(p))
+                            inferred=inferred, path=str(p), candidate=chosen.name,
+                            candidates=tuple(c.name for c in found), notes=notes)
 
 
 def save_safetensors(

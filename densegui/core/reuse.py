@@ -10,7 +10,8 @@ For each dense block with input k0 channels, growth rate k and L layers:
   weight matrix), where source 0 owns input channels [0, k0) and source j owns
   [k0 + (j−1)k, k0 + jk);
 * a source that does not feed the target (s ≥ t for layer targets) is NaN
-  ("no connection"; ``null`` in JSON, empty in CSV).
+  ("no connection"; ``null`` in JSON, empty in CSV); so is the classifier column of a
+  state_dict without ``classifier.weight`` (a checkpoint whose head was not recognised).
 
 Imports neither torch nor (until the metric runs) NumPy at module level:
 :class:`BlockReuse` is unpickled in the GUI process, which never imports torch,
@@ -114,6 +115,8 @@ def block_reuse(state_dict: Mapping[str, torch.Tensor], config: DenseNetConfig, 
     ranges = [(0, k0)] + [(k0 + (j - 1) * k, k0 + j * k) for j in range(1, depth + 1)]
     matrix = np.full((depth + 1, depth + 1), np.nan, dtype=np.float64)
     for t, key in enumerate(target_weight_keys(config, block)):
+        if key == "classifier.weight" and key not in state_dict:
+            continue  # a file without a (recognised) classifier: that column stays empty
         if key not in state_dict:
             raise DenseguiError(f"tensor {key!r} is missing; cannot compute block {block}'s reuse.")
         per_channel = _channel_means(state_dict[key])

@@ -6,7 +6,9 @@ reuse metric, ``densegui reuse`` and the reuse panel.
 
 from __future__ import annotations
 
+import argparse
 import os
+import pathlib
 import pickle
 import random
 import re
@@ -88,10 +90,114 @@ def synth_state_dict(init: int, k: int, depths: tuple[int, ...], transition_outs
     return sd
 
 
+# ------------------------------------------------------------------ other libraries' layouts
+# Each mirrors the naming of the code that writes it (quoted in its docstring); the tensors are
+# those of a torchvision-named state_dict, so the renamed file must give back exactly them.
+
+def to_monai(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """MONAI's ``monai.networks.nets.DenseNet`` (2-D): each dense layer keeps its modules in a
+    ``self.layers`` Sequential (``…denselayer1.layers.conv1.weight``); the classifier is
+    ``class_layers.out`` (``class_layers`` = relu, pool, flatten, out)."""
+    out = {}
+    for key, value in sd.items():
+        key = re.sub(r"(denselayer\d+)\.", r"\1.layers.", key)
+        out[re.sub(r"^classifier\.", "class_layers.out.", key)] = value
+    return out
+
+
+def to_pytorch_cifar(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """kuangliu/pytorch-cifar's ``models/densenet.py``: ``conv1`` stem, ``dense1.0.bn1/conv1/bn2/conv2``
+    (layers numbered from 0), ``trans1.bn/conv``, a final ``bn`` and ``linear``."""
+    out = {}
+    for key, value in sd.items():
+        m = re.match(r"features\.denseblock(\d+)\.denselayer(\d+)\.(norm|conv)([12])\.(.*)$", key)
+        if m:
+            b, ell, kind, i, param = m.groups()
+            key = f"dense{b}.{int(ell) - 1}.{'bn' if kind == 'norm' else 'conv'}{i}.{param}"
+        else:
+            key = re.sub(r"^features\.transition(\d+)\.norm\.", r"trans\1.bn.", key)
+            key = re.sub(r"^features\.transition(\d+)\.conv\.", r"trans\1.conv.", key)
+            for old, new in (("features.conv0.", "conv1."), ("features.norm0.", "bn0."), ("features.norm5.", "bn."),
+                             ("classifier.", "linear.")):
+                key = key.replace(old, new, 1) if key.startswith(old) else key
+        out[key] = value
+    return out
+
+
+def to_timm_deep_stem(sd: dict[str, torch.Tensor], width: int | None = None, seed: int = 0) -> dict[str, torch.Tensor]:
+    """timm's ``stem_type='deep'`` (``densenetblur121d``, ``densenet264d``): ``features.conv0`` 3×3 →
+    ``norm0`` → ``conv1`` 3×3 → ``norm1`` → ``conv2`` 3×3 → ``norm2`` (BatchNormAct2d: BatchNorm2d's
+    keys), then max pool and, for the blur variant, a BlurPool2d whose filter is not saved. ``width``:
+    the first two convolutions' channels (timm: the growth rate)."""
+    gen = torch.Generator().manual_seed(seed)
+    c0, in_ch = sd["features.conv0.weight"].shape[:2]
+    width = width or max(1, c0 // 2)
+    out: dict[str, torch.Tensor] = {}
+    for i, (c_in, c_out) in enumerate(((in_ch, width), (width, width), (width, c0))):
+        out[f"features.conv{i}.weight"] = torch.randn(c_out, c_in, 3, 3, generator=gen)
+        out[f"features.norm{i}.weight"] = torch.rand(c_out, generator=gen) + 0.5
+        out[f"features.norm{i}.bias"] = torch.randn(c_out, generator=gen)
+        out[f"features.norm{i}.running_mean"] = torch.randn(c_out, generator=gen)
+        out[f"features.norm{i}.running_var"] = torch.rand(c_out, generator=gen) + 0.5
+        out[f"features.norm{i}.num_batches_tracked"] = torch.tensor(3)
+    out.update((k, v) for k, v in sd.items() if not k.startswith(("features.conv0.", "features.norm0.")))
+    return out
+
+
+def lightning_checkpoint(sd: dict[str, torch.Tensor], attr: str = "model",
+                         ema: dict[str, torch.Tensor] | None = None) -> dict:
+    """What PyTorch Lightning's ``Trainer.save_checkpoint`` writes for a LightningModule holding the
+    network as ``self.<attr>`` (and, with ``ema``, timm's ``ModelEmaV2`` as ``self.ema_model``): every
+    key of ``state_dict`` starts with the attribute's name; a loss's buffer sits beside it."""
+    state = {f"{attr}.{k}": v for k, v in sd.items()}
+    state["loss_fn.pos_weight"] = torch.ones(3)
+    if ema is not None:
+        state.update({f"ema_model.module.{k}": v for k, v in ema.items()})
+    return {
+        "epoch": 3, "global_step": 120, "pytorch-lightning_version": "2.4.0", "state_dict": state,
+        "loops": {"fit_loop": {"state_dict": {}, "epoch_progress": {"total": {"ready": 4, "completed": 3}}}},
+        "callbacks": {"ModelCheckpoint{'monitor': 'val_acc', 'mode': 'max'}": {
+            "best_model_score": torch.tensor(0.91), "best_model_path": "/runs/epoch=3.ckpt", "dirpath": "/runs"}},
+        "optimizer_states": [{"state": {0: {"momentum_buffer": torch.zeros(3)}},
+                              "param_groups": [{"lr": 0.1, "momentum": 0.9, "params": [0]}]}],
+        "lr_schedulers": [], "hparams_name": "kwargs", "hyper_parameters": {"lr": 0.1, "arch": "densenet121"},
+    }
+
+
+def timm_args(**extra) -> argparse.Namespace:
+    """A few of the options timm's train.py parses; its checkpoints store them as ``args``."""
+    return argparse.Namespace(model="densenet121", data_dir="/data/imagenet", dataset="", epochs=3, lr=0.1,
+                              sched="cosine", model_ema=True, model_ema_decay=0.9998, mean=None, input_size=None,
+                              output=pathlib.PurePosixPath("/runs/densenet"), **extra)
+
+
+def timm_train_checkpoint(sd: dict[str, torch.Tensor], ema: dict[str, torch.Tensor] | None = None,
+                          ema_first: bool = False) -> dict:
+    """timm's ``CheckpointSaver`` (``model_best.pth.tar``): epoch, arch, state_dict, optimizer,
+    version, ``args`` (an argparse.Namespace), ``state_dict_ema`` with model EMA, metric."""
+    ckpt = {"epoch": 3, "arch": "densenet121", "state_dict": sd,
+            "optimizer": {"state": {0: {"momentum_buffer": torch.zeros(2)}}, "param_groups": [{"lr": 0.1}]},
+            "version": 2, "args": timm_args(), "metric": 71.25}
+    if ema is not None:
+        ckpt["state_dict_ema"] = ema
+        if ema_first:
+            ckpt = {"state_dict_ema": ema, **ckpt}
+    return ckpt
+
+
+def torchvision_reference_checkpoint(sd: dict[str, torch.Tensor], ema: dict[str, torch.Tensor]) -> dict:
+    """torchvision's references/classification/train.py: model, optimizer, lr_scheduler, epoch,
+    ``args`` and ``model_ema``, an AveragedModel's state_dict (``n_averaged``, then ``module.…``)."""
+    return {"model": sd, "optimizer": {"state": {}, "param_groups": [{"lr": 0.5}]},
+            "lr_scheduler": {"last_epoch": 3}, "epoch": 3, "args": timm_args(),
+            "model_ema": {"n_averaged": torch.tensor(40), **{f"module.{k}": v for k, v in ema.items()}}}
+
+
 WRAPPER_KEYS = ("state_dict", "model", "model_state_dict", "net")
 GOOD_FORMATS = (
-    "densegui", "densegui-train-state", "state_dict", "state_dict-no-bn-counters", "legacy", "module-prefix",
-    *(f"wrapped-{k}" for k in WRAPPER_KEYS), "wrapped-ddp", "safetensors", "safetensors-config",
+    "densegui", "densegui-train-state", "state_dict", "state_dict-no-bn-counters", "legacy", "legacy-with-counters",
+    "module-prefix", *(f"wrapped-{k}" for k in WRAPPER_KEYS), "wrapped-ddp", "safetensors", "safetensors-config",
+    "lightning", "timm-train", "torchvision-reference", "monai", "pytorch-cifar", "nested-deep",
 )
 
 
@@ -108,6 +214,21 @@ def write_good(fmt: str, path: Path, sd: dict[str, torch.Tensor], cfg: DenseNetC
         torch.save({k: v for k, v in sd.items() if not k.endswith("num_batches_tracked")}, path)
     elif fmt == "legacy":
         torch.save(to_legacy({k: v for k, v in sd.items() if not k.endswith("num_batches_tracked")}), path)
+    elif fmt == "legacy-with-counters":  # num_batches_tracked renamed along with the rest
+        torch.save(to_legacy(sd), path)
+    elif fmt == "lightning":
+        torch.save(lightning_checkpoint(sd), path)
+    elif fmt == "timm-train":
+        torch.save(timm_train_checkpoint(sd), path)
+    elif fmt == "torchvision-reference":
+        torch.save({k: v for k, v in torchvision_reference_checkpoint(sd, sd).items() if k != "model_ema"}, path)
+    elif fmt == "monai":
+        torch.save(to_monai(sd), path)
+    elif fmt == "pytorch-cifar":
+        torch.save({"net": {f"module.{k}": v for k, v in to_pytorch_cifar(sd).items()}, "acc": 93.1, "epoch": 3}, path)
+    elif fmt == "nested-deep":  # any wrapper, any attribute name
+        torch.save({"run": {"checkpoints": [{"epoch": 3, "weights": {f"backbone.{k}": v for k, v in sd.items()}}]}},
+                   path)
     elif fmt == "module-prefix":
         torch.save({f"module.{k}": v for k, v in sd.items()}, path)
     elif fmt.startswith("wrapped-") and fmt != "wrapped-ddp":
@@ -147,6 +268,28 @@ def _hostile_zip(path: Path, marker: Path, tmp: Path) -> None:
             if name.endswith("data.pkl"):
                 data = pickle.dumps({"w": Hostile(marker)}, protocol=2)
             out.writestr(name, data)
+
+
+class TrainerState:
+    """Some project's own class, stored next to the weights: refused (unpickling it imports its module)."""
+
+    def __init__(self) -> None:
+        self.step = 3
+
+
+def rewrite_pickle(path: Path, old: bytes, new: bytes) -> Path:
+    """Replace ``old`` by ``new`` in a torch.save zip's data.pkl (protocol 2 names globals as text)."""
+    data = path.read_bytes()
+    out = path.with_name(f"rewritten-{path.name}")
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(out, "w") as dst:
+        for info in src.infolist():
+            content = src.read(info)
+            if info.filename.endswith("data.pkl"):
+                assert old in content, (old, content[:200])
+                content = content.replace(old, new)
+            dst.writestr(info, content)
+    assert data  # the source stays as it was
+    return out
 
 
 def write_bad(name: str, tmp: Path) -> tuple[Path, str]:
