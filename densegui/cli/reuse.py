@@ -1,8 +1,11 @@
 """``densegui reuse``: the feature-reuse matrices (paper Figure 5) of a checkpoint.
 
-Without CHECKPOINT it uses the checkpoint shipped in ``resources/``.
-``--json`` prints one object ``{"config", "blocks": [{"block", "sources",
-"targets", "matrix"}]}`` (raw mean |w|, ``null`` where no connection);
+Without CHECKPOINT it uses the checkpoint shipped in ``resources/``. When the
+file holds several DenseNets (a model and its EMA copy), ``--candidate NAME``
+picks one other than the default.
+``--json`` prints one object ``{"config", "candidate", "candidates", "notes",
+"blocks": [{"block", "sources", "targets", "matrix"}]}`` (raw mean |w|,
+``null`` where no connection);
 ``--png`` renders the heatmaps without a window; ``--csv DIR`` writes one
 CSV per block.
 """
@@ -16,6 +19,7 @@ import sys
 from pathlib import Path
 
 from densegui.core.errors import DenseguiError
+from densegui.core.infer import CHOICE_RULE
 from densegui.core.reuse import (
     DEFAULT_CHECKPOINT,
     DEFAULT_COLORMAP,
@@ -31,8 +35,11 @@ from densegui.core.reuse import (
 def register(sub) -> None:
     p = sub.add_parser("reuse", help="feature-reuse heatmaps (paper Figure 5) of a trained checkpoint")
     p.add_argument("checkpoint", nargs="?", metavar="CHECKPOINT",
-                   help=f"densegui/torchvision checkpoint, state_dict or .safetensors "
-                        f"(default: the shipped resources/{DEFAULT_CHECKPOINT})")
+                   help=f"a densegui checkpoint, .safetensors, or any torch file holding a DenseNet state_dict "
+                        f"(torchvision, timm, MONAI, Lightning .ckpt, training checkpoints; "
+                        f"default: the shipped resources/{DEFAULT_CHECKPOINT})")
+    p.add_argument("--candidate", metavar="NAME",
+                   help=f"which DenseNet of a file that holds several (named in the output; default: {CHOICE_RULE})")
     p.add_argument("--json", action="store_true", help="print one JSON object (config + raw matrices)")
     p.add_argument("--png", metavar="OUT.png", help="render the heatmaps to a PNG file (no window needed)")
     p.add_argument("--csv", metavar="DIR", help="write one CSV per block (block1.csv, ...) into DIR")
@@ -52,11 +59,11 @@ def default_checkpoint() -> Path:
     return path
 
 
-def analyse(path: str | Path):
+def analyse(path: str | Path, candidate: str | None = None):
     """(LoadedCheckpoint, list[BlockReuse]) for ``path``."""
     from densegui.core.checkpoint import load_checkpoint
 
-    loaded = load_checkpoint(path)
+    loaded = load_checkpoint(path, candidate)
     return loaded, reuse_matrices(loaded.state_dict, loaded.config)
 
 
@@ -65,6 +72,10 @@ def reuse_json(loaded, blocks) -> dict:
         "checkpoint": loaded.path,
         "source_format": loaded.source_format,
         "inferred": loaded.inferred,
+        "candidate": loaded.candidate,
+        "candidates": list(loaded.candidates),
+        "choice_rule": CHOICE_RULE,
+        "notes": list(loaded.notes),
         "config": loaded.config.to_dict(),
         "metadata": loaded.metadata,
         "metric": "mean |w| of each target's first conv over the input channels of each source",
@@ -73,10 +84,11 @@ def reuse_json(loaded, blocks) -> dict:
 
 
 def _text(loaded, blocks) -> str:
-    lines = [
-        f"Checkpoint: {loaded.describe()}",
-        "Cell = mean |w| of the target's first conv over the source's input channels ('.' = no connection).",
-    ]
+    lines = [f"Checkpoint: {loaded.describe()}"]
+    others = [c for c in loaded.candidates if c != loaded.candidate]
+    if others:
+        lines.append(f"Show another with --candidate NAME ({', '.join(others)}).")
+    lines.append("Cell = mean |w| of the target's first conv over the source's input channels ('.' = no connection).")
     for b in blocks:
         lines.append("")
         lines.append(f"Block {b.block}: rows = sources (in, 1..{len(b.sources) - 1}), "
@@ -91,7 +103,7 @@ def _text(loaded, blocks) -> str:
 
 def run(args) -> int:
     path = Path(args.checkpoint) if args.checkpoint else default_checkpoint()
-    loaded, blocks = analyse(path)
+    loaded, blocks = analyse(path, args.candidate)
     if args.csv:
         written = write_csv(blocks, args.csv)
         if not args.json:

@@ -92,3 +92,51 @@ def test_default_checkpoint(monkeypatch, tmp_path, capsys):
     assert main(["reuse", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["inferred"] is False and out["config"] == SMALL_BC.to_dict()
+
+
+# ------------------------------------------------------------------ other libraries' files (issue #15)
+def _matrices(out):
+    return [np.array([[np.nan if v is None else v for v in row] for row in b["matrix"]]) for b in out["blocks"]]
+
+
+def test_ema_copy_chosen_by_the_rule_and_by_name(tmp_path, capsys):
+    import torch
+    from helpers.corpus import timm_train_checkpoint
+
+    from densegui.core.infer import CHOICE_RULE
+
+    sd, ema = known_state_dict(SMALL_BC, seed=1), known_state_dict(SMALL_BC, seed=2)
+    path = tmp_path / "model_best.pth.tar"
+    torch.save(timm_train_checkpoint(sd, ema, ema_first=True), path)
+    for extra, chosen, weights in (([], "state_dict", sd), (["--candidate", "state_dict_ema"], "state_dict_ema", ema)):
+        assert main(["reuse", str(path), "--json", *extra]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert out["candidate"] == chosen and out["candidates"] == ["state_dict", "state_dict_ema"]
+        assert out["choice_rule"] == CHOICE_RULE and out["notes"] == []
+        for got, expected in zip(_matrices(out), naive_matrices(weights)):
+            np.testing.assert_allclose(got, expected, rtol=1e-5, equal_nan=True)
+    assert main(["reuse", str(path)]) == 0
+    text = capsys.readouterr().out
+    assert "The file holds 2 DenseNets: shown 'state_dict'" in text
+    assert "Show another with --candidate NAME (state_dict_ema)." in text
+    assert main(["reuse", str(path), "--candidate", "ema"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["densegui: error: 'model_best.pth.tar' holds no DenseNet 'ema'; "
+                   "it holds 'state_dict', 'state_dict_ema'."]
+
+
+def test_unrecognised_stem_and_head_are_notes_in_json(tmp_path, capsys):
+    import torch
+    from helpers.corpus import to_timm_deep_stem
+
+    sd = known_state_dict(SMALL_BC, seed=3)
+    headless = {k: v for k, v in to_timm_deep_stem(sd).items() if not k.startswith("classifier.")}
+    torch.save(headless, tmp_path / "deep.pt")
+    assert main(["reuse", str(tmp_path / "deep.pt"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [n.split(" (")[0] for n in out["notes"]] == ["no classifier found", "stem not recognised"]
+    got, expected = _matrices(out), naive_matrices(sd)
+    assert all(row[-1] is None for row in out["blocks"][-1]["matrix"])  # the classifier column
+    np.testing.assert_allclose(got[-1][:, :-1], expected[-1][:, :-1], rtol=1e-5, equal_nan=True)
+    for g, e in zip(got[:-1], expected[:-1]):
+        np.testing.assert_allclose(g, e, rtol=1e-5, equal_nan=True)
