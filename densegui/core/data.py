@@ -4,9 +4,9 @@
 held-out split, both as ``uint8`` tensors ``[N, C, H, W]`` with ``int64``
 labels. ``spec`` is one of
 
-* ``digits`` -- scikit-learn's bundled 8×8 handwritten digits (1,797 images,
-  10 classes, shipped inside the scikit-learn wheel: no download, ever). The
-  held-out split is a fixed, seeded, stratified 20 %.
+* ``digits`` -- scikit-learn's 8×8 handwritten digits (1,797 images, 10
+  classes), shipped with densegui (``resources/digits-8x8.u8.gz``): no
+  download, no scikit-learn. The held-out split is a fixed, seeded, stratified 20 %.
 * ``cifar10:DIR`` / ``cifar100:DIR`` -- the CIFAR "python version" batches
   (``data_batch_1..5`` + ``test_batch``, or ``train`` + ``test``). These are
   pickles, read with a restricted unpickler that only rebuilds builtins and
@@ -161,15 +161,23 @@ def _name(path: Path) -> str:
 
 
 # --------------------------------------------------------------------- digits
+DIGITS_FILE = "digits-8x8.u8.gz"  # 64 pixels + label per row; origin and license: resources/DIGITS-LICENSE.md
+
+
 def load_digits(fraction: float = HOLDOUT_FRACTION, seed: int = SPLIT_SEED) -> Dataset:
-    """scikit-learn's bundled 8×8 digits (values 0..16), stratified held-out split."""
+    """scikit-learn's 8×8 digits (values 0..16, in its order) as shipped, stratified held-out split."""
+    from densegui.core.resources import resource_path
+
+    path = resource_path(DIGITS_FILE)
     try:
-        from sklearn.datasets import load_digits as sk_load_digits
-    except ImportError:
-        raise DataError("the digits dataset needs scikit-learn: pip install scikit-learn") from None
-    bunch = sk_load_digits()
-    images = torch.from_numpy(np.asarray(bunch.images, dtype=np.uint8)).unsqueeze(1).contiguous()
-    labels = torch.from_numpy(np.asarray(bunch.target, dtype=np.int64))
+        rows = np.frombuffer(gzip.decompress(path.read_bytes()), dtype=np.uint8).reshape(-1, 65)
+    except (OSError, EOFError, ValueError, zlib.error) as exc:
+        raise DataError(f"cannot read the digits shipped with densegui ({path}): "
+                        f"{getattr(exc, 'strerror', None) or exc}; reinstall densegui.") from None
+    if not len(rows) or rows[:, :64].max() > 16 or rows[:, 64].max() > 9:
+        raise DataError(f"the digits shipped with densegui ({path}) are damaged; reinstall densegui.")
+    images = torch.from_numpy(rows[:, :64].reshape(-1, 1, 8, 8).copy())
+    labels = torch.from_numpy(rows[:, 64].astype(np.int64))
     return _split_dataset("digits", "scikit-learn", images, labels, [str(i) for i in range(10)], 16.0, 1,
                           fraction, seed)
 
@@ -487,7 +495,7 @@ def load_dataset(spec: str, *, size: int | None = None, fraction: float = HOLDOU
     kind, path = parse_spec(spec)
     if kind == "digits":
         if path is not None:
-            raise DataError("the digits dataset is bundled with scikit-learn; use --dataset digits without a folder.")
+            raise DataError("the digits dataset ships with densegui; use --dataset digits without a folder.")
         return load_digits(fraction, seed)
     assert path is not None
     if kind == "auto":
