@@ -96,9 +96,46 @@ def test_digits_split_is_stratified_seeded_and_disjoint():
     assert not torch.equal(other.test.images, d.test.images)
 
 
-def test_digits_without_scikit_learn_says_how_to_install(monkeypatch):
+def test_shipped_digits_are_scikit_learns_in_its_order():
+    """resources/digits-8x8.u8.gz, read here with gzip alone, is load_digits() value for value."""
+    import json
+    from fnmatch import fnmatch
+
+    from sklearn.datasets import load_digits
+
+    from densegui.core.resources import resource_path
+
+    path = resource_path(D.DIGITS_FILE)
+    rows = np.frombuffer(gzip.decompress(path.read_bytes()), dtype=np.uint8).reshape(-1, 65)
+    sk = load_digits()
+    np.testing.assert_array_equal(rows[:, :64].reshape(-1, 8, 8), sk.images)
+    np.testing.assert_array_equal(rows[:, 64], sk.target)
+    assert path.stat().st_size < 120_000 and (path.parent / "DIGITS-LICENSE.md").exists()
+    # `pip install .` installs it: pyproject's package-data names it.
+    lines = (Path(__file__).parents[2] / "pyproject.toml").read_text().splitlines()
+    patterns = json.loads(next(line for line in lines if line.startswith('"densegui.resources" = [')).split("=", 1)[1])
+    assert any(fnmatch(path.name, p) for p in patterns) and any(fnmatch("DIGITS-LICENSE.md", p) for p in patterns)
+
+
+def test_digits_need_no_scikit_learn(monkeypatch):
+    expected = load_dataset("digits")
+    monkeypatch.setitem(sys.modules, "sklearn", None)
     monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
-    with pytest.raises(DataError, match="pip install scikit-learn"):
+    d = load_dataset("digits")
+    assert torch.equal(d.train.images, expected.train.images) and torch.equal(d.test.labels, expected.test.labels)
+
+
+def test_missing_or_damaged_shipped_digits_is_one_line(monkeypatch, tmp_path):
+    import densegui.core.resources as resources
+
+    monkeypatch.setattr(resources, "resource_path", lambda name: tmp_path / name)
+    with pytest.raises(DataError, match=r"^cannot read the digits shipped with densegui .*No such file.*reinstall"):
+        load_dataset("digits")
+    (tmp_path / D.DIGITS_FILE).write_bytes(gzip.compress(bytes([3] * 64 + [12])))  # label 12
+    with pytest.raises(DataError, match="are damaged; reinstall densegui"):
+        load_dataset("digits")
+    (tmp_path / D.DIGITS_FILE).write_bytes(gzip.compress(bytes(100)))  # not rows of 65
+    with pytest.raises(DataError, match="cannot read the digits"):
         load_dataset("digits")
 
 
