@@ -33,6 +33,43 @@ class TrainCancelled(DenseguiError):
     """Raised when ``cancel()`` returned True; only complete checkpoints stay on disk."""
 
 
+TRAIN_PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How a run executes, not what it learns: resuming may change any of these.
+
+    ``precision``: autocast dtype (fp16 adds a gradient scaler); ``workers``: DataLoader
+    processes per rank for datasets read from disk (None: up to 8, CPUs shared by the
+    ranks); ``dist_timeout``: seconds a rank waits for the others in a collective (a
+    checkpoint write or a stuck peer) before the job fails."""
+
+    precision: str = "fp32"
+    channels_last: bool = False
+    compile: bool = False
+    sync_bn: bool = False
+    workers: int | None = None
+    dist_timeout: float = 300.0
+
+    def validate(self) -> RunSettings:
+        if self.precision not in TRAIN_PRECISIONS:
+            raise TrainError(f"precision must be one of {', '.join(TRAIN_PRECISIONS)}, got {self.precision!r}.")
+        if self.workers is not None and not (isinstance(self.workers, int) and 0 <= self.workers <= 256):
+            raise TrainError(f"workers must be from 0 to 256, got {self.workers!r}.")
+        if not (isinstance(self.dist_timeout, (int, float)) and 1 <= self.dist_timeout <= 86_400):
+            raise TrainError(f"the process-group timeout must be 1 to 86400 s, got {self.dist_timeout!r}.")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunSettings:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
 @dataclass(frozen=True)
 class TrainOptions:
     """The recipe of one run. Defaults: the paper's, scaled to a short run."""
@@ -94,6 +131,14 @@ class Progress:
     checkpoint: str = ""  # "start", "epoch": where checkpoints go
     message: str = ""  # "start": what is being trained
 
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Progress:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
 
 @dataclass
 class TrainResult:
@@ -106,10 +151,27 @@ class TrainResult:
     dataset: dict[str, Any] = field(default_factory=dict)  # Dataset.to_metadata()
     options: TrainOptions | None = None
     device: str = ""
+    world_size: int = 1  # processes that trained together
+    rank: int = 0  # this process's rank (the CLI prints on rank 0 only)
 
     @property
     def epochs_done(self) -> int:
         return len(self.history)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly (how a launched process group hands its result back)."""
+        d = dataclasses.asdict(self)
+        d["config"] = self.config.to_dict()
+        d["options"] = self.options.to_dict() if self.options is not None else None
+        return d
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TrainResult:
+        names = {f.name for f in dataclasses.fields(cls)}
+        d = {k: v for k, v in data.items() if k in names}
+        d["config"] = DenseNetConfig.from_dict(dict(data["config"]))
+        d["options"] = TrainOptions.from_dict(data["options"]) if data.get("options") else None
+        return cls(**d)
 
 
 def default_config() -> DenseNetConfig:
@@ -204,7 +266,7 @@ class ResumePlan:
 
     def verify(self, config: DenseNetConfig, options: TrainOptions, spec: str, num_train: int) -> ResumePlan:
         """TrainError unless the run to continue is this one (configuration, recipe, data), then :meth:`check`."""
-        if self.config != config:
+        if self.config.replace(memory_efficient=False) != config.replace(memory_efficient=False):
             raise TrainError(f"{self.name!r} was trained with a different configuration.")
         if self.options != options:
             raise TrainError(f"{self.name!r} was trained with a different recipe ({self.options}).")
