@@ -16,6 +16,8 @@ labels. ``spec`` is one of
 * ``folder:DIR`` -- one sub-folder per class of images in any format Pillow
   reads (PNG, PGM/PPM, JPEG, BMP, ...; Pillow comes with the ``train``
   extra). Held-out split: seeded, stratified 20 %.
+* ``imagenet:DIR`` -- ``DIR/train/<class>/`` and ``DIR/val/<class>/`` image files (ImageNet's
+  layout), read from disk batch by batch in DataLoader worker processes (:class:`FileSplit`).
 * a bare ``DIR`` -- the format is detected from the files in it.
 
 Every problem with the data (missing, truncated, malformed, hostile) is a
@@ -26,6 +28,8 @@ from __future__ import annotations
 
 import gzip
 import io
+import math
+import os
 import pickle
 import struct
 import zlib
@@ -41,7 +45,7 @@ from densegui.core.errors import DenseguiError
 
 HOLDOUT_FRACTION = 0.2
 SPLIT_SEED = 0
-DATASET_KINDS = ("digits", "cifar10", "cifar100", "mnist", "fashion-mnist", "folder")
+DATASET_KINDS = ("digits", "cifar10", "cifar100", "mnist", "fashion-mnist", "folder", "imagenet")
 IMAGE_SUFFIXES = (".png", ".pgm", ".ppm", ".pnm", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 MAX_FOLDER_IMAGES = 200_000
 
@@ -120,7 +124,7 @@ class Dataset:
             if n is None or n >= len(s):
                 return s
             idx = torch.randperm(len(s), generator=g)[:n].sort().values
-            return Split(s.images[idx], s.labels[idx])
+            return s.take(idx) if isinstance(s, FileSplit) else Split(s.images[idx], s.labels[idx])
 
         return Dataset(self.name, self.source, cut(self.train, n_train), cut(self.test, n_test), list(self.classes),
                        self.scale, {**self.split, "subset": [n_train, n_test, seed]}, self.augment, self.shift)
@@ -448,6 +452,84 @@ def load_image_folder(folder: str | Path, size: int | None = None, fraction: flo
                           max(1, size // 8), fraction, seed)
 
 
+# ------------------------------------------------------------ ImageNet-style folders
+@dataclass
+class FileSplit:
+    """A split left on disk, decoded in DataLoader workers. Item ``(i, key)``: image i, uint8 [3, size, size],
+    and its label. Training with ``augment``: a random resized crop (8-100 % of the area, aspect 3/4-4/3)
+    and flip drawn from ``(key, i)``, whatever the worker count; else the centre 87.5 % of the short side."""
+
+    files: list[str]
+    labels: torch.Tensor
+    size: int
+    train: bool
+    augment: bool = True
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    @property
+    def images(self) -> torch.Tensor:  # the shape alone: the pixels stay in the files
+        return torch.empty((len(self.files), 3, self.size, self.size), dtype=torch.uint8, device="meta")
+
+    def take(self, idx: torch.Tensor) -> FileSplit:
+        return FileSplit([self.files[i] for i in idx.tolist()], self.labels[idx], self.size, self.train, self.augment)
+
+    def __getitem__(self, item: tuple[int, int] | int) -> tuple[torch.Tensor, int]:
+        i, key = item if isinstance(item, tuple) else (item, 0)
+        rng = np.random.default_rng([key, i]) if self.train and self.augment else None
+        Image = _pillow()
+        try:
+            with Image.open(self.files[i]) as im:
+                im = im.convert("RGB")
+                w, h = im.size
+                box, side = None, 0.875 * min(w, h)
+                for _ in range(10 if rng is not None else 0):
+                    area, ratio = w * h * rng.uniform(0.08, 1.0), math.exp(rng.uniform(-0.2877, 0.2877))
+                    cw, ch = round(math.sqrt(area * ratio)), round(math.sqrt(area / ratio))
+                    if 0 < cw <= w and 0 < ch <= h:
+                        x, y = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
+                        box = (x, y, x + cw, y + ch)
+                        break
+                im = im.resize((self.size, self.size), Image.BILINEAR,
+                               box=box or ((w - side) / 2, (h - side) / 2, (w + side) / 2, (h + side) / 2))
+                if rng is not None and rng.random() < 0.5:
+                    im = im.transpose(Image.FLIP_LEFT_RIGHT)
+                arr = np.asarray(im, dtype=np.uint8)
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:  # one line
+            raise DataError(f"{Path(self.files[i]).name!r} is not a readable image ({type(exc).__name__}).") from None
+        return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous(), int(self.labels[i])
+
+
+def load_imagenet_folder(folder: str | Path, size: int | None = None) -> Dataset:
+    """``train/`` and ``val/``, each one sub-folder per class (train's sorted names = class indices),
+    left on disk as :class:`FileSplit`; images become RGB ``size``² crops (default 224)."""
+    root = _folder(folder, "ImageNet-style")
+    _pillow()
+    missing = [s for s in ("train", "val") if not (root / s).is_dir()]
+    if missing:
+        raise DataError(f"{str(root)!r} lacks {missing[0]}/: an ImageNet-style dataset has train/ and val/ folders, "
+                        "each with one sub-folder per class.")
+    found = [sorted(d.name for d in (root / s).iterdir() if d.is_dir() and not d.name.startswith(".")) for s in
+             ("train", "val")]
+    classes = found[0]
+    if len(classes) < 2 or set(found[1]) - set(classes):
+        raise DataError(f"{str(root)!r}: train/ must hold at least 2 class folders and val/ no class train/ lacks.")
+    splits = []
+    for sub in ("train", "val"):
+        files, labels = [], []
+        for label, d in enumerate(root / sub / name for name in classes):
+            got = sorted(e.path for e in os.scandir(d) if e.is_file() and Path(e.name).suffix.lower()
+                         in IMAGE_SUFFIXES) if d.is_dir() else []
+            files += got
+            labels += [label] * len(got)
+        if not files:
+            raise DataError(f"{str(root / sub)!r} holds no images ({', '.join(IMAGE_SUFFIXES[:3])} ...).")
+        splits.append(FileSplit(files, torch.tensor(labels, dtype=torch.int64), size or 224, sub == "train"))
+    return Dataset("imagenet", str(root), splits[0], splits[1], classes, 255.0, {"kind": "val/ folder"},
+                   "resized-crop-flip", 0)
+
+
 # ------------------------------------------------------------------- dispatch
 def _folder(folder: str | Path, what: str) -> Path:
     p = Path(folder).expanduser()
@@ -468,6 +550,8 @@ def detect_kind(folder: str | Path) -> str:
         return "cifar100"
     if any("idx3-ubyte" in n or "idx1-ubyte" in n for n in names):
         return "fashion-mnist" if "fashion" in str(root.resolve()).lower() else "mnist"
+    if (root / "train").is_dir() and (root / "val").is_dir():
+        return "imagenet"
     if any((root / n).is_dir() for n in names):
         return "folder"
     raise DataError(f"cannot tell what dataset {str(root)!r} holds: expected CIFAR python batches, "
@@ -506,4 +590,6 @@ def load_dataset(spec: str, *, size: int | None = None, fraction: float = HOLDOU
         return load_mnist(path, "auto" if kind == "auto-mnist" else kind)
     if kind == "folder":
         return load_image_folder(path, size, fraction, seed)
+    if kind == "imagenet":
+        return load_imagenet_folder(path, size)
     raise DataError(f"unknown dataset kind {kind!r}; use one of {', '.join(DATASET_KINDS)}.")
