@@ -4,7 +4,9 @@ Without model flags it trains the shipped digits architecture (basic
 DenseNet, k=12, θ=1, three blocks, CIFAR stem). ``in_channels``,
 ``num_classes`` and ``input_size`` follow the dataset unless given
 explicitly. The checkpoint is rewritten atomically after every epoch;
-``--resume PATH`` continues an interrupted run exactly.
+``--resume PATH`` continues an interrupted run exactly. Under ``torchrun``
+every process runs this command and rank 0 alone prints; ``--nproc N``
+starts that through ``torch.distributed.run`` itself (docs/train.md).
 """
 
 from __future__ import annotations
@@ -12,13 +14,15 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
 
 from densegui.cli.common import _OVERRIDES, add_model_args, config_from_args
-from densegui.core.train_setup import (DATA_FIELDS, TrainError, TrainOptions, TrainRequest, default_config,
-                                       run_training)
+from densegui.core.errors import DenseguiError
+from densegui.core.train_setup import (DATA_FIELDS, TRAIN_PRECISIONS, RunSettings, TrainError, TrainOptions,
+                                       TrainRequest, default_config, run_training, run_worker)
 
 _RECIPE = ("epochs", "batch_size", "lr", "seed")
 
@@ -44,6 +48,21 @@ def register(sub) -> None:
                                                    "--resume, the resumed file)")
     g.add_argument("--resume", metavar="PATH", help="continue the interrupted run saved in PATH")
     g.add_argument("--json", action="store_true", help="print a JSON summary on stdout at the end")
+    s = p.add_argument_group("speed and processes")
+    s.add_argument("--precision", choices=TRAIN_PRECISIONS, help="autocast precision (fp16 adds a gradient "
+                                                                 "scaler; default fp32)")
+    s.add_argument("--channels-last", action="store_true", help="NHWC memory layout (faster convs on recent GPUs)")
+    s.add_argument("--compile", action="store_true", help="torch.compile the model (slow first epoch)")
+    s.add_argument("--workers", type=int, metavar="N", help="DataLoader processes per rank for imagenet:DIR "
+                                                           "(default: up to 8)")
+    s.add_argument("--nproc", type=int, metavar="N", help="train in N processes on this machine through "
+                                                         "torch.distributed.run (one per GPU; gloo on CPUs)")
+    s.add_argument("--nnodes", metavar="N|MIN:MAX", help="machines taking part (with --rdzv-endpoint)")
+    s.add_argument("--rdzv-endpoint", metavar="HOST:PORT", help="rendezvous of a run on several machines")
+    s.add_argument("--sync-bn", action="store_true", help="BatchNorm statistics over all processes (CUDA)")
+    s.add_argument("--dist-timeout", type=float, metavar="S", help="seconds a process waits for the others "
+                                                                  "before the job fails (default 300)")
+    p.add_argument("--worker-request", help=argparse.SUPPRESS)  # one process of a group --nproc launched
     p.set_defaults(func=run)
 
 
@@ -81,11 +100,11 @@ def _given(args: argparse.Namespace, names) -> list[str]:
     return [n for n in names if getattr(args, n, None) not in (None, False)]
 
 
-def _check_resume_flags(args: argparse.Namespace) -> None:
-    """One line naming the first flag that would change the resumed run."""
+def _check_resume_flags(args: argparse.Namespace):
+    """One line naming the first flag that would change the resumed run; else its ResumePlan."""
     from densegui.core.train import read_resume_plan
 
-    model_flags = _given(args, ["preset", "config", *_OVERRIDES])
+    model_flags = _given(args, ["preset", "config", *[k for k in _OVERRIDES if k != "memory_efficient"]])
     if model_flags:
         flag = model_flags[0].replace("_", "-")
         raise TrainError(f"--{flag} cannot be combined with --resume: the run continues with the "
@@ -100,16 +119,42 @@ def _check_resume_flags(args: argparse.Namespace) -> None:
         raise TrainError("--no-augment differs from the resumed run (which augments); leave it out.")
     if args.dataset and args.dataset != plan.dataset:
         raise TrainError(f"--dataset {args.dataset} differs from the resumed run's {plan.dataset}; leave it out.")
+    return plan
+
+
+def _settings(args: argparse.Namespace) -> RunSettings:
+    given = {"precision": args.precision, "workers": args.workers, "dist_timeout": args.dist_timeout}
+    return RunSettings(channels_last=args.channels_last, compile=args.compile, sync_bn=args.sync_bn,
+                       **{k: v for k, v in given.items() if v is not None}).validate()
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.worker_request:
+        return run_worker(args.worker_request)
+    try:
+        return _run(args)
+    except DenseguiError as exc:
+        rank = os.environ.get("RANK", "0")
+        if rank not in ("", "0"):  # under torchrun every process may refuse: say which one this is
+            raise DenseguiError(f"rank {rank}: {exc}") from None
+        raise
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.threads is not None and not 1 <= args.threads <= 1024:
         raise TrainError(f"--threads must be from 1 to 1024, got {args.threads}.")
     if args.out and Path(args.out).is_dir():
         raise TrainError(f"--out {str(Path(args.out))!r} is a folder; give a file name.")
+    settings = _settings(args)
+    launch = {"nproc": args.nproc if args.nproc is not None else 1, "nnodes": args.nnodes or "1",
+              "rdzv_endpoint": args.rdzv_endpoint or ""}
     if args.resume:
-        _check_resume_flags(args)
-        request = TrainRequest(out=args.out, device=args.device, resume=args.resume, threads=args.threads)
+        plan = _check_resume_flags(args)
+        # --memory-efficient changes how the same network is computed, so a resumed run may switch it
+        config = plan.config.replace(memory_efficient=args.memory_efficient) if args.memory_efficient is not None \
+            else None
+        request = TrainRequest(config=config, out=args.out, device=args.device, resume=args.resume,
+                               threads=args.threads, settings=settings, **launch)
     else:
         defaults = TrainOptions()
         options = TrainOptions(
@@ -121,7 +166,8 @@ def run(args: argparse.Namespace) -> int:
         )
         request = TrainRequest(config=config_from_args(args, default=default_config()),
                                dataset=args.dataset or "digits", options=options, out=args.out,
-                               device=args.device, threads=args.threads, keep=tuple(_given(args, DATA_FIELDS)))
+                               device=args.device, threads=args.threads, keep=tuple(_given(args, DATA_FIELDS)),
+                               settings=settings, **launch)
     bar = _Bar()
     try:
         result = run_training(request, progress=bar, log=lambda line: print(line, file=sys.stderr))
@@ -130,6 +176,8 @@ def run(args: argparse.Namespace) -> int:
             raise
         print(f"\ninterrupted; continue with: densegui train --resume {bar.checkpoint}", file=sys.stderr)
         return 130
+    if result.rank != 0:  # under torchrun rank 0 alone reports
+        return 0
     acc = result.val_accuracy
     print(f"done: {result.epochs_done} epochs in {result.seconds:.1f} s, held-out accuracy "
           f"{100 * acc:.2f}% on {result.dataset['num_test']} images → {result.checkpoint}", file=sys.stderr)
@@ -137,5 +185,5 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({"checkpoint": result.checkpoint, "config": result.config.to_dict(),
                           "dataset": result.dataset, "options": result.options.to_dict(), "device": result.device,
                           "seconds": round(result.seconds, 3), "heldout_accuracy": None if math.isnan(acc) else acc,
-                          "history": result.history}))
+                          "world_size": result.world_size, "history": result.history}))
     return 0
