@@ -34,9 +34,14 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="densegui", description="Explore DenseNet architectures (Huang et al., CVPR 2017).")
+    parser = OneLineParser(
+        prog="densegui", description="Explore DenseNet architectures (Huang et al., CVPR 2017). Without a COMMAND, "
+                                     "densegui opens the window (the same as `densegui gui`, with its options).")
     parser.add_argument("--version", action="version", version=f"densegui {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
+    # Set after add_subparsers, which builds the commands' "densegui NAME" prefix from the usage.
+    parser.usage = ("densegui [-h] [--version] COMMAND ...\n"
+                    "       densegui [--preset NAME | --config FILE.json] [--screenshot OUT.png]")
     for module in COMMANDS:
         module.register(sub)
     return parser
@@ -45,9 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    if not args_list:
-        # No subcommand: open the window, like double-clicking the app.
-        args_list = ["gui"]
+    if not args_list or args_list[0].split("=", 1)[0] in gui.OPTIONS:
+        # No subcommand: open the window, like double-clicking the app, with the window's options.
+        args_list = ["gui", *args_list]
     args = parser.parse_args(args_list)
     try:
         return int(args.func(args) or 0)

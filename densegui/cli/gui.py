@@ -1,4 +1,8 @@
-"""``densegui gui``: open the explorer window (``densegui`` alone does the same)."""
+"""``densegui gui``: open the explorer window (``densegui`` alone does the same, with the same options).
+
+On Linux the window needs a display and a few system libraries; :func:`densegui.gui.app.check_startup`
+says so in one line (exit 2) before Qt starts, instead of Qt's abort or an invisible window.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,10 @@ from pathlib import Path
 
 from densegui.core.config import DenseNetConfig, get_preset
 from densegui.core.errors import ConfigError
+
+
+# The window's options, which `densegui` alone accepts too (`densegui --preset densenet121`).
+OPTIONS = ("--preset", "--config", "--screenshot")
 
 
 def register(sub) -> None:

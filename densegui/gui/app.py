@@ -16,16 +16,94 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from densegui.core.config import DenseNetConfig
+from densegui.core.errors import DenseguiError
 
 SCREENSHOT_TIMEOUT_S = 120.0
 
 
-def _ensure_platform(headless: bool) -> None:
-    """Render offscreen when asked to or when there is no display to open."""
-    if os.environ.get("QT_QPA_PLATFORM"):
+# Shared libraries the window loads, by soname, with the Debian/Ubuntu package of each. QtGui needs
+# the first group on any platform (offscreen included); PySide6's xcb platform plugin (X11) needs the
+# second, and Qt aborts naming only the first one it misses (the NEEDED entries of PySide6 6.12's
+# libqxcb.so and libQt6XcbQpa.so.6 outside PySide6 itself).
+GUI_LIBRARIES = {
+    "libEGL.so.1": "libegl1", "libGL.so.1": "libgl1", "libfontconfig.so.1": "libfontconfig1",
+    "libfreetype.so.6": "libfreetype6", "libxkbcommon.so.0": "libxkbcommon0", "libX11.so.6": "libx11-6",
+    "libglib-2.0.so.0": "libglib2.0-0", "libgthread-2.0.so.0": "libglib2.0-0",
+}
+XCB_LIBRARIES = {
+    "libxcb.so.1": "libxcb1", "libX11-xcb.so.1": "libx11-xcb1", "libxcb-cursor.so.0": "libxcb-cursor0",
+    "libxcb-icccm.so.4": "libxcb-icccm4", "libxcb-image.so.0": "libxcb-image0",
+    "libxcb-keysyms.so.1": "libxcb-keysyms1", "libxcb-randr.so.0": "libxcb-randr0",
+    "libxcb-render.so.0": "libxcb-render0", "libxcb-render-util.so.0": "libxcb-render-util0",
+    "libxcb-shape.so.0": "libxcb-shape0", "libxcb-shm.so.0": "libxcb-shm0", "libxcb-sync.so.1": "libxcb-sync1",
+    "libxcb-util.so.1": "libxcb-util1", "libxcb-xfixes.so.0": "libxcb-xfixes0", "libxcb-xkb.so.1": "libxcb-xkb1",
+    "libxkbcommon-x11.so.0": "libxkbcommon-x11-0",
+}
+
+
+def library_loads(soname: str) -> bool:
+    """Whether the dynamic loader finds ``soname`` and its dependencies, as Qt's would."""
+    import ctypes
+
+    try:
+        ctypes.CDLL(soname, mode=os.RTLD_LAZY)
+    except OSError:
+        return False
+    return True
+
+
+def x_display_error(display: str) -> int:
+    """libxcb's error code for connecting to X ``display`` (0: it answers), as Qt's xcb plugin will."""
+    import ctypes
+
+    xcb = ctypes.CDLL("libxcb.so.1")
+    xcb.xcb_connect.restype = ctypes.c_void_p
+    xcb.xcb_connect.argtypes = [ctypes.c_char_p, ctypes.c_void_p]
+    xcb.xcb_connection_has_error.argtypes = [ctypes.c_void_p]
+    xcb.xcb_disconnect.argtypes = [ctypes.c_void_p]
+    connection = xcb.xcb_connect(display.encode(), None)
+    try:
+        return int(xcb.xcb_connection_has_error(connection))
+    finally:
+        xcb.xcb_disconnect(connection)
+
+
+def check_startup(headless: bool) -> None:
+    """Before Qt loads (Linux): one line, not Qt's abort, when there is no display to open or the
+    window's system libraries are missing. ``headless``: rendering offscreen was asked for."""
+    if not sys.platform.startswith("linux"):
         return
-    no_display = sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-    if headless or no_display:
+    platform = os.environ.get("QT_QPA_PLATFORM", "").split(";")[0].split(":")[0]
+    if not platform and not headless:
+        if os.environ.get("WAYLAND_DISPLAY"):
+            platform = "wayland"  # Qt tries Wayland first there; xcb is only its fallback
+        elif os.environ.get("DISPLAY"):
+            platform = "xcb"
+        else:
+            raise DenseguiError(
+                "no display: neither DISPLAY nor WAYLAND_DISPLAY is set (an SSH session?), so the window cannot "
+                "open; render it to a file with `densegui --screenshot out.png`, or use the commands "
+                "(`densegui summary`, `probe`, `reuse`, `train`; `densegui --help`).")
+    needed = dict(GUI_LIBRARIES, **(XCB_LIBRARIES if platform == "xcb" else {}))
+    missing = [soname for soname in needed if not library_loads(soname)]
+    if missing:
+        packages = " ".join(dict.fromkeys(needed[soname] for soname in missing))
+        offscreen = "`densegui --screenshot out.png` or " if not set(missing) & set(GUI_LIBRARIES) else ""
+        raise DenseguiError(
+            f"the window needs system libraries that are missing ({', '.join(missing)}); install them with: "
+            f"sudo apt-get install {packages} (Debian/Ubuntu package names), or run without a window: "
+            f"{offscreen}the commands (`densegui --help`).")
+    display = os.environ.get("DISPLAY", "")
+    if platform == "xcb" and display and x_display_error(display):
+        raise DenseguiError(
+            f"cannot open the display {display!r}: no X server answers there (is DISPLAY stale, or X forwarding "
+            "off?); render the window to a file with `densegui --screenshot out.png`, or use the commands "
+            "(`densegui --help`).")
+
+
+def _ensure_platform(headless: bool) -> None:
+    """Render offscreen when asked to (``--screenshot``), unless QT_QPA_PLATFORM names a platform."""
+    if headless and not os.environ.get("QT_QPA_PLATFORM"):
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
 
 
@@ -47,6 +125,7 @@ def run_app(config: DenseNetConfig | None = None, preset: str | None = None, scr
     configuration, or densenet121). ``screenshot``: render once every panel
     is up to date (summary included), save the window as PNG and exit 0.
     """
+    check_startup(headless=screenshot is not None)
     _ensure_platform(headless=screenshot is not None)
     prestart_background()
     from PySide6.QtCore import QSettings, QTimer
