@@ -30,12 +30,16 @@ _RECIPE = ("epochs", "batch_size", "lr", "seed")
 def register(sub) -> None:
     p = sub.add_parser(
         "train", help="train a DenseNet (SGD + Nesterov, paper's step schedule) and write a checkpoint",
-        description="Train a DenseNet and write a densegui checkpoint after every epoch. Without model flags: "
-                    "the shipped digits architecture (basic, k=12, θ=1, blocks 5,5,5, CIFAR stem).")
+        description="Train a DenseNet and write a densegui checkpoint after every epoch. Without --preset or "
+                    "--config: the shipped digits architecture (basic layers, k=12, θ=1, blocks 5,5,5, CIFAR stem "
+                    "with 16 features), with any field flag applied on top.")
     add_model_args(p)
+    for action in p._actions:  # the shared help names summary's default preset, which train does not use
+        if action.dest == "preset":
+            action.help = "a preset (see `densegui presets`; default: none, the digits architecture above)"
     g = p.add_argument_group("training")
     g.add_argument("--dataset", metavar="SPEC",
-                   help="digits (bundled with scikit-learn, default), or KIND:FOLDER with KIND one of cifar10, "
+                   help="digits (shipped with densegui, default), or KIND:FOLDER with KIND one of cifar10, "
                         "cifar100, mnist, fashion-mnist, folder; a bare FOLDER is detected")
     g.add_argument("--epochs", type=int, help="epochs (default 30)")
     g.add_argument("--batch-size", type=int, help="mini-batch size (default 64, the paper's)")

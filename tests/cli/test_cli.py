@@ -379,3 +379,30 @@ def test_a_command_may_refuse_a_family(capsys):
     with pytest.raises(ConfigError, match="takes a DenseNet, but resnet20 is a ResNet"):
         config_from_args(args, families=("densenet",))
     assert config_from_args(args, families=("resnet",)) == arch.get_preset("resnet20")
+
+
+# ------------------------------------------------------------------ first start (issue #15): help texts
+def test_train_help_says_one_default_model(capsys):
+    import re
+
+    from densegui.core.train_types import default_config
+
+    code, out, _ = run(["train", "--help"], capsys)
+    text = " ".join(out.split())
+    assert code == 0 and "densenet121" not in text and "scikit-learn" not in text
+    cfg = default_config()
+    found = re.search(r"the shipped digits architecture \(basic layers, k=(\d+), θ=([\d.]+), blocks ([\d,]+), "
+                      r"CIFAR stem with (\d+) features\)", text)
+    assert found, text
+    k, theta, blocks, init = found.groups()
+    assert (int(k), float(theta), tuple(map(int, blocks.split(","))), int(init)) == \
+        (cfg.growth_rate, cfg.compression, cfg.block_depths, cfg.num_init_features)
+    assert not cfg.bottleneck and cfg.stem == "cifar"
+    assert "--preset NAME a preset (see `densegui presets`; default: none, the digits architecture above)" in text
+
+
+def test_top_level_help_shows_the_bare_command(capsys):
+    code, out, _ = run(["--help"], capsys)
+    assert code == 0 and "densegui [--preset NAME | --config FILE.json] [--screenshot OUT.png]" in out
+    code, out, err = run(["--bogus"], capsys)  # not a window option: still an error, not the window
+    assert_one_line_error(code, out, err, "unrecognized arguments: --bogus")
