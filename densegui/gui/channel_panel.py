@@ -164,11 +164,17 @@ def nice_ceil(value: float) -> float:
     return 10.0 ** (exp + 1)
 
 
-def table_arrays(table: LayerTable) -> dict[str, np.ndarray]:
-    """The per-row series the plots show (float arrays, one entry per row)."""
+X_MODES = {"layer": "layer (row of the table)", "depth": "fraction of depth"}
+
+
+def table_arrays(table: LayerTable, x_mode: str = "layer") -> dict[str, np.ndarray]:
+    """The per-row series the plots show (float arrays, one entry per row). ``x_mode`` "depth"
+    puts each row at its fraction of the network's depth, so networks of different depth and
+    family overlay."""
     rows = table.rows
+    xs = np.array(table.depth_fraction(), dtype=float) if x_mode == "depth" else np.arange(len(rows), dtype=float)
     return {
-        "x": np.arange(len(rows), dtype=float),
+        "x": xs,
         "in": np.array([r.in_channels for r in rows], dtype=float),
         "out": np.array([r.out_channels if r.kind != "head" else np.nan for r in rows], dtype=float),
         "params": np.array([r.params for r in rows], dtype=float),
@@ -178,17 +184,27 @@ def table_arrays(table: LayerTable) -> dict[str, np.ndarray]:
     }
 
 
-def block_spans(table: LayerTable) -> tuple[list[tuple[int, float, float]], list[tuple[int, float]]]:
-    """(block, first x, last x) of every dense block and (block, x) of every transition."""
+def block_spans(table: LayerTable) -> tuple[list[tuple[int, int, int]], list[tuple[int, int]]]:
+    """(block, first row, last row) of every dense block or ResNet stage, and (block, row) of every
+    transition."""
     blocks: dict[int, list[int]] = {}
-    transitions: list[tuple[int, float]] = []
-    for x, r in enumerate(table.rows):
-        if r.kind == "dense":
-            blocks.setdefault(r.block, []).append(x)
+    transitions: list[tuple[int, int]] = []
+    for i, r in enumerate(table.rows):
+        if r.kind in ("dense", "residual"):
+            blocks.setdefault(r.block, []).append(i)
         elif r.kind == "transition":
-            transitions.append((r.block, float(x)))
-    spans = [(b, float(xs[0]), float(xs[-1])) for b, xs in sorted(blocks.items())]
+            transitions.append((r.block, i))
+    spans = [(b, rows[0], rows[-1]) for b, rows in sorted(blocks.items())]
     return spans, transitions
+
+
+def span_edges(xs: np.ndarray, first: int, last: int) -> tuple[float, float]:
+    """x extent of rows ``first..last``: halfway to the neighbouring rows (half a step at the ends)."""
+    n = len(xs)
+    step = (xs[-1] - xs[0]) / max(n - 1, 1)
+    lo = (xs[first - 1] + xs[first]) / 2 if first > 0 else xs[first] - step / 2
+    hi = (xs[last] + xs[last + 1]) / 2 if last + 1 < n else xs[last] + step / 2
+    return float(lo), float(hi)
 
 
 class ChannelPanel(PanelMixin, QWidget):
@@ -204,6 +220,7 @@ class ChannelPanel(PanelMixin, QWidget):
         self._base_arrays: dict[str, np.ndarray] | None = None
         self._hover_index: int | None = None
         self._blocks_key: tuple | None = None  # the layout _draw_blocks last drew
+        self.x_mode = "layer"
 
         self.graphics = PlotCanvas()
         self.graphics.setObjectName("channelGraphics")
@@ -271,6 +288,13 @@ class ChannelPanel(PanelMixin, QWidget):
         self.log_check.setObjectName("channelLogToggle")
         self.log_check.setToolTip("Logarithmic y axes (parameters and MACs span orders of magnitude)")
         self.log_check.toggled.connect(self.set_log_scale)
+        self.x_combo = QComboBox()
+        self.x_combo.setObjectName("channelXAxis")
+        self.x_combo.setToolTip("x axis: each layer in turn, or its fraction of the network's depth (to overlay "
+                                "a baseline of another depth or family, e.g. a ResNet)")
+        for key, text in X_MODES.items():
+            self.x_combo.addItem(text, key)
+        self.x_combo.currentIndexChanged.connect(lambda _i: self.set_x_mode(self.x_combo.currentData()))
         self.export_combo = QComboBox()
         self.export_combo.setObjectName("channelExportCombo")
         for key, title in PLOTS.items():
@@ -287,6 +311,9 @@ class ChannelPanel(PanelMixin, QWidget):
 
         bar = QHBoxLayout()
         bar.addWidget(self.log_check)
+        bar.addSpacing(12)
+        bar.addWidget(QLabel("x:"))
+        bar.addWidget(self.x_combo)
         bar.addStretch(1)
         bar.addWidget(QLabel("Plot:"))
         bar.addWidget(self.export_combo)
@@ -300,7 +327,7 @@ class ChannelPanel(PanelMixin, QWidget):
     def set_table(self, table: LayerTable) -> None:
         """Draw ``table`` (the current configuration's analytic table)."""
         self.table = table
-        a = self._arrays = table_arrays(table)
+        a = self._arrays = table_arrays(table, self.x_mode)
         # Plain lines (no per-point symbols): symbols double the paint time of a
         # change, and the hover read-out gives the exact values anyway.
         for key in ("in", "out", "params", "macs", "naive", "efficient"):
@@ -311,9 +338,12 @@ class ChannelPanel(PanelMixin, QWidget):
             self.hover_index(self._hover_index)
 
     def set_baseline(self, table: LayerTable | None) -> None:
-        """Overlay ``table`` as grey dashed curves (None removes it)."""
+        """Overlay ``table`` as grey dashed curves (None removes it). A baseline of another family
+        switches the x axis to the fraction of depth, where the two line up."""
         self.baseline = table
-        self._base_arrays = table_arrays(table) if table is not None else None
+        if table is not None and self.table is not None and table.family != self.table.family:
+            self.x_combo.setCurrentIndex(self.x_combo.findData("depth"))  # (redraws through set_x_mode)
+        self._base_arrays = table_arrays(table, self.x_mode) if table is not None else None
         self._draw_baseline()
         if table is not None and not self._base_legend_added:
             self._legends[0].addItem(self.base_curves["in"], "baseline")
@@ -335,6 +365,25 @@ class ChannelPanel(PanelMixin, QWidget):
     def is_log_scale(self) -> bool:
         return self.log_check.isChecked()
 
+    def set_x_mode(self, mode: str) -> None:
+        """"layer" or "depth" (fraction of the network's depth)."""
+        if mode not in X_MODES:
+            raise ValueError(f"unknown x mode {mode!r}")
+        if self.x_combo.currentData() != mode:
+            self.x_combo.setCurrentIndex(self.x_combo.findData(mode))  # re-enters through the combo
+            return
+        if mode == self.x_mode:
+            return
+        self.x_mode = mode
+        self._blocks_key = None
+        for p in self.plots.values():
+            p.getAxis("bottom").setLabel("fraction of depth" if mode == "depth" else "")
+        if self.baseline is not None:
+            self._base_arrays = table_arrays(self.baseline, mode)
+        if self.table is not None:
+            self.set_table(self.table)
+        self._draw_baseline()
+
     def hover_index(self, index: int | None) -> str:
         """Show the read-out of row ``index`` (None clears it); returns the text."""
         if self.table is None or index is None or not 0 <= index < len(self.table.rows):
@@ -346,8 +395,9 @@ class ChannelPanel(PanelMixin, QWidget):
         else:
             self._hover_index = index
             r = self.table.rows[index]
+            x = self._arrays["x"][index] if self._arrays is not None else index
             for c in self.cursors:
-                c.setPos(index)
+                c.setPos(x)
                 c.show()
             text = (f"{r.name}  ·  {r.in_channels:,} → {r.out_channels:,} channels at {r.out_size}×{r.out_size}"
                     f"  ·  params {r.params:,}  ·  MACs {r.macs:,}"
@@ -426,32 +476,36 @@ class ChannelPanel(PanelMixin, QWidget):
 
     def _draw_blocks(self, table: LayerTable) -> None:
         spans, transitions = block_spans(table)
-        key = (tuple(spans), tuple(transitions), len(table.rows))
+        key = (tuple(spans), tuple(transitions), len(table.rows), self.x_mode)
         if key == self._blocks_key:
             # Same layer layout (a k, θ or bn_size change): moving the regions, lines, ticks and
             # x range to where they already are still re-lays out every axis and item (~10 ms).
             return
         self._blocks_key = key
+        xs = self._arrays["x"]
+        word = "stage" if table.family == "resnet" else "block"
         # Block names as x tick labels (transitions are the dashed lines between them;
         # their names would collide with a short block's label).
-        ticks = [((lo + hi) / 2, f"block {b}" if hi - lo >= 3 or len(spans) <= 4 else str(b)) for b, lo, hi in spans]
-        minor = [(float(x), "") for _b, x in transitions]
-        edges = [(lo - 0.5, hi + 0.5) for _b, lo, hi in spans]
-        lines = [x for _b, x in transitions]
+        edges = [span_edges(xs, lo, hi) for _b, lo, hi in spans]
+        ticks = [((a + b) / 2, f"{word} {blk}" if hi - lo >= 3 or len(spans) <= 4 else str(blk))
+                 for (blk, lo, hi), (a, b) in zip(spans, edges)]
+        lines = [float(xs[i]) for _b, i in transitions]
+        minor = [(x, "") for x in lines]
         for shading, p in zip(self.shadings, self.plots.values()):
             shading.set_layout(edges, lines)
             p.getAxis("bottom").setTicks([ticks, minor])
         # The other plots are x-linked to this one: setting each of them too made every change
         # propagate through the links several times.
-        self.plots["channels"].setXRange(-0.5, len(table.rows) - 0.5, padding=0.01)
+        lo, hi = span_edges(xs, 0, len(xs) - 1)
+        self.plots["channels"].setXRange(lo, hi, padding=0.01)
 
     def _mouse_moved(self, event) -> None:
         pos = event[0]
         for p in self.plots.values():
             if p.sceneBoundingRect().contains(pos) and p.vb.sceneBoundingRect().contains(pos):
                 x = p.vb.mapSceneToView(pos).x()
-                if math.isfinite(x):
-                    self.hover_index(int(round(x)))
+                if math.isfinite(x) and self._arrays is not None and len(self._arrays["x"]):
+                    self.hover_index(int(np.argmin(np.abs(self._arrays["x"] - x))))
                 return
         if self._hover_index is not None:
             self.hover_index(None)

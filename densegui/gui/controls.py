@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 )
 from superqt import QLabeledDoubleSlider, QLabeledSlider
 
+from densegui.core import arch
 from densegui.core.config import DEFAULT_PRESET, LIMITS, PRESETS, STEMS, DenseNetConfig, get_preset
 from densegui.core.errors import ConfigError
 
@@ -61,6 +62,13 @@ TIPS = {
                         "linearly instead of quadratically with depth, at ~15–20% more time. "
                         "Does not change parameters or MACs.",
 }
+
+
+def preset_tooltip(name: str) -> str:
+    """A preset's description and its published results, one per line."""
+    preset = arch.PRESETS[name]
+    lines = [preset.description] + [f"{p.dataset}: {p.metric} {p.value:g}% ({p.source})" for p in preset.published]
+    return "\n".join(lines)
 
 
 def _int_limits(name: str) -> tuple[int, int]:
@@ -106,7 +114,8 @@ class ControlsWidget(QWidget):
         self.preset_combo.setToolTip(TIPS["preset"])
         for name, preset in PRESETS.items():
             self.preset_combo.addItem(name, name)
-            self.preset_combo.setItemData(self.preset_combo.count() - 1, preset.description, Qt.ItemDataRole.ToolTipRole)
+            self.preset_combo.setItemData(self.preset_combo.count() - 1, preset_tooltip(name),
+                                          Qt.ItemDataRole.ToolTipRole)
         self.preset_combo.addItem(f"custom (from {DEFAULT_PRESET})", CUSTOM)
         self.preset_combo.currentIndexChanged.connect(self._preset_selected)
         self.preset_desc = QLabel()

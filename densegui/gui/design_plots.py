@@ -34,6 +34,7 @@ class FrontierPlot(pg.PlotWidget):
         self.setBackground("w")
         self.showGrid(x=True, y=True, alpha=0.25)
         self.setLogMode(x=True, y=False)
+        self.getViewBox().setDefaultPadding(0.08)  # (room for the labels right of the points)
         self.addLegend(offset=(-10, 10))
         self.points: list[tuple[str, str, float, float]] = []  # (name, family, x, y)
         self._scatters: dict[str, pg.ScatterPlotItem] = {}
@@ -67,6 +68,10 @@ class FrontierPlot(pg.PlotWidget):
         self.setLabel("left", y_label)
         self.set_current_x(current_x)
         self.enableAutoRange()
+        if self.points:  # labels sit right of their points: leave room right of the last one
+            lo = min(math.log10(p[2]) for p in self.points)
+            hi = max(math.log10(p[2]) for p in self.points)
+            self.setXRange(lo - 0.05 * (hi - lo + 0.1), hi + 0.2 * (hi - lo + 0.1), padding=0)
 
     def set_current_x(self, x: float | None) -> None:
         """The current configuration's vertical line (hidden when ``x`` is unknown)."""
@@ -95,8 +100,10 @@ class SweepPlots(pg.GraphicsLayoutWidget):
         self.curves: dict[str, pg.PlotDataItem] = {}
         self.markers: dict[str, pg.InfiniteLine] = {}
         for i, (key, title) in enumerate(self.PLOTS):
-            plot = self.addPlot(row=i // 2, col=i % 2, title=title)
+            plot = self.addPlot(row=0, col=i, title=title)
             plot.showGrid(x=True, y=True, alpha=0.25)
+            if self.plots:
+                plot.setXLink(self.plots["params"])
             if key == "memory":
                 plot.addLegend(offset=(-10, 10))
             self.plots[key] = plot
@@ -128,6 +135,8 @@ class SweepPlots(pg.GraphicsLayoutWidget):
             self.curves[key].setData(xs, np.array(ys, dtype=float))
         measured = [(float(r["value"]), r["measured"]["latency_ms"]) for r in ok if r.get("measured")]
         self.curves["latency"].setData([m[0] for m in measured], [m[1] for m in measured])
+        title = dict(self.PLOTS)["latency"]
+        self.plots["latency"].setTitle(title if measured else f"{title}: not measured")
         for key, plot in self.plots.items():
             plot.setLabel("bottom", field)
             plot.enableAutoRange()
@@ -138,7 +147,7 @@ class SweepPlots(pg.GraphicsLayoutWidget):
                 self.markers[key].hide()
 
 
-def render_sweep_png(rows: list[dict], field: str, cfg, path: str, width: int = 1100, height: int = 760) -> None:
+def render_sweep_png(rows: list[dict], field: str, cfg, path: str, width: int = 1400, height: int = 380) -> None:
     """Render a sweep's plots to a PNG without showing a window (needs a Qt platform; offscreen is fine)."""
     import os
 

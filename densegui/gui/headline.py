@@ -8,9 +8,10 @@ nothing is computed here beyond formatting.
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QGridLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGridLayout, QVBoxLayout, QWidget
 
-from densegui.core.stats import LayerTable
+from densegui.core import arch
+from densegui.core.table import LayerTable
 from densegui.core.units import human_bytes
 from densegui.gui.widgets import Card, FitLabel
 
@@ -68,10 +69,15 @@ class Headline(QWidget):
                                         "layer stores its own concatenation) vs memory-efficient (shared storage "
                                         "+ recomputation).")
         self.cards = (self.params_card, self.macs_card, self.channels_card, self.memory_card)
-        self.baseline_label = QLabel()
+        self.baseline_label = FitLabel("")
         self.baseline_label.setObjectName("baselineLabel")
         self.baseline_label.setStyleSheet("color: #5b6b7b;")
         self.baseline_label.hide()
+        # Always shown (blank for a configuration that is no preset): showing and hiding it on
+        # every change would re-lay out the whole window.
+        self.published_label = FitLabel(" ")
+        self.published_label.setObjectName("publishedLabel")
+        self.published_label.setStyleSheet("color: #5b6b7b; font-size: 11px;")
         grid = QGridLayout()
         grid.setSpacing(8)
         for i, card in enumerate(self.cards):
@@ -80,6 +86,7 @@ class Headline(QWidget):
         v = QVBoxLayout(self)
         v.setContentsMargins(0, 0, 0, 0)
         v.addLayout(grid)
+        v.addWidget(self.published_label)
         v.addWidget(self.baseline_label)
 
     def set_table(self, table: LayerTable | None) -> None:
@@ -95,12 +102,13 @@ class Headline(QWidget):
         if t is None:
             return
         cfg = t.config
+        self._show_published(cfg)
         naive, eff = t.naive_bytes, t.efficient_bytes
         self.params_card.value.setText(f"{t.params:,}")
         self.params_card.detail.setText(f"{t.params / 1e6:.2f} M · {t.params * 4 / 2**20:.1f} MiB in float32")
         self.macs_card.value.setText(f"{t.macs / 1e9:.3f} G")
         self.macs_card.detail.setText(f"{t.macs:,} · {2 * t.macs / 1e9:.2f} GFLOPs at {cfg.input_size}²")
-        self.channels_card.value.setText(f"{cfg.final_channels:,}")
+        self.channels_card.value.setText(f"{final_channels(t):,}")
         self.channels_card.detail.setText(f"→ {cfg.num_classes:,} classes · {sum(cfg.block_depths)} dense layers")
         self.memory_card.value.setText(f"{human_bytes(naive)} → {human_bytes(eff)}")
         used = "efficient on" if cfg.memory_efficient else "efficient off"
@@ -115,13 +123,27 @@ class Headline(QWidget):
                                    None if t.params == b.params else t.params < b.params)
         self.macs_card.set_delta(f"{_signed((t.macs - b.macs) / 1e9, '.3f')} G{_pct(t.macs, b.macs)} vs baseline",
                                  None if t.macs == b.macs else t.macs < b.macs)
-        dc = cfg.final_channels - bc.final_channels
-        self.channels_card.set_delta(f"{_signed(dc, ',')}{_pct(cfg.final_channels, bc.final_channels)} vs baseline")
+        fc, bfc = final_channels(t), final_channels(b)
+        self.channels_card.set_delta(f"{_signed(fc - bfc, ',')}{_pct(fc, bfc)} vs baseline")
         bn = b.naive_bytes
         self.memory_card.set_delta(f"naive {_signed((naive - bn) / 2**20, '.1f')} MiB{_pct(naive, bn)} vs baseline",
                                    None if naive == bn else naive < bn)
-        self.baseline_label.setText(
-            f"Baseline (grey dashed curves): k={bc.growth_rate}, θ={bc.compression:g}, "
-            f"{'bottleneck' if bc.bottleneck else 'no bottleneck'}, blocks {list(bc.block_depths)}, "
-            f"{bc.stem} stem, {bc.input_size}px · {b.params:,} parameters")
+        name = arch.preset_of(bc)
+        self.baseline_label.setText(f"Baseline (grey dashed curves): {name + ' — ' if name else ''}{bc.describe()} · "
+                                    f"{b.params:,} parameters")
         self.baseline_label.show()
+
+    def _show_published(self, cfg) -> None:
+        name = arch.preset_of(cfg)
+        results = arch.PRESETS[name].published if name else ()
+        if not results:
+            self.published_label.setText(" ")
+            return
+        shown = " · ".join(f"{p.dataset} {p.metric} {p.value:g}% ({p.source})" for p in results[:3])
+        more = f" · +{len(results) - 3} more in the preset's tooltip" if len(results) > 3 else ""
+        self.published_label.setText(f"Published for {name}: {shown}{more}")
+
+
+def final_channels(table: LayerTable) -> int:
+    """Feature maps entering the classifier (the head row's input), for either family."""
+    return table.rows[-1].in_channels

@@ -51,10 +51,10 @@ PRELOAD = {EXPLORE: "warm_up"}  # lane → job its process runs when it starts
 
 @job("summary")
 def summary(config: dict, depth: int, *, cancel, progress):
-    """The torchinfo SummaryResult of a configuration; stopped at the next module's forward on cancel."""
+    """The torchinfo SummaryResult of a configuration of any family; stopped at the next module's forward on cancel."""
     import torch
 
-    from densegui.core.config import DenseNetConfig
+    from densegui.core.arch import config_from_dict
     from densegui.core.summary import summarize
 
     def check(_module, _inputs) -> None:
@@ -63,7 +63,7 @@ def summary(config: dict, depth: int, *, cancel, progress):
 
     handle = torch.nn.modules.module.register_module_forward_pre_hook(check)
     try:
-        return summarize(DenseNetConfig.from_dict(config), depth=depth)
+        return summarize(config_from_dict(config), depth=depth)
     finally:
         handle.remove()
 
@@ -107,21 +107,21 @@ def devices(*, cancel, progress) -> list:
 
 @job("probe")
 def probe(config: dict, settings, *, cancel, progress):
-    """One timing-probe measurement (ProbeResult); progress is ``(fraction, text)``."""
-    from densegui.core.config import DenseNetConfig
+    """One timing-probe measurement (ProbeResult) of any family's config dict; progress is ``(fraction, text)``."""
+    from densegui.core.arch import config_from_dict
     from densegui.core.probe import run_probe
 
-    return run_probe(DenseNetConfig.from_dict(config), settings, cancel=cancel,
+    return run_probe(config_from_dict(config), settings, cancel=cancel,
                      progress=lambda fraction, text: progress((fraction, text)))
 
 
 @job("sweep")
 def sweep(config: dict, settings, max_batch: int, *, cancel, progress):
-    """A batch-size sweep (SweepResult); progress is ``(fraction, text)``."""
-    from densegui.core.config import DenseNetConfig
+    """A batch-size sweep (SweepResult) of any family's config dict; progress is ``(fraction, text)``."""
+    from densegui.core.arch import config_from_dict
     from densegui.core.probe import sweep as run_sweep
 
-    return run_sweep(DenseNetConfig.from_dict(config), settings, max_batch=max_batch, cancel=cancel,
+    return run_sweep(config_from_dict(config), settings, max_batch=max_batch, cancel=cancel,
                      progress=lambda fraction, text: progress((fraction, text)))
 
 
@@ -142,3 +142,15 @@ def train(request, *, cancel, progress):
         progress(("progress", p))
 
     return run_training(request, progress=on_progress, cancel=cancel, log=lambda text: progress(("log", text)))
+
+
+@job("measure")
+def measure(configs: list[dict], settings, rounds: int, *, cancel, progress) -> list[dict]:
+    """Latency, throughput and peak memory of several configurations, probed round-robin
+    (core.design.measure); progress is ``(fraction, text)``."""
+    from densegui.core import arch
+    from densegui.core.design import measure as measure_round_robin
+
+    return measure_round_robin([arch.config_from_dict(c) for c in configs], settings, rounds, cancel=cancel,
+                               progress=lambda fraction, text: progress((fraction, text)))
+

@@ -36,11 +36,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from densegui.core import arch
 from densegui.core.config import DEFAULT_PRESET, PRESETS, DenseNetConfig, get_preset, preset_of
 from densegui.core.errors import ConfigError
 from densegui.core.stats import LayerTable, layer_table
 from densegui.gui.channel_panel import ChannelPanel
 from densegui.gui.controls import ControlsWidget
+from densegui.gui.design_panel import DesignPanel
 from densegui.gui.headline import Headline
 from densegui.gui.icon import app_icon
 from densegui.gui.probe_panel import ProbePanel
@@ -134,12 +136,15 @@ class MainWindow(QMainWindow):
         self.reuse_panel = ReusePanel()
         self.probe_panel = ProbePanel()
         self.train_panel = TrainPanel()
+        self.design_panel = DesignPanel()
         for panel, title in ((self.channel_panel, "Channels"), (self.summary_panel, "Summary"),
                              (self.reuse_panel, "Feature reuse"), (self.probe_panel, "Timing probe"),
-                             (self.train_panel, "Train")):
+                             (self.train_panel, "Train"), (self.design_panel, "Design space")):
             self.tabs.addTab(panel, title)
             self.panels[panel.objectName()] = panel
         self.reuse_panel.configRequested.connect(self._config_requested)
+        self.design_panel.presetRequested.connect(self.load_preset)
+        self.design_panel.baselineRequested.connect(self.pin_preset)
         self.train_panel.checkpointSaved.connect(self.reuse_panel.load_checkpoint)
 
         central = QWidget()
@@ -221,6 +226,15 @@ class MainWindow(QMainWindow):
         self.headline.set_baseline(self.table)
         self.clear_baseline_action.setEnabled(True)
 
+    def pin_preset(self, name: str) -> None:
+        """Pin preset ``name`` (either family: a ResNet too) as the comparison baseline."""
+        table = arch.layer_table(arch.get_preset(name))
+        self.baseline = table
+        self.channel_panel.set_baseline(table)
+        self.headline.set_baseline(table)
+        self.clear_baseline_action.setEnabled(True)
+        self.statusBar().showMessage(f"Baseline: {name}", 5000)
+
     def clear_baseline(self) -> None:
         self.baseline = None
         self.channel_panel.set_baseline(None)
@@ -253,7 +267,7 @@ class MainWindow(QMainWindow):
         self._plot_timer.start()  # (a pending update is replaced: only the latest table is drawn)
         self.last_update_ms = (time.perf_counter() - t0) * 1000
         self.setWindowTitle(f"densegui — DenseNet explorer — {self._preset_label()}")
-        for panel in (self.summary_panel, self.reuse_panel, self.probe_panel, self.train_panel):
+        for panel in (self.summary_panel, self.reuse_panel, self.probe_panel, self.train_panel, self.design_panel):
             panel.set_config(cfg)
 
     def _update_plots(self) -> None:
@@ -326,6 +340,14 @@ class MainWindow(QMainWindow):
         share_menu.addAction(self.copy_snippet_action)
         compare_menu = self.menuBar().addMenu("&Compare")
         compare_menu.addAction(self.pin_action)
+        self.pin_preset_menu = compare_menu.addMenu("Pin a preset as baseline")
+        self.pin_preset_menu.setObjectName("pinPresetMenu")
+        for family in arch.FAMILIES:
+            for name in arch.preset_names(family):
+                a = self.pin_preset_menu.addAction(f"{name}  ({family})")
+                a.setObjectName(f"pinPreset_{name}")
+                a.triggered.connect(lambda _=False, n=name: self.pin_preset(n))
+            self.pin_preset_menu.addSeparator()
         compare_menu.addAction(self.clear_baseline_action)
         view_menu = self.menuBar().addMenu("&View")
         view_menu.addAction(self.dock.toggleViewAction())

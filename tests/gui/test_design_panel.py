@@ -1,0 +1,122 @@
+"""The Design space tab: the frontier of both families from published numbers, clicking points,
+analytic sweeps checked against the layer table, a measured sweep, and pinning a ResNet baseline."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from helpers.explorer import TIMEOUT, label
+from helpers.reference import count_params
+
+from densegui.core import arch
+from densegui.core.config import DenseNetConfig
+from densegui.core.published import published_error
+from densegui.gui.design_panel import DesignPanel
+
+TINY = DenseNetConfig(growth_rate=4, block_depths=(2, 2), stem="cifar", num_classes=10, input_size=16)
+
+
+@pytest.fixture
+def panel(qtbot, widget_leak_check):
+    p = DesignPanel()
+    p.resize(1300, 700)
+    p.show()
+    qtbot.waitExposed(p)
+    yield p
+    p.shutdown()
+    p.close()
+    p.deleteLater()
+
+
+def test_frontier_shows_both_families_at_their_published_error(panel):
+    panel.dataset_combo.setCurrentIndex(panel.dataset_combo.findData("ImageNet"))
+    panel.x_combo.setCurrentIndex(panel.x_combo.findData("params"))
+    points = panel.frontier_points()
+    families = {p[1] for p in points}
+    assert families == {"densenet", "resnet"}
+    for name, family, x, y in points:
+        assert x == arch.layer_table(arch.get_preset(name)).params
+        assert y == published_error(name, "ImageNet").value
+    drawn = panel.frontier._scatters["resnet"].getData()
+    resnets = sorted(p[2] for p in points if p[1] == "resnet")
+    assert sorted(10 ** drawn[0]) == pytest.approx(resnets)
+    # The current configuration (densenet121 by default) is the vertical line at its parameter count.
+    assert panel.frontier._current.isVisible()
+    assert panel.frontier._current.value() == pytest.approx(math.log10(7_978_856))
+    panel.x_combo.setCurrentIndex(panel.x_combo.findData("macs"))
+    assert {p[2] for p in panel.frontier_points()} == {arch.layer_table(arch.get_preset(n)).macs
+                                                      for n, *_ in panel.frontier_points()}
+    panel.x_combo.setCurrentIndex(panel.x_combo.findData("latency"))
+    assert panel.frontier_points() == [] and "Measure presets" in panel.frontier_note.text()
+
+
+def test_clicking_a_point_loads_a_densenet_or_pins_a_resnet(qtbot, panel):
+    with qtbot.waitSignal(panel.presetRequested) as loaded:
+        panel._point_clicked("densenet169")
+    assert loaded.args == ["densenet169"]
+    with qtbot.waitSignal(panel.baselineRequested) as pinned:
+        panel._point_clicked("resnet50")
+    assert pinned.args == ["resnet50"]
+
+
+def test_analytic_sweep_matches_the_layer_table(qtbot, panel):
+    panel.set_config(arch.get_preset("densenet-bc-100-k12"))
+    panel.field_combo.setCurrentIndex(panel.field_combo.findData("growth_rate"))
+    panel.start_spin.setValue(6)
+    panel.stop_spin.setValue(24)
+    panel.step_spin.setValue(6)
+    with qtbot.waitSignal(panel.sweepFinished, timeout=TIMEOUT) as done:
+        panel.start_sweep()
+    assert done.args == [True]
+    rows = panel.sweep_rows
+    assert [r["value"] for r in rows] == [6, 12, 18, 24]
+    xs, ys = panel.sweep_plots.curves["params"].getData()
+    want = [count_params(arch.get_preset("densenet-bc-100-k12").replace(growth_rate=k)) / 1e6 for k in (6, 12, 18, 24)]
+    assert list(xs) == [6, 12, 18, 24] and list(ys) == pytest.approx(want)
+    _, naive = panel.sweep_plots.curves["naive"].getData()
+    _, eff = panel.sweep_plots.curves["efficient"].getData()
+    assert np.all(eff < naive)
+    assert panel.sweep_plots.markers["params"].value() == 12  # the current k
+
+
+def test_a_bad_range_is_explained_and_nothing_runs(qtbot, panel):
+    panel.field_combo.setCurrentIndex(panel.field_combo.findData("growth_rate"))
+    panel.start_spin.setValue(40)
+    panel.stop_spin.setValue(10)
+    with qtbot.waitSignal(panel.sweepFinished) as done:
+        panel.start_sweep()
+    assert done.args == [False] and "START ≤ STOP" in panel.status.text()
+    assert panel.sweep_button.isEnabled()
+
+
+def test_measured_sweep_adds_latency(qtbot, panel):
+    panel.set_config(TINY)
+    panel.device_combo.setCurrentIndex(panel.device_combo.findData("cpu"))
+    panel.field_combo.setCurrentIndex(panel.field_combo.findData("growth_rate"))
+    panel.start_spin.setValue(4)
+    panel.stop_spin.setValue(8)
+    panel.step_spin.setValue(4)
+    panel.measure_check.setChecked(True)
+    with qtbot.waitSignal(panel.sweepFinished, timeout=120_000) as done:
+        panel.start_sweep()
+    assert done.args == [True], panel.status.text()
+    xs, ys = panel.sweep_plots.curves["latency"].getData()
+    assert list(xs) == [4, 8] and all(y > 0 for y in ys)
+    assert all(r["measured"]["device"] == "cpu" for r in panel.sweep_rows)
+
+
+def test_pinning_a_resnet_baseline_in_the_window(qtbot, explorer):
+    w = explorer
+    w.pin_preset("resnet50")
+    assert w.channel_panel.x_mode == "depth"  # another family: the plots line up by depth fraction
+    xs, _ = w.channel_panel.base_curves["params"].getData()
+    assert xs[0] == pytest.approx(0.0, abs=0.05) and xs[-1] == pytest.approx(1.0, abs=0.05)
+    delta = w.params_card.delta.text()
+    assert f"{7_978_856 - 25_557_032:,}" in delta and "vs baseline" in delta
+    assert "resnet50" in label(w, "baselineLabel").text()
+    assert "Published for densenet121" in label(w, "publishedLabel").text()
+    w.clear_baseline()
+    assert not w.params_card.delta.isVisible()
+    assert w.tabs.tabText(w.tabs.indexOf(w.design_panel)) == "Design space"
