@@ -53,3 +53,25 @@ assert 'torch' not in sys.modules, 'torch was imported'
     assert lines == [loaded.describe(), "CheckpointError bad file."]
     assert lines[0].startswith("small.pt (densegui) — configuration stored in the file: k=4, blocks 3-4-2, ")
     assert lines[0].endswith("Trained on digits, held-out accuracy 50.00%, 3 epochs.")
+
+
+def test_candidates_and_notes_unpickle_without_torch(tmp_path):
+    """A file with a model, its EMA copy and timm's deep stem: what the window shows of it needs no torch."""
+    import torch
+    from helpers.corpus import timm_train_checkpoint, to_timm_deep_stem
+
+    sd = to_timm_deep_stem(known_state_dict(SMALL_BC))
+    torch.save(timm_train_checkpoint(sd, sd), tmp_path / "model_best.pth.tar")
+    loaded = load_checkpoint(tmp_path / "model_best.pth.tar")
+    assert loaded.candidates == ("state_dict", "state_dict_ema") and len(loaded.notes) == 1
+    payload = pickle.dumps(dataclasses.replace(loaded, state_dict={}))
+    code = """
+import pickle, sys
+loaded = pickle.loads(sys.stdin.buffer.read())
+print(loaded.describe())
+assert 'torch' not in sys.modules, 'torch was imported'
+"""
+    proc = _run(code, payload)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert proc.stdout.decode().strip() == loaded.describe()
+    assert "shown 'state_dict'" in loaded.describe() and "Stem not recognised" in loaded.describe()
