@@ -13,7 +13,8 @@ from densegui.core.errors import ConfigError
 
 
 # The window's options, which `densegui` alone accepts too (`densegui --preset densenet121`).
-OPTIONS = ("--preset", "--config", "--screenshot")
+OPTIONS = ("--preset", "--config", "--screenshot", "--tab")
+TABS = ("channels", "summary", "reuse", "probe", "train", "design")  # MainWindow.TABS (no Qt import here)
 
 
 def register(sub) -> None:
@@ -23,6 +24,7 @@ def register(sub) -> None:
     src.add_argument("--config", metavar="FILE.json", help="start from this configuration file (the CLI's format)")
     p.add_argument("--screenshot", metavar="OUT.png",
                    help="render offscreen once every panel is up to date, save the window as PNG and exit")
+    p.add_argument("--tab", choices=TABS, help="the tab to show (with --screenshot: the one captured)")
     p.set_defaults(func=run)
 
 
@@ -41,4 +43,4 @@ def run(args) -> int:
             raise ConfigError(f"--screenshot: folder {str(out.parent)!r} does not exist.")
     from densegui.gui.app import run_app
 
-    return run_app(cfg, preset=args.preset, screenshot=args.screenshot)
+    return run_app(cfg, preset=args.preset, screenshot=args.screenshot, tab=args.tab)

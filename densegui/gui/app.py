@@ -118,12 +118,13 @@ def prestart_background() -> None:
 
 
 def run_app(config: DenseNetConfig | None = None, preset: str | None = None, screenshot: str | Path | None = None,
-            argv: Sequence[str] | None = None) -> int:
+            argv: Sequence[str] | None = None, tab: str | None = None) -> int:
     """Open the explorer and return the process exit code.
 
     ``config``/``preset``: what to show first (otherwise the last session's
-    configuration, or densenet121). ``screenshot``: render once every panel
-    is up to date (summary included), save the window as PNG and exit 0.
+    configuration, or densenet121). ``tab``: the tab to show (see
+    ``MainWindow.TABS``). ``screenshot``: render once every panel is up to date
+    (summary included, and the shown tab's own work), save the window as PNG and exit 0.
     """
     check_startup(headless=screenshot is not None)
     _ensure_platform(headless=screenshot is not None)
@@ -148,6 +149,8 @@ def run_app(config: DenseNetConfig | None = None, preset: str | None = None, scr
         window.apply_config(config, preset)
     elif preset is not None:
         window.load_preset(preset)
+    if tab is not None:
+        window.select_tab(tab)
     window.show()
 
     outcome = {"rc": 0}
@@ -156,7 +159,7 @@ def run_app(config: DenseNetConfig | None = None, preset: str | None = None, scr
         deadline = time.monotonic() + SCREENSHOT_TIMEOUT_S
 
         def poll() -> None:
-            if window.is_up_to_date():
+            if window.is_up_to_date() and window.current_tab_ready():
                 poll_timer.stop()
                 app.processEvents()
                 ok = window.grab().save(str(screenshot), "PNG")

@@ -245,6 +245,22 @@ class MainWindow(QMainWindow):
         """The channel plots show the current configuration's table."""
         return self.table is not None and self.channel_panel.table is self.table
 
+    TABS = ("channels", "summary", "reuse", "probe", "train", "design")
+
+    def select_tab(self, name: str) -> None:
+        """Show tab ``name`` (one of TABS)."""
+        panels = dict(zip(self.TABS, (self.channel_panel, self.summary_panel, self.reuse_panel, self.probe_panel,
+                                      self.train_panel, self.design_panel), strict=True))
+        if name not in panels:
+            raise ConfigError(f"unknown tab {name!r}; choose one of {', '.join(self.TABS)}.")
+        self.tabs.setCurrentWidget(panels[name])
+
+    def current_tab_ready(self) -> bool:
+        """The shown tab has finished its own first work (the reuse tab its heatmaps)."""
+        if self.tabs.currentWidget() is self.reuse_panel:
+            return self.reuse_panel.loaded is not None or self.reuse_panel.message_label.isVisible()
+        return True
+
     def is_up_to_date(self) -> bool:
         """Headline, plots and summary all show the current configuration."""
         return self.config is not None and self.plots_up_to_date() and self.summary_panel.is_up_to_date()
