@@ -252,7 +252,7 @@ def emit(kind: str, /, **fields: Any) -> None:
     os.write(sys.stdout.fileno(), data)
 
 
-def die_with_parent(sig: int = signal.SIGKILL) -> None:
+def die_with_parent(sig: int = getattr(signal, "SIGKILL", 9)) -> None:
     """Linux: ``sig`` reaches this process when its parent dies (no orphaned ranks keep training)."""
     if not sys.platform.startswith("linux"):
         return
@@ -330,7 +330,7 @@ def _stop(proc: subprocess.Popen) -> None:
     if proc.poll() is not None:
         return
     try:
-        proc.send_signal(signal.SIGTERM)
+        proc.terminate()
         proc.wait(STOP_GRACE_S)
     except subprocess.TimeoutExpired:
         proc.kill()
@@ -363,10 +363,12 @@ def launch(request: Mapping[str, Any], *, nproc: int, nnodes: str = "1", rdzv_en
         env["PYTHONUNBUFFERED"] = "1"
         lines: queue.Queue[str] = queue.Queue()
         tail: collections.deque[str] = collections.deque(maxlen=400)
+        # its own session: a Ctrl-C reaches the launcher, which stops the group once; it ends with us
+        posix = {"start_new_session": True, "preexec_fn": lambda: die_with_parent(signal.SIGTERM)} \
+            if os.name == "posix" else {}
         try:
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    text=True, bufsize=1, env=env, start_new_session=True,
-                                    preexec_fn=lambda: die_with_parent(signal.SIGTERM))
+                                    text=True, bufsize=1, env=env, **posix)
         except OSError as exc:
             raise TrainError(f"cannot start torch.distributed.run: {exc.strerror or exc}.") from None
         readers = [threading.Thread(target=_pump, args=(proc.stdout, lines.put), daemon=True),

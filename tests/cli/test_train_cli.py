@@ -106,3 +106,63 @@ def test_progress_bar_on_a_terminal_is_one_carriage_return_line_per_epoch():
     assert text.count("\n") == 1 and text.startswith("\repoch 1/2 [")
     assert "loss 0.5000 acc  75.0%" in text and "1234 img/s" in text
     assert text.rstrip().endswith("→ x.pt") and "held-out loss 0.4000 acc 80.00%" in text
+
+
+def test_process_and_speed_flags_are_refused_in_one_line_before_anything_starts(tmp_path, capsys, monkeypatch):
+    from densegui.core import distributed
+
+    def no_launch(*args, **kwargs):
+        raise AssertionError("launched")
+
+    monkeypatch.setattr(distributed, "launch", no_launch)
+    _one_line_error(capsys, ["train", "--nproc", "2", "--batch-size", "63"],
+                    r"the batch size 63 does not divide among 2 processes; use a multiple of 2")
+    _one_line_error(capsys, ["train", "--nproc", "2", "--nnodes", "2", "--rdzv-endpoint", "h:1", "--batch-size", "6"],
+                    r"does not divide among 4 processes")
+    _one_line_error(capsys, ["train", "--nnodes", "2"], r"needs --rdzv-endpoint HOST:PORT")
+    _one_line_error(capsys, ["train", "--nproc", "2", "--device", "cuda:1"], r"auto, cpu or cuda")
+    _one_line_error(capsys, ["train", "--nproc", "0"], r"from 1 to 1024")
+    _one_line_error(capsys, ["train", "--workers", "-2"], r"workers must be from 0 to 256")
+    _one_line_error(capsys, ["train", *TINY_FLAGS, "--sync-bn", "--device", "cpu", "--out", str(tmp_path / "s.pt")],
+                    r"--sync-bn needs CUDA GPUs")
+    # under torchrun every process refuses: each says which rank it is, and none launches another group
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", "29500")
+    _one_line_error(capsys, ["train", "--nproc", "2"], r"^densegui: error: rank 1: this process already runs under "
+                                                      r"torchrun; leave out --nproc")
+
+
+def test_nproc_goes_through_the_launcher_with_the_whole_request(tmp_path, capsys, monkeypatch):
+    from densegui.core import distributed
+    from densegui.core.train_setup import TrainRequest, TrainResult, default_config
+
+    seen = {}
+
+    def fake_launch(request, **kwargs):
+        seen.update(request=TrainRequest.from_dict(request), **kwargs)
+        return TrainResult(default_config(), str(tmp_path / "x.pt"), [{"epoch": 1}], 0.5, 1.0,
+                           dataset={"num_test": 359}, options=seen["request"].options, world_size=4).to_dict()
+
+    monkeypatch.setattr(distributed, "launch", fake_launch)
+    assert main(["train", "--nproc", "2", "--nnodes", "2", "--rdzv-endpoint", "node0:29400", "--precision", "bf16",
+                 "--channels-last", "--epochs", "3", "--batch-size", "128", "--out", str(tmp_path / "x.pt"),
+                 "--json"]) == 0
+    req = seen["request"]
+    assert (seen["nproc"], seen["nnodes"], seen["rdzv_endpoint"]) == (2, "2", "node0:29400")
+    assert (req.options.epochs, req.options.batch_size, req.settings.precision, req.settings.channels_last) == \
+        (3, 128, "bf16", True)
+    assert json.loads(capsys.readouterr().out)["world_size"] == 4
+
+
+def test_bf16_run_and_memory_efficient_resume(tmp_path, capsys):
+    out = tmp_path / "r.pt"
+    assert main(["train", *TINY_FLAGS, "--epochs", "2", "--precision", "bf16", "--channels-last",
+                 "--out", str(out)]) == 0
+    meta = torch.load(out, map_location="cpu", weights_only=True)["metadata"]
+    assert (meta["precision"], meta["channels_last"], meta["world_size"], meta["per_rank_batch"]) == \
+        ("bf16", True, 1, 256)
+    capsys.readouterr()
+    # --memory-efficient changes how, not what, so a resumed run may switch it (this one is finished)
+    _one_line_error(capsys, ["train", "--resume", str(out), "--memory-efficient"], "already finished all 2 epochs")
