@@ -342,7 +342,8 @@ def _data_globals() -> list[Any]:
 
 
 _ALLOWED = ("torch.", "collections.OrderedDict", "argparse.Namespace", "pathlib.", "numpy.")
-_PLAIN = {f"{m}.{t}" for m in ("builtins", "__builtin__") for t in ("set", "frozenset", "bytearray", "slice", "complex")}
+_PLAIN = {f"{module}.{name}" for module in ("builtins", "__builtin__")
+          for name in ("set", "frozenset", "bytearray", "slice", "complex")}
 
 
 def _refusal(name: str, path: Path, kind: str, text: str) -> CheckpointError:
@@ -553,7 +554,8 @@ def load_checkpoint(path: str | Path, candidate: str | None = None) -> LoadedChe
     except DenseguiError as exc:
         raise type(exc)(f"{name}: {exc}") from None
     if source_format == "state_dict" and chosen.name:
-        where, _, prefix = chosen.name.rpartition("/") if chosen.layout and chosen.layout.root else (chosen.name, "", "")
+        rooted = chosen.layout is not None and chosen.layout.root
+        where, _, prefix = chosen.name.rpartition("/") if rooted else (chosen.name, "", "")
         source_format = f"state_dict under {where!r}" if where else source_format
         if prefix:
             source_format += f", prefix {prefix + '.'!r} stripped"

@@ -119,8 +119,8 @@ class _Scan:
 
     def norm_size(self, m: str) -> int:
         p = self.params[m]
-        return next((s[0] for name in ("weight", "running_mean", "bias", "running_var") if len(s := p.get(name, ())) == 1),
-                    0)
+        sizes = [s[0] for name in ("weight", "running_mean", "bias", "running_var") if len(s := p.get(name, ())) == 1]
+        return sizes[0] if sizes else 0
 
 
 @dataclass
@@ -262,6 +262,121 @@ def _describe_stem(scan: _Scan, convs: list[str], norms: list[str]) -> str:
     return f"{len(convs)} convolution{'s' if len(convs) > 1 else ''} ({kernels}){bn}"
 
 
+class _Mapper:
+    """Assigns a network's modules to torchvision's names, part by part, noting what it cannot place."""
+
+    def __init__(self, scan: _Scan, owned: set[str], unowned: set[str]) -> None:
+        self.scan, self.owned, self.unowned = scan, owned, unowned
+        self.used: set[str] = set()
+        self.names: dict[str, str] = {}  # torchvision key → the file's key
+        self.notes: list[str] = []
+        self.unrecognised: list[str] = []
+
+    def take(self, canonical: str, module: str) -> None:
+        self.used.add(module)
+        for param in self.scan.params[module]:
+            self.names[f"{canonical}.{param}"] = _key(module, param)
+
+    def free(self, test, *, unowned: bool = False) -> list[str]:
+        """The network's modules not assigned yet that pass ``test``, in natural order."""
+        return [m for m in self.scan.order if (m in self.owned or unowned and m in self.unowned)
+                and m not in self.used and test(m)]
+
+    def unknown(self, part: str, note: str) -> None:
+        self.unrecognised.append(part)
+        self.notes.append(note)
+
+    def blocks(self, blocks: list[_Block]) -> None:
+        for b, block in enumerate(blocks, 1):
+            for ell, layer in enumerate(block.layers, 1):
+                for i, conv in enumerate(layer.convs, 1):
+                    self.take(f"features.denseblock{b}.denselayer{ell}.conv{i}", conv)
+                for i, norm in enumerate(layer.norms, 1):
+                    self.take(f"features.denseblock{b}.denselayer{ell}.norm{i}", norm)
+
+    def transitions(self, blocks: list[_Block]) -> list[tuple[int, int]]:
+        """(input, output) channels of each transition, found by those channel counts."""
+        scan, found = self.scan, []
+        for b, (block, nxt) in enumerate(zip(blocks, blocks[1:]), 1):
+            conv = _pick(self.free(lambda m: scan.is_conv(m) and scan.weight(m)[1:] == (block.end, 1, 1)), "conv")
+            if conv is None:
+                raise InferenceError(f"the DenseNet weights are incomplete: no transition after dense block {b} "
+                                     f"(a 1×1 convolution from its {block.end} output channels to the "
+                                     f"{nxt.c0} input channels of block {b + 1}).")
+            out = scan.weight(conv)[0]
+            if out != nxt.c0:
+                raise InferenceError(f"tensor {_key(conv, 'weight')!r} (the transition after dense block {b}) gives "
+                                     f"{out} channels but block {b + 1} takes {nxt.c0}; the weights are inconsistent.")
+            owner = conv.rpartition(".")[0]
+            norm = _pick(self.free(lambda m: bool(owner) and m.startswith(owner + ".") and scan.is_norm(m)), "norm")
+            if norm is None:
+                raise InferenceError(f"the DenseNet weights are incomplete: the transition after dense block {b} "
+                                     f"({owner or conv!r}) has no BatchNorm of {block.end} channels before its "
+                                     "convolution.")
+            self.take(f"features.transition{b}.conv", conv)
+            self.take(f"features.transition{b}.norm", norm)
+            found.append((block.end, out))
+        return found
+
+    def head(self, final: int) -> int:
+        """The final BatchNorm and the classifier, found by their sizes; returns the number of classes."""
+        scan, num_classes = self.scan, DenseNetConfig.num_classes
+        classifier = _pick(self.free(lambda m: scan.is_linear(m) and scan.weight(m)[1] == final, unowned=True),
+                           "classifier")
+        if classifier is None:
+            self.unknown("classifier", f"no classifier found (a weight matrix N×{final} after the last block): the "
+                                       "last block's classifier column stays empty, and the configuration's "
+                                       f"{num_classes} classes are a placeholder")
+        else:
+            num_classes = scan.weight(classifier)[0]
+            self.take("classifier", classifier)
+            if scan.params[classifier].get("bias") != (num_classes,):
+                self.unknown("classifier bias", f"the classifier {classifier!r} has no bias of {num_classes}: the "
+                                                f"model densegui builds has one, so the summary counts {num_classes} "
+                                                "parameters more")
+        norm5 = _pick(self.free(lambda m: scan.is_norm(m) and scan.norm_size(m) == final), "norm5")
+        if norm5 is None:
+            self.unknown("final BatchNorm", f"no final BatchNorm of {final} channels found: the summary counts one "
+                                            "the file does not have")
+        else:
+            self.take("features.norm5", norm5)
+        return num_classes
+
+    def stem(self, c0: int) -> tuple[str, int]:
+        """densegui's stem for what is left before the first block (which takes ``c0`` channels); in_channels."""
+        scan = self.scan
+        convs, norms = self.free(scan.is_conv), self.free(scan.is_norm)
+        one = len(convs) == 1 and scan.weight(convs[0])[0] == c0
+        kernel = scan.weight(convs[0])[2:] if one else None
+        in_ch = scan.weight(convs[0])[1] if convs else 3
+        if kernel == (7, 7) and len(norms) == 1 and scan.norm_size(norms[0]) == c0:
+            self.take("features.conv0", convs[0])
+            self.take("features.norm0", norms[0])
+            return "imagenet", in_ch
+        if kernel == (3, 3) and not norms:
+            self.take("features.conv0", convs[0])
+            return "cifar", in_ch
+        stem = "imagenet" if norms or len(convs) != 1 else "cifar"
+        shown = "a 7×7 convolution and a BatchNorm" if stem == "imagenet" else "one 3×3 convolution"
+        self.unknown("stem", f"stem not recognised ({_describe_stem(scan, convs, norms)} before the first block, "
+                             f"which takes {c0} channels): the heatmaps do not need it, but the configuration shows "
+                             f"densegui's {stem} stem ({shown}) instead, so the summary cannot rebuild the file's stem"
+                             + ("" if convs else "; 3 input channels assumed"))
+        self.used.update(convs + norms)
+        return stem, in_ch
+
+    def leftovers(self) -> None:
+        ignored = self.free(lambda m: bool(self.scan.params[m]))
+        for m in ignored:  # a bias without its weight is a damaged file, not an unknown part
+            if "bias" in self.scan.params[m] and "weight" not in self.scan.params[m]:
+                raise InferenceError(f"the DenseNet weights are incomplete: tensor {_key(m, 'bias')!r} is there "
+                                     f"but {_key(m, 'weight')!r} is missing.")
+        if ignored:
+            shown = ", ".join(repr(_key(m, next(iter(self.scan.params[m])))) for m in ignored[:3])
+            self.notes.append(f"ignored {len(ignored)} module{'s' if len(ignored) > 1 else ''} the DenseNet has no "
+                              f"place for ({shown}{', …' if len(ignored) > 3 else ''})")
+
+
 def _network(scan: _Scan, blocks: list[_Block], root: str, owned: set[str], unowned: set[str],
              input_size: int | None) -> Layout:
     blocks.sort(key=lambda block: (block.number if block.number is not None else -1, _natural(block.path)))
@@ -269,99 +384,13 @@ def _network(scan: _Scan, blocks: list[_Block], root: str, owned: set[str], unow
     if len(numbers) == len(blocks):
         _missing(numbers, "dense block")
     k, bn_size, bottleneck = _check_blocks(scan, blocks)
-    names: dict[str, str] = {}
-    used: set[str] = set()
-
-    def take(canonical: str, module: str) -> None:
-        used.add(module)
-        for param in scan.params[module]:
-            names[f"{canonical}.{param}"] = _key(module, param)
-
-    for b, block in enumerate(blocks, 1):
-        for ell, layer in enumerate(block.layers, 1):
-            p = f"features.denseblock{b}.denselayer{ell}"
-            for i, conv in enumerate(layer.convs, 1):
-                take(f"{p}.conv{i}", conv)
-            for i, norm in enumerate(layer.norms, 1):
-                take(f"{p}.norm{i}", norm)
-
-    transitions: list[tuple[int, int]] = []
-    for b, (block, nxt) in enumerate(zip(blocks, blocks[1:]), 1):
-        convs = [m for m in scan.order if m in owned and m not in used and scan.is_conv(m)
-                 and scan.weight(m)[1:] == (block.end, 1, 1)]
-        conv = _pick(convs, "conv")
-        if conv is None:
-            raise InferenceError(f"the DenseNet weights are incomplete: no transition after dense block {b} "
-                                 f"(a 1×1 convolution from its {block.end} output channels to the "
-                                 f"{nxt.c0} input channels of block {b + 1}).")
-        out = scan.weight(conv)[0]
-        if out != nxt.c0:
-            raise InferenceError(f"tensor {_key(conv, 'weight')!r} (the transition after dense block {b}) gives {out} "
-                                 f"channels but block {b + 1} takes {nxt.c0}; the weights are inconsistent.")
-        owner = conv.rpartition(".")[0]
-        norms = [m for m in scan.order if owner and m.startswith(owner + ".") and m not in used and scan.is_norm(m)]
-        if not norms:
-            raise InferenceError(f"the DenseNet weights are incomplete: the transition after dense block {b} "
-                                 f"({owner or conv!r}) has no BatchNorm of {block.end} channels before its convolution.")
-        take(f"features.transition{b}.conv", conv)
-        take(f"features.transition{b}.norm", _pick(norms, "norm"))
-        transitions.append((block.end, out))
-
-    final, notes, unrecognised = blocks[-1].end, [], []
-    head = [m for m in scan.order if (m in owned or m in unowned) and m not in used and scan.is_linear(m)
-            and scan.weight(m)[1] == final]
-    classifier = _pick(head, "classifier")
-    num_classes = DenseNetConfig.num_classes
-    if classifier is not None:
-        num_classes = scan.weight(classifier)[0]
-        take("classifier", classifier)
-        if scan.params[classifier].get("bias") != (num_classes,):
-            unrecognised.append("classifier bias")
-            notes.append(f"the classifier {classifier!r} has no bias of {num_classes}: the model densegui builds "
-                         f"has one, so the summary counts {num_classes} parameters more")
-    else:
-        unrecognised.append("classifier")
-        notes.append(f"no classifier found (a weight matrix N×{final} after the last block): the last block's "
-                     f"classifier column stays empty, and the configuration's {num_classes} classes are a placeholder")
-    norm5 = _pick([m for m in scan.order if m in owned and m not in used and scan.is_norm(m)
-                   and scan.norm_size(m) == final], "norm5")
-    if norm5 is not None:
-        take("features.norm5", norm5)
-    else:
-        unrecognised.append("final BatchNorm")
-        notes.append(f"no final BatchNorm of {final} channels found: the summary counts one the file does not have")
-
+    mapper = _Mapper(scan, owned, unowned)
+    mapper.blocks(blocks)
+    transitions = mapper.transitions(blocks)
+    num_classes = mapper.head(blocks[-1].end)
     c0 = blocks[0].c0
-    stem_convs = [m for m in scan.order if m in owned and m not in used and scan.is_conv(m)]
-    stem_norms = [m for m in scan.order if m in owned and m not in used and scan.is_norm(m)]
-    kernel = scan.weight(stem_convs[0])[2:] if len(stem_convs) == 1 else None
-    fits = len(stem_convs) == 1 and scan.weight(stem_convs[0])[0] == c0
-    in_ch = scan.weight(stem_convs[0])[1] if stem_convs else 3
-    if fits and kernel == (7, 7) and len(stem_norms) == 1 and scan.norm_size(stem_norms[0]) == c0:
-        stem = "imagenet"
-        take("features.conv0", stem_convs[0])
-        take("features.norm0", stem_norms[0])
-    elif fits and kernel == (3, 3) and not stem_norms:
-        stem = "cifar"
-        take("features.conv0", stem_convs[0])
-    else:
-        stem = "imagenet" if stem_norms or len(stem_convs) != 1 else "cifar"
-        shown = "a 7×7 convolution and a BatchNorm" if stem == "imagenet" else "one 3×3 convolution"
-        unrecognised.append("stem")
-        notes.append(f"stem not recognised ({_describe_stem(scan, stem_convs, stem_norms)} before the first block, "
-                     f"which takes {c0} channels): the heatmaps do not need it, but the configuration shows densegui's "
-                     f"{stem} stem ({shown}) instead, so the summary cannot rebuild the file's stem"
-                     + ("" if stem_convs else "; 3 input channels assumed"))
-        used.update(stem_convs + stem_norms)
-    ignored = [m for m in scan.order if m in owned and m not in used and scan.params[m]]
-    for m in ignored:  # a bias without its weight is a damaged file, not an unknown part
-        if "bias" in scan.params[m] and "weight" not in scan.params[m]:
-            raise InferenceError(f"the DenseNet weights are incomplete: tensor {_key(m, 'bias')!r} is there but "
-                                 f"{_key(m, 'weight')!r} is missing.")
-    if ignored:
-        shown = ", ".join(repr(_key(m, next(iter(scan.params[m])))) for m in ignored[:3])
-        notes.append(f"ignored {len(ignored)} module{'s' if len(ignored) > 1 else ''} the DenseNet has no place for "
-                     f"({shown}{', …' if len(ignored) > 3 else ''})")
+    stem, in_ch = mapper.stem(c0)
+    mapper.leftovers()
 
     cfg = DenseNetConfig(growth_rate=k, block_depths=tuple(len(block.layers) for block in blocks),
                          compression=fit_compression(transitions), bottleneck=bottleneck, bn_size=bn_size,
@@ -373,17 +402,16 @@ def _network(scan: _Scan, blocks: list[_Block], root: str, owned: set[str], unow
         cfg = cfg.validate()
     except ConfigError as exc:
         raise InferenceError(f"the inferred configuration is not supported: {exc}") from None
-    optional = tuple(prefix for part in unrecognised for prefix in _OPTIONAL[part])
-    modules = {c.rpartition(".")[0]: o.rpartition(".")[0] for c, o in names.items()}
     shapes = {}
-    for c, o in names.items():
-        module, _, param = o.rpartition(".")
-        shapes[c] = _Shaped(scan.params[module][param])
+    for canonical, key in mapper.names.items():
+        module, _, param = key.rpartition(".")
+        shapes[canonical] = _Shaped(scan.params[module][param])
     try:
-        check_matches(shapes, cfg, names=modules, optional=optional)
+        check_matches(shapes, cfg, names={c.rpartition(".")[0]: o.rpartition(".")[0] for c, o in mapper.names.items()},
+                      optional=tuple(prefix for part in mapper.unrecognised for prefix in _OPTIONAL[part]))
     except CheckpointError as exc:
         raise InferenceError(str(exc)) from None
-    return Layout(cfg, names, root, notes, tuple(unrecognised))
+    return Layout(cfg, mapper.names, root, mapper.notes, tuple(mapper.unrecognised))
 
 
 # Keys of build_model's state_dict that each unrecognised part leaves out.

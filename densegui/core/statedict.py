@@ -28,8 +28,8 @@ class CheckpointError(DenseguiError):
 # torchvision's released ImageNet files use "denselayer1.norm.1.weight" for
 # "denselayer1.norm1.weight" (likewise relu.1, conv.2, norm.2 ...).
 # num_batches_tracked too: files whose counters were renamed along with the rest exist.
-_LEGACY_KEY = re.compile(
-    r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var|num_batches_tracked))$")
+_LEGACY_KEY = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\."
+                         r"((?:[12])\.(?:weight|bias|running_mean|running_var|num_batches_tracked))$")
 # Prefixes added by DataParallel/DDP (``module.``), torch.compile (``_orig_mod.``).
 PREFIXES = ("module.", "_orig_mod.")
 
