@@ -19,6 +19,11 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
+def _eff(row) -> str:
+    eff = row["memory"]["efficient_bytes"]
+    return "—" if eff is None else human_bytes(eff)
+
+
 def _published(row) -> str:
     shown = [f"{p['dataset']} {p['metric']} {p['value']:g}%" for p in row["published"][:2]]
     return "; ".join(shown) if shown else "—"
@@ -41,7 +46,7 @@ def run(args) -> int:
     print(head + "  published")
     for r in rows:
         line = (f"{r['name']:<22}{r['family']:<10}{r['params']:>13,}{r['macs'] / 1e9:>8.2f}"
-                f"{human_bytes(r['memory']['naive_bytes']):>12}{human_bytes(r['memory']['efficient_bytes']):>11}")
+                f"{human_bytes(r['memory']['naive_bytes']):>12}{_eff(r):>11}")
         if args.measure:
             m = r["measured"]
             peak = human_bytes(m["peak_memory_bytes"]) if m["peak_memory_bytes"] is not None else "n/a"

@@ -82,7 +82,8 @@ def run(args) -> int:
             print(f"{r['value']:>12g}  invalid: {r['error']}")
             continue
         line = (f"{r['value']:>12g}{r['params']:>14,}{r['macs'] / 1e9:>9.3f}"
-                f"{human_bytes(r['memory']['naive_bytes']):>12}{human_bytes(r['memory']['efficient_bytes']):>11}")
+                f"{human_bytes(r['memory']['naive_bytes']):>12}"
+                f"{'—' if r['memory']['efficient_bytes'] is None else human_bytes(r['memory']['efficient_bytes']):>11}")
         if args.measure:
             line += f"{r['measured']['latency_ms']:>10.2f}ms{r['measured']['throughput']:>9.1f}"
         print(line)

@@ -350,16 +350,27 @@ def preset_names() -> list[str]:
     return list(PRESETS)
 
 
+RUN_SETTINGS = ("input_size", "memory_efficient")  # settings of a run, not of the architecture
+_ARCH_FIELDS = tuple(f.name for f in dataclasses.fields(DenseNetConfig) if f.name not in RUN_SETTINGS)
+
+
+def _arch_key(cfg: DenseNetConfig) -> tuple:
+    return tuple(getattr(cfg, name) for name in _ARCH_FIELDS)
+
+
+# (looked up on every slider change and every sweep point: a dict, not a loop over presets)
+_PRESET_BY_CONFIG = {p.config: name for name, p in reversed(PRESETS.items())}
+_PRESET_BY_ARCH = {_arch_key(p.config): name for name, p in reversed(PRESETS.items())}
+
+
 def preset_of(cfg: DenseNetConfig, ignore_run_settings: bool = False) -> str | None:
     """The name of the preset ``cfg`` is, or None. With ``ignore_run_settings``, input size and
     memory-efficient mode (settings of a run, not of the architecture) may differ."""
-    for name, preset in PRESETS.items():
-        ref = preset.config
-        if ignore_run_settings:
-            ref = ref.replace(memory_efficient=cfg.memory_efficient, input_size=cfg.input_size)
-        if ref == cfg:
-            return name
-    return None
+    if not isinstance(cfg, DenseNetConfig):
+        return None
+    if ignore_run_settings:
+        return _PRESET_BY_ARCH.get(_arch_key(cfg))
+    return _PRESET_BY_CONFIG.get(cfg)
 
 
 def get_preset(name: str) -> DenseNetConfig:

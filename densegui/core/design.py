@@ -151,7 +151,9 @@ def row(cfg, name: str | None = None) -> dict[str, Any]:
         "config": cfg.to_dict(),
         "params": table.params,
         "macs": table.macs,
-        "memory": {"naive_bytes": table.naive_bytes, "efficient_bytes": table.efficient_bytes,
+        # (efficient_bytes is null for a family without a memory-efficient mode, as in summary --json)
+        "memory": {"naive_bytes": table.naive_bytes,
+                   "efficient_bytes": table.efficient_bytes if cfg.family == "densenet" else None,
                    "convention": "float32 bytes autograd saves for backward, per image"},
         "published": [{"dataset": p.dataset, "metric": p.metric, "value": p.value, "source": p.source}
                       for p in published],
@@ -166,12 +168,10 @@ def sweep_rows(cfg, vary: Vary) -> list[dict[str, Any]]:
         raise ConfigError(f"{vary.field} is a {field.family} field; this configuration is a {cfg.family}.")
     rows = []
     for value in vary.values:
-        try:
-            varied = field.apply(cfg, value).validate()
+        try:  # (row() validates, through the layer table)
+            rows.append({"value": value, **row(field.apply(cfg, value))})
         except (DenseguiError, TypeError, ValueError) as exc:
             rows.append({"value": value, "config": None, "error": str(exc)})
-            continue
-        rows.append({"value": value, **row(varied)})
     return rows
 
 

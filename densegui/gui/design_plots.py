@@ -38,7 +38,7 @@ class FrontierPlot(pg.PlotWidget):
         self.addLegend(offset=(-10, 10))
         self.points: list[tuple[str, str, float, float]] = []  # (name, family, x, y)
         self._scatters: dict[str, pg.ScatterPlotItem] = {}
-        self._labels: list[pg.TextItem] = []
+        self._labels: dict[str, pg.TextItem] = {}  # made once per preset, then only moved
         self._current = pg.InfiniteLine(angle=90, pen=CURRENT_PEN, movable=False,
                                         label="current", labelOpts={"position": 0.95, "color": "#2ca02c"})
         self._current.hide()
@@ -53,17 +53,21 @@ class FrontierPlot(pg.PlotWidget):
     def set_points(self, points: list[tuple[str, str, float, float]], x_label: str, y_label: str,
                    current_x: float | None) -> None:
         self.points = [p for p in points if p[2] > 0 and math.isfinite(p[3])]
-        for label in self._labels:
-            self.removeItem(label)
-        self._labels = []
         for family, scatter in self._scatters.items():
             mine = [p for p in self.points if p[1] == family]
             scatter.setData(x=[math.log10(p[2]) for p in mine], y=[p[3] for p in mine], data=[p[0] for p in mine])
+        shown = set()
         for name, family, x, y in self.points:
-            text = pg.TextItem(name, color=FAMILY_COLORS.get(family, "#333"), anchor=(0, 1))
+            text = self._labels.get(name)
+            if text is None:
+                text = self._labels[name] = pg.TextItem(name, color=FAMILY_COLORS.get(family, "#333"), anchor=(0, 1))
+                self.addItem(text)
             text.setPos(math.log10(x), y)
-            self.addItem(text)
-            self._labels.append(text)
+            text.show()
+            shown.add(name)
+        for name, text in self._labels.items():
+            if name not in shown:
+                text.hide()
         self.setLabel("bottom", x_label)
         self.setLabel("left", y_label)
         self.set_current_x(current_x)
@@ -129,7 +133,8 @@ class SweepPlots(pg.GraphicsLayoutWidget):
             "params": [r["params"] / 1e6 for r in ok],
             "macs": [r["macs"] / 1e9 for r in ok],
             "naive": [r["memory"]["naive_bytes"] / 2**20 for r in ok],
-            "efficient": [r["memory"]["efficient_bytes"] / 2**20 for r in ok],
+            "efficient": [np.nan if r["memory"]["efficient_bytes"] is None else r["memory"]["efficient_bytes"] / 2**20
+                          for r in ok],
         }
         for key, ys in series.items():
             self.curves[key].setData(xs, np.array(ys, dtype=float))

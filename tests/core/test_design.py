@@ -88,6 +88,7 @@ def test_resnet_width_and_depth_sweeps_are_exact():
     assert rows[1]["params"] == 11_689_512  # width 64 is torchvision's resnet18
     model = arch.build_model(first, "meta")
     assert rows[0]["params"] == sum(p.numel() for p in model.parameters())
+    assert all(r["memory"]["efficient_bytes"] is None for r in rows)  # no memory-efficient mode, as in summary --json
     deep = design.sweep_rows(base, design.parse_vary("stage3=6"))
     assert arch.config_from_dict(deep[0]["config"]).stage_depths == (2, 2, 6, 2)
 
