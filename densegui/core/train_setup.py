@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -260,8 +261,16 @@ def run_worker(request_file: str | Path) -> int:
             raise TrainError(f"cannot read the launcher's request {str(request_file)!r} ({type(exc).__name__}).") \
                 from None
         request = dataclasses.replace(request, nproc=1, nnodes="1", rdzv_endpoint="")
-        result = run_training(request, progress=lambda p: distributed.emit("progress", **p.to_dict()),
-                              log=lambda text: distributed.emit("log", text=text))
+        last = [0.0]
+
+        def send(p: Progress) -> None:  # batch lines at most every 0.1 s: a small model makes thousands
+            if p.kind == "batch" and p.batch != p.batches:
+                if time.monotonic() - last[0] < 0.1:
+                    return
+                last[0] = time.monotonic()
+            distributed.emit("progress", **p.to_dict())
+
+        result = run_training(request, progress=send, log=lambda text: distributed.emit("log", text=text))
     except DenseguiError as exc:
         distributed.emit("error", rank=rank, message=user_message(exc),
                          kind="lost" if isinstance(exc, distributed.GroupLost) else "user")
