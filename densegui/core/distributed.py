@@ -384,10 +384,8 @@ def launch(request: Mapping[str, Any], *, nproc: int, nnodes: str = "1", rdzv_en
                     line = lines.get(timeout=poll_s)
                 except queue.Empty:
                     line = None
-                if line is not None:
-                    event = decode_event(line)
-                    if event is None:
-                        continue
+                event = decode_event(line) if line is not None else None
+                if event is not None:
                     kind, fields = event
                     if kind == "progress":
                         p = Progress.from_dict(fields)
@@ -400,14 +398,13 @@ def launch(request: Mapping[str, Any], *, nproc: int, nnodes: str = "1", rdzv_en
                         errors.append(fields)
                     elif kind == "result" and result is None:
                         result = fields
-                    continue
                 if stop():
                     _stop(proc)
                     kept = (f"; the checkpoint of epoch {last_epoch.epoch} is kept ({last_epoch.checkpoint})"
                             if last_epoch else "")
                     raise TrainCancelled(f"training cancelled; all {nproc} processes were stopped{kept}.")
-                if proc.poll() is not None and lines.empty() and not readers[0].is_alive():
-                    break
+                if line is None and proc.poll() is not None and not readers[0].is_alive() and lines.empty():
+                    break  # the reader has ended, so every line is in the queue
         except BaseException:
             _stop(proc)  # KeyboardInterrupt, a failing callback: never leave the group running
             raise

@@ -191,10 +191,6 @@ def _run_here(request: TrainRequest, progress: Callable[[Progress], None] | None
     if resume_path is not None:
         # under torchrun rank 0 reads the file and every rank starts from what it read
         plan = group.share(lambda: read_resume_plan(resume_path)) if group else read_resume_plan(resume_path)
-        was = int((plan.checkpoint.get("metadata") or {}).get("world_size", 1))
-        if was != (group.world_size if group else 1):
-            say(f"{plan.name} was trained by {was} process(es), now {group.world_size if group else 1}: "
-                "the run continues, but not bit for bit as the uninterrupted one would have")
         spec = request.dataset or plan.dataset
         if spec != plan.dataset:
             raise TrainError(f"{plan.name!r} was trained on {plan.dataset!r}, not {spec!r}.")
@@ -203,6 +199,10 @@ def _run_here(request: TrainRequest, progress: Callable[[Progress], None] | None
             raise TrainError(f"{plan.name!r} was trained with a different recipe ({plan.options}).")
         plan.check()
         say(f"resuming {resume_path} after epoch {plan.epoch}/{plan.options.epochs}")
+        was = int((plan.checkpoint.get("metadata") or {}).get("world_size", 1))
+        if was != (group.world_size if group else 1):
+            say(f"{plan.name} was trained by {was} process(es), now {group.world_size if group else 1}: "
+                "the run continues, but not bit for bit as the uninterrupted one would have")
         load_kwargs = dict(plan.load)
     else:
         spec = request.dataset or "digits"
