@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     # Set after add_subparsers, which builds the commands' "densegui NAME" prefix from the usage.
     parser.usage = ("densegui [-h] [--version] COMMAND ...\n"
-                    "       densegui [--preset NAME | --config FILE.json] [--screenshot OUT.png]")
+                    "       densegui [--preset NAME | --config FILE.json] [--screenshot OUT.png] [--tab NAME]")
     for module in COMMANDS:
         module.register(sub)
     return parser
