@@ -43,9 +43,11 @@ class DenseLayer(nn.Module):
         self.drop_rate = float(drop_rate)
         self.memory_efficient = memory_efficient
 
+    concat = staticmethod(torch.cat)  # (a meta-device summary swaps in a shape-only version)
+
     def first(self, inputs: list[Tensor]) -> Tensor:
         """concat → BN → ReLU → first conv: the part recomputed in memory-efficient mode."""
-        return self.conv1(self.relu1(self.norm1(torch.cat(inputs, 1))))
+        return self.conv1(self.relu1(self.norm1(self.concat(inputs, 1))))
 
     def forward(self, inputs: list[Tensor]) -> Tensor:
         if self.memory_efficient and torch.is_grad_enabled() and any(t.requires_grad for t in inputs):
@@ -69,11 +71,13 @@ class DenseBlock(nn.ModuleDict):
                            cfg.drop_rate, cfg.memory_efficient),
             )
 
+    concat = staticmethod(torch.cat)  # (as DenseLayer.concat)
+
     def forward(self, x: Tensor) -> Tensor:
         features = [x]
         for layer in self.values():
             features.append(layer(features))
-        return torch.cat(features, 1)
+        return self.concat(features, 1)
 
 
 class Transition(nn.Sequential):

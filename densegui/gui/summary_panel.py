@@ -32,7 +32,7 @@ from densegui.gui.panel import PanelMixin
 from densegui.gui.tasks import TaskRunner
 from densegui.gui.widgets import FitLabel
 
-DEBOUNCE_MS = 120
+DEBOUNCE_MS = 60  # a 60 Hz drag (16 ms per change) never fires it; a pause does, at once
 MAX_DEPTH = 4  # torchinfo depth: 1 = features/classifier … 4 = every conv/BN inside a dense layer
 
 
