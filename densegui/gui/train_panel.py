@@ -77,7 +77,7 @@ class TrainPanel(QWidget):
 
         # ---- dataset and recipe
         self.dataset_combo = QComboBox(objectName="trainDataset")
-        self.dataset_combo.addItem("digits — scikit-learn's 8×8 handwritten digits (bundled)", "digits")
+        self.dataset_combo.addItem("digits — 8×8 handwritten digits (shipped with densegui)", "digits")
         self.dataset_combo.currentIndexChanged.connect(self._update_config_label)
         self.folder_button = QPushButton("Folder…", objectName="trainDatasetFolder")
         self.folder_button.setToolTip("CIFAR-10/100 python batches, MNIST/Fashion-MNIST IDX files, or one "
@@ -104,6 +104,11 @@ class TrainPanel(QWidget):
         self.limit_spin.setRange(0, 10_000_000)
         self.limit_spin.setSpecialValueText("all")
         self.limit_spin.setToolTip("train on a seeded subset of this many images (the held-out split stays whole)")
+        self.nproc_spin = QSpinBox(objectName="trainProcesses")
+        self.nproc_spin.setRange(1, 64)
+        self.nproc_spin.setToolTip("processes (one per GPU on CUDA) trained together with PyTorch's "
+                                   "DistributedDataParallel, launched through torch.distributed.run; the batch "
+                                   "size stays the global batch and must divide by it")
         self.device_combo = DeviceCombo("trainDevice")
         self.out_edit = QLineEdit(objectName="trainOut")
         self.out_edit.setPlaceholderText("automatic: a new file under " + self._runs_dir())
@@ -122,6 +127,7 @@ class TrainPanel(QWidget):
         form.addRow("Seed", self.seed_spin)
         form.addRow("Training images", self.limit_spin)
         form.addRow("Device", self.device_combo)
+        form.addRow("Processes", self.nproc_spin)
         form.addRow("Checkpoint", out_row)
         recipe = QLabel("SGD, Nesterov momentum 0.9, weight decay 1e-4, learning rate ÷10 at 50% and 75% of "
                         "the epochs, random shifts (CIFAR: crops + flips). The checkpoint is rewritten after "
@@ -295,21 +301,23 @@ class TrainPanel(QWidget):
             out = self._out_path()
             if Path(out).is_dir():
                 raise DenseguiError(f"the checkpoint path {out!r} is a folder; give a file name.")
+            request = TrainRequest(config=self.config, dataset=self.dataset_spec(), options=options, out=out,
+                                   device=str(self.device_combo.currentData()), limit_train=self.limit_spin.value(),
+                                   nproc=self.nproc_spin.value()).validate()
         except DenseguiError as exc:
             self._show_error(str(exc))
             return
         for k in self.points:
             self.points[k] = ([], [])
         self._redraw()
-        request = TrainRequest(config=self.config, dataset=self.dataset_spec(), options=options, out=out,
-                               device=str(self.device_combo.currentData()), limit_train=self.limit_spin.value())
         self.runner.start_job(TRAIN, "train", request)
         self._set_running(True)
         self.progress.setValue(0)
         self.progress.setFormat("starting …")
         self.status_label.setText(f"checkpoint: {out}")
+        procs = f", {request.nproc} processes (DDP)" if request.nproc > 1 else ""
         self._log(f"start: {options.epochs} epochs, batch {options.batch_size}, lr {options.lr:g}, "
-                  f"seed {options.seed} → {out}")
+                  f"seed {options.seed}{procs} → {out}")
 
     def cancel(self) -> None:
         """Stop the run: the panel is idle at once; the process stops at its next check."""

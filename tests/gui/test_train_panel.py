@@ -107,3 +107,26 @@ def test_invalid_configuration_is_explained_and_nothing_starts(qtbot, panel, tmp
         panel.start()
     assert finished.args == [False] and "does not exist" in panel.error_label.text()
     assert panel.start_button.isEnabled()
+
+
+def test_two_processes_train_together_and_cancel_stops_the_group(qtbot, panel, tmp_path):
+    """The Processes control launches a DDP run through torch.distributed.run (gloo on the CPU):
+    rank 0's progress reaches the curves, one checkpoint records world_size 2; a batch that does
+    not divide by the processes is refused before anything starts."""
+    panel.set_config(TINY)
+    panel.nproc_spin.setValue(2)
+    panel.batch_spin.setValue(31)
+    panel.start()
+    assert not panel.is_running() and "divide" in panel.error_label.text()
+    panel.batch_spin.setValue(32)
+    panel.epochs_spin.setValue(1)
+    panel.limit_spin.setValue(64)
+    out = tmp_path / "ddp.pt"
+    panel.out_edit.setText(str(out))
+    with qtbot.waitSignal(panel.runFinished, timeout=240_000) as finished:
+        panel.start()
+    assert finished.args == [True], panel.error_label.text() + panel.log.toPlainText()[-2000:]
+    ck = torch.load(out, map_location="cpu", weights_only=True)
+    assert ck["metadata"]["world_size"] == 2
+    assert list(panel.curves["val_acc"].getData()[0]) == [1.0]
+    assert "2 processes" in panel.log.toPlainText()
