@@ -69,7 +69,7 @@ def summary(config: dict, depth: int, *, cancel, progress):
 
 
 @job("load_reuse")
-def load_reuse(path: str, *, cancel, progress) -> tuple:
+def load_reuse(path: str, candidate: str | None = None, *, cancel, progress) -> tuple:
     """``(LoadedCheckpoint without its weights, [BlockReuse per block])`` of a checkpoint file.
 
     The file is read only by the safe loader, here; the weights stay in this process."""
@@ -83,7 +83,7 @@ def load_reuse(path: str, *, cancel, progress) -> tuple:
 
     name = Path(path).name
     try:
-        loaded = load_checkpoint(path)
+        loaded = load_checkpoint(path, candidate)
         raise_if_cancelled(cancel)
         blocks = []
         for b in range(1, loaded.config.num_blocks + 1):

@@ -97,6 +97,13 @@ class ReusePanel(QWidget):
         self.send_button.setObjectName("reuseSendConfig")
         self.send_button.setToolTip("Set the explorer's controls to this checkpoint's configuration")
         self.send_button.clicked.connect(self._send_config)
+        # A file with several DenseNets (a model and its EMA copy): which one is shown.
+        self.candidate_combo = QComboBox()
+        self.candidate_combo.setObjectName("reuseCandidate")
+        self.candidate_combo.setToolTip("This file holds several DenseNets (e.g. the model and its EMA copy); "
+                                        "pick the one to show")
+        self.candidate_combo.hide()
+        self.candidate_combo.activated.connect(self._candidate_chosen)
         bar = QHBoxLayout()
         bar.addWidget(self.open_button)
         bar.addWidget(self.recent_button)
@@ -105,6 +112,7 @@ class ReusePanel(QWidget):
         bar.addWidget(self.norm_combo)
         bar.addWidget(QLabel("Colours:"))
         bar.addWidget(self.cmap_combo)
+        bar.addWidget(self.candidate_combo)
         bar.addStretch(1)
         bar.addWidget(self.png_button)
         bar.addWidget(self.csv_button)
@@ -194,11 +202,12 @@ class ReusePanel(QWidget):
             self.load_checkpoint(self._pending_default, remember=False)
 
     # ------------------------------------------------------------------ loading
-    def load_checkpoint(self, path: str, remember: bool = True) -> None:
-        """Load ``path`` in the background process; a later call makes this one's result stale."""
+    def load_checkpoint(self, path: str, remember: bool = True, candidate: str | None = None) -> None:
+        """Load ``path`` in the background process; a later call makes this one's result stale.
+        ``candidate`` picks one DenseNet of a file that holds several (default: the loader's rule)."""
         self._pending_default = None
         self._request = (str(path), remember)
-        self.runner.start_job(EXPLORE, "load_reuse", str(path))
+        self.runner.start_job(EXPLORE, "load_reuse", str(path), candidate)
         self.progress.setValue(0)
         self.progress.setFormat(f"{Path(path).name}: loading in the background … %p%")
         self.progress.show()
@@ -224,11 +233,27 @@ class ReusePanel(QWidget):
         self.view.set_blocks(blocks)
         self.stack.setCurrentWidget(self.view)
         self.info_label.setText(loaded.describe())
+        self._show_candidates(loaded)
         self.detail_label.setText("Click a cell for its details.")
         if remember:
             self._remember(path)
         self._set_enabled_actions()
         self.loadFinished.emit(True)
+
+    def _show_candidates(self, loaded) -> None:
+        candidates = tuple(getattr(loaded, "candidates", ()))
+        self.candidate_combo.clear()
+        if len(candidates) < 2:
+            self.candidate_combo.hide()
+            return
+        for name in candidates:
+            self.candidate_combo.addItem(f"weights: {name}", name)
+        self.candidate_combo.setCurrentIndex(max(self.candidate_combo.findData(loaded.candidate), 0))
+        self.candidate_combo.show()
+
+    def _candidate_chosen(self, _index: int) -> None:
+        if self.loaded is not None and self.candidate_combo.currentData() != self.loaded.candidate:
+            self.load_checkpoint(self.loaded.path, remember=False, candidate=self.candidate_combo.currentData())
 
     def _show_empty(self, text: str) -> None:
         self.empty_label.setText(text)

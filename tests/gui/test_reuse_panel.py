@@ -246,3 +246,27 @@ def test_drag_and_drop_and_recent_menu_load(qtbot, panel, tmp_path):
     for got, want in zip(panel.blocks, naive_matrices(sd_a), strict=True):
         np.testing.assert_allclose(got.matrix, want, rtol=1e-5, equal_nan=True)
     assert panel.loaded.state_dict == {}  # the weights stay in the background process
+
+
+def test_a_file_with_an_ema_copy_lets_the_user_pick_the_weights(qtbot, panel, tmp_path):
+    """timm's model_best.pth.tar holds the model and its EMA: the loader's choice is shown, and
+    the weights combo reloads the other, whose matrices are the EMA weights' own."""
+    import torch
+    from helpers.corpus import timm_train_checkpoint
+
+    sd, ema = known_state_dict(SMALL_BC, seed=1), known_state_dict(SMALL_BC, seed=2)
+    path = tmp_path / "model_best.pth.tar"
+    torch.save(timm_train_checkpoint(sd, ema), path)
+    load(qtbot, panel, path)
+    combo = panel.candidate_combo
+    assert combo.isVisible() and combo.count() == 2
+    first = panel.loaded.candidate
+    np.testing.assert_allclose(panel.blocks[0].matrix, naive_matrices(sd)[0], rtol=1e-5, equal_nan=True)
+    other = next(combo.itemData(i) for i in range(combo.count()) if combo.itemData(i) != first)
+    with qtbot.waitSignal(panel.loadFinished, timeout=TIMEOUT) as blocker:
+        combo.setCurrentIndex(combo.findData(other))
+        combo.activated.emit(combo.currentIndex())
+    assert blocker.args == [True] and panel.loaded.candidate == other
+    np.testing.assert_allclose(panel.blocks[0].matrix, naive_matrices(ema)[0], rtol=1e-5, equal_nan=True)
+    load(qtbot, panel, write_good("state_dict", tmp_path / "plain.pt", sd, SMALL_BC))
+    assert not combo.isVisible()  # one DenseNet: nothing to choose
