@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any, Union
 
 from densegui.core import config as densenet
 from densegui.core import resnet, stats
-from densegui.core.config import DenseNetConfig, Preset
+from densegui.core.config import DenseNetConfig, Preset, read_config_text
 from densegui.core.errors import ConfigError
-from densegui.core.resnet import ResNetConfig, parse_config_json, read_config_text
+from densegui.core.resnet import ResNetConfig, parse_config_json
 from densegui.core.table import LayerTable, estimate_from_table
 
 if TYPE_CHECKING:

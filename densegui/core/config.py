@@ -53,6 +53,19 @@ def _check_int(name: str, value: Any, label: str | None = None) -> None:
         raise ConfigError(f"{name} must be from {lo} to {hi}, got {_show(value)}.")
 
 
+def read_config_text(path: str | Path) -> tuple[Path, str]:
+    """The path and text of a configuration file, with one-line :class:`ConfigError` messages."""
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError(f"configuration file {str(p)!r} does not exist.")
+    if p.is_dir():
+        raise ConfigError(f"configuration file {str(p)!r} is a directory.")
+    try:
+        return p, p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read configuration file {str(p)!r}: {exc.__class__.__name__}.") from None
+
+
 @dataclass(frozen=True)
 class DenseNetConfig:
     """Hyperparameters of a DenseNet.
@@ -239,15 +252,7 @@ class DenseNetConfig:
 
     @classmethod
     def from_file(cls, path: str | Path) -> DenseNetConfig:
-        p = Path(path)
-        if not p.exists():
-            raise ConfigError(f"configuration file {str(p)!r} does not exist.")
-        if p.is_dir():
-            raise ConfigError(f"configuration file {str(p)!r} is a directory.")
-        try:
-            text = p.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"cannot read configuration file {str(p)!r}: {exc.__class__.__name__}.") from None
+        p, text = read_config_text(path)
         try:
             return cls.from_json(text)
         except ConfigError as exc:

@@ -31,7 +31,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, ClassVar
 
-from densegui.core.config import LIMITS, STEMS, Preset
+from densegui.core.config import LIMITS, STEMS, Preset, read_config_text
 from densegui.core.errors import ConfigError, first_line
 from densegui.core.table import F32, I64, LayerRow, LayerTable
 
@@ -89,19 +89,6 @@ def parse_config_json(text: str) -> Any:
         raise ConfigError(f"configuration is not valid JSON ({exc.msg} at line {exc.lineno}).") from None
     except (ValueError, RecursionError) as exc:  # integers over 4300 digits, absurdly deep nesting
         raise ConfigError(f"configuration is not usable JSON ({exc.__class__.__name__}: {first_line(exc, 80)}).") from None
-
-
-def read_config_text(path: str | Path) -> tuple[Path, str]:
-    """The path and text of a configuration file, with one-line :class:`ConfigError` messages."""
-    p = Path(path)
-    if not p.exists():
-        raise ConfigError(f"configuration file {str(p)!r} does not exist.")
-    if p.is_dir():
-        raise ConfigError(f"configuration file {str(p)!r} is a directory.")
-    try:
-        return p, p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read configuration file {str(p)!r}: {exc.__class__.__name__}.") from None
 
 
 @dataclass(frozen=True)

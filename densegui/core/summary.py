@@ -12,8 +12,12 @@ from __future__ import annotations
 import re
 import types
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from densegui.core.arch import Config
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
 
 # torch, torchinfo and the model are imported inside the functions: the GUI process unpickles
 # SummaryResult without importing torch (docs/architecture.md).

@@ -14,10 +14,10 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEventLoop, Qt, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QApplication, QWidget
 
-from densegui.core.errors import DenseguiError
+from densegui.gui.widgets import save_offscreen_png
 
 FAMILY_COLORS = {"densenet": "#1f77b4", "resnet": "#d62728"}
 CURRENT_PEN = pg.mkPen("#2ca02c", width=2, style=Qt.PenStyle.DashLine)
@@ -159,19 +159,8 @@ def render_sweep_png(rows: list[dict], field: str, cfg, path: str, width: int = 
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     app = QApplication.instance() or QApplication([])  # noqa: F841 - must exist while the view lives
     view = SweepPlots()
-    try:
-        current = current_value(cfg, field)
-        view.set_rows(rows, field, current)
-        view.resize(width, height)
-        view.setAttribute(Qt.WidgetAttribute.WA_DontShowOnScreen, True)
-        view.show()
-        QEventLoop().processEvents()
-        if not view.grab().save(str(path), "PNG"):
-            raise DenseguiError(f"cannot write {str(path)!r}.")
-    finally:
-        view.close()
-        view.deleteLater()
-        QEventLoop().processEvents()
+    view.set_rows(rows, field, current_value(cfg, field))
+    save_offscreen_png(view, path, width, height)
 
 
 def current_value(cfg, field: str) -> float | None:

@@ -12,12 +12,13 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEventLoop, QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QCursor, QPen
 from PySide6.QtWidgets import QApplication, QGraphicsRectItem, QToolTip, QWidget
 
 from densegui.core.errors import DenseguiError
 from densegui.core.reuse import COLORMAPS, NORMALISATIONS, BlockReuse, normalise
+from densegui.gui.widgets import save_offscreen_png
 
 
 def _short_target(name: str, block: int) -> str:
@@ -248,23 +249,13 @@ def render_png(blocks: list[BlockReuse], path: str, *, normalisation: str = "col
                title: str = "", width: int | None = None, height: int = 460) -> None:
     """Render the heatmaps to a PNG without showing a window (needs a Qt platform; offscreen is fine)."""
     app = QApplication.instance() or QApplication([])  # noqa: F841 - must exist while the view lives
-    view = HeatmapView()
     try:
-        view.normalisation = normalisation
-        try:
-            pg.colormap.get(cmap)
-        except Exception:  # noqa: BLE001 - pyqtgraph raises various errors for unknown names
-            raise DenseguiError(f"unknown colour map {cmap!r}; try one of {', '.join(COLORMAPS)}.") from None
-        view.cmap_name = cmap
-        view.set_blocks(blocks, title=title)
-        total = sum(len(b.targets) + 1 for b in blocks)
-        view.resize(width or max(520, min(2400, 160 + 240 * len(blocks) + 6 * total)), height)
-        view.setAttribute(Qt.WidgetAttribute.WA_DontShowOnScreen, True)  # lay out and paint, never flash a window
-        view.show()
-        QEventLoop().processEvents()  # not app.processEvents(): PySide6 6.12 leaks a None reference there
-        if not view.grab().save(str(path), "PNG"):
-            raise DenseguiError(f"cannot write {str(path)!r}.")
-    finally:
-        view.close()
-        view.deleteLater()
-        QEventLoop().processEvents()
+        pg.colormap.get(cmap)
+    except Exception:  # noqa: BLE001 - pyqtgraph raises various errors for unknown names
+        raise DenseguiError(f"unknown colour map {cmap!r}; try one of {', '.join(COLORMAPS)}.") from None
+    view = HeatmapView()
+    view.normalisation = normalisation
+    view.cmap_name = cmap
+    view.set_blocks(blocks, title=title)
+    total = sum(len(b.targets) + 1 for b in blocks)
+    save_offscreen_png(view, path, width or max(520, min(2400, 160 + 240 * len(blocks) + 6 * total)), height)

@@ -117,3 +117,23 @@ class DeviceCombo(QComboBox):
 
     def shutdown(self) -> None:
         self.runner.shutdown()
+
+
+def save_offscreen_png(view, path, width: int, height: int) -> None:
+    """Lay out and paint ``view`` (a fresh, parentless widget) without showing it, save it as PNG
+    and delete it; DenseguiError in one line if the file cannot be written."""
+    from PySide6.QtCore import QEventLoop
+
+    from densegui.core.errors import DenseguiError
+
+    try:
+        view.resize(width, height)
+        view.setAttribute(Qt.WidgetAttribute.WA_DontShowOnScreen, True)  # never flash a window
+        view.show()
+        QEventLoop().processEvents()  # not app.processEvents(): PySide6 6.12 leaks a None reference there
+        if not view.grab().save(str(path), "PNG"):
+            raise DenseguiError(f"cannot write {str(path)!r}.")
+    finally:
+        view.close()
+        view.deleteLater()
+        QEventLoop().processEvents()
