@@ -168,7 +168,7 @@ def _run(args: argparse.Namespace) -> int:
             seed=args.seed if args.seed is not None else defaults.seed,
             augment=not args.no_augment,
         )
-        request = TrainRequest(config=config_from_args(args, default=default_config()),
+        request = TrainRequest(config=config_from_args(args, default=default_config(), families=("densenet",)),
                                dataset=args.dataset or "digits", options=options, out=args.out,
                                device=args.device, threads=args.threads, keep=tuple(_given(args, DATA_FIELDS)),
                                settings=settings, **launch)

@@ -19,7 +19,7 @@ Conventions (shown to users wherever these numbers appear):
   *Naive*: every layer materialises its own concatenation and BN output.
   *Memory-efficient*: concat + BN + ReLU + first conv are recomputed in the
   backward pass, so only each layer's new features (shared storage) and its
-  bottleneck tensors are kept. ``tests/test_stats.py`` checks both numbers
+  bottleneck tensors are kept. ``tests/core/test_stats.py`` checks both numbers
   byte-for-byte against what autograd really saves.
 
 The timing probe's analytic figures live here too: :func:`flops_per_iteration`
