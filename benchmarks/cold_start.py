@@ -18,6 +18,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 
@@ -57,7 +58,8 @@ CHILD = textwrap.dedent("""
         QEventLoop().processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 10)
     current = time.time()
     print(json.dumps({"import": imported - launched, "paint": marks.get("paint", float("nan")) - launched,
-                      "current": current - launched, "torch_in_window": "torch" in sys.modules}))
+                      "current": current - launched, "torch_in_window": "torch" in sys.modules,
+                      "source": __import__("densegui").__file__}))
     w.close()
     w.deleteLater()
     try:
@@ -71,8 +73,9 @@ CHILD = textwrap.dedent("""
 
 def run_child(env: dict) -> dict:
     launched = time.time()
+    # (cwd outside the checkout: `python -c` puts the cwd first on sys.path, ahead of PYTHONPATH)
     out = subprocess.run([sys.executable, "-c", CHILD, repr(launched)], capture_output=True, text=True, env=env,
-                         timeout=300)
+                         timeout=300, cwd=tempfile.gettempdir())
     line = [x for x in out.stdout.splitlines() if x.startswith("{")]
     if not line:
         raise SystemExit(f"child failed: {out.stderr[-2000:]}")
@@ -82,7 +85,7 @@ def run_child(env: dict) -> dict:
 def time_help(env: dict) -> float:
     t0 = time.time()
     subprocess.run([sys.executable, "-c", "import sys; from densegui.cli import main; sys.argv=['densegui','--help']; "
-                    "sys.exit(main())"], capture_output=True, env=env, timeout=60)
+                    "sys.exit(main())"], capture_output=True, env=env, timeout=60, cwd=tempfile.gettempdir())
     return time.time() - t0
 
 
@@ -107,7 +110,8 @@ def main() -> None:
         vals = [r[key] for r in rows]
         print(f"{label:<42}{med[key]:>10.2f}{min(vals):>8.2f}{max(vals):>8.2f}")
     print(f"{'densegui --help':<42}{statistics.median(helps):>10.2f}{min(helps):>8.2f}{max(helps):>8.2f}")
-    print(f"torch imported in the window process: {any(r['torch_in_window'] for r in rows)}")
+    print(f"torch imported in the window process: {any(r['torch_in_window'] for r in rows)}; "
+          f"densegui from {rows[0]['source']}")
 
 
 if __name__ == "__main__":
