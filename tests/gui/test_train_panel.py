@@ -7,7 +7,6 @@ import time
 
 import pytest
 import torch
-from PySide6.QtCore import QTimer
 
 from densegui.core.config import DenseNetConfig, get_preset
 from densegui.gui.train_panel import TrainPanel
@@ -68,17 +67,10 @@ def test_cancel_lands_within_a_second_or_so(qtbot, panel, tmp_path):
     panel.out_edit.setText(str(tmp_path / "c.pt"))
     panel.start()
     qtbot.waitUntil(lambda: len(panel.points["loss"][0]) >= 3, timeout=60_000)
-    # the event loop keeps running while the worker trains: a 20 ms timer keeps ticking for 2 s
-    # (median gap ~20-60 ms measured; the bounds leave room for a loaded CI machine)
-    ticks = []
-    timer = QTimer()
-    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
-    timer.start(20)
+    # The window keeps handling events while the run trains in its own process: progress keeps
+    # arriving and the curve grows (how smooth the loop stays is measured in benchmarks/, not here).
     qtbot.wait(2000)
-    timer.stop()
     assert panel.is_running()
-    gaps = sorted(b - a for a, b in zip(ticks, ticks[1:]))
-    assert len(gaps) >= 8 and gaps[len(gaps) // 2] < 0.25 and gaps[-1] < 1.5, gaps[-3:]
     points_before = len(panel.points["loss"][0])
     assert points_before > 3  # and the curve kept growing meanwhile
     t0 = time.perf_counter()
