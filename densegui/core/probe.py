@@ -7,8 +7,8 @@ iteration times settle, then times ``repeats`` iterations, synchronising the
 device properly (CUDA events on CUDA, ``torch.mps.synchronize`` on MPS,
 ``time.perf_counter`` on the CPU), and reports median / p10 / p90, throughput,
 peak memory, achieved TFLOP/s from the analytic MACs, the fraction of the
-device's datasheet peak where known, and for DenseNets a per-layer-kind
-breakdown (:mod:`densegui.core.profiling`). ``sweep`` repeats that over batch sizes.
+device's datasheet peak where known, and a per-layer-kind breakdown with each
+family's kinds (:mod:`densegui.core.profiling`). ``sweep`` repeats that over batch sizes.
 
 Settings, results and errors are plain data in :mod:`densegui.core.probe_types`
 (importable without torch); the analytic FLOPs and memory estimate of any
@@ -43,7 +43,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from densegui.core.arch import Config, build_model, estimate_memory, family_of, flops_per_iteration
+from densegui.core.arch import Config, build_model, estimate_memory, flops_per_iteration
 from densegui.core.devices import (
     autocast_dtype,
     check_precision,
@@ -283,8 +283,7 @@ def run_probe(cfg: Config, settings: ProbeSettings | None = None, *, cancel: Can
         peak_mem, mem_conv = peak_memory(device, baseline)
         # ---- breakdown
         breakdown, breakdown_wall = None, None
-        # The profiler's module labels are DenseNet kinds (profiling.label_modules); none for other families yet.
-        if settings.breakdown and family_of(cfg) == "densenet":
+        if settings.breakdown:
             check_cancel()
             report(0.92, "profiling the per-kind breakdown")
             breakdown, _, breakdown_wall = profile_breakdown(step, settings.breakdown_iters)

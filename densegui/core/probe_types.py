@@ -19,8 +19,14 @@ from densegui.core.stats import FLOPS_CONVENTION
 
 MODES = ("inference", "training")
 MAX_BATCH = 65536
-# The per-kind breakdown's kinds (keys of ProbeResult.breakdown), in display order.
-KINDS = ("stem", "dense convs", "dense BN/ReLU", "concatenation", "transitions", "head", "optimizer", "other")
+# The per-kind breakdown's kinds (keys of ProbeResult.breakdown) per model family, in display order.
+KINDS_BY_FAMILY: dict[str, tuple[str, ...]] = {
+    "densenet": ("stem", "dense convs", "dense BN/ReLU", "concatenation", "transitions", "head", "optimizer",
+                 "other"),
+    # "shortcuts": the downsample projection (B) or slice-and-pad (A), and the residual add.
+    "resnet": ("stem", "residual convs", "residual BN/ReLU", "shortcuts", "head", "optimizer", "other"),
+}
+KINDS = KINDS_BY_FAMILY["densenet"]  # kept for existing importers
 
 Progress = Callable[[float, str], None]  # (fraction done, what is happening)
 Cancel = Callable[[], bool]  # True: stop as soon as possible

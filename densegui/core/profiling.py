@@ -1,7 +1,7 @@
 """Where a probe iteration's time goes: a per-kind breakdown from torch.profiler.
 
 Every module call of the model is wrapped in a ``densegui::<kind>`` profiler
-range (kinds: :data:`densegui.core.probe_types.KINDS`); each profiled op's
+range (kinds per family: :data:`densegui.core.probe_types.KINDS_BY_FAMILY`); each profiled op's
 self time goes to the innermost range around it, backward ops to the kind of
 their forward op. :func:`breakdown` profiles a few iterations of a probe step.
 """
@@ -20,7 +20,8 @@ import torch
 
 from densegui.core.devices import synchronize
 from densegui.core.model import DenseBlock, Transition
-from densegui.core.probe_types import KINDS
+from densegui.core.probe_types import KINDS_BY_FAMILY
+from densegui.core.resnet_model import ResNet
 
 
 class Step(Protocol):
@@ -32,8 +33,13 @@ class Step(Protocol):
     def __call__(self) -> None: ...
 
 
+def family_of_model(model: torch.nn.Module) -> str:
+    """The key of :data:`KINDS_BY_FAMILY` for ``model``."""
+    return "resnet" if isinstance(model, ResNet) else "densenet"
+
+
 def label_modules(model: torch.nn.Module) -> list[Any]:
-    """Wrap every module call in a ``densegui::<kind>`` profiler range."""
+    """Wrap every module call in a ``densegui::<kind>`` profiler range (the model family's kinds)."""
     from torch.autograd.profiler import record_function
 
     hooks: list[Any] = []
@@ -53,6 +59,9 @@ def label_modules(model: torch.nn.Module) -> list[Any]:
         hooks.append(module.register_forward_pre_hook(pre))
         hooks.append(module.register_forward_hook(post, always_call=True))
 
+    if isinstance(model, ResNet):
+        _label_resnet(model, labelled)
+        return hooks
     f = model.features
     for name, m in f.named_children():
         if name in ("conv0", "norm0", "relu0", "pool0"):
@@ -69,6 +78,22 @@ def label_modules(model: torch.nn.Module) -> list[Any]:
             labelled(m, "head")
     labelled(model.classifier, "head")
     return hooks
+
+
+def _label_resnet(model: ResNet, labelled: Any) -> None:
+    for name, m in model.named_children():
+        if name in ("conv1", "bn1", "relu", "maxpool"):
+            labelled(m, "stem")
+        elif name in ("avgpool", "fc"):
+            labelled(m, "head")
+    for stage in model.stages():
+        for block in stage:
+            labelled(block, "shortcuts")  # the residual add, the only op outside the block's children
+            for cname, c in block.named_children():
+                if cname == "downsample":
+                    labelled(c, "shortcuts")  # option B's conv + BN or option A's slice and pad
+                else:
+                    labelled(c, "residual convs" if cname.startswith("conv") else "residual BN/ReLU")
 
 
 def is_device_event(evt: Any) -> bool:
@@ -128,6 +153,7 @@ def breakdown(step: Step, iters: int) -> tuple[dict[str, dict[str, float]], dict
     use_device = step.device.type == "cuda"
     if use_device:
         activities.append(ProfilerActivity.CUDA)
+    kinds = KINDS_BY_FAMILY[family_of_model(step.model)]
     hooks = label_modules(step.model)
     try:
         with quiet_kineto(), profile(activities=activities) as prof:
@@ -152,7 +178,7 @@ def breakdown(step: Step, iters: int) -> tuple[dict[str, dict[str, float]], dict
         while p is not None:
             if p.name.startswith("densegui::"):
                 return p.name[len("densegui::"):]
-            if p.name == "aten::cat":  # also the memory-efficient mode's recomputed concatenations
+            if p.name == "aten::cat" and "concatenation" in kinds:  # also the recomputed concatenations
                 return "concatenation"
             if p.name.startswith("Optimizer.") or p.name.startswith("Optimizer#"):
                 return "optimizer"
@@ -167,8 +193,8 @@ def breakdown(step: Step, iters: int) -> tuple[dict[str, dict[str, float]], dict
             if kind is not None and not evt.name.startswith("autograd::"):
                 seq_kind.setdefault(seq, kind)
 
-    totals = {k: 0.0 for k in KINDS}
-    cats = {k: 0 for k in KINDS}
+    totals = {k: 0.0 for k in kinds}
+    cats = {k: 0 for k in kinds}
     for evt in events:
         if is_device_event(evt):
             continue  # a kernel itself: its time is already its launching op's self device time

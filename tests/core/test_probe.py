@@ -25,8 +25,16 @@ from densegui.core.devices import (
 from densegui.core.errors import ConfigError, DenseguiError, is_out_of_memory
 from densegui.core.model import build_model
 from densegui.core.probe import run_probe, sweep
-from densegui.core.probe_types import MemoryGuardError, ProbeCancelled, ProbeOutOfMemory, ProbeSettings
+from densegui.core.probe_types import (
+    KINDS,
+    KINDS_BY_FAMILY,
+    MemoryGuardError,
+    ProbeCancelled,
+    ProbeOutOfMemory,
+    ProbeSettings,
+)
 from densegui.core.profiling import breakdown
+from densegui.core.resnet import PRESETS as RESNET_PRESETS
 from densegui.core.resnet import ResNetConfig
 from densegui.core.resnet_model import build_model as build_resnet
 from densegui.core.stats import estimate_memory, layer_table
@@ -280,7 +288,65 @@ def test_resnet_probe_flops_and_estimate_follow_independent_counts(mode):
     table = arch.layer_table(TINY_RESNET)
     if mode == "training":
         assert r.estimated_memory_bytes >= 3 * 4 * table.params + table.activation_bytes(3)
-    assert r.breakdown is None  # the profiler's kinds are DenseNet kinds (probe.py)
+    assert r.breakdown and set(r.breakdown) <= set(KINDS_BY_FAMILY["resnet"])
+
+
+# resnet20 with --stages 1,1,1 at input 16: option A shortcuts (slice and zero-pad)
+RESNET20_SMALL = RESNET_PRESETS["resnet20"].config.replace(stage_depths=(1, 1, 1), input_size=16).validate()
+
+
+@pytest.mark.parametrize("mode", ["inference", "training"])
+def test_resnet_probe_breakdown_has_resnet_kinds(mode):
+    settings = ProbeSettings(mode=mode, batch_size=2, breakdown_iters=2, **{**FAST, "breakdown": True})
+    r = run_probe(RESNET20_SMALL, settings)
+    assert r.breakdown and r.breakdown_convention and r.breakdown_iteration_ms > 0
+    assert set(r.breakdown) <= set(KINDS_BY_FAMILY["resnet"])
+    assert sum(v["fraction"] for v in r.breakdown.values()) == pytest.approx(1.0)
+    assert r.breakdown["residual convs"]["fraction"] > 0
+    assert ("optimizer" in r.breakdown) == (mode == "training")
+
+
+@pytest.mark.parametrize("shortcut, block", [("A", "basic"), ("B", "bottleneck")])
+def test_resnet_breakdown_attributes_every_part(shortcut, block):
+    cfg = TINY_RESNET.replace(shortcut=shortcut, block=block).validate()
+    step = probe_mod._Step(cfg, ProbeSettings(mode="training", batch_size=2), torch.device("cpu"))
+    step()
+    kinds, cats, wall_ms = breakdown(step, 2)
+    assert set(cats) == set(KINDS_BY_FAMILY["resnet"]) and sum(cats.values()) == 0  # no concatenations
+    assert sum(v["fraction"] for v in kinds.values()) == pytest.approx(1.0)
+    assert sum(v["ms"] for v in kinds.values()) <= 1.01 * wall_ms
+    assert kinds.get("other", {"fraction": 0.0})["fraction"] < 0.2  # backward ops go to their forward kinds
+    for kind in ("stem", "residual convs", "residual BN/ReLU", "shortcuts", "head", "optimizer"):
+        assert kinds[kind]["ms"] > 0, kind
+    step.release()
+
+
+def test_resnet_residual_add_is_labelled_a_shortcut():
+    from torch.profiler import profile
+
+    from densegui.core.profiling import label_modules
+
+    model = build_resnet(TINY_RESNET).eval()
+    hooks = label_modules(model)
+    with profile() as prof, torch.no_grad():
+        model(torch.randn(1, 3, 16, 16))
+    for h in hooks:
+        h.remove()
+
+    def range_of(evt):
+        while evt is not None and not evt.name.startswith("densegui::"):
+            evt = evt.cpu_parent
+        return evt and evt.name
+
+    adds = [range_of(e) for e in prof.events() if e.name == "aten::add_"]
+    convs = {range_of(e) for e in prof.events() if e.name == "aten::conv2d"}
+    assert adds == ["densegui::shortcuts"] * sum(TINY_RESNET.stage_depths)  # one residual add per block
+    assert convs == {"densegui::stem", "densegui::residual convs", "densegui::shortcuts"}  # option B's projection
+
+
+def test_kinds_keep_the_densenet_tuple():
+    assert KINDS == KINDS_BY_FAMILY["densenet"] == (
+        "stem", "dense convs", "dense BN/ReLU", "concatenation", "transitions", "head", "optimizer", "other")
 
 
 def test_resnet_refuses_memory_efficient_mode_in_one_line():
