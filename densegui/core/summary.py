@@ -75,25 +75,45 @@ def _concat_shape_only(tensors, dim: int):
     return torch.empty(shape, dtype=tensors[0].dtype, device=tensors[0].device)
 
 
-def _shape_only_batchnorms(model: torch.nn.Module) -> None:
-    """Make every BatchNorm and every dense concatenation of a *meta* model return an empty
-    tensor of the right shape.
+def _linear_shape_only(module, x):
+    import torch
 
-    On the meta device PyTorch runs BatchNorm and ``torch.cat`` through Python decompositions
-    (``torch._decomp``, ``torch._refs``): BatchNorm was 60 % of a densenet121 summary's time
-    (forward 0.22 s → 0.03 s without it), the concatenations a third of the rest. Their outputs'
+    return torch.empty(*x.shape[:-1], module.out_features, dtype=x.dtype, device=x.device)
+
+
+def _global_pool_shape_only(x, *_args):
+    import torch
+
+    return torch.empty(*x.shape[:2], 1, 1, dtype=x.dtype, device=x.device)
+
+
+def _shape_only_meta(model: torch.nn.Module) -> None:
+    """Make every op of a *meta* model that PyTorch runs through Python decompositions return an
+    empty tensor of the right shape: BatchNorm, the dense concatenations, the global pooling and
+    the classifier.
+
+    On the meta device those ops go through ``torch._decomp`` / ``torch._refs``. BatchNorm was 60 %
+    of a densenet121 summary's time (forward 0.22 s → 0.03 s without it), and the concatenations
+    a third of the rest. The first such op in a process also imports ``torch._dynamo`` (≈ 1.8 s
+    on the 2-core development machine), which delayed the window's first summary. Their outputs'
     shape and dtype are all a meta summary records; parameters and MACs come from the modules.
     ``tests/core/test_summary.py`` checks the table against the same summary on the CPU.
     """
     import torch
 
-    from densegui.core.model import DenseBlock, DenseLayer
+    from densegui.core.model import DenseBlock, DenseLayer, DenseNet
 
     for m in model.modules():
         if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
             m.forward = types.MethodType(_batchnorm_shape_only, m)
         elif isinstance(m, (DenseLayer, DenseBlock)):
             m.concat = _concat_shape_only
+        elif isinstance(m, torch.nn.Linear):
+            m.forward = types.MethodType(_linear_shape_only, m)
+        elif isinstance(m, torch.nn.AdaptiveAvgPool2d):
+            m.forward = _global_pool_shape_only
+        elif isinstance(m, DenseNet):
+            m.global_pool = _global_pool_shape_only
 
 
 def summarize(config: Config, depth: int = 3, device: str | torch.device = "meta", batch: int = 1) -> SummaryResult:
@@ -107,7 +127,7 @@ def summarize(config: Config, depth: int = 3, device: str | torch.device = "meta
     cfg = config.validate()
     model = build_model(cfg, "meta" if str(device) == "meta" else device).eval()
     if str(device) == "meta":
-        _shape_only_batchnorms(model)
+        _shape_only_meta(model)
     try:
         stats = torchinfo.summary(
             model,

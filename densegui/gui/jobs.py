@@ -32,9 +32,9 @@ class _Stop(Exception):
 
 @job("warm_up")
 def warm_up(*, cancel, progress) -> dict:
-    """Pay a fresh process's one-time costs: importing torch (≈ 2 s here) and the first meta
-    summary (≈ 1.8 s: meta ``torch.cat`` and pooling import torch._dynamo). The explore
-    lane runs it as soon as its process starts, while the window is still being built."""
+    """Pay a fresh process's one-time costs: importing torch (≈ 2 s here) and torchinfo's and the
+    model code's first call. The explore lane runs it as soon as its process starts, while the
+    window is still being built."""
     import os
 
     import torch
