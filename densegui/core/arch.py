@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any, Union
 
 from densegui.core import config as densenet
 from densegui.core import resnet, stats
-from densegui.core.config import DenseNetConfig, Preset, read_config_text
+from densegui.core.config import DenseNetConfig, Preset, config_from_file_with, parse_config_json
 from densegui.core.errors import ConfigError
-from densegui.core.resnet import ResNetConfig, parse_config_json
+from densegui.core.resnet import ResNetConfig
 from densegui.core.table import LayerTable, estimate_from_table
 
 if TYPE_CHECKING:
@@ -88,11 +88,7 @@ def config_from_json(text: str) -> Config:
 
 def config_from_file(path: str | Path) -> Config:
     """:func:`config_from_json` of a file; errors are one line starting with the file's name."""
-    p, text = read_config_text(path)
-    try:
-        return config_from_json(text)
-    except ConfigError as exc:
-        raise ConfigError(f"{p.name}: {exc}") from None
+    return config_from_file_with(config_from_json, path)
 
 
 # ----------------------------------------------------------------------------- analytic numbers

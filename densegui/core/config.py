@@ -66,6 +66,25 @@ def read_config_text(path: str | Path) -> tuple[Path, str]:
         raise ConfigError(f"cannot read configuration file {str(p)!r}: {exc.__class__.__name__}.") from None
 
 
+def parse_config_json(text: str) -> Any:
+    """``json.loads`` with one-line :class:`ConfigError` messages."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"configuration is not valid JSON ({exc.msg} at line {exc.lineno}).") from None
+    except (ValueError, RecursionError) as exc:  # integers over 4300 digits, absurdly deep nesting
+        raise ConfigError(f"configuration is not usable JSON ({exc.__class__.__name__}: {first_line(exc, 80)}).") from None
+
+
+def config_from_file_with(from_json, path: str | Path):
+    """``from_json`` applied to the file at ``path``; errors name the file (one line)."""
+    p, text = read_config_text(path)
+    try:
+        return from_json(text)
+    except ConfigError as exc:
+        raise ConfigError(f"{p.name}: {exc}") from None
+
+
 @dataclass(frozen=True)
 class DenseNetConfig:
     """Hyperparameters of a DenseNet.
@@ -238,12 +257,7 @@ class DenseNetConfig:
 
     @classmethod
     def from_json(cls, text: str) -> DenseNetConfig:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"configuration is not valid JSON ({exc.msg} at line {exc.lineno}).") from None
-        except (ValueError, RecursionError) as exc:  # integers over 4300 digits, absurdly deep nesting
-            raise ConfigError(f"configuration is not usable JSON ({exc.__class__.__name__}: {first_line(exc, 80)}).") from None
+        data = parse_config_json(text)
         # The whole output of `densegui summary/reuse --json` is accepted too: its "config" object
         # is the configuration (so `summary --json > net.json; summary --config net.json` works).
         if isinstance(data, dict) and isinstance(data.get("config"), dict) and "growth_rate" not in data:
@@ -252,11 +266,7 @@ class DenseNetConfig:
 
     @classmethod
     def from_file(cls, path: str | Path) -> DenseNetConfig:
-        p, text = read_config_text(path)
-        try:
-            return cls.from_json(text)
-        except ConfigError as exc:
-            raise ConfigError(f"{p.name}: {exc}") from None
+        return config_from_file_with(cls.from_json, path)
 
     def replace(self, **changes: Any) -> DenseNetConfig:
         """A copy with ``changes`` applied (not validated; call ``validate``)."""

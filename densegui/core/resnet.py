@@ -31,8 +31,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, ClassVar
 
-from densegui.core.config import LIMITS, STEMS, Preset, read_config_text
-from densegui.core.errors import ConfigError, first_line
+from densegui.core.config import LIMITS, STEMS, Preset, config_from_file_with, parse_config_json
+from densegui.core.errors import ConfigError
 from densegui.core.table import F32, I64, LayerRow, LayerTable
 
 BLOCKS = ("basic", "bottleneck")
@@ -81,16 +81,6 @@ def _check_list(name: str, value: Any, count: int | None, item: str, limit: str)
 
 
 # ------------------------------------------------ JSON reading shared by every family (arch uses them)
-def parse_config_json(text: str) -> Any:
-    """``json.loads`` with one-line :class:`ConfigError` messages."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"configuration is not valid JSON ({exc.msg} at line {exc.lineno}).") from None
-    except (ValueError, RecursionError) as exc:  # integers over 4300 digits, absurdly deep nesting
-        raise ConfigError(f"configuration is not usable JSON ({exc.__class__.__name__}: {first_line(exc, 80)}).") from None
-
-
 @dataclass(frozen=True)
 class ResNetConfig:
     """Hyperparameters of a ResNet; the defaults are torchvision's resnet50."""
@@ -223,11 +213,7 @@ class ResNetConfig:
 
     @classmethod
     def from_file(cls, path: str | Path) -> ResNetConfig:
-        p, text = read_config_text(path)
-        try:
-            return cls.from_json(text)
-        except ConfigError as exc:
-            raise ConfigError(f"{p.name}: {exc}") from None
+        return config_from_file_with(cls.from_json, path)
 
     def replace(self, **changes: Any) -> ResNetConfig:
         """A copy with ``changes`` applied (not validated; call ``validate``)."""

@@ -40,10 +40,6 @@ class JobCancelled(DenseguiError):
     """The job was refused or stopped because its caller cancelled it."""
 
 
-class _Stop(Exception):
-    pass
-
-
 def _serve(conn, jobs: Mapping[str, Callable[..., Any]], preload: str | None) -> None:  # pragma: no cover - child
     state = {"cancelled": False, "exit": False}
 
@@ -80,7 +76,7 @@ def _serve(conn, jobs: Mapping[str, Callable[..., Any]], preload: str | None) ->
         try:
             fn = jobs[name]
             result = fn(*args, cancel=cancel, progress=progress)
-        except (JobCancelled, _Stop):
+        except JobCancelled:
             reply = ("cancelled", None)
         except BaseException as exc:  # noqa: BLE001 - report in one line, keep serving
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):

@@ -26,10 +26,6 @@ def job(name: str):
     return register
 
 
-class _Stop(Exception):
-    pass
-
-
 @job("warm_up")
 def warm_up(*, cancel, progress) -> dict:
     """Pay a fresh process's one-time costs: importing torch (≈ 2 s here) and torchinfo's and the
@@ -56,10 +52,10 @@ def summary(config: dict, depth: int, *, cancel, progress):
 
     from densegui.core.arch import config_from_dict
     from densegui.core.summary import summarize
+    from densegui.gui.background import raise_if_cancelled
 
     def check(_module, _inputs) -> None:
-        if cancel():
-            raise _Stop
+        raise_if_cancelled(cancel)  # (torchinfo wraps it; the child reports "cancelled" all the same)
 
     handle = torch.nn.modules.module.register_module_forward_pre_hook(check)
     try:
