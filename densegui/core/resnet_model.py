@@ -41,8 +41,14 @@ class ShortcutA(nn.Module):
         return f"stride={self.stride}, extra_channels={self.extra_channels}"
 
 
+def _add_in_place(out: Tensor, identity: Tensor) -> Tensor:
+    out += identity
+    return out
+
+
 class BasicBlock(nn.Module):
     expansion = 1
+    add = staticmethod(_add_in_place)  # (a meta-device summary swaps in a shape-only version)
 
     def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None) -> None:
         super().__init__()
@@ -60,14 +66,14 @@ class BasicBlock(nn.Module):
         out = self.bn2(self.conv2(out))
         if self.downsample is not None:
             identity = self.downsample(x)
-        out += identity
-        return self.relu(out)
+        return self.relu(self.add(out, identity))
 
 
 class Bottleneck(nn.Module):
     """1×1 → 3×3 (the stride, "ResNet v1.5") → 1×1 to ``planes × 4`` channels."""
 
     expansion = 4
+    add = staticmethod(_add_in_place)  # (as BasicBlock.add)
 
     def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None) -> None:
         super().__init__()
@@ -88,8 +94,7 @@ class Bottleneck(nn.Module):
         out = self.bn3(self.conv3(out))
         if self.downsample is not None:
             identity = self.downsample(x)
-        out += identity
-        return self.relu(out)
+        return self.relu(self.add(out, identity))
 
 
 class ResNet(nn.Module):

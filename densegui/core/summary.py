@@ -64,7 +64,7 @@ def _clear_cache() -> None:
 def _batchnorm_shape_only(module: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     import torch
 
-    return torch.empty_like(x)
+    return torch.empty(x.shape, dtype=x.dtype, device=x.device)  # (empty_like goes through torch._refs)
 
 
 def _concat_shape_only(tensors, dim: int):
@@ -75,10 +75,57 @@ def _concat_shape_only(tensors, dim: int):
     return torch.empty(shape, dtype=tensors[0].dtype, device=tensors[0].device)
 
 
+def _add_shape_only(out, _identity):
+    return out  # (a residual add keeps its first operand's shape)
+
+
+def _pad_shape_only(module, x):
+    """ShortcutA: subsample, then zero channels appended."""
+    import torch
+
+    n, c, h, w = x.shape
+    s = module.stride
+    return torch.empty(n, c + module.extra_channels, -(-h // s), -(-w // s), dtype=x.dtype, device=x.device)
+
+
 def _linear_shape_only(module, x):
     import torch
 
     return torch.empty(*x.shape[:-1], module.out_features, dtype=x.dtype, device=x.device)
+
+
+def _window_out(size: int, kernel: int, stride: int, padding: int, dilation: int = 1, ceil: bool = False) -> int:
+    """Output length of a convolution or pooling window along one axis (PyTorch's formula)."""
+    span = size + 2 * padding - dilation * (kernel - 1) - 1
+    out = (span + (stride - 1 if ceil else 0)) // stride + 1
+    if ceil and (out - 1) * stride >= size + padding:  # the last window must start inside the input
+        out -= 1
+    return out
+
+
+def _pair(v) -> tuple[int, int]:
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+def _spatial_shape_only(module, x):
+    """A Conv2d, MaxPool2d or AvgPool2d of a meta model: only the output's shape."""
+    import torch
+
+    k, s, p = _pair(module.kernel_size), _pair(module.stride or module.kernel_size), _pair(module.padding)
+    d = _pair(getattr(module, "dilation", 1))
+    ceil = bool(getattr(module, "ceil_mode", False))
+    h, w = (_window_out(x.shape[2 + i], k[i], s[i], p[i], d[i], ceil) for i in range(2))
+    channels = module.out_channels if isinstance(module, torch.nn.Conv2d) else x.shape[1]
+    return torch.empty(x.shape[0], channels, h, w, dtype=x.dtype, device=x.device)
+
+
+def _plain_window(module) -> bool:
+    """A 2-D convolution or pooling whose output shape ``_spatial_shape_only`` computes."""
+    import torch
+
+    if isinstance(module, torch.nn.Conv2d):
+        return not isinstance(module.padding, str)
+    return isinstance(module, (torch.nn.MaxPool2d, torch.nn.AvgPool2d))
 
 
 def _global_pool_shape_only(x, *_args):
@@ -88,26 +135,35 @@ def _global_pool_shape_only(x, *_args):
 
 
 def _shape_only_meta(model: torch.nn.Module) -> None:
-    """Make every op of a *meta* model that PyTorch runs through Python decompositions return an
-    empty tensor of the right shape: BatchNorm, the dense concatenations, the global pooling and
+    """Make every op of a *meta* model that PyTorch runs through Python decompositions or meta
+    functions return an empty tensor of the right shape: BatchNorm, the dense concatenations, the
+    convolutions and poolings, the residual adds and option-A shortcuts, the global pooling and
     the classifier.
 
     On the meta device those ops go through ``torch._decomp`` / ``torch._refs``. BatchNorm was 60 %
     of a densenet121 summary's time (forward 0.22 s → 0.03 s without it), and the concatenations
     a third of the rest. The first such op in a process also imports ``torch._dynamo`` (≈ 1.8 s
-    on the 2-core development machine), which delayed the window's first summary. Their outputs'
+    on the 2-core development machine), which delayed the window's first summary; the first meta
+    convolution's shape checks import SymPy (≈ 0.75 s), which did the same. Their outputs'
     shape and dtype are all a meta summary records; parameters and MACs come from the modules.
     ``tests/core/test_summary.py`` checks the table against the same summary on the CPU.
     """
     import torch
 
     from densegui.core.model import DenseBlock, DenseLayer, DenseNet
+    from densegui.core.resnet_model import BasicBlock, Bottleneck, ShortcutA
 
     for m in model.modules():
         if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
             m.forward = types.MethodType(_batchnorm_shape_only, m)
         elif isinstance(m, (DenseLayer, DenseBlock)):
             m.concat = _concat_shape_only
+        elif isinstance(m, (BasicBlock, Bottleneck)):
+            m.add = _add_shape_only
+        elif isinstance(m, ShortcutA):
+            m.forward = types.MethodType(_pad_shape_only, m)
+        elif _plain_window(m):
+            m.forward = types.MethodType(_spatial_shape_only, m)
         elif isinstance(m, torch.nn.Linear):
             m.forward = types.MethodType(_linear_shape_only, m)
         elif isinstance(m, torch.nn.AdaptiveAvgPool2d):

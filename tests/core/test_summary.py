@@ -136,6 +136,7 @@ def test_cuda_summary_matches_meta():
     dict(),
     dict(memory_efficient=True, drop_rate=0.2),
     dict(bottleneck=False, compression=1.0, stem="imagenet", input_size=64),
+    dict(stem="imagenet", input_size=57),  # odd sides: every window's rounding
 ])
 def test_meta_summary_with_shape_only_batchnorm_equals_the_cpu_summary(variant):
     """On meta, BatchNorm skips PyTorch's slow decomposition (densegui.core.summary); the whole
@@ -174,3 +175,34 @@ def test_resnet_summary_totals_rows_and_meta_equals_cpu():
     cpu = summarize(cfg, depth=3, device="cpu")
     assert meta.rows == cpu.rows and meta.text == cpu.text
     assert summarize(arch.get_preset("resnet50"), depth=1).total_params == 25_557_032
+
+
+@pytest.mark.parametrize("fields", [
+    dict(stage_depths=(1, 1, 1), widths=(4, 8, 16), block="basic", stem="cifar", stem_width=4, shortcut="A",
+         input_size=33),
+    dict(stage_depths=(1, 1), widths=(4, 8), block="basic", stem="imagenet", stem_width=4, input_size=45),
+])
+def test_resnet_meta_summary_with_shape_only_ops_equals_the_cpu_summary(fields):
+    """Option-A shortcuts, residual adds, strided convolutions and the max pool are shape-only on meta."""
+    from densegui.core.resnet import ResNetConfig
+
+    cfg = ResNetConfig(num_classes=10, **fields)
+    meta, cpu = summarize(cfg, depth=4), summarize(cfg, depth=4, device="cpu")
+    assert meta.rows == cpu.rows and meta.text == cpu.text
+
+
+def test_first_meta_summaries_import_neither_sympy_nor_dynamo(tmp_path):
+    """A fresh process's first meta summaries (the window's first one is one) must not pull in SymPy
+    (meta convolutions' shape checks, ≈ 0.75 s) or torch._dynamo (decompositions, ≈ 1.8 s)."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from densegui.core.arch import get_preset\n"
+            "from densegui.core.summary import summarize\n"
+            "for name in ('densenet121', 'densenet-bc-100-k12', 'resnet50', 'resnet20'):\n"
+            "    summarize(get_preset(name), depth=3)\n"
+            "print(sorted(m for m in ('sympy', 'torch._dynamo') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"
