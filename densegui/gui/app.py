@@ -108,13 +108,12 @@ def _ensure_platform(headless: bool) -> None:
 
 
 def prestart_background() -> None:
-    """Start the summary's background process now: its torch import and warm-up (≈ 4 s of one
-    core on the 2-core development machine) then overlap with importing Qt and building the
-    window on the other core."""
-    from densegui.gui.jobs import EXPLORE
-    from densegui.gui.tasks import shared_pool
+    """Start the summary's background process now: its torch import (≈ 2 s of one core on the
+    2-core development machine) then overlaps with importing Qt and building the window on the
+    other core. Before Qt is loaded, on Linux, the child is forked (see ``fork_is_safe``)."""
+    from densegui.gui.jobs import EXPLORE, shared_pool
 
-    shared_pool().get(EXPLORE).start()
+    shared_pool().get(EXPLORE).start(fork=True)
 
 
 def run_app(config: DenseNetConfig | None = None, preset: str | None = None, screenshot: str | Path | None = None,
@@ -144,7 +143,7 @@ def run_app(config: DenseNetConfig | None = None, preset: str | None = None, scr
         app.setStyle("Fusion")
 
     settings = None if settings_disabled() or screenshot is not None else QSettings("densegui", "densegui")
-    window = MainWindow(settings)
+    window = MainWindow(settings, staged=True)
     if config is not None:
         window.apply_config(config, preset)
     elif preset is not None:

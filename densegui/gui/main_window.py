@@ -21,7 +21,7 @@ import os
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QCoreApplication, QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import QByteArray, QCoreApplication, QEvent, QObject, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -40,15 +40,11 @@ from densegui.core import arch
 from densegui.core.config import DEFAULT_PRESET, PRESETS, DenseNetConfig, get_preset, preset_of
 from densegui.core.errors import ConfigError
 from densegui.core.stats import LayerTable, layer_table
-from densegui.gui.channel_panel import ChannelPanel
 from densegui.gui.controls import ControlsWidget
-from densegui.gui.design_panel import DesignPanel
 from densegui.gui.headline import Headline
 from densegui.gui.icon import app_icon
-from densegui.gui.probe_panel import ProbePanel
-from densegui.gui.reuse_panel import ReusePanel
 from densegui.gui.summary_panel import SummaryPanel
-from densegui.gui.train_panel import TrainPanel
+from densegui.gui.tasks import TaskRunner
 
 SETTINGS_VERSION = 1
 _startup_frozen = False
@@ -71,6 +67,64 @@ def freeze_startup_objects() -> None:
     gc.freeze()
 
 
+# The panels that draw with pyqtgraph (importing it takes ≈ 0.6 s here): their modules are imported
+# by these factories, so that a staged window paints before pyqtgraph is loaded.
+def _channel_panel() -> QWidget:
+    from densegui.gui.channel_panel import ChannelPanel
+
+    return ChannelPanel()
+
+
+def _reuse_panel() -> QWidget:
+    from densegui.gui.reuse_panel import ReusePanel
+
+    return ReusePanel()
+
+
+def _probe_panel() -> QWidget:
+    from densegui.gui.probe_panel import ProbePanel
+
+    return ProbePanel()
+
+
+def _train_panel() -> QWidget:
+    from densegui.gui.train_panel import TrainPanel
+
+    return TrainPanel()
+
+
+def _design_panel() -> QWidget:
+    from densegui.gui.design_panel import DesignPanel
+
+    return DesignPanel()
+
+
+def import_plot_modules(*, cancel, progress) -> None:
+    """The deferred panels' modules (pyqtgraph, NumPy): a staged window imports them on a worker
+    thread after its first paint. Importing defines classes only; no widget is created here."""
+    import densegui.gui.channel_panel  # noqa: F401
+    import densegui.gui.design_panel  # noqa: F401
+    import densegui.gui.probe_panel  # noqa: F401
+    import densegui.gui.reuse_panel  # noqa: F401
+    import densegui.gui.train_panel  # noqa: F401
+
+
+class _FirstPaint(QObject):
+    """Calls ``fn`` once, in the event-loop pass after the watched widget's first paint."""
+
+    def __init__(self, widget: QWidget, fn) -> None:
+        super().__init__(widget)
+        self._fn = fn
+        widget.installEventFilter(self)
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt API
+        if event.type() == QEvent.Type.Paint and self._fn is not None:
+            fn, self._fn = self._fn, None
+            obj.removeEventFilter(self)
+            QTimer.singleShot(0, fn)
+        return False
+
+
 def settings_disabled() -> bool:
     return bool(os.environ.get("DENSEGUI_NO_SETTINGS"))
 
@@ -80,9 +134,19 @@ class MainWindow(QMainWindow):
 
     plotsUpdated = Signal(object)  # the DenseNetConfig now drawn by the channel plots (next event-loop pass)
     configInvalid = Signal(str)
+    panelsBuilt = Signal()  # every tab holds its panel (at once, or after the first paint when staged)
+
+    TABS = ("channels", "summary", "reuse", "probe", "train", "design")
+    TITLES = ("Channels", "Summary", "Feature reuse", "Timing probe", "Train", "Design space")
+    DEFERRED = {"channels": ("channel_panel", _channel_panel), "reuse": ("reuse_panel", _reuse_panel),
+                "probe": ("probe_panel", _probe_panel), "train": ("train_panel", _train_panel),
+                "design": ("design_panel", _design_panel)}  # tab → (attribute, factory): after the first paint if staged
 
     def __init__(self, settings: QSettings | None = None, parent: QWidget | None = None, *,
-                 restore: bool = True) -> None:
+                 restore: bool = True, staged: bool = False) -> None:
+        """``staged``: paint the controls, headline and summary first, then import pyqtgraph on a
+        worker thread and build the plotting panels one per event-loop pass (what ``run_app``
+        does: the window is on screen ≈ 1 s sooner); otherwise every panel is built here."""
         super().__init__(parent)
         self.setObjectName("mainWindow")
         self.setWindowIcon(app_icon())
@@ -96,7 +160,8 @@ class MainWindow(QMainWindow):
         self._plot_timer.setSingleShot(True)
         self._plot_timer.setInterval(0)
         self._plot_timer.timeout.connect(self._update_plots)
-        self.panels: dict[str, QWidget] = {}
+        self.panels: dict[str, QWidget] = {}  # objectName → panel, those built so far
+        self._closing = False
 
         # ---- controls dock
         self.controls = ControlsWidget()
@@ -131,21 +196,25 @@ class MainWindow(QMainWindow):
         self.tabs = QTabWidget()
         self.tabs.setObjectName("panelTabs")
         self.tabs.setDocumentMode(True)
-        self.channel_panel = ChannelPanel()
+        self.channel_panel = self.reuse_panel = self.probe_panel = self.train_panel = self.design_panel = None
         self.summary_panel = SummaryPanel()
-        self.reuse_panel = ReusePanel()
-        self.probe_panel = ProbePanel()
-        self.train_panel = TrainPanel()
-        self.design_panel = DesignPanel()
-        for panel, title in ((self.channel_panel, "Channels"), (self.summary_panel, "Summary"),
-                             (self.reuse_panel, "Feature reuse"), (self.probe_panel, "Timing probe"),
-                             (self.train_panel, "Train"), (self.design_panel, "Design space")):
-            self.tabs.addTab(panel, title)
-            self.panels[panel.objectName()] = panel
-        self.reuse_panel.configRequested.connect(self._config_requested)
-        self.design_panel.presetRequested.connect(self.load_preset)
-        self.design_panel.baselineRequested.connect(self.pin_preset)
-        self.train_panel.checkpointSaved.connect(self.reuse_panel.load_checkpoint)
+        self.panels[self.summary_panel.objectName()] = self.summary_panel
+        for key, title in zip(self.TABS, self.TITLES, strict=True):
+            if key == "summary":
+                self.tabs.addTab(self.summary_panel, title)
+            else:
+                placeholder = QLabel("Loading…")
+                placeholder.setObjectName(f"{key}Placeholder")
+                placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+                self.tabs.addTab(placeholder, title)
+        self._to_build = list(self.DEFERRED)
+        self._loader = TaskRunner(self)
+        self._loader.done.connect(lambda _result: self._build_next_panel())
+        self._loader.failed.connect(lambda _message: self._build_next_panel())  # (the import then says why)
+        self._build_timer = QTimer(self)
+        self._build_timer.setSingleShot(True)
+        self._build_timer.setInterval(0)
+        self._build_timer.timeout.connect(self._build_next_panel)
 
         central = QWidget()
         v = QVBoxLayout(central)
@@ -165,7 +234,58 @@ class MainWindow(QMainWindow):
         restored = self._restore_settings() if restore else False
         if not restored:
             self.apply_config(get_preset(DEFAULT_PRESET), DEFAULT_PRESET)
-        freeze_startup_objects()
+        if staged:
+            _FirstPaint(central, lambda: self._loader.start(import_plot_modules))
+        else:
+            while self._to_build:
+                self._build_next_panel()
+
+    # ------------------------------------------------------------- panel build
+    def panels_built(self) -> bool:
+        return not self._to_build
+
+    def _build_next_panel(self) -> None:
+        """Build one deferred panel (the shown tab's first, then in tab order) and put it in its tab;
+        after the last, let the next pass build nothing more and freeze start-up objects."""
+        if not self._to_build or self._closing:
+            return
+        shown = self.TABS[self.tabs.currentIndex()]
+        key = shown if shown in self._to_build else self._to_build[0]
+        self._to_build.remove(key)
+        attribute, factory = self.DEFERRED[key]
+        panel = factory()
+        setattr(self, attribute, panel)
+        self.panels[panel.objectName()] = panel
+        index = self.TABS.index(key)
+        current = self.tabs.currentIndex()
+        placeholder = self.tabs.widget(index)
+        self.tabs.blockSignals(True)
+        self.tabs.removeTab(index)
+        self.tabs.insertTab(index, panel, self.TITLES[index])
+        self.tabs.setCurrentIndex(current)
+        self.tabs.blockSignals(False)
+        placeholder.deleteLater()
+        self._connect_panel(key, panel)
+        if self._to_build:
+            self._build_timer.start()
+        else:
+            freeze_startup_objects()
+            self.panelsBuilt.emit()
+
+    def _connect_panel(self, key: str, panel: QWidget) -> None:
+        """Wire a new panel to the window and to the panels built before it, and bring it up to date."""
+        if key == "channels":
+            panel.set_baseline(self.baseline)
+            self._plot_timer.start()
+        elif key == "reuse":
+            panel.configRequested.connect(self._config_requested)
+        elif key == "design":
+            panel.presetRequested.connect(self.load_preset)
+            panel.baselineRequested.connect(self.pin_preset)
+        if self.train_panel is not None and self.reuse_panel is not None and key in ("train", "reuse"):
+            self.train_panel.checkpointSaved.connect(self.reuse_panel.load_checkpoint)
+        if key != "channels" and self.config is not None:
+            panel.set_config(self.config)
 
     # ------------------------------------------------------------------ public
     def apply_config(self, cfg: DenseNetConfig, preset: str | None = None) -> None:
@@ -221,43 +341,38 @@ class MainWindow(QMainWindow):
         """Pin the current configuration as the comparison baseline."""
         if self.table is None:
             return
-        self.baseline = self.table
-        self.channel_panel.set_baseline(self.table)
-        self.headline.set_baseline(self.table)
-        self.clear_baseline_action.setEnabled(True)
+        self._set_baseline(self.table)
+
+    def _set_baseline(self, table: LayerTable | None) -> None:
+        self.baseline = table
+        if self.channel_panel is not None:
+            self.channel_panel.set_baseline(table)
+        self.headline.set_baseline(table)
+        self.clear_baseline_action.setEnabled(table is not None)
 
     def pin_preset(self, name: str) -> None:
         """Pin preset ``name`` (either family: a ResNet too) as the comparison baseline."""
-        table = arch.layer_table(arch.get_preset(name))
-        self.baseline = table
-        self.channel_panel.set_baseline(table)
-        self.headline.set_baseline(table)
-        self.clear_baseline_action.setEnabled(True)
+        self._set_baseline(arch.layer_table(arch.get_preset(name)))
         self.statusBar().showMessage(f"Baseline: {name}", 5000)
 
     def clear_baseline(self) -> None:
-        self.baseline = None
-        self.channel_panel.set_baseline(None)
-        self.headline.set_baseline(None)
-        self.clear_baseline_action.setEnabled(False)
+        self._set_baseline(None)
 
     def plots_up_to_date(self) -> bool:
         """The channel plots show the current configuration's table."""
-        return self.table is not None and self.channel_panel.table is self.table
-
-    TABS = ("channels", "summary", "reuse", "probe", "train", "design")
+        return self.table is not None and self.channel_panel is not None and self.channel_panel.table is self.table
 
     def select_tab(self, name: str) -> None:
-        """Show tab ``name`` (one of TABS)."""
-        panels = dict(zip(self.TABS, (self.channel_panel, self.summary_panel, self.reuse_panel, self.probe_panel,
-                                      self.train_panel, self.design_panel), strict=True))
-        if name not in panels:
+        """Show tab ``name`` (one of TABS; its panel may still be on its way when staged)."""
+        if name not in self.TABS:
             raise ConfigError(f"unknown tab {name!r}; choose one of {', '.join(self.TABS)}.")
-        self.tabs.setCurrentWidget(panels[name])
+        self.tabs.setCurrentIndex(self.TABS.index(name))
 
     def current_tab_ready(self) -> bool:
-        """The shown tab has finished its own first work (the reuse tab its heatmaps)."""
-        if self.tabs.currentWidget() is self.reuse_panel:
+        """The shown tab holds its panel and has finished its own first work (the reuse tab its heatmaps)."""
+        if self.TABS[self.tabs.currentIndex()] in self._to_build:
+            return False
+        if self.reuse_panel is not None and self.tabs.currentWidget() is self.reuse_panel:
             return self.reuse_panel.loaded is not None or self.reuse_panel.message_label.isVisible()
         return True
 
@@ -268,6 +383,9 @@ class MainWindow(QMainWindow):
     def shutdown(self) -> None:
         """Stop every panel's background work (idempotent). Work in a background process that
         does not stop at once is killed, so this returns within a fraction of a second."""
+        self._closing = True  # (no panel is built after this)
+        self._build_timer.stop()
+        self._loader.shutdown(grace=0.0, timeout=1.0)  # (an import in flight cannot be interrupted)
         for panel in self.panels.values():
             panel.shutdown()
         # Deliver what the stopped tasks queued while the panels still exist, not after they are deleted.
@@ -283,12 +401,13 @@ class MainWindow(QMainWindow):
         self._plot_timer.start()  # (a pending update is replaced: only the latest table is drawn)
         self.last_update_ms = (time.perf_counter() - t0) * 1000
         self.setWindowTitle(f"densegui — DenseNet explorer — {self._preset_label()}")
-        for panel in (self.summary_panel, self.reuse_panel, self.probe_panel, self.train_panel, self.design_panel):
-            panel.set_config(cfg)
+        for panel in self.panels.values():
+            if panel is not self.channel_panel:
+                panel.set_config(cfg)
 
     def _update_plots(self) -> None:
         table = self.table
-        if table is None or self.channel_panel.table is table:
+        if table is None or self.channel_panel is None or self.channel_panel.table is table:
             return
         t0 = time.perf_counter()
         self.channel_panel.set_table(table)
@@ -315,7 +434,7 @@ class MainWindow(QMainWindow):
     def _config_requested(self, cfg) -> None:
         if isinstance(cfg, DenseNetConfig):
             self.apply_config(cfg, preset_of(cfg))
-            self.tabs.setCurrentWidget(self.channel_panel)
+            self.select_tab("channels")
 
     # ----------------------------------------------------------------- actions
     def _build_actions(self) -> None:

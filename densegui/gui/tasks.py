@@ -26,7 +26,9 @@ from PySide6.QtCore import QObject, Signal
 
 from densegui.core.errors import user_message
 from densegui.gui.background import BackgroundProcess, CancelToken, JobCancelled, ProcessPool
-from densegui.gui.jobs import JOBS, PRELOAD
+from densegui.gui.jobs import close_shared_pool, shared_pool
+
+__all__ = ["Task", "TaskRunner", "close_shared_pool", "shared_pool"]  # (the pool lives in jobs: no Qt there)
 
 CANCELLED_TEXT = "cancelled."
 
@@ -188,25 +190,3 @@ class TaskRunner(QObject):
 
 def _run_in(proc: BackgroundProcess, name: str, *args: Any, cancel, progress) -> Any:
     return proc.run(name, *args, cancel=cancel, progress=progress)
-
-
-_pool: ProcessPool | None = None
-_pool_lock = threading.Lock()
-
-
-def shared_pool() -> ProcessPool:
-    """The app's background processes (one per lane), created on first use."""
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ProcessPool(JOBS, PRELOAD)
-        return _pool
-
-
-def close_shared_pool() -> None:
-    """Stop every background process (the app calls this once its window is gone)."""
-    global _pool
-    with _pool_lock:
-        pool, _pool = _pool, None
-    if pool is not None:
-        pool.close()

@@ -225,3 +225,38 @@ def test_load_reuse_job_returns_the_reference_matrices_without_the_weights(app_p
 def test_devices_job_lists_the_cpu(app_proc):
     devices = app_proc.run("devices")
     assert any(d.id == "cpu" for d in devices)
+
+
+FORK_SCRIPT = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from forkjobs import JOBS
+from densegui.gui.background import BackgroundProcess, fork_is_safe
+
+assert fork_is_safe()  # Linux, one thread, neither Qt nor torch loaded: the app's start-up
+early = BackgroundProcess("early", JOBS)
+early.start(fork=True)
+print(early._proc._popen.method, early.run("echo", 5))
+import PySide6.QtCore  # noqa: E402,F401
+assert not fork_is_safe()
+late = BackgroundProcess("late", JOBS)
+late.start(fork=True)
+print(late._proc._popen.method, late.run("echo", 6))
+early.close()
+late.close()
+"""
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="fork is used on Linux only")
+def test_the_first_process_is_forked_only_while_that_is_safe(tmp_path):
+    """Forking skips a fresh interpreter (the app's explore lane starts before Qt is loaded);
+    once Qt is loaded a child is spawned as always, and both serve jobs."""
+    import subprocess
+    import sys
+
+    (tmp_path / "forkjobs.py").write_text("def echo(value, *, cancel, progress):\n    return value\n\n"
+                                          "JOBS = {'echo': echo}\n")
+    out = subprocess.run([sys.executable, "-c", FORK_SCRIPT, str(tmp_path)], capture_output=True, text=True,
+                         timeout=60, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["fork", "5", "spawn", "6"]

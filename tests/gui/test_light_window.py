@@ -1,7 +1,9 @@
 """The window process never imports torch: a whole session (summary, feature reuse, a probe, a
-training run, preset changes, close) in a fresh interpreter, then ``torch`` is looked up in
-``sys.modules``. Also: closing the window while a probe and a training run are starting returns
-at once and leaves no background process behind."""
+training run, preset changes, close) in a fresh interpreter, with the window built as ``run_app``
+builds it (staged), then ``torch`` is looked up in ``sys.modules``. Also: a staged window paints
+before pyqtgraph is loaded and ends up with the same tabs as an eager one; closing the window
+while a probe and a training run are starting, or before its panels are built, returns at once
+and leaves no background process behind."""
 
 from __future__ import annotations
 
@@ -28,9 +30,10 @@ SESSION = textwrap.dedent("""
                 sys.exit(f"timed out waiting for {what}")
             QEventLoop().processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 20)
 
-    w = MainWindow(settings=None)
+    w = MainWindow(settings=None, staged=True)
     w.show()
     wait(w.is_up_to_date, "the first summary")
+    wait(w.panels_built, "the staged panels")
     assert w.summary_panel.result.total_params == 7_978_856
 
     w.tabs.setCurrentWidget(w.reuse_panel)
@@ -100,6 +103,74 @@ CLOSE_EARLY = textwrap.dedent("""
 """)
 
 
+STAGED = textwrap.dedent("""
+    import sys, time
+    from PySide6.QtCore import QEvent, QEventLoop, QObject
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication([])
+    from densegui.core.config import get_preset
+    from densegui.gui.main_window import MainWindow
+    from densegui.gui.tasks import close_shared_pool, shared_pool
+
+    def wait(pred, what, timeout=120):
+        end = time.monotonic() + timeout
+        while not pred():
+            if time.monotonic() > end:
+                sys.exit(f"timed out waiting for {what}")
+            QEventLoop().processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 20)
+
+    seen = {}
+
+    class Spy(QObject):
+        def eventFilter(self, obj, event):
+            if event.type() == QEvent.Type.Paint and "paint" not in seen:
+                seen["paint"] = "pyqtgraph" in sys.modules
+            return False
+
+    w = MainWindow(settings=None, staged=True)
+    assert not w.panels_built() and w.channel_panel is None
+    spy = Spy()
+    w.centralWidget().installEventFilter(spy)
+    w.select_tab("probe")  # a tab whose panel is still on its way
+    w.show()
+    w.load_preset("densenet169")  # a change made before the panels exist
+    wait(lambda: "paint" in seen, "the first paint")
+    assert seen["paint"] is False, "pyqtgraph was loaded before the first paint"
+    wait(w.panels_built, "the staged panels")
+    tabs = [(w.tabs.tabText(i), w.tabs.widget(i).objectName()) for i in range(w.tabs.count())]
+    eager = MainWindow(settings=None)
+    eager_tabs = [(eager.tabs.tabText(i), eager.tabs.widget(i).objectName()) for i in range(eager.tabs.count())]
+    eager.close()
+    eager.deleteLater()
+    assert tabs == eager_tabs, (tabs, eager_tabs)
+    assert w.tabs.currentWidget() is w.probe_panel
+    assert w.probe_panel.config == get_preset("densenet169") == w.design_panel.config
+    wait(w.is_up_to_date, "the plots and the summary")
+    assert w.channel_panel.table.config == get_preset("densenet169")
+    w.pin_preset("resnet50")
+    assert w.channel_panel.baseline is w.baseline
+
+    early = MainWindow(settings=None, staged=True)
+    seen.clear()
+    early.centralWidget().installEventFilter(spy)
+    early.show()
+    wait(lambda: "paint" in seen, "the second window's first paint")
+    built = len(early.panels)
+    t0 = time.perf_counter()
+    early.close()
+    closed = time.perf_counter() - t0
+    for _ in range(20):
+        QEventLoop().processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 20)
+    assert not early.panels_built() and len(early.panels) == built, "a panel was built after the close"
+    w.close()
+    w.deleteLater()
+    early.deleteLater()
+    close_shared_pool()
+    print(f"OK {closed:.3f}")
+""")
+
+
 def _run(script: str, *args: str, timeout: float) -> subprocess.CompletedProcess:
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", DENSEGUI_NO_SETTINGS="1")
     return subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=timeout,
@@ -124,3 +195,10 @@ def test_closing_during_slow_starts_returns_quickly_and_leaves_nothing(tmp_path)
     # The window is hidden first; stopping takes a grace period per busy panel, then kills.
     assert float(seconds) < 3.0
     assert not out.exists() and not list(tmp_path.glob(".*.tmp")), list(tmp_path.iterdir())
+
+
+def test_a_staged_window_paints_before_pyqtgraph_and_ends_like_an_eager_one():
+    proc = _run(STAGED, timeout=180)
+    assert proc.returncode == 0 and "OK" in proc.stdout, proc.stdout + proc.stderr[-3000:]
+    closed = float(proc.stdout.split("OK", 1)[1].split()[0])
+    assert closed < 1.5  # (an import in flight is awaited for at most 1 s)
