@@ -7,9 +7,9 @@ device lists of the probe and train tabs); also ``densegui --help``.
 ``--src`` runs another checkout's ``densegui`` (for example a ``git worktree`` of an older
 commit) with this interpreter, for a before/after comparison in one sitting. densegui's own
 modules are byte-compiled first (``compileall``), as a regular install or any earlier run leaves
-them; ``--no-compile`` skips that (the development machine sets PYTHONDONTWRITEBYTECODE, so an
-editable checkout there is otherwise compiled from source by every process, ≈ 0.15 s in the
-window and more in the background process). Times are medians
+them (the development machine sets PYTHONDONTWRITEBYTECODE, so an editable checkout there is
+otherwise compiled from source by every process: about 0.15 s more in the window and more in
+the background process). Times are medians
 over ``--runs`` fresh processes, measured with the wall clock shared by parent and child.
 """
 
@@ -111,7 +111,6 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--src", help="a checkout whose densegui to time instead of the installed one")
-    ap.add_argument("--no-compile", action="store_true", help="do not byte-compile densegui's modules first")
     args = ap.parse_args()
     env = dict(os.environ, QT_QPA_PLATFORM=os.environ.get("QT_QPA_PLATFORM", "offscreen"), DENSEGUI_NO_SETTINGS="1")
     if args.src:
@@ -122,9 +121,7 @@ def main() -> None:
           f"Qt platform {env['QT_QPA_PLATFORM']}, load average {os.getloadavg()[0]:.1f}, source {args.src or 'installed'}")
     package = os.path.join(os.path.abspath(args.src), "densegui") if args.src else \
         os.path.dirname(__import__("densegui").__file__)
-    if not args.no_compile:
-        subprocess.run([sys.executable, "-m", "compileall", "-q", package], check=True)
-    print(f"densegui's modules: {'compiled from source by each process' if args.no_compile else 'byte-compiled'}")
+    subprocess.run([sys.executable, "-m", "compileall", "-q", package], check=True)
     rows = [run_child(env) for _ in range(args.runs)]
     helps = [time_help(env) for _ in range(args.runs)]
     med = {k: statistics.median(r[k] for r in rows) for k in ("import", "paint", "plots", "summary", "current")}

@@ -46,7 +46,17 @@ PLOTS = {
     "activations": "Saved activations per sample (training, float32)",
 }
 BLUE, ORANGE, GREEN, PURPLE, RED = "#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#d62728"
-SHADES = (QColor(31, 119, 180, 28), QColor(255, 127, 14, 28))
+
+
+def _tint(red: int, green: int, blue: int, alpha: int = 28) -> QColor:
+    """``(red, green, blue)`` at ``alpha`` over the plots' white background, as an opaque colour:
+    the same pixels, but an opaque fill skips per-pixel blending (the translucent fills were the
+    largest single cost of a repaint: ≈ 4 ms of 9 on the 2-core development machine)."""
+    a = alpha / 255
+    return QColor(*(round(255 * (1 - a) + c * a) for c in (red, green, blue)))
+
+
+SHADES = (_tint(31, 119, 180), _tint(255, 127, 14))  # alternate blocks: blue, orange tints
 BASELINE_PEN = pg.mkPen("#7f7f7f", width=1.5, style=Qt.PenStyle.DashLine)
 FG = "#333333"
 
