@@ -247,6 +247,9 @@ class ChannelPanel(PanelMixin, QWidget):
                 ax = p.getAxis(side)
                 ax.setPen(pg.mkPen(FG))
                 ax.setTextPen(pg.mkPen(FG))
+                # No unit prefixes (the tick labels carry k/M/G themselves). With it on, pyqtgraph
+                # re-renders each axis's (hidden or unit-less) label as HTML on every range change.
+                ax.enableAutoSIPrefix(False)
             p.getAxis("bottom").setStyle(tickTextOffset=4)
             p.getAxis("left").setWidth(58)
             if self.plots:

@@ -11,6 +11,10 @@ plots' repaint then run as separate slices with input handled in between,
 and several changes that arrive before it (a fast drag on a busy machine)
 are drawn once, for the latest configuration. An invalid combination only
 shows its explanation; the last valid results stay.
+
+Built ``staged`` (what ``run_app`` does), the window paints its controls,
+headline and summary before pyqtgraph is imported, then builds the plotting
+panels one per event-loop pass (docs/architecture.md, "Start-up").
 """
 
 from __future__ import annotations
