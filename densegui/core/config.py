@@ -85,6 +85,18 @@ def config_from_file_with(from_json, path: str | Path):
         raise ConfigError(f"{p.name}: {exc}") from None
 
 
+def _spatial_sizes(input_size: int, stem: str, num_blocks: int) -> list[int]:
+    size = input_size
+    if stem == "imagenet":
+        size = (size - 1) // 2 + 1  # 7×7 conv, stride 2, padding 3
+        size = (size - 1) // 2 + 1  # 3×3 max pool, stride 2, padding 1
+    sizes = [size]
+    for _ in range(num_blocks - 1):
+        size //= 2  # 2×2 average pool, stride 2
+        sizes.append(size)
+    return sizes
+
+
 @dataclass(frozen=True)
 class DenseNetConfig:
     """Hyperparameters of a DenseNet.
@@ -156,24 +168,14 @@ class DenseNetConfig:
 
     def spatial_sizes(self) -> list[int]:
         """Spatial side of the feature maps inside each dense block."""
-        size = self.input_size
-        if self.stem == "imagenet":
-            size = (size - 1) // 2 + 1  # 7×7 conv, stride 2, padding 3
-            size = (size - 1) // 2 + 1  # 3×3 max pool, stride 2, padding 1
-        sizes = [size]
-        for _ in range(self.num_blocks - 1):
-            size //= 2  # 2×2 average pool, stride 2
-            sizes.append(size)
-        return sizes
+        return _spatial_sizes(self.input_size, self.stem, self.num_blocks)
 
     def min_input_size(self) -> int:
         """Smallest input side that leaves at least 1×1 in the last block."""
         n = 1
-        while True:
-            trial = dataclasses.replace(self, input_size=n)
-            if trial.spatial_sizes()[-1] >= 1:
-                return n
+        while _spatial_sizes(n, self.stem, self.num_blocks)[-1] < 1:
             n += 1
+        return n
 
     # --------------------------------------------------------------- validation
     def validate(self) -> DenseNetConfig:

@@ -64,6 +64,7 @@ class DesignPanel(QWidget):
         super().__init__(parent)
         self.setObjectName("designPanel")
         self.config = arch.get_preset("densenet121")
+        self._marks_stale = False  # the current-configuration markers wait for the tab to be shown
         self.latency_ms: dict[str, float] = {}  # preset → measured latency on the chosen device
         self.sweep_rows: list[dict] = []
 
@@ -179,7 +180,16 @@ class DesignPanel(QWidget):
         self.config = cfg
         if family_or_blocks_changed:
             self._fill_fields()
-        self._mark_current()
+        if self.isVisible():
+            self._mark_current()
+        else:  # (moving the markers of a hidden tab's plots cost ≈ 0.5 ms per slider change)
+            self._marks_stale = True
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt API
+        if self._marks_stale:
+            self._marks_stale = False
+            self._mark_current()
+        super().showEvent(event)
 
     def shutdown(self) -> None:
         self.device_combo.shutdown()

@@ -120,3 +120,18 @@ def test_pinning_a_resnet_baseline_in_the_window(qtbot, explorer):
     w.clear_baseline()
     assert not w.params_card.delta.isVisible()
     assert w.tabs.tabText(w.tabs.indexOf(w.design_panel)) == "Design space"
+
+
+def test_a_hidden_design_tab_marks_the_current_configuration_once_shown(qtbot, explorer):
+    """While its tab is hidden the panel only records changes (its markers move when shown), and
+    the marker then stands at the newest configuration, counted independently."""
+    w = explorer
+    w.select_tab("channels")
+    panel = w.design_panel
+    w.load_preset("densenet169")
+    w.load_preset("densenet201")
+    assert panel._marks_stale and panel.config == arch.get_preset("densenet201")
+    w.select_tab("design")
+    qtbot.waitUntil(lambda: not panel._marks_stale, timeout=TIMEOUT)
+    want = count_params(arch.get_preset("densenet201"))
+    assert panel.frontier._current.value() == pytest.approx(math.log10(want))
