@@ -42,7 +42,7 @@ from PySide6.QtWidgets import (
 
 from densegui.core import arch
 from densegui.core.config import DEFAULT_PRESET, PRESETS, DenseNetConfig, get_preset, preset_of
-from densegui.core.errors import ConfigError
+from densegui.core.errors import ConfigError, user_message
 from densegui.core.stats import LayerTable, layer_table
 from densegui.gui.controls import ControlsWidget
 from densegui.gui.headline import Headline
@@ -257,10 +257,15 @@ class MainWindow(QMainWindow):
         key = shown if shown in self._to_build else self._to_build[0]
         self._to_build.remove(key)
         attribute, factory = self.DEFERRED[key]
-        panel = factory()
+        index = self.TABS.index(key)
+        try:
+            panel = factory()
+        except Exception as exc:  # noqa: BLE001 - e.g. a broken pyqtgraph install: say so in its tab
+            self.tabs.widget(index).setText(user_message(exc, f"Could not load the {self.TITLES[index]} tab"))
+            self._after_build()
+            return
         setattr(self, attribute, panel)
         self.panels[panel.objectName()] = panel
-        index = self.TABS.index(key)
         current = self.tabs.currentIndex()
         placeholder = self.tabs.widget(index)
         self.tabs.blockSignals(True)
@@ -270,6 +275,9 @@ class MainWindow(QMainWindow):
         self.tabs.blockSignals(False)
         placeholder.deleteLater()
         self._connect_panel(key, panel)
+        self._after_build()
+
+    def _after_build(self) -> None:
         if self._to_build:
             self._build_timer.start()
         else:

@@ -31,3 +31,25 @@ def test_unknown_tab_is_one_line_exit_2(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "densegui", "gui", "--tab", "nope"], capture_output=True, text=True,
                           timeout=60, env=env)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "invalid choice" in proc.stderr
+
+
+def test_a_panel_that_cannot_be_built_says_why_in_its_tab_and_the_others_work(qtbot, monkeypatch, widget_leak_check):
+    """(A broken plotting install, for example.) The tab shows one line; every other panel is built
+    and current."""
+    def broken():
+        raise ImportError("libfoo.so: cannot open shared object file\nmore detail")
+
+    monkeypatch.setitem(MainWindow.DEFERRED, "design", ("design_panel", broken))
+    w = MainWindow(settings=None)
+    w.show()
+    try:
+        assert w.panels_built() and w.design_panel is None and w.probe_panel is not None
+        text = w.tabs.widget(MainWindow.TABS.index("design")).text()
+        assert text == ("Could not load the Design space tab: ImportError: libfoo.so: cannot open shared "
+                        "object file")
+        qtbot.waitUntil(w.is_up_to_date, timeout=60_000)
+        w.load_preset("densenet169")  # changes still reach every built panel
+        assert w.probe_panel.config.block_depths == (6, 12, 32, 32)
+    finally:
+        w.close()
+        w.deleteLater()
