@@ -35,6 +35,7 @@ from densegui.core.probe_types import ProbeSettings
 from densegui.core.published import DATASETS, published_error
 from densegui.gui.design_plots import FrontierPlot, SweepPlots, current_value
 from densegui.gui.jobs import PROBE
+from densegui.gui.panel import WhenShown
 from densegui.gui.tasks import TaskRunner
 from densegui.gui.widgets import DeviceCombo, FitLabel
 
@@ -64,7 +65,7 @@ class DesignPanel(QWidget):
         super().__init__(parent)
         self.setObjectName("designPanel")
         self.config = arch.get_preset("densenet121")
-        self._marks_stale = False  # the current-configuration markers wait for the tab to be shown
+        self._marks = WhenShown(self, self._mark_current)  # the current configuration's markers
         self.latency_ms: dict[str, float] = {}  # preset → measured latency on the chosen device
         self.sweep_rows: list[dict] = []
 
@@ -180,16 +181,7 @@ class DesignPanel(QWidget):
         self.config = cfg
         if family_or_blocks_changed:
             self._fill_fields()
-        if self.isVisible():
-            self._mark_current()
-        else:  # (moving the markers of a hidden tab's plots cost ≈ 0.5 ms per slider change)
-            self._marks_stale = True
-
-    def showEvent(self, event) -> None:  # noqa: N802 - Qt API
-        if self._marks_stale:
-            self._marks_stale = False
-            self._mark_current()
-        super().showEvent(event)
+        self._marks.request()
 
     def shutdown(self) -> None:
         self.device_combo.shutdown()

@@ -44,6 +44,7 @@ from densegui.core.probe_types import MAX_BATCH, MODES, ProbeSettings
 from densegui.core.stats import estimate_memory
 from densegui.core.units import human_bytes
 from densegui.gui.jobs import PROBE
+from densegui.gui.panel import WhenShown
 from densegui.gui.tasks import TaskRunner
 from densegui.gui.widgets import Card, DeviceCombo
 
@@ -60,6 +61,7 @@ class ProbePanel(QWidget):
         super().__init__(parent)
         self.setObjectName("probePanel")
         self.config: DenseNetConfig = get_preset(DEFAULT_PRESET)
+        self._estimate = WhenShown(self, self._update_estimate)  # the memory estimate's label
         self.result = None  # the latest ProbeResult shown
         self.sweep_result = None
         self.history: list = []
@@ -249,7 +251,7 @@ class ProbePanel(QWidget):
         with QSignalBlocker(self.input_spin), QSignalBlocker(self.memeff_check):
             self.input_spin.setValue(cfg.input_size)
             self.memeff_check.setChecked(cfg.memory_efficient)
-        self._update_estimate()
+        self._estimate.request()
 
     def shutdown(self) -> None:
         """Stop the measurement in flight (call before the window closes)."""

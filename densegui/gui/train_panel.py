@@ -43,6 +43,7 @@ from densegui.core.config import DenseNetConfig
 from densegui.core.errors import DenseguiError
 from densegui.core.train_setup import TrainOptions, TrainRequest, adapt_config, dataset_shape, default_config
 from densegui.gui.jobs import TRAIN
+from densegui.gui.panel import WhenShown
 from densegui.gui.tasks import TaskRunner
 from densegui.gui.widgets import DeviceCombo
 
@@ -57,6 +58,7 @@ class TrainPanel(QWidget):
         super().__init__(parent)
         self.setObjectName("trainPanel")
         self.config: DenseNetConfig = default_config()
+        self._label = WhenShown(self, self._update_config_label)  # what the configuration becomes on the dataset
         self.runner = TaskRunner(self, report_cancel=True)
         self.runner.progress.connect(self._on_update)
         self.runner.done.connect(self._on_done)
@@ -216,7 +218,7 @@ class TrainPanel(QWidget):
     def set_config(self, cfg: DenseNetConfig) -> None:
         """The explorer's current configuration: what the next run trains (a running one is unaffected)."""
         self.config = cfg
-        self._update_config_label()
+        self._label.request()
 
     def shutdown(self) -> None:
         """Stop the run (its process is killed if it does not stop at once; no checkpoint is

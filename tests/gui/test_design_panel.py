@@ -130,8 +130,8 @@ def test_a_hidden_design_tab_marks_the_current_configuration_once_shown(qtbot, e
     panel = w.design_panel
     w.load_preset("densenet169")
     w.load_preset("densenet201")
-    assert panel._marks_stale and panel.config == arch.get_preset("densenet201")
+    assert panel._marks.pending and panel.config == arch.get_preset("densenet201")
     w.select_tab("design")
-    qtbot.waitUntil(lambda: not panel._marks_stale, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: not panel._marks.pending, timeout=TIMEOUT)
     want = count_params(arch.get_preset("densenet201"))
     assert panel.frontier._current.value() == pytest.approx(math.log10(want))

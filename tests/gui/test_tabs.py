@@ -53,3 +53,27 @@ def test_a_panel_that_cannot_be_built_says_why_in_its_tab_and_the_others_work(qt
     finally:
         w.close()
         w.deleteLater()
+
+
+def test_hidden_tabs_draw_the_newest_configuration_when_shown(qtbot, explorer):
+    """The probe's memory estimate and the train tab's label wait while their tabs are hidden (a
+    drag then costs them nothing); shown, they describe the newest configuration."""
+    from densegui.core.config import get_preset
+    from densegui.core.stats import estimate_memory
+    from densegui.core.units import human_bytes
+
+    w = explorer
+    w.select_tab("channels")
+    w.load_preset("densenet169")
+    w.load_preset("densenet-bc-100-k12")
+    probe, train = w.probe_panel, w.train_panel
+    assert probe._estimate.pending and train._label.pending
+    assert probe.config == train.config == get_preset("densenet-bc-100-k12")  # the data is current
+    w.select_tab("probe")
+    qtbot.waitUntil(lambda: not probe._estimate.pending, timeout=5000)
+    s = probe.settings()
+    want = human_bytes(estimate_memory(probe.config.replace(input_size=s.input_size), s.batch_size, s.mode))
+    assert f"Estimated memory for this run: {want}" in probe.estimate_label.text()
+    w.select_tab("train")
+    qtbot.waitUntil(lambda: not train._label.pending, timeout=5000)
+    assert get_preset("densenet-bc-100-k12").describe() in train.config_label.text()
