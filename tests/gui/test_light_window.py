@@ -12,10 +12,10 @@ import subprocess
 import sys
 import textwrap
 
-SESSION = textwrap.dedent("""
+PRELUDE = textwrap.dedent("""
     import os, sys, time
     from pathlib import Path
-    from PySide6.QtCore import QEventLoop
+    from PySide6.QtCore import QEvent, QEventLoop, QObject
     from PySide6.QtWidgets import QApplication
 
     app = QApplication([])
@@ -29,6 +29,9 @@ SESSION = textwrap.dedent("""
             if time.monotonic() > end:
                 sys.exit(f"timed out waiting for {what}")
             QEventLoop().processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 20)
+""")
+
+SESSION = PRELUDE + textwrap.dedent("""
 
     w = MainWindow(settings=None, staged=True)
     w.show()
@@ -103,22 +106,7 @@ CLOSE_EARLY = textwrap.dedent("""
 """)
 
 
-STAGED = textwrap.dedent("""
-    import sys, time
-    from PySide6.QtCore import QEvent, QEventLoop, QObject
-    from PySide6.QtWidgets import QApplication
-
-    app = QApplication([])
-    from densegui.core.config import get_preset
-    from densegui.gui.main_window import MainWindow
-    from densegui.gui.tasks import close_shared_pool, shared_pool
-
-    def wait(pred, what, timeout=120):
-        end = time.monotonic() + timeout
-        while not pred():
-            if time.monotonic() > end:
-                sys.exit(f"timed out waiting for {what}")
-            QEventLoop().processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 20)
+STAGED = PRELUDE + textwrap.dedent("""
 
     seen = {}
 
