@@ -166,6 +166,12 @@ class Group:
         ids = [self.device.index] if self.device.type == "cuda" else None
         return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
 
+    def barrier(self) -> None:
+        """Wait until every rank is here (a rank that died makes it fail after the timeout)."""
+        import torch.distributed as dist
+
+        dist.barrier()
+
     def close(self) -> None:
         import torch.distributed as dist
 

@@ -161,8 +161,12 @@ def run_training(request: TrainRequest, progress: Callable[[Progress], None] | N
         return _run_here(request, progress, cancel, say, None)
     group = distributed.open_group(env, request.device, request.settings.dist_timeout)
     try:
-        return _run_here(request, progress if env.rank == 0 else None, cancel,
-                         say if env.rank == 0 else (lambda _line: None), group)
+        result = _run_here(request, progress if env.rank == 0 else None, cancel,
+                           say if env.rank == 0 else (lambda _line: None), group)
+        # All ranks tear down together: none closes its connections while another still uses them
+        # (a rank 0 was once seen killed by SIGABRT after its last checkpoint; cause unconfirmed).
+        group.barrier()
+        return result
     except DenseguiError:
         raise
     except Exception as exc:
