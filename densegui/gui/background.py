@@ -41,7 +41,10 @@ class JobCancelled(DenseguiError):
     """The job was refused or stopped because its caller cancelled it."""
 
 
-def _serve(conn, jobs: Mapping[str, Callable[..., Any]], preload: str | None) -> None:  # pragma: no cover - child
+def _serve(conn, jobs: Mapping[str, Callable[..., Any]], preload: str | None,
+           parent_end=None) -> None:  # pragma: no cover - child
+    if parent_end is not None:  # forked: close our copy of the parent's end, or its death is never seen
+        parent_end.close()
     state = {"cancelled": False, "exit": False}
 
     def cancel() -> bool:
@@ -179,7 +182,8 @@ class BackgroundProcess:
                         stream.flush()
             ctx = mp.get_context("fork" if forking else "spawn")
             parent, child = ctx.Pipe()
-            proc = ctx.Process(target=_serve, args=(child, self._jobs, self._preload), name=f"densegui-{self.name}", daemon=True)
+            args = (child, self._jobs, self._preload) + ((parent,) if forking else ())
+            proc = ctx.Process(target=_serve, args=args, name=f"densegui-{self.name}", daemon=True)
             proc.start()
             child.close()
             self._proc, self._conn = proc, parent

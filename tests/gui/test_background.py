@@ -260,3 +260,45 @@ def test_the_first_process_is_forked_only_while_that_is_safe(tmp_path):
                          timeout=60, cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["fork", "5", "spawn", "6"]
+
+
+ORPHAN_SCRIPT = """
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from forkjobs import JOBS
+from densegui.gui.background import BackgroundProcess
+
+p = BackgroundProcess("early", JOBS)
+p.start(fork=True)
+assert p.run("echo", 1) == 1 and p._proc._popen.method == "fork"
+print(p.pid, flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="fork is used on Linux only")
+def test_a_forked_child_exits_when_the_window_process_dies(tmp_path):
+    """A forked child must not keep a copy of the window's end of its pipe: with one, it never
+    saw the window die (SIGKILL, a crash) and lived on as an orphan."""
+    import signal
+    import subprocess
+    import sys
+
+    (tmp_path / "forkjobs.py").write_text("def echo(value, *, cancel, progress):\n    return value\n\n"
+                                          "JOBS = {'echo': echo}\n")
+    parent = subprocess.Popen([sys.executable, "-c", ORPHAN_SCRIPT, str(tmp_path)], stdout=subprocess.PIPE,
+                              text=True, cwd=tmp_path)
+    try:
+        child = int(parent.stdout.readline())
+    finally:
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(10)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    os.kill(child, signal.SIGKILL)
+    pytest.fail("the forked child outlived the window process")
