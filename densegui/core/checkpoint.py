@@ -276,6 +276,17 @@ def _sniff(path: Path) -> str:
     return "unknown"
 
 
+def _readable_kind(path: Path) -> str:
+    """:func:`_sniff`, with a file that cannot be read or is empty as a CheckpointError (one line)."""
+    try:
+        kind = _sniff(path)
+    except OSError as exc:
+        raise CheckpointError(f"cannot read {str(path)!r}: {exc.strerror or type(exc).__name__}.") from None
+    if kind == "empty":
+        raise CheckpointError(f"{_name(path)!r} is empty (0 bytes).")
+    return kind
+
+
 _GLOBAL_RE = re.compile(r"GLOBAL ([\w.]+)")
 
 
@@ -404,13 +415,7 @@ def read_torch_file(path: str | Path, *, mmap: bool = False) -> Any:
     mapped while they live (on Windows it then cannot be replaced).
     """
     p = Path(path)
-    try:
-        kind = _sniff(p)
-    except OSError as exc:
-        raise CheckpointError(f"cannot read {str(p)!r}: {exc.strerror or type(exc).__name__}.") from None
-    if kind == "empty":
-        raise CheckpointError(f"{_name(p)!r} is empty (0 bytes).")
-    return _torch_load(p, kind, mmap)
+    return _torch_load(p, _readable_kind(p), mmap)
 
 
 def _safetensors_load(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -489,12 +494,7 @@ def load_checkpoint(path: str | Path, candidate: str | None = None) -> LoadedChe
         raise CheckpointError(f"checkpoint {str(p)!r} does not exist.")
     if p.is_dir():
         raise CheckpointError(f"{str(p)!r} is a directory, not a checkpoint file.")
-    try:
-        kind = _sniff(p)
-    except OSError as exc:
-        raise CheckpointError(f"cannot read {str(p)!r}: {exc.strerror or type(exc).__name__}.") from None
-    if kind == "empty":
-        raise CheckpointError(f"{name!r} is empty (0 bytes).")
+    kind = _readable_kind(p)
     if kind == "unknown" and p.suffix.lower() != ".safetensors":
         raise CheckpointError(f"{name!r} is neither a PyTorch checkpoint nor a safetensors file.")
 
