@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING, Any, Union
 
 from densegui.core import config as densenet
 from densegui.core import resnet, stats
-from densegui.core.config import DenseNetConfig, Preset, config_from_file_with, parse_config_json
+from densegui.core.config import (
+    DenseNetConfig,
+    Preset,
+    config_from_file_with,
+    parse_config_json,
+    unwrap_summary_json,
+)
 from densegui.core.errors import ConfigError
 from densegui.core.resnet import ResNetConfig
 from densegui.core.table import LayerTable, estimate_from_table
@@ -80,10 +86,7 @@ _FIELDS = {f.name for cls in FAMILIES.values() for f in dataclasses.fields(cls)}
 def config_from_json(text: str) -> Config:
     """A configuration from JSON text: a config object, or the whole ``summary --json`` output
     (its "config" object is used when the top level holds no configuration field)."""
-    data = parse_config_json(text)
-    if isinstance(data, dict) and isinstance(data.get("config"), dict) and not set(data) & _FIELDS:
-        data = data["config"]
-    return config_from_dict(data)
+    return config_from_dict(unwrap_summary_json(parse_config_json(text), _FIELDS))
 
 
 def config_from_file(path: str | Path) -> Config:

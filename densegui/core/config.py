@@ -76,6 +76,15 @@ def parse_config_json(text: str) -> Any:
         raise ConfigError(f"configuration is not usable JSON ({exc.__class__.__name__}: {first_line(exc, 80)}).") from None
 
 
+def unwrap_summary_json(data: Any, fields: set[str] | frozenset[str]) -> Any:
+    """``data``, or its "config" object when ``data`` is a whole ``densegui summary/reuse --json``
+    output (a "config" object and none of ``fields`` at the top level), so that
+    ``summary --json > net.json; summary --config net.json`` works."""
+    if isinstance(data, dict) and isinstance(data.get("config"), dict) and not set(data) & fields:
+        return data["config"]
+    return data
+
+
 def config_from_file_with(from_json, path: str | Path):
     """``from_json`` applied to the file at ``path``; errors name the file (one line)."""
     p, text = read_config_text(path)
@@ -259,12 +268,7 @@ class DenseNetConfig:
 
     @classmethod
     def from_json(cls, text: str) -> DenseNetConfig:
-        data = parse_config_json(text)
-        # The whole output of `densegui summary/reuse --json` is accepted too: its "config" object
-        # is the configuration (so `summary --json > net.json; summary --config net.json` works).
-        if isinstance(data, dict) and isinstance(data.get("config"), dict) and "growth_rate" not in data:
-            data = data["config"]
-        return cls.from_dict(data)
+        return cls.from_dict(unwrap_summary_json(parse_config_json(text), {"growth_rate"}))
 
     @classmethod
     def from_file(cls, path: str | Path) -> DenseNetConfig:

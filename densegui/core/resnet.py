@@ -31,7 +31,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, ClassVar
 
-from densegui.core.config import LIMITS, STEMS, Preset, config_from_file_with, parse_config_json
+from densegui.core.config import (
+    LIMITS,
+    STEMS,
+    Preset,
+    config_from_file_with,
+    parse_config_json,
+    unwrap_summary_json,
+)
 from densegui.core.errors import ConfigError
 from densegui.core.table import F32, I64, LayerRow, LayerTable
 
@@ -205,11 +212,7 @@ class ResNetConfig:
 
     @classmethod
     def from_json(cls, text: str) -> ResNetConfig:
-        data = parse_config_json(text)
-        # The whole `densegui summary --json` output is accepted too (its "config" object).
-        if isinstance(data, dict) and isinstance(data.get("config"), dict) and "stage_depths" not in data:
-            data = data["config"]
-        return cls.from_dict(data)
+        return cls.from_dict(unwrap_summary_json(parse_config_json(text), {"stage_depths"}))
 
     @classmethod
     def from_file(cls, path: str | Path) -> ResNetConfig:
