@@ -227,6 +227,12 @@ def test_devices_job_lists_the_cpu(app_proc):
     assert any(d.id == "cpu" for d in devices)
 
 
+def _write_fork_jobs(folder) -> None:
+    """forkjobs.py in ``folder``: an importable job mapping for a script run in a fresh interpreter."""
+    (folder / "forkjobs.py").write_text("def echo(value, *, cancel, progress):\n    return value\n\n"
+                                        "JOBS = {'echo': echo}\n")
+
+
 FORK_SCRIPT = """
 import sys
 sys.path.insert(0, sys.argv[1])
@@ -254,8 +260,7 @@ def test_the_first_process_is_forked_only_while_that_is_safe(tmp_path):
     import subprocess
     import sys
 
-    (tmp_path / "forkjobs.py").write_text("def echo(value, *, cancel, progress):\n    return value\n\n"
-                                          "JOBS = {'echo': echo}\n")
+    _write_fork_jobs(tmp_path)
     out = subprocess.run([sys.executable, "-c", FORK_SCRIPT, str(tmp_path)], capture_output=True, text=True,
                          timeout=60, cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
@@ -284,8 +289,7 @@ def test_a_forked_child_exits_when_the_window_process_dies(tmp_path):
     import subprocess
     import sys
 
-    (tmp_path / "forkjobs.py").write_text("def echo(value, *, cancel, progress):\n    return value\n\n"
-                                          "JOBS = {'echo': echo}\n")
+    _write_fork_jobs(tmp_path)
     parent = subprocess.Popen([sys.executable, "-c", ORPHAN_SCRIPT, str(tmp_path)], stdout=subprocess.PIPE,
                               text=True, cwd=tmp_path)
     try:
