@@ -14,6 +14,7 @@ import json
 
 import pytest
 import torch
+from helpers.reference import saved_bytes
 from helpers.resnets import TORCHVISION_LAYOUT, random_resnet_configs, torchvision_resnet_state_dict
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -161,25 +162,6 @@ def test_channels_sizes_and_elements_against_forward_hooks():
 
 
 # ----------------------------------------------------------------------------- saved activations
-def saved_bytes(cfg: ResNetConfig, batch: int, device: str = "cpu") -> int:
-    """Bytes of the distinct storages autograd saves in one training step."""
-    torch.manual_seed(0)
-    model = build_model(cfg, device).train()
-    exclude = {t.untyped_storage().data_ptr() for t in [*model.parameters(), *model.buffers()]}
-    storages: dict[int, int] = {}
-
-    def pack(t):
-        s = t.untyped_storage()
-        if s.data_ptr() not in exclude:
-            storages[s.data_ptr()] = s.nbytes()
-        return t
-
-    x = torch.randn(batch, cfg.in_channels, cfg.input_size, cfg.input_size, device=device)
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        model(x).sum().backward()
-    return sum(storages.values())
-
-
 def test_activation_bytes_exact_against_autograd_saved_tensors():
     configs = random_resnet_configs(44, 16) + EDGE
     assert len({(c.block, c.stem, c.shortcut) for c in configs}) >= 6

@@ -13,6 +13,7 @@ from __future__ import annotations
 import pytest
 import torch
 from helpers.configs import MEASURED_SPACE, random_valid_configs
+from helpers.reference import saved_bytes
 from torch.utils.flop_counter import FlopCounterMode
 
 from densegui.core.config import PRESETS, DenseNetConfig, get_preset
@@ -139,26 +140,6 @@ def test_channels_sizes_and_elements_against_forward_hooks():
 
 
 # ----------------------------------------------------------------------------- activation memory
-def saved_bytes(cfg: DenseNetConfig, batch: int, device: str = "cpu") -> int:
-    """Bytes of the distinct storages autograd saves in one training step."""
-    torch.manual_seed(0)
-    model = build_model(cfg, device).train()
-    exclude = {t.untyped_storage().data_ptr() for t in [*model.parameters(), *model.buffers()]}
-    storages: dict[int, int] = {}
-
-    def pack(t):
-        s = t.untyped_storage()
-        if s.data_ptr() not in exclude:
-            storages[s.data_ptr()] = s.nbytes()
-        return t
-
-    x = torch.randn(batch, cfg.in_channels, cfg.input_size, cfg.input_size, device=device)
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        out = model(x)
-        out.sum().backward()  # recomputation in backward saves through the hooks too: must not be counted
-    return sum(storages.values())
-
-
 def test_activation_bytes_exact_against_autograd_saved_tensors():
     configs = (random_valid_configs(404, 10, MEASURED_SPACE, drop_rate=0.0)
                + random_valid_configs(405, 8, MEASURED_SPACE, drop_rate=0.3))

@@ -75,3 +75,26 @@ def naive_matrices(sd: dict[str, torch.Tensor]) -> list[np.ndarray]:
         out.append(m)
         b += 1
     return out
+
+
+def saved_bytes(cfg, batch: int, device: str = "cpu") -> int:
+    """Bytes of the distinct storages autograd saves in one training step of ``cfg`` (either family),
+    counted through saved-tensor hooks; parameters and buffers are not counted."""
+    from densegui.core import arch
+
+    torch.manual_seed(0)
+    model = arch.build_model(cfg, device).train()
+    exclude = {t.untyped_storage().data_ptr() for t in [*model.parameters(), *model.buffers()]}
+    storages: dict[int, int] = {}
+
+    def pack(t):
+        s = t.untyped_storage()
+        if s.data_ptr() not in exclude:
+            storages[s.data_ptr()] = s.nbytes()
+        return t
+
+    x = torch.randn(batch, cfg.in_channels, cfg.input_size, cfg.input_size, device=device)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = model(x)
+        out.sum().backward()  # recomputation in backward saves through the hooks too: must not be counted
+    return sum(storages.values())
