@@ -1,27 +1,24 @@
-"""Channels tab: the analytic layer table drawn layer by layer (pyqtgraph).
+"""Channels tab: the analytic layer table drawn layer by layer.
 
-Four x-linked plots over the whole network (x = row of ``layer_table``:
+Four plots over the whole network sharing one x axis (x = row of ``layer_table``:
 stem, every dense layer, transitions, head): input/output channels,
 parameters, MACs, and the activation bytes a training step keeps per sample
-(naive vs memory-efficient). Dense blocks are shaded and labelled on the
-x axis, transitions are marked by dashed lines, hovering shows the layer's
-name and values, a check box switches to log scale and each plot exports to
-PNG. A pinned baseline is drawn as grey dashed curves.
+(naive vs memory-efficient). Dense blocks are shaded and named on the x axis,
+transitions are dashed lines, hovering shows the layer's name and values, a check
+box switches to log scale and each plot exports to PNG. A pinned baseline is drawn
+as grey dashed curves.
 
-Everything here is a few ``setData`` calls on arrays built from the table,
-cheap enough to run on the main thread on every slider change.
+The drawing is :class:`~densegui.gui.layer_plots.LayerPlots` (QPainter): a slider
+drag redraws all four plots up to 60 times a second, on the main thread.
 """
 
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
 
 import numpy as np
-import pyqtgraph as pg
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QPen
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -35,7 +32,8 @@ from PySide6.QtWidgets import (
 
 from densegui.core.config import DenseNetConfig
 from densegui.core.stats import LayerTable
-from densegui.core.units import human_bytes, human_count
+from densegui.core.units import human_bytes
+from densegui.gui.layer_plots import LayerPlots, PlotSpec, Series
 from densegui.gui.panel import PanelMixin
 from densegui.gui.widgets import FitLabel
 
@@ -46,132 +44,17 @@ PLOTS = {
     "activations": "Saved activations per sample (training, float32)",
 }
 BLUE, ORANGE, GREEN, PURPLE, RED = "#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#d62728"
-
-
-def _tint(red: int, green: int, blue: int, alpha: int = 28) -> QColor:
-    """``(red, green, blue)`` at ``alpha`` over the plots' white background, as an opaque colour:
-    the same pixels, but an opaque fill skips per-pixel blending (the translucent fills were the
-    largest single cost of a repaint: ≈ 4 ms of 9 on the 2-core development machine)."""
-    a = alpha / 255
-    return QColor(*(round(255 * (1 - a) + c * a) for c in (red, green, blue)))
-
-
-SHADES = (_tint(31, 119, 180), _tint(255, 127, 14))  # alternate blocks: blue, orange tints
-BASELINE_PEN = pg.mkPen("#7f7f7f", width=1.5, style=Qt.PenStyle.DashLine)
-FG = "#333333"
-
-
-class BlockShading(pg.GraphicsObject):
-    """Every dense block's shading and every transition's dashed line, in one item.
-
-    One ``LinearRegionItem`` per block and one ``InfiniteLine`` per transition (what this
-    replaces) made a repaint paint and bound 3 items per block per plot, each recomputing a
-    pixel-dependent bounding rect whenever the view moved: about half of the channel tab's
-    repaint time. This item spans the view's y range and paints all spans and lines at once.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.spans: list[tuple[float, float]] = []  # (left, right) edges in x, one per block
-        self.lines: list[float] = []  # x of every transition
-        self._pen = QPen(QColor("#888888"), 1, Qt.PenStyle.DashLine)
-        self._pen.setCosmetic(True)
-        self._rect: QRectF | None = None
-        self.setZValue(-10)
-
-    def set_layout(self, spans: list[tuple[float, float]], lines: list[float]) -> None:
-        self.spans, self.lines = list(spans), list(lines)
-        self.prepareGeometryChange()
-        self._rect = None
-        self.update()
-
-    def viewTransformChanged(self) -> None:  # noqa: N802 - pyqtgraph API: the y extent follows the view
-        super().viewTransformChanged()
-        self.prepareGeometryChange()
-        self._rect = None
-
-    def boundingRect(self) -> QRectF:  # noqa: N802 - Qt API
-        if self._rect is None:
-            vb = self.getViewBox()
-            xs = [x for span in self.spans for x in span] + self.lines
-            if vb is None or not xs:
-                self._rect = QRectF()
-            else:
-                (_x0, _x1), (y0, y1) = vb.viewRange()
-                self._rect = QRectF(min(xs), y0, max(xs) - min(xs), y1 - y0).normalized()
-        return self._rect
-
-    def paint(self, painter, *_args) -> None:
-        r = self.boundingRect()
-        if r.isEmpty():
-            return
-        y0, y1 = r.top(), r.bottom()
-        for i, (lo, hi) in enumerate(self.spans):
-            painter.fillRect(QRectF(lo, y0, hi - lo, y1 - y0), SHADES[i % 2])
-        painter.setPen(self._pen)
-        for x in self.lines:
-            painter.drawLine(QPointF(x, y0), QPointF(x, y1))
-
-
-class PlotCanvas(pg.GraphicsLayoutWidget):
-    """The plots' view; records when and how long its last repaint took (for the latency benchmark)."""
-
-    painted = Signal(float, float)  # (perf_counter at the end of the paint, its duration in ms)
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.last_paint_end = 0.0
-        self.last_paint_ms = 0.0
-
-    def paintEvent(self, event) -> None:  # noqa: N802 - Qt API
-        t0 = time.perf_counter()
-        super().paintEvent(event)
-        self.last_paint_end = time.perf_counter()
-        self.last_paint_ms = (self.last_paint_end - t0) * 1000
-        self.painted.emit(self.last_paint_end, self.last_paint_ms)
-
-
-class CountAxis(pg.AxisItem):
-    """Tick labels like 400k, 2.5M, 1.2G (bytes: KiB/MiB) instead of 4e+07."""
-
-    def __init__(self, *args, binary: bool = False, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._binary = binary
-
-    def tickSpacing(self, minVal, maxVal, size):  # noqa: N802 - pyqtgraph API
-        """Byte axes: round numbers of KiB/MiB/GiB (2, 4, 6 MiB), not of bytes (1.91, 3.81 MiB)."""
-        top = max(abs(minVal), abs(maxVal))
-        if not self._binary or self.logMode or not math.isfinite(top) or top < 1024:
-            return super().tickSpacing(minVal, maxVal, size)
-        unit = 1024.0 ** min(4, int(math.log(top, 1024)))
-        return [(spacing * unit, offset * unit) for spacing, offset in super().tickSpacing(minVal / unit, maxVal / unit, size)]
-
-    def tickStrings(self, values, scale, spacing):  # noqa: N802 - pyqtgraph API
-        out = []
-        for v in values:
-            if self.logMode:
-                v = 10.0 ** v
-            v *= scale
-            if self._binary:
-                out.append(human_bytes(v) if v >= 1 else ("0" if v == 0 else f"{v:.2g}"))
-            else:
-                out.append(human_count(v) if abs(v) >= 1000 else f"{v:g}")
-        return out
-
-
-NICE_STEPS = (1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0)
-
-
-def nice_ceil(value: float) -> float:
-    """The smallest number of the form s × 10ⁿ (s in NICE_STEPS) that is ≥ ``value`` (> 0)."""
-    if not value > 0 or not math.isfinite(value):
-        return value
-    exp = math.floor(math.log10(value))
-    for step in NICE_STEPS:
-        candidate = step * 10.0 ** exp
-        if candidate >= value * (1 - 1e-12):
-            return candidate
-    return 10.0 ** (exp + 1)
+SPECS = (
+    PlotSpec("channels", PLOTS["channels"], (Series("in", "input channels", BLUE),
+                                             Series("out", "output channels", ORANGE, 1.5)),
+             baseline=("in",), legend=True, legend_baseline=True),
+    PlotSpec("params", PLOTS["params"], (Series("params", "parameters", GREEN),), baseline=("params",)),
+    PlotSpec("macs", PLOTS["macs"], (Series("macs", "MACs", PURPLE),), baseline=("macs",)),
+    PlotSpec("activations", PLOTS["activations"], (Series("naive", "naive", RED),
+                                                   Series("efficient", "memory-efficient", BLUE)),
+             baseline=("naive",), binary=True, legend=True),
+)
+CURVES = ("in", "out", "params", "macs", "naive", "efficient")
 
 
 X_MODES = {"layer": "layer (row of the table)", "depth": "fraction of depth"}
@@ -220,7 +103,6 @@ def span_edges(xs: np.ndarray, first: int, last: int) -> tuple[float, float]:
 class ChannelPanel(PanelMixin, QWidget):
     """Layer-by-layer plots of the analytic table, with a baseline overlay."""
 
-
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("channelPanel")
@@ -229,72 +111,11 @@ class ChannelPanel(PanelMixin, QWidget):
         self._arrays: dict[str, np.ndarray] | None = None
         self._base_arrays: dict[str, np.ndarray] | None = None
         self._hover_index: int | None = None
-        self._blocks_key: tuple | None = None  # the layout _draw_blocks last drew
         self.x_mode = "layer"
 
-        self.graphics = PlotCanvas()
+        self.graphics = LayerPlots(SPECS)
         self.graphics.setObjectName("channelGraphics")
-        self.graphics.setBackground("w")
-        self.plots: dict[str, pg.PlotItem] = {}
-        for i, (key, title) in enumerate(PLOTS.items()):
-            left = CountAxis(orientation="left", binary=key == "activations")
-            p = self.graphics.addPlot(row=i // 2, col=i % 2, axisItems={"left": left})
-            p.setTitle(title, color=FG, size="10pt")
-            # No grid: it doubles the paint time of every change (benchmarks/ui_latency.py);
-            # the hover read-out gives exact values.
-            p.setMenuEnabled(False)
-            for side in ("left", "bottom"):
-                ax = p.getAxis(side)
-                ax.setPen(pg.mkPen(FG))
-                ax.setTextPen(pg.mkPen(FG))
-                # No unit prefixes (the tick labels carry k/M/G themselves). With it on, pyqtgraph
-                # re-renders each axis's (hidden or unit-less) label as HTML on every range change.
-                ax.enableAutoSIPrefix(False)
-            p.getAxis("bottom").setStyle(tickTextOffset=4)
-            p.getAxis("left").setWidth(58)
-            if self.plots:
-                p.setXLink(self.plots["channels"])
-            self.plots[key] = p
-        self.shadings: list[BlockShading] = []
-        for p in self.plots.values():
-            shading = BlockShading()
-            p.addItem(shading, ignoreBounds=True)
-            self.shadings.append(shading)
-
-        legend = self.plots["channels"].addLegend(offset=(8, 8), labelTextColor=FG, brush=pg.mkBrush(255, 255, 255, 200))
-        self.curves = {
-            "in": self.plots["channels"].plot(pen=pg.mkPen(BLUE, width=2), name="input channels"),
-            "out": self.plots["channels"].plot(pen=pg.mkPen(ORANGE, width=1.5), name="output channels"),
-            "params": self.plots["params"].plot(pen=pg.mkPen(GREEN, width=2)),
-            "macs": self.plots["macs"].plot(pen=pg.mkPen(PURPLE, width=2)),
-        }
-        act_legend = self.plots["activations"].addLegend(offset=(8, 8), labelTextColor=FG,
-                                                         brush=pg.mkBrush(255, 255, 255, 200))
-        self.curves["naive"] = self.plots["activations"].plot(pen=pg.mkPen(RED, width=2), name="naive")
-        self.curves["efficient"] = self.plots["activations"].plot(pen=pg.mkPen(BLUE, width=2), name="memory-efficient")
-        self.base_curves = {
-            "in": self.plots["channels"].plot(pen=BASELINE_PEN),
-            "params": self.plots["params"].plot(pen=BASELINE_PEN),
-            "macs": self.plots["macs"].plot(pen=BASELINE_PEN),
-            "naive": self.plots["activations"].plot(pen=BASELINE_PEN),
-        }
-        self._plot_curves = {  # the curves that decide each plot's y range
-            "channels": [self.curves["in"], self.curves["out"], self.base_curves["in"]],
-            "params": [self.curves["params"], self.base_curves["params"]],
-            "macs": [self.curves["macs"], self.base_curves["macs"]],
-            "activations": [self.curves["naive"], self.curves["efficient"], self.base_curves["naive"]],
-        }
-        self._legends = (legend, act_legend)
-        self._base_legend_added = False
-        self.cursors = []
-        for p in self.plots.values():
-            line = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen("#444444", width=1))
-            line.setZValue(20)
-            line.hide()
-            p.addItem(line, ignoreBounds=True)
-            self.cursors.append(line)
-
-        self._proxy = pg.SignalProxy(self.graphics.scene().sigMouseMoved, rateLimit=60, slot=self._mouse_moved)
+        self.graphics.hovered.connect(self._hovered)
 
         # ---- toolbar
         self.log_check = QCheckBox("Log scale")
@@ -341,12 +162,19 @@ class ChannelPanel(PanelMixin, QWidget):
         """Draw ``table`` (the current configuration's analytic table)."""
         self.table = table
         a = self._arrays = table_arrays(table, self.x_mode)
-        # Plain lines (no per-point symbols): symbols double the paint time of a
-        # change, and the hover read-out gives the exact values anyway.
-        for key in ("in", "out", "params", "macs", "naive", "efficient"):
-            self.curves[key].setData(a["x"], self._y(a[key]), connect="finite")
-        self._draw_blocks(table)
-        self._fit_y()
+        xs = a["x"]
+        spans, transitions = block_spans(table)
+        word = "stage" if table.family == "resnet" else "block"
+        edges = [span_edges(xs, lo, hi) for _b, lo, hi in spans]
+        # Block names as x tick labels (transitions are the dashed lines between them;
+        # their names would collide with a short block's label).
+        ticks = [((e0 + e1) / 2, f"{word} {blk}" if hi - lo >= 3 or len(spans) <= 4 else str(blk))
+                 for (blk, lo, hi), (e0, e1) in zip(spans, edges)]
+        lines = [float(xs[i]) for _b, i in transitions]
+        lo, hi = span_edges(xs, 0, len(xs) - 1) if len(xs) else (0.0, 1.0)
+        pad = 0.01 * (hi - lo)
+        self.graphics.set_data(xs, {key: a[key] for key in CURVES}, x_range=(lo - pad, hi + pad),
+                               ticks=ticks, minor=lines, spans=edges, lines=lines)
         if self._hover_index is not None:
             self.hover_index(self._hover_index)
 
@@ -358,22 +186,12 @@ class ChannelPanel(PanelMixin, QWidget):
             self.x_combo.setCurrentIndex(self.x_combo.findData("depth"))  # (redraws through set_x_mode)
         self._base_arrays = table_arrays(table, self.x_mode) if table is not None else None
         self._draw_baseline()
-        if table is not None and not self._base_legend_added:
-            self._legends[0].addItem(self.base_curves["in"], "baseline")
-            self._base_legend_added = True
-        elif table is None and self._base_legend_added:
-            self._legends[0].removeItem(self.base_curves["in"])
-            self._base_legend_added = False
 
     def set_log_scale(self, on: bool) -> None:
         if self.log_check.isChecked() != on:
             self.log_check.setChecked(on)  # re-enters through toggled
             return
-        for p in self.plots.values():
-            p.setLogMode(x=False, y=on)
-        if self.table is not None:
-            self.set_table(self.table)
-        self._draw_baseline()
+        self.graphics.set_log(on)
 
     def is_log_scale(self) -> bool:
         return self.log_check.isChecked()
@@ -388,9 +206,7 @@ class ChannelPanel(PanelMixin, QWidget):
         if mode == self.x_mode:
             return
         self.x_mode = mode
-        self._blocks_key = None
-        for p in self.plots.values():
-            p.getAxis("bottom").setLabel("fraction of depth" if mode == "depth" else "")
+        self.graphics.set_x_label("fraction of depth" if mode == "depth" else "")
         if self.baseline is not None:
             self._base_arrays = table_arrays(self.baseline, mode)
         if self.table is not None:
@@ -401,17 +217,13 @@ class ChannelPanel(PanelMixin, QWidget):
         """Show the read-out of row ``index`` (None clears it); returns the text."""
         if self.table is None or index is None or not 0 <= index < len(self.table.rows):
             self._hover_index = None
-            for c in self.cursors:
-                c.hide()
+            self.graphics.set_cursor(None)
             text = ""
             self.hover_label.setText("Hover over a plot to read a layer's values.")
         else:
             self._hover_index = index
             r = self.table.rows[index]
-            x = self._arrays["x"][index] if self._arrays is not None else index
-            for c in self.cursors:
-                c.setPos(x)
-                c.show()
+            self.graphics.set_cursor(float(self._arrays["x"][index]) if self._arrays is not None else float(index))
             text = (f"{r.name}  ·  {r.in_channels:,} → {r.out_channels:,} channels at {r.out_size}×{r.out_size}"
                     f"  ·  params {r.params:,}  ·  MACs {r.macs:,}"
                     f"  ·  saved {human_bytes(r.saved_naive + r.fixed_naive)} naive, "
@@ -419,13 +231,26 @@ class ChannelPanel(PanelMixin, QWidget):
             self.hover_label.setText(text)
         return text
 
+    def series(self, key: str) -> tuple[np.ndarray, np.ndarray]:
+        """(x, y) of curve ``key`` (one of CURVES) as plotted (y NaN where a log scale cannot show it)."""
+        return self.graphics.x, self.graphics.values(key)
+
+    def baseline_series(self, key: str) -> tuple[np.ndarray, np.ndarray]:
+        """(x, y) of the baseline's curve ``key``; empty arrays without a baseline."""
+        if self.graphics.base_x is None:
+            return np.zeros(0), np.zeros(0)
+        return self.graphics.base_x, self.graphics.baseline_values(key)
+
+    def y_range(self, key: str) -> tuple[float, float]:
+        """The y range plot ``key`` shows now (for tests and exports)."""
+        return self.graphics.y_range(key)
+
     def export_png(self, key: str, path: str | Path, width: int = 1200) -> Path:
         """Save plot ``key`` (one of PLOTS) as a PNG file."""
-        import pyqtgraph.exporters as exporters
-
-        exporter = exporters.ImageExporter(self.plots[key])
-        exporter.parameters()["width"] = width
-        exporter.export(str(path))
+        if key not in PLOTS:
+            raise ValueError(f"unknown plot {key!r}; choose one of {', '.join(PLOTS)}")
+        if not self.graphics.render_plot(key, width).save(str(path), "PNG"):
+            raise OSError(f"cannot write {path}")
         return Path(path)
 
     # ----------------------------------------------------------- panel contract
@@ -433,94 +258,17 @@ class ChannelPanel(PanelMixin, QWidget):
         """The window calls :meth:`set_table` with the already computed table."""
 
     # --------------------------------------------------------------- internals
-    def _y(self, values: np.ndarray) -> np.ndarray:
-        if self.is_log_scale():
-            values = np.where(values > 0, values, np.nan)
-        return values
-
     def _draw_baseline(self) -> None:
         b = self._base_arrays
-        for key, curve in self.base_curves.items():
-            if b is None:
-                curve.setData([], [])
-            else:
-                curve.setData(b["x"], self._y(b[key]), connect="finite")
-        self._fit_y()
+        if b is None:
+            self.graphics.set_baseline(None)
+        else:
+            self.graphics.set_baseline(b["x"], {key: b[key] for key in ("in", "params", "macs", "naive")})
 
-    def _fit_y(self) -> None:
-        """Linear scale: y ranges with hysteresis instead of pyqtgraph's auto-range.
-
-        Auto-range moved every plot's y range on every change, and a moved range makes pyqtgraph
-        recompute every axis, region and line: ≈ 30 ms of repaint per change on a 2-core machine
-        against ≈ 5 ms when the range stays (benchmarks/ui_latency.py). So a range is kept while
-        the data fit in it and use more than 40 % of it, else reset to 0 … the first round number
-        (1, 1.5, 2, 3, 4, 5, 6, 8 × 10ⁿ) at or above 1.25 × the maximum: round tops give tidy
-        ticks and 25–60 % headroom, so a monotonic drag (k 1 → 64) resets a range about half as
-        often as a fixed 1.25 ×.
-        Log scale keeps pyqtgraph's auto-range (decades move rarely there anyway).
-        """
-        log = self.is_log_scale()
-        for key, plot in self.plots.items():
-            vb = plot.vb
-            if log:
-                vb.enableAutoRange(axis=vb.YAxis)
-                continue
-            vb.disableAutoRange(axis=vb.YAxis)
-            lo, hi = 0.0, 0.0
-            for curve in self._plot_curves[key]:
-                _x, y = curve.getData()
-                if y is not None and len(y):
-                    finite = y[np.isfinite(y)]
-                    if finite.size:
-                        lo, hi = min(lo, float(finite.min())), max(hi, float(finite.max()))
-            if hi <= lo:
-                hi = lo + 1.0
-            cur_lo, cur_hi = vb.viewRange()[1]
-            if cur_lo <= lo and hi <= cur_hi and (hi - lo) > 0.4 * (cur_hi - cur_lo) and cur_lo >= lo - 0.05 * (hi - lo):
-                continue
-            span = hi - lo
-            top = nice_ceil(hi + 0.25 * span) if lo >= 0 else hi + 0.25 * span
-            vb.setYRange(lo - (0.05 * span if lo < 0 else 0.0), top, padding=0)
-
-    def y_range(self, key: str) -> tuple[float, float]:
-        """The y range plot ``key`` shows now (for tests and exports)."""
-        lo, hi = self.plots[key].vb.viewRange()[1]
-        return float(lo), float(hi)
-
-    def _draw_blocks(self, table: LayerTable) -> None:
-        spans, transitions = block_spans(table)
-        key = (tuple(spans), tuple(transitions), len(table.rows), self.x_mode)
-        if key == self._blocks_key:
-            # Same layer layout (a k, θ or bn_size change): moving the regions, lines, ticks and
-            # x range to where they already are still re-lays out every axis and item (~10 ms).
-            return
-        self._blocks_key = key
-        xs = self._arrays["x"]
-        word = "stage" if table.family == "resnet" else "block"
-        # Block names as x tick labels (transitions are the dashed lines between them;
-        # their names would collide with a short block's label).
-        edges = [span_edges(xs, lo, hi) for _b, lo, hi in spans]
-        ticks = [((a + b) / 2, f"{word} {blk}" if hi - lo >= 3 or len(spans) <= 4 else str(blk))
-                 for (blk, lo, hi), (a, b) in zip(spans, edges)]
-        lines = [float(xs[i]) for _b, i in transitions]
-        minor = [(x, "") for x in lines]
-        for shading, p in zip(self.shadings, self.plots.values()):
-            shading.set_layout(edges, lines)
-            p.getAxis("bottom").setTicks([ticks, minor])
-        # The other plots are x-linked to this one: setting each of them too made every change
-        # propagate through the links several times.
-        lo, hi = span_edges(xs, 0, len(xs) - 1)
-        self.plots["channels"].setXRange(lo, hi, padding=0.01)
-
-    def _mouse_moved(self, event) -> None:
-        pos = event[0]
-        for p in self.plots.values():
-            if p.sceneBoundingRect().contains(pos) and p.vb.sceneBoundingRect().contains(pos):
-                x = p.vb.mapSceneToView(pos).x()
-                if math.isfinite(x) and self._arrays is not None and len(self._arrays["x"]):
-                    self.hover_index(int(np.argmin(np.abs(self._arrays["x"] - x))))
-                return
-        if self._hover_index is not None:
+    def _hovered(self, x: float | None) -> None:
+        if x is not None and math.isfinite(x) and self._arrays is not None and len(self._arrays["x"]):
+            self.hover_index(int(np.argmin(np.abs(self._arrays["x"] - x))))
+        elif self._hover_index is not None:
             self.hover_index(None)
 
     def _export_dialog(self) -> None:

@@ -111,7 +111,7 @@ def test_pinning_a_resnet_baseline_in_the_window(qtbot, explorer):
     w = explorer
     w.pin_preset("resnet50")
     assert w.channel_panel.x_mode == "depth"  # another family: the plots line up by depth fraction
-    xs, _ = w.channel_panel.base_curves["params"].getData()
+    xs, _ = w.channel_panel.baseline_series("params")
     assert xs[0] == pytest.approx(0.0, abs=0.05) and xs[-1] == pytest.approx(1.0, abs=0.05)
     delta = w.params_card.delta.text()
     assert f"{7_978_856 - 25_557_032:,}" in delta and "vs baseline" in delta

@@ -47,7 +47,7 @@ def test_slider_updates_params_label_and_summary(qtbot, explorer):
         assert label(w, "paramsLabel").text() == f"{n:,}"
         qtbot.waitUntil(w.plots_up_to_date, timeout=1000)
         assert w.channel_panel.table.config == expected
-        assert w.channel_panel.curves["in"].getData()[1].max() == max(r.in_channels for r in w.table.rows)
+        assert w.channel_panel.series("in")[1].max() == max(r.in_channels for r in w.table.rows)
     result = blocker.args[0]
     assert result.config == expected
     assert result.total_params == n

@@ -51,11 +51,11 @@ def test_compare_with_a_pinned_baseline(qtbot, explorer):
     assert delta.isVisible()
     assert delta.text().startswith(f"+{diff:,} (+{100 * diff / count_params(base):.1f}%)")
     assert label(w, "channelsDelta").text().startswith(f"+{final_channels(new) - final_channels(base):,}")
-    x, y = w.channel_panel.base_curves["in"].getData()
+    x, y = w.channel_panel.baseline_series("in")
     assert len(x) == len(w.baseline.rows) and y.max() == 1024  # the baseline's own channel curve
     w.clear_baseline()
     assert not delta.isVisible()
-    assert len(w.channel_panel.base_curves["in"].getData()[0] or []) == 0
+    assert len(w.channel_panel.baseline_series("in")[0]) == 0
 
 
 @pytest.mark.parametrize("name", ["densenet-40-k12", "densenet264"])

@@ -1,0 +1,512 @@
+"""Per-layer line plots painted with QPainter: a grid of plots sharing one x axis.
+
+The channel tab redraws its four plots on every slider change, up to 60 times a
+second. A plotting library's scene graph (pyqtgraph's, which this replaces) spent
+most of a repaint in Python: items, bounding rects and four bottom axes that
+regenerated their tick pictures whenever the x range moved. Here one widget paints
+everything in one pass into a cached pixmap, from NumPy arrays turned into pixel
+polygons in bulk; a hover only blits that pixmap and draws the cursor line.
+
+What it draws: a title per plot; a left axis with round ticks (decimal counts,
+binary byte units, or decades on a log scale); a bottom axis with named ticks
+(the panel passes block names) and minor ticks; shaded x spans and dashed
+vertical lines behind the curves; solid curves and grey dashed baseline curves
+(NaN breaks a curve); a legend; a vertical cursor. Nothing here knows about
+DenseNet; ``channel_panel`` maps the layer table onto it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QPainter, QPen, QPixmap, QPolygonF
+from PySide6.QtWidgets import QSizePolicy, QWidget
+
+from densegui.core.units import human_bytes, human_count
+
+FG = QColor("#333333")
+BASELINE = QColor("#7f7f7f")
+CURSOR = QColor("#444444")
+LINE_GREY = QColor("#888888")
+AXIS_WIDTH = 58  # left axis: room for "1.5 GiB"
+TICK = 5
+
+
+def tint(red: int, green: int, blue: int, alpha: int = 28) -> QColor:
+    """``(red, green, blue)`` at ``alpha`` over white, as an opaque colour: the same pixels as a
+    translucent fill, without per-pixel blending."""
+    a = alpha / 255
+    return QColor(*(round(255 * (1 - a) + c * a) for c in (red, green, blue)))
+
+
+SHADES = (tint(31, 119, 180), tint(255, 127, 14))  # alternating spans: blue, orange tints
+
+
+@dataclass(frozen=True)
+class Series:
+    key: str
+    label: str
+    color: str
+    width: float = 2.0
+
+
+@dataclass(frozen=True)
+class PlotSpec:
+    key: str
+    title: str
+    series: tuple[Series, ...]
+    baseline: tuple[str, ...] = ()  # keys of the baseline's series drawn here (grey, dashed)
+    binary: bool = False  # a byte axis: ticks on round KiB/MiB/GiB
+    legend: bool = False
+    legend_baseline: bool = False  # list "baseline" in the legend while one is shown
+
+
+# ------------------------------------------------------------------ ticks and ranges (pure)
+NICE_STEPS = (1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0)
+
+
+def nice_ceil(value: float) -> float:
+    """The smallest number of the form s × 10ⁿ (s in NICE_STEPS) that is ≥ ``value`` (> 0)."""
+    if not value > 0 or not math.isfinite(value):
+        return value
+    exp = math.floor(math.log10(value))
+    for step in NICE_STEPS:
+        candidate = step * 10.0 ** exp
+        if candidate >= value * (1 - 1e-12):
+            return candidate
+    return 10.0 ** (exp + 1)
+
+
+def tick_step(lo: float, hi: float, max_ticks: int, binary: bool = False) -> float:
+    """The spacing of at most about ``max_ticks`` ticks over [lo, hi]: 1, 2 or 5 × 10ⁿ, of a
+    KiB/MiB/GiB/TiB on a byte axis (2 MiB, not 1.91 MiB)."""
+    span = hi - lo
+    if not (span > 0 and math.isfinite(span)):
+        return 1.0
+    top = max(abs(lo), abs(hi))
+    unit = 1024.0 ** min(4, int(math.log(top, 1024))) if binary and top >= 1024 else 1.0
+    raw = span / unit / max(1, max_ticks)
+    exp = math.floor(math.log10(raw))
+    for mantissa in (1.0, 2.0, 5.0, 10.0):
+        if mantissa * 10.0 ** exp >= raw * (1 - 1e-9):
+            return mantissa * 10.0 ** exp * unit
+    return 10.0 ** (exp + 1) * unit  # pragma: no cover - the loop always returns
+
+
+def linear_ticks(lo: float, hi: float, max_ticks: int, binary: bool = False) -> list[float]:
+    """Every multiple of :func:`tick_step` inside [lo, hi]."""
+    step = tick_step(lo, hi, max_ticks, binary)
+    first = math.ceil(lo / step - 1e-9)
+    last = math.floor(hi / step + 1e-9)
+    return [i * step for i in range(first, last + 1)]
+
+
+def log_ticks(lo: float, hi: float, max_ticks: int) -> list[float]:
+    """Decades (as exponents) inside [lo, hi] (exponents), every n-th so that at most
+    ``max_ticks`` remain."""
+    decades = list(range(math.ceil(lo - 1e-9), math.floor(hi + 1e-9) + 1))
+    every = max(1, math.ceil(len(decades) / max(1, max_ticks)))
+    return [float(d) for d in decades if d % every == 0]
+
+
+def tick_label(value: float, binary: bool) -> str:
+    """400K, 2.5M, 1.2G (counts); 512 KiB, 2 MiB (bytes); small values as they are."""
+    if value == 0:
+        return "0"
+    if binary:
+        return human_bytes(value) if abs(value) >= 1 else f"{value:.2g}"
+    return human_count(value) if abs(value) >= 1000 else f"{value:g}"
+
+
+def fit_linear(lo: float, hi: float, current: tuple[float, float] | None) -> tuple[float, float]:
+    """A y range for data in [lo, hi] (lo ≤ 0 ≤ hi after the caller's min/max with 0), with
+    hysteresis: ``current`` is kept while the data fit in it and fill more than 40 % of it, else
+    the range becomes 0 … the first round number (1, 1.5, 2, 3, 4, 5, 6, 8 × 10ⁿ) at or above
+    1.25 × the maximum. A range that stays keeps the repaint cheap and the plot calm during a
+    drag; round tops give tidy ticks and 25–60 % headroom."""
+    if hi <= lo:
+        hi = lo + 1.0
+    if current is not None:
+        cur_lo, cur_hi = current
+        if cur_lo <= lo and hi <= cur_hi and (hi - lo) > 0.4 * (cur_hi - cur_lo) and cur_lo >= lo - 0.05 * (hi - lo):
+            return current
+    span = hi - lo
+    top = nice_ceil(hi + 0.25 * span) if lo >= 0 else hi + 0.25 * span
+    return lo - (0.05 * span if lo < 0 else 0.0), top
+
+
+def fit_log(lo: float, hi: float) -> tuple[float, float]:
+    """A log-scale range (exponents) for positive data in [10^lo, 10^hi]: whole decades, with a
+    little room so a curve never runs along the frame."""
+    bottom, top = math.floor(lo - 0.02), math.ceil(hi + 0.02)
+    return float(bottom), float(max(top, bottom + 1))
+
+
+# ------------------------------------------------------------------ polygons
+def polylines(px: np.ndarray, py: np.ndarray) -> list[QPolygonF]:
+    """Pixel coordinates → one QPolygonF per run of finite points (a NaN breaks the line)."""
+    finite = np.isfinite(px) & np.isfinite(py)
+    if not finite.any():
+        return []
+    # Starts and ends of the finite runs.
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], finite.view(np.int8), [0]))))
+    out = []
+    for start, stop in zip(edges[::2], edges[1::2]):
+        out.append(_polygon(px[start:stop], py[start:stop]))
+    return out
+
+
+def _polygon(xs: np.ndarray, ys: np.ndarray) -> QPolygonF:
+    n = len(xs)
+    poly = QPolygonF()
+    poly.resize(n)
+    try:
+        import shiboken6
+
+        # Fill the polygon's own storage (n QPointF = n × 2 doubles) from NumPy: 50× faster than
+        # n QPointF objects made in Python, which was most of a repaint for long curves.
+        view = np.frombuffer(shiboken6.VoidPtr(poly.data(), n * 16, True), dtype=np.float64).reshape(n, 2)
+        view[:, 0] = xs
+        view[:, 1] = ys
+    except Exception:  # noqa: BLE001 - a binding without raw access: the slow, safe path
+        poly = QPolygonF([QPointF(float(x), float(y)) for x, y in zip(xs, ys)])
+    return poly
+
+
+# ------------------------------------------------------------------ the widget
+@dataclass
+class _Plot:
+    spec: PlotSpec
+    y_range: tuple[float, float] | None = None  # in axis units (exponents on a log scale)
+    rect: QRectF = field(default_factory=QRectF)  # the data area, in widget pixels
+
+
+class LayerPlots(QWidget):
+    """A grid of line plots over one shared x axis (see the module docstring)."""
+
+    painted = Signal(float, float)  # (perf_counter at the end of a paint, its duration in ms)
+    hovered = Signal(object)  # the x (data units) under the mouse, or None when it leaves the plots
+
+    def __init__(self, specs: Sequence[PlotSpec], columns: int = 2, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.plots = {s.key: _Plot(s) for s in specs}
+        self.columns = columns
+        self.log = False
+        self.x = np.zeros(0)
+        self.data: dict[str, np.ndarray] = {}
+        self.base_x: np.ndarray | None = None
+        self.base_data: dict[str, np.ndarray] = {}
+        self.x_range = (0.0, 1.0)
+        self.x_label = ""
+        self.ticks: list[tuple[float, str]] = []  # named ticks on the x axis
+        self.minor: list[float] = []  # unnamed x ticks
+        self.spans: list[tuple[float, float]] = []  # shaded x spans (alternating tints)
+        self.lines: list[float] = []  # dashed vertical lines
+        self.cursor: float | None = None
+        self.last_paint_end = 0.0
+        self.last_paint_ms = 0.0
+        self._content: QPixmap | None = None
+        self.title_font = QFont(self.font())
+        self.title_font.setPointSizeF(10)
+        self.setMouseTracking(True)
+        self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)  # the pixmap covers every pixel
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.setMinimumSize(420, 300)
+
+    # ---------------------------------------------------------------- data
+    def set_data(self, x: np.ndarray, series: dict[str, np.ndarray], *, x_range: tuple[float, float],
+                 ticks: list[tuple[float, str]] = (), minor: list[float] = (),
+                 spans: list[tuple[float, float]] = (), lines: list[float] = ()) -> None:
+        """The curves (``series``: key → y over ``x``) and everything on the shared x axis."""
+        self.x = np.asarray(x, dtype=float)
+        self.data = {k: np.asarray(v, dtype=float) for k, v in series.items()}
+        self.x_range = (float(x_range[0]), float(x_range[1]))
+        self.ticks, self.minor = list(ticks), [float(v) for v in minor]
+        self.spans, self.lines = [tuple(map(float, s)) for s in spans], [float(v) for v in lines]
+        self._refit()
+
+    def set_baseline(self, x: np.ndarray | None, series: dict[str, np.ndarray] | None = None) -> None:
+        """Grey dashed curves (None: none)."""
+        if x is None:
+            self.base_x, self.base_data = None, {}
+        else:
+            self.base_x = np.asarray(x, dtype=float)
+            self.base_data = {k: np.asarray(v, dtype=float) for k, v in (series or {}).items()}
+        self._refit()
+
+    def set_log(self, on: bool) -> None:
+        if on != self.log:
+            self.log = on
+            for plot in self.plots.values():
+                plot.y_range = None
+            self._refit()
+
+    def set_x_label(self, text: str) -> None:
+        if text != self.x_label:
+            self.x_label = text
+            self._invalidate()
+
+    def set_cursor(self, x: float | None) -> None:
+        if x != self.cursor:
+            self.cursor = x
+            self.update()
+
+    # ------------------------------------------------------------- queries
+    def values(self, key: str) -> np.ndarray:
+        """Series ``key`` as plotted: NaN where a log scale cannot show a value (≤ 0)."""
+        return self._shown(self.data.get(key, np.zeros(0)))
+
+    def baseline_values(self, key: str) -> np.ndarray:
+        return self._shown(self.base_data.get(key, np.zeros(0)))
+
+    def y_range(self, key: str) -> tuple[float, float]:
+        """The y range plot ``key`` shows, in data units (10^exponent on a log scale)."""
+        lo, hi = self.plots[key].y_range or (0.0, 1.0)
+        return (10.0 ** lo, 10.0 ** hi) if self.log else (lo, hi)
+
+    def y_ticks(self, key: str) -> list[tuple[float, str]]:
+        """The left axis's ticks of plot ``key`` as shown: (value in data units, label)."""
+        plot = self.plots[key]
+        self._layout()
+        return [(10.0 ** v if self.log else v, label) for v, label in self._y_ticks(plot)]
+
+    def data_rect(self, key: str) -> QRectF:
+        self._layout()
+        return QRectF(self.plots[key].rect)
+
+    def map_to_widget(self, key: str, x: float, y: float) -> QPointF:
+        """Widget pixel of data point (x, y) in plot ``key``."""
+        self._layout()
+        px, py = self._to_pixels(self.plots[key], np.array([x], float), self._shown(np.array([y], float)))
+        return QPointF(float(px[0]), float(py[0]))
+
+    def render_plot(self, key: str, width: int = 1200) -> QImage:
+        """Plot ``key`` alone as an image ``width`` pixels wide (its on-screen proportions, text and
+        lines scaled with it)."""
+        plot = self.plots[key]
+        self._layout()
+        cell = self._cell(list(self.plots).index(key)) if self.width() > 0 else QRectF(0, 0, 600, 400)
+        if cell.width() < 200 or cell.height() < 150:
+            cell = QRectF(0, 0, 600, 400)
+        scale = width / cell.width()
+        image = QImage(width, max(1, round(cell.height() * scale)), QImage.Format.Format_RGB32)
+        image.fill(QColor("white"))
+        painter = QPainter(image)
+        try:
+            painter.scale(scale, scale)
+            painter.translate(-cell.topLeft())
+            saved = plot.rect
+            plot.rect = self._data_rect(cell)
+            self._paint_plot(painter, plot, cell)
+            plot.rect = saved
+        finally:
+            painter.end()
+        return image
+
+    # --------------------------------------------------------------- Qt
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt API
+        super().resizeEvent(event)
+        self._invalidate()
+
+    def paintEvent(self, event) -> None:  # noqa: N802 - Qt API
+        t0 = time.perf_counter()
+        if self._content is None or self._content.deviceIndependentSize().toSize() != self.size():
+            self._content = self._render_content()
+        painter = QPainter(self)
+        painter.drawPixmap(0, 0, self._content)
+        if self.cursor is not None:
+            painter.setPen(QPen(CURSOR, 1))
+            for plot in self.plots.values():
+                px = self._x_pixels(plot, np.array([self.cursor]))[0]
+                if plot.rect.left() <= px <= plot.rect.right():
+                    painter.drawLine(QPointF(px, plot.rect.top()), QPointF(px, plot.rect.bottom()))
+        painter.end()
+        self.last_paint_end = time.perf_counter()
+        self.last_paint_ms = (self.last_paint_end - t0) * 1000
+        self.painted.emit(self.last_paint_end, self.last_paint_ms)
+
+    def mouseMoveEvent(self, event) -> None:  # noqa: N802 - Qt API
+        pos = event.position()
+        for plot in self.plots.values():
+            r = plot.rect
+            if r.contains(pos) and r.width() > 0:
+                x0, x1 = self.x_range
+                self.hovered.emit(x0 + (pos.x() - r.left()) / r.width() * (x1 - x0))
+                return
+        self.hovered.emit(None)
+
+    def leaveEvent(self, event) -> None:  # noqa: N802 - Qt API
+        super().leaveEvent(event)
+        self.hovered.emit(None)
+
+    # ------------------------------------------------------------ internals
+    def _shown(self, values: np.ndarray) -> np.ndarray:
+        if self.log:
+            return np.where(values > 0, values, np.nan)
+        return values
+
+    def _invalidate(self) -> None:
+        self._content = None
+        self.update()
+
+    def _refit(self) -> None:
+        """Each plot's y range from its curves and baseline curves (see :func:`fit_linear`)."""
+        for plot in self.plots.values():
+            ys = [self.values(s.key) for s in plot.spec.series]
+            if self.base_x is not None:
+                ys += [self.baseline_values(k) for k in plot.spec.baseline]
+            finite = np.concatenate([y[np.isfinite(y)] for y in ys]) if ys else np.zeros(0)
+            if self.log:
+                finite = finite[finite > 0]
+                plot.y_range = fit_log(*np.log10([finite.min(), finite.max()])) if finite.size else (0.0, 1.0)
+            else:
+                lo = min(0.0, float(finite.min())) if finite.size else 0.0
+                hi = max(0.0, float(finite.max())) if finite.size else 1.0
+                plot.y_range = fit_linear(lo, hi, plot.y_range)
+        self._invalidate()
+
+    def _metrics(self) -> tuple[QFontMetrics, QFontMetrics]:
+        return QFontMetrics(self.font()), QFontMetrics(self.title_font)
+
+    def _cell(self, index: int) -> QRectF:
+        rows = math.ceil(len(self.plots) / self.columns)
+        w, h = self.width() / self.columns, self.height() / rows
+        return QRectF((index % self.columns) * w, (index // self.columns) * h, w, h)
+
+    def _data_rect(self, cell: QRectF) -> QRectF:
+        fm, tfm = self._metrics()
+        bottom = TICK + 3 + fm.height() + (fm.height() + 2 if self.x_label else 0) + 4
+        return cell.adjusted(AXIS_WIDTH, tfm.height() + 8, -14, -bottom)
+
+    def _layout(self) -> None:
+        for i, plot in enumerate(self.plots.values()):
+            plot.rect = self._data_rect(self._cell(i))
+
+    def _x_pixels(self, plot: _Plot, x: np.ndarray) -> np.ndarray:
+        r, (x0, x1) = plot.rect, self.x_range
+        return r.left() + (x - x0) * (r.width() / ((x1 - x0) or 1.0))
+
+    def _to_pixels(self, plot: _Plot, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        r = plot.rect
+        y0, y1 = plot.y_range or (0.0, 1.0)
+        if self.log:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                y = np.log10(y)
+        return self._x_pixels(plot, x), r.bottom() - (y - y0) * (r.height() / ((y1 - y0) or 1.0))
+
+    def _y_ticks(self, plot: _Plot) -> list[tuple[float, str]]:
+        lo, hi = plot.y_range or (0.0, 1.0)
+        fm = QFontMetrics(self.font())
+        most = max(2, int(plot.rect.height() // (fm.height() * 3)))
+        if self.log:
+            return [(v, tick_label(10.0 ** v, plot.spec.binary)) for v in log_ticks(lo, hi, most)]
+        return [(v, tick_label(v, plot.spec.binary)) for v in linear_ticks(lo, hi, most, plot.spec.binary)]
+
+    def _render_content(self) -> QPixmap:
+        ratio = self.devicePixelRatioF()
+        pixmap = QPixmap(self.size() * ratio)
+        pixmap.setDevicePixelRatio(ratio)
+        pixmap.fill(QColor("white"))
+        self._layout()
+        painter = QPainter(pixmap)
+        try:
+            for i, plot in enumerate(self.plots.values()):
+                self._paint_plot(painter, plot, self._cell(i))
+        finally:
+            painter.end()
+        return pixmap
+
+    def _paint_plot(self, painter: QPainter, plot: _Plot, cell: QRectF) -> None:
+        fm, tfm = self._metrics()
+        r = plot.rect
+        if r.width() <= 1 or r.height() <= 1:
+            return
+        spec = plot.spec
+        painter.setFont(self.title_font)
+        painter.setPen(FG)
+        painter.drawText(QRectF(r.left(), cell.top() + 3, r.width(), tfm.height()),
+                         Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignVCenter,
+                         tfm.elidedText(spec.title, Qt.TextElideMode.ElideRight, int(r.width())))
+        painter.setFont(self.font())
+
+        # Behind the curves: shaded spans and dashed lines, clipped to the data area.
+        painter.save()
+        painter.setClipRect(r)
+        if self.spans:
+            edges = self._x_pixels(plot, np.array(self.spans, dtype=float).reshape(-1))
+            for i in range(len(self.spans)):
+                painter.fillRect(QRectF(QPointF(edges[2 * i], r.top()), QPointF(edges[2 * i + 1], r.bottom())),
+                                 SHADES[i % 2])
+        if self.lines:
+            dashed = QPen(LINE_GREY, 1, Qt.PenStyle.DashLine)
+            painter.setPen(dashed)
+            for px in self._x_pixels(plot, np.array(self.lines)):
+                painter.drawLine(QPointF(px, r.top()), QPointF(px, r.bottom()))
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        if self.base_x is not None:
+            pen = QPen(BASELINE, 1.5, Qt.PenStyle.DashLine)
+            painter.setPen(pen)
+            for key in spec.baseline:
+                if key in self.base_data:
+                    for poly in polylines(*self._to_pixels(plot, self.base_x, self.base_data[key])):
+                        painter.drawPolyline(poly)
+        for s in spec.series:
+            if s.key in self.data:
+                painter.setPen(QPen(QColor(s.color), s.width))
+                for poly in polylines(*self._to_pixels(plot, self.x, self.data[s.key])):
+                    painter.drawPolyline(poly)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, False)
+        painter.restore()
+
+        # Frame and axes.
+        painter.setPen(QPen(FG, 1))
+        painter.drawLine(r.bottomLeft(), r.bottomRight())
+        painter.drawLine(r.bottomLeft(), r.topLeft())
+        right = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+        y0, y1 = plot.y_range or (0.0, 1.0)
+        for value, label in self._y_ticks(plot):
+            py = r.bottom() - (value - y0) * (r.height() / ((y1 - y0) or 1.0))
+            painter.drawLine(QPointF(r.left() - TICK, py), QPointF(r.left(), py))
+            painter.drawText(QRectF(cell.left(), py - fm.height() / 2, AXIS_WIDTH - TICK - 4, fm.height()), right, label)
+        for px in self._x_pixels(plot, np.array(self.minor)):
+            if r.left() <= px <= r.right():
+                painter.drawLine(QPointF(px, r.bottom()), QPointF(px, r.bottom() + TICK - 2))
+        last_right = -math.inf
+        top = r.bottom() + TICK + 3
+        centre = Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop
+        for px, (_x, label) in zip(self._x_pixels(plot, np.array([t[0] for t in self.ticks])), self.ticks):
+            if not r.left() - 1 <= px <= r.right() + 1:
+                continue
+            painter.drawLine(QPointF(px, r.bottom()), QPointF(px, r.bottom() + TICK))
+            width = fm.horizontalAdvance(label)
+            if px - width / 2 > last_right + 4:  # a label that would overlap its neighbour is left out
+                painter.drawText(QRectF(px - width / 2 - 2, top, width + 4, fm.height()), centre, label)
+                last_right = px + width / 2
+        if self.x_label:
+            painter.drawText(QRectF(r.left(), top + fm.height() + 2, r.width(), fm.height()), centre, self.x_label)
+        if spec.legend:
+            self._paint_legend(painter, plot, fm)
+
+    def _paint_legend(self, painter: QPainter, plot: _Plot, fm: QFontMetrics) -> None:
+        entries = [(QPen(QColor(s.color), s.width), s.label) for s in plot.spec.series]
+        if plot.spec.legend_baseline and self.base_x is not None:
+            entries.append((QPen(BASELINE, 1.5, Qt.PenStyle.DashLine), "baseline"))
+        sample, pad, line_h = 22, 6, fm.height() + 2
+        width = sample + 6 + max(fm.horizontalAdvance(text) for _pen, text in entries) + 2 * pad
+        box = QRectF(plot.rect.left() + 8, plot.rect.top() + 8, width, len(entries) * line_h + pad)
+        painter.setPen(QPen(QColor("#bbbbbb"), 1))
+        painter.setBrush(QColor(255, 255, 255, 215))
+        painter.drawRect(box)
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        for i, (pen, text) in enumerate(entries):
+            y = box.top() + pad / 2 + i * line_h + line_h / 2
+            painter.setPen(pen)
+            painter.drawLine(QPointF(box.left() + pad, y), QPointF(box.left() + pad + sample, y))
+            painter.setPen(FG)
+            painter.drawText(QRectF(box.left() + pad + sample + 6, y - line_h / 2, width, line_h),
+                             Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, text)
