@@ -22,6 +22,7 @@ import torch.utils.checkpoint as cp
 from torch import Tensor, nn
 
 from densegui.core.config import DenseNetConfig
+from densegui.core.layers import layers, meta_build
 from densegui.core.statedict import rename_legacy_keys
 
 
@@ -30,16 +31,16 @@ class DenseLayer(nn.Module):
                  memory_efficient: bool) -> None:
         super().__init__()
         self.bottleneck = bottleneck
-        self.norm1 = nn.BatchNorm2d(in_channels)
+        self.norm1 = layers().BatchNorm2d(in_channels)
         self.relu1 = nn.ReLU(inplace=True)
         if bottleneck:
             inter = bn_size * growth_rate
-            self.conv1 = nn.Conv2d(in_channels, inter, kernel_size=1, stride=1, bias=False)
-            self.norm2 = nn.BatchNorm2d(inter)
+            self.conv1 = layers().Conv2d(in_channels, inter, kernel_size=1, stride=1, bias=False)
+            self.norm2 = layers().BatchNorm2d(inter)
             self.relu2 = nn.ReLU(inplace=True)
-            self.conv2 = nn.Conv2d(inter, growth_rate, kernel_size=3, stride=1, padding=1, bias=False)
+            self.conv2 = layers().Conv2d(inter, growth_rate, kernel_size=3, stride=1, padding=1, bias=False)
         else:
-            self.conv1 = nn.Conv2d(in_channels, growth_rate, kernel_size=3, stride=1, padding=1, bias=False)
+            self.conv1 = layers().Conv2d(in_channels, growth_rate, kernel_size=3, stride=1, padding=1, bias=False)
         self.drop_rate = float(drop_rate)
         self.memory_efficient = memory_efficient
 
@@ -83,9 +84,9 @@ class DenseBlock(nn.ModuleDict):
 class Transition(nn.Sequential):
     def __init__(self, in_channels: int, out_channels: int) -> None:
         super().__init__()
-        self.norm = nn.BatchNorm2d(in_channels)
+        self.norm = layers().BatchNorm2d(in_channels)
         self.relu = nn.ReLU(inplace=True)
-        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=1, bias=False)
+        self.conv = layers().Conv2d(in_channels, out_channels, kernel_size=1, stride=1, bias=False)
         self.pool = nn.AvgPool2d(kernel_size=2, stride=2)
 
 
@@ -99,20 +100,20 @@ class DenseNet(nn.Module):
         init = cfg.num_init_features
         if cfg.stem == "imagenet":
             stem = [
-                ("conv0", nn.Conv2d(cfg.in_channels, init, kernel_size=7, stride=2, padding=3, bias=False)),
-                ("norm0", nn.BatchNorm2d(init)),
+                ("conv0", layers().Conv2d(cfg.in_channels, init, kernel_size=7, stride=2, padding=3, bias=False)),
+                ("norm0", layers().BatchNorm2d(init)),
                 ("relu0", nn.ReLU(inplace=True)),
                 ("pool0", nn.MaxPool2d(kernel_size=3, stride=2, padding=1)),
             ]
         else:
-            stem = [("conv0", nn.Conv2d(cfg.in_channels, init, kernel_size=3, stride=1, padding=1, bias=False))]
+            stem = [("conv0", layers().Conv2d(cfg.in_channels, init, kernel_size=3, stride=1, padding=1, bias=False))]
         self.features = nn.Sequential(OrderedDict(stem))
         for i, ((c_in, c_out), depth) in enumerate(zip(cfg.block_channels(), cfg.block_depths)):
             self.features.add_module(f"denseblock{i + 1}", DenseBlock(depth, c_in, cfg))
             if i < cfg.num_blocks - 1:
                 self.features.add_module(f"transition{i + 1}", Transition(c_out, cfg.transition_out(c_out)))
-        self.features.add_module("norm5", nn.BatchNorm2d(cfg.final_channels))
-        self.classifier = nn.Linear(cfg.final_channels, cfg.num_classes)
+        self.features.add_module("norm5", layers().BatchNorm2d(cfg.final_channels))
+        self.classifier = layers().Linear(cfg.final_channels, cfg.num_classes)
         # On the meta device there are no values to initialise, and meta
         # normal_() goes through a slow Python decomposition (≈0.4 s for
         # densenet264, plus a ≈2 s first-call import of torch._dynamo).
@@ -156,7 +157,7 @@ class DenseNet(nn.Module):
 def build_model(config: DenseNetConfig, device: torch.device | str | None = None) -> DenseNet:
     """Build a DenseNet for ``config``; on ``device="meta"`` no memory is allocated."""
     if device is not None and str(device) == "meta":
-        with torch.device("meta"):
+        with meta_build():
             return DenseNet(config)
     model = DenseNet(config)
     return model.to(device) if device is not None else model

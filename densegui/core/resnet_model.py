@@ -13,15 +13,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from densegui.core.layers import layers, meta_build
 from densegui.core.resnet import ResNetConfig
 
 
 def conv3x3(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
-    return nn.Conv2d(in_planes, out_planes, kernel_size=3, stride=stride, padding=1, bias=False)
+    return layers().Conv2d(in_planes, out_planes, kernel_size=3, stride=stride, padding=1, bias=False)
 
 
 def conv1x1(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
-    return nn.Conv2d(in_planes, out_planes, kernel_size=1, stride=stride, bias=False)
+    return layers().Conv2d(in_planes, out_planes, kernel_size=1, stride=stride, bias=False)
 
 
 class ShortcutA(nn.Module):
@@ -53,10 +54,10 @@ class BasicBlock(nn.Module):
     def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None) -> None:
         super().__init__()
         self.conv1 = conv3x3(inplanes, planes, stride)
-        self.bn1 = nn.BatchNorm2d(planes)
+        self.bn1 = layers().BatchNorm2d(planes)
         self.relu = nn.ReLU(inplace=True)
         self.conv2 = conv3x3(planes, planes)
-        self.bn2 = nn.BatchNorm2d(planes)
+        self.bn2 = layers().BatchNorm2d(planes)
         self.downsample = downsample
         self.stride = stride
 
@@ -78,11 +79,11 @@ class Bottleneck(nn.Module):
     def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None) -> None:
         super().__init__()
         self.conv1 = conv1x1(inplanes, planes)
-        self.bn1 = nn.BatchNorm2d(planes)
+        self.bn1 = layers().BatchNorm2d(planes)
         self.conv2 = conv3x3(planes, planes, stride)
-        self.bn2 = nn.BatchNorm2d(planes)
+        self.bn2 = layers().BatchNorm2d(planes)
         self.conv3 = conv1x1(planes, planes * self.expansion)
-        self.bn3 = nn.BatchNorm2d(planes * self.expansion)
+        self.bn3 = layers().BatchNorm2d(planes * self.expansion)
         self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
         self.stride = stride
@@ -107,16 +108,16 @@ class ResNet(nn.Module):
         block = BasicBlock if cfg.block == "basic" else Bottleneck
         self.inplanes = cfg.stem_width
         if cfg.stem == "imagenet":
-            self.conv1 = nn.Conv2d(cfg.in_channels, self.inplanes, kernel_size=7, stride=2, padding=3, bias=False)
+            self.conv1 = layers().Conv2d(cfg.in_channels, self.inplanes, kernel_size=7, stride=2, padding=3, bias=False)
         else:
             self.conv1 = conv3x3(cfg.in_channels, self.inplanes)
-        self.bn1 = nn.BatchNorm2d(self.inplanes)
+        self.bn1 = layers().BatchNorm2d(self.inplanes)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1) if cfg.stem == "imagenet" else nn.Identity()
         for i, (depth, width) in enumerate(zip(cfg.stage_depths, cfg.widths)):
             self.add_module(f"layer{i + 1}", self._make_layer(block, width, depth, stride=1 if i == 0 else 2))
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-        self.fc = nn.Linear(self.inplanes, cfg.num_classes)
+        self.fc = layers().Linear(self.inplanes, cfg.num_classes)
         # No values to initialise on the meta device (and meta normal_() is slow).
         if self.fc.weight.device.type != "meta":
             self.reset_parameters()
@@ -126,13 +127,13 @@ class ResNet(nn.Module):
         downsample = None
         if stride != 1 or self.inplanes != out:
             if self.config.shortcut == "B":
-                downsample = nn.Sequential(conv1x1(self.inplanes, out, stride), nn.BatchNorm2d(out))
+                downsample = nn.Sequential(conv1x1(self.inplanes, out, stride), layers().BatchNorm2d(out))
             else:
                 downsample = ShortcutA(stride, out - self.inplanes)
-        layers = [block(self.inplanes, planes, stride, downsample)]
+        units = [block(self.inplanes, planes, stride, downsample)]
         self.inplanes = out
-        layers += [block(self.inplanes, planes) for _ in range(1, blocks)]
-        return nn.Sequential(*layers)
+        units += [block(self.inplanes, planes) for _ in range(1, blocks)]
+        return nn.Sequential(*units)
 
     def reset_parameters(self) -> None:
         """torchvision's initialisation: He-normal (fan-out) convs, BN 1/0, the default linear."""
@@ -157,7 +158,7 @@ class ResNet(nn.Module):
 def build_model(config: ResNetConfig, device: torch.device | str | None = None) -> ResNet:
     """Build a ResNet for ``config``; on ``device="meta"`` no memory is allocated."""
     if device is not None and str(device) == "meta":
-        with torch.device("meta"):
+        with meta_build():
             return ResNet(config)
     model = ResNet(config)
     return model.to(device) if device is not None else model

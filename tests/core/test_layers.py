@@ -1,0 +1,50 @@
+"""Meta builds skip parameter initialisation, on their own thread only."""
+
+from __future__ import annotations
+
+import threading
+
+import torch
+from torch import nn
+
+from densegui.core.config import get_preset
+from densegui.core.layers import layers, meta_build
+from densegui.core.model import build_model
+
+
+def test_meta_builds_use_uninitialised_layers_that_look_like_torchs():
+    model = build_model(get_preset("densenet121").replace(block_depths=(2, 2, 2, 2)), "meta")
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    assert convs and all(type(m) is not nn.Conv2d and type(m).__name__ == "Conv2d" for m in convs)
+    assert all(p.is_meta for p in model.parameters())
+    real = build_model(get_preset("densenet121").replace(block_depths=(2, 2, 2, 2)))
+    assert all(type(m) in (nn.Conv2d, nn.BatchNorm2d, nn.Linear) for m in real.modules()
+               if isinstance(m, (nn.Conv2d, nn.BatchNorm2d, nn.Linear)))
+    assert layers() is nn  # the meta build has ended
+
+
+def test_a_real_build_on_another_thread_during_a_meta_build_is_initialised():
+    """meta_build is per thread: a CPU model built meanwhile elsewhere gets torch's layers and values."""
+    built = {}
+    inside = threading.Event()
+    done = threading.Event()
+
+    def other() -> None:
+        inside.wait(10)
+        torch.manual_seed(0)
+        built["model"] = build_model(get_preset("densenet121").replace(block_depths=(1, 1, 1, 1)))
+        done.set()
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    with meta_build():
+        assert layers() is not nn
+        inside.set()
+        assert done.wait(60)
+    thread.join()
+    model = built["model"]
+    conv = model.features.conv0
+    assert type(conv) is nn.Conv2d and not conv.weight.is_meta
+    std = conv.weight.std().item()  # He-normal: std = sqrt(2 / fan_in) = sqrt(2 / (3·7·7))
+    assert abs(std - (2 / (3 * 7 * 7)) ** 0.5) < 0.02
+    assert torch.equal(model.features.norm0.weight, torch.ones_like(model.features.norm0.weight))
