@@ -210,7 +210,8 @@ class LayerPlots(QWidget):
         self.cursor: float | None = None
         self.last_paint_end = 0.0
         self.last_paint_ms = 0.0
-        self._content: QPixmap | None = None
+        self._frame: QPixmap | None = None  # titles, axes, shading: all but the curves and legends
+        self._frame_key: tuple | None = None  # what the frame was drawn from
         self.title_font = QFont(self.font())
         self.title_font.setPointSizeF(10)
         self.setMouseTracking(True)
@@ -302,7 +303,8 @@ class LayerPlots(QWidget):
             painter.translate(-cell.topLeft())
             saved = plot.rect
             plot.rect = self._data_rect(cell)
-            self._paint_plot(painter, plot, cell)
+            self._paint_frame(painter, plot, cell)
+            self._paint_curves(painter, plot)
             plot.rect = saved
         finally:
             painter.end()
@@ -315,10 +317,14 @@ class LayerPlots(QWidget):
 
     def paintEvent(self, event) -> None:  # noqa: N802 - Qt API
         t0 = time.perf_counter()
-        if self._content is None or self._content.deviceIndependentSize().toSize() != self.size():
-            self._content = self._render_content()
+        self._layout()
+        key = self._frame_state()
+        if self._frame is None or key != self._frame_key:
+            self._frame, self._frame_key = self._render_frame(), key
         painter = QPainter(self)
-        painter.drawPixmap(0, 0, self._content)
+        painter.drawPixmap(0, 0, self._frame)
+        for plot in self.plots.values():
+            self._paint_curves(painter, plot)
         if self.cursor is not None:
             painter.setPen(QPen(CURSOR, 1))
             for plot in self.plots.values():
@@ -351,8 +357,14 @@ class LayerPlots(QWidget):
         return values
 
     def _invalidate(self) -> None:
-        self._content = None
         self.update()
+
+    def _frame_state(self) -> tuple:
+        """Everything the frame depends on: while a drag keeps the layout and the y ranges (a k or
+        θ sweep), each repaint only blits it and draws the curves."""
+        return (self.size().toTuple(), self.devicePixelRatioF(), self.log, self.x_range, self.x_label,
+                tuple(self.ticks), tuple(self.minor), tuple(self.spans), tuple(self.lines),
+                tuple(p.y_range for p in self.plots.values()), self.font().key())
 
     def _refit(self) -> None:
         """Each plot's y range from its curves and baseline curves (see :func:`fit_linear`)."""
@@ -407,21 +419,21 @@ class LayerPlots(QWidget):
             return [(v, tick_label(10.0 ** v, plot.spec.binary)) for v in log_ticks(lo, hi, most)]
         return [(v, tick_label(v, plot.spec.binary)) for v in linear_ticks(lo, hi, most, plot.spec.binary)]
 
-    def _render_content(self) -> QPixmap:
+    def _render_frame(self) -> QPixmap:
         ratio = self.devicePixelRatioF()
         pixmap = QPixmap(self.size() * ratio)
         pixmap.setDevicePixelRatio(ratio)
         pixmap.fill(QColor("white"))
-        self._layout()
         painter = QPainter(pixmap)
         try:
             for i, plot in enumerate(self.plots.values()):
-                self._paint_plot(painter, plot, self._cell(i))
+                self._paint_frame(painter, plot, self._cell(i))
         finally:
             painter.end()
         return pixmap
 
-    def _paint_plot(self, painter: QPainter, plot: _Plot, cell: QRectF) -> None:
+    def _paint_frame(self, painter: QPainter, plot: _Plot, cell: QRectF) -> None:
+        """Title, shading, dashed lines, axes and ticks of one plot."""
         fm, tfm = self._metrics()
         r = plot.rect
         if r.width() <= 1 or r.height() <= 1:
@@ -447,20 +459,6 @@ class LayerPlots(QWidget):
             painter.setPen(dashed)
             for px in self._x_pixels(plot, np.array(self.lines)):
                 painter.drawLine(QPointF(px, r.top()), QPointF(px, r.bottom()))
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
-        if self.base_x is not None:
-            pen = QPen(BASELINE, 1.5, Qt.PenStyle.DashLine)
-            painter.setPen(pen)
-            for key in spec.baseline:
-                if key in self.base_data:
-                    for poly in polylines(*self._to_pixels(plot, self.base_x, self.base_data[key])):
-                        painter.drawPolyline(poly)
-        for s in spec.series:
-            if s.key in self.data:
-                painter.setPen(QPen(QColor(s.color), s.width))
-                for poly in polylines(*self._to_pixels(plot, self.x, self.data[s.key])):
-                    painter.drawPolyline(poly)
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing, False)
         painter.restore()
 
         # Frame and axes.
@@ -489,8 +487,30 @@ class LayerPlots(QWidget):
                 last_right = px + width / 2
         if self.x_label:
             painter.drawText(QRectF(r.left(), top + fm.height() + 2, r.width(), fm.height()), centre, self.x_label)
+
+    def _paint_curves(self, painter: QPainter, plot: _Plot) -> None:
+        """The baseline's and the table's curves (clipped to the data area), then the legend."""
+        r, spec = plot.rect, plot.spec
+        if r.width() <= 1 or r.height() <= 1:
+            return
+        painter.save()
+        painter.setClipRect(r)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        if self.base_x is not None:
+            painter.setPen(QPen(BASELINE, 1.5, Qt.PenStyle.DashLine))
+            for key in spec.baseline:
+                if key in self.base_data:
+                    for poly in polylines(*self._to_pixels(plot, self.base_x, self.base_data[key])):
+                        painter.drawPolyline(poly)
+        for s in spec.series:
+            if s.key in self.data:
+                painter.setPen(QPen(QColor(s.color), s.width))
+                for poly in polylines(*self._to_pixels(plot, self.x, self.data[s.key])):
+                    painter.drawPolyline(poly)
+        painter.restore()
         if spec.legend:
-            self._paint_legend(painter, plot, fm)
+            painter.setFont(self.font())
+            self._paint_legend(painter, plot, QFontMetrics(self.font()))
 
     def _paint_legend(self, painter: QPainter, plot: _Plot, fm: QFontMetrics) -> None:
         entries = [(QPen(QColor(s.color), s.width), s.label) for s in plot.spec.series]
