@@ -71,8 +71,8 @@ def freeze_startup_objects() -> None:
     gc.freeze()
 
 
-# The panels that draw with pyqtgraph (importing it takes ≈ 0.6 s here): their modules are imported
-# by these factories, so that a staged window paints before pyqtgraph is loaded.
+# The deferred panels: their modules are imported by these factories, so that a staged window paints
+# before NumPy and pyqtgraph (≈ 0.6 s here) are loaded. The channel plots need NumPy only.
 def _channel_panel() -> QWidget:
     from densegui.gui.channel_panel import ChannelPanel
 
@@ -103,10 +103,15 @@ def _design_panel() -> QWidget:
     return DesignPanel()
 
 
-def import_plot_modules(*, cancel, progress) -> None:
-    """The deferred panels' modules (pyqtgraph, NumPy): a staged window imports them on a worker
-    thread after its first paint. Importing defines classes only; no widget is created here."""
+def import_channel_module(*, cancel, progress) -> None:
+    """The channel plots' module (NumPy, no pyqtgraph): a staged window imports it on a worker
+    thread after its first paint, builds the channel tab, then imports the others."""
     import densegui.gui.channel_panel  # noqa: F401
+
+
+def import_plot_modules(*, cancel, progress) -> None:
+    """The other deferred panels' modules (pyqtgraph). Importing defines classes only; no widget is
+    created here."""
     import densegui.gui.design_panel  # noqa: F401
     import densegui.gui.probe_panel  # noqa: F401
     import densegui.gui.reuse_panel  # noqa: F401
@@ -213,8 +218,9 @@ class MainWindow(QMainWindow):
                 self.tabs.addTab(placeholder, title)
         self._to_build = list(self.DEFERRED)
         self._loader = TaskRunner(self)
-        self._loader.done.connect(lambda _result: self._build_next_panel())
-        self._loader.failed.connect(lambda _message: self._build_next_panel())  # (the import then says why)
+        self._loader.done.connect(lambda _result: self._modules_loaded())
+        self._loader.failed.connect(lambda _message: self._modules_loaded())  # (the import then says why)
+        self._plot_modules_requested = False
         self._build_timer = QTimer(self)
         self._build_timer.setSingleShot(True)
         self._build_timer.setInterval(0)
@@ -239,7 +245,7 @@ class MainWindow(QMainWindow):
         if not restored:
             self.apply_config(get_preset(DEFAULT_PRESET), DEFAULT_PRESET)
         if staged:
-            _FirstPaint(central, lambda: self._loader.start(import_plot_modules))
+            _FirstPaint(central, lambda: self._loader.start(import_channel_module))
         else:
             while self._to_build:
                 self._build_next_panel()
@@ -248,13 +254,28 @@ class MainWindow(QMainWindow):
     def panels_built(self) -> bool:
         return not self._to_build
 
+    def _modules_loaded(self) -> None:
+        """The loader's first job brings the channel plots' module: build that tab at once, then
+        import the rest; after the second, build the others one per event-loop pass."""
+        if self._plot_modules_requested:
+            self._build_next_panel()
+            return
+        self._plot_modules_requested = True
+        if "channels" in self._to_build and not self._closing:
+            self._build_panel("channels")
+        if not self._closing:
+            self._loader.start(import_plot_modules)
+
     def _build_next_panel(self) -> None:
         """Build one deferred panel (the shown tab's first, then in tab order) and put it in its tab;
         after the last, let the next pass build nothing more and freeze start-up objects."""
         if not self._to_build or self._closing:
             return
         shown = self.TABS[self.tabs.currentIndex()]
-        key = shown if shown in self._to_build else self._to_build[0]
+        self._build_panel(shown if shown in self._to_build else self._to_build[0])
+        self._after_build()
+
+    def _build_panel(self, key: str) -> None:
         self._to_build.remove(key)
         attribute, factory = self.DEFERRED[key]
         index = self.TABS.index(key)
@@ -262,7 +283,6 @@ class MainWindow(QMainWindow):
             panel = factory()
         except Exception as exc:  # noqa: BLE001 - e.g. a broken pyqtgraph install: say so in its tab
             self.tabs.widget(index).setText(user_message(exc, f"Could not load the {self.TITLES[index]} tab"))
-            self._after_build()
             return
         setattr(self, attribute, panel)
         self.panels[panel.objectName()] = panel
@@ -275,7 +295,6 @@ class MainWindow(QMainWindow):
         self.tabs.blockSignals(False)
         placeholder.deleteLater()
         self._connect_panel(key, panel)
-        self._after_build()
 
     def _after_build(self) -> None:
         if self._to_build:

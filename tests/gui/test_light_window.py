@@ -1,7 +1,8 @@
 """The window process never imports torch: a whole session (summary, feature reuse, a probe, a
 training run, preset changes, close) in a fresh interpreter, with the window built as ``run_app``
 builds it (staged), then ``torch`` is looked up in ``sys.modules``. Also: a staged window paints
-before pyqtgraph is loaded and ends up with the same tabs as an eager one; closing the window
+before pyqtgraph is loaded, builds its channel plots before it too, and ends up with the same tabs
+as an eager one; closing the window
 while a probe and a training run are starting, or before its panels are built, returns at once
 and leaves no background process behind."""
 
@@ -118,6 +119,13 @@ STAGED = PRELUDE + textwrap.dedent("""
 
     w = MainWindow(settings=None, staged=True)
     assert not w.panels_built() and w.channel_panel is None
+    connect = w._connect_panel
+
+    def connect_spy(key, panel):
+        seen.setdefault(key, "pyqtgraph" in sys.modules)
+        connect(key, panel)
+
+    w._connect_panel = connect_spy
     spy = Spy()
     w.centralWidget().installEventFilter(spy)
     w.select_tab("probe")  # a tab whose panel is still on its way
@@ -126,6 +134,8 @@ STAGED = PRELUDE + textwrap.dedent("""
     wait(lambda: "paint" in seen, "the first paint")
     assert seen["paint"] is False, "pyqtgraph was loaded before the first paint"
     wait(w.panels_built, "the staged panels")
+    assert seen["channels"] is False, "the channel plots waited for pyqtgraph"
+    assert seen["probe"] is True
     tabs = [(w.tabs.tabText(i), w.tabs.widget(i).objectName()) for i in range(w.tabs.count())]
     eager = MainWindow(settings=None)
     eager_tabs = [(eager.tabs.tabText(i), eager.tabs.widget(i).objectName()) for i in range(eager.tabs.count())]
