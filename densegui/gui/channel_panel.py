@@ -166,10 +166,9 @@ class ChannelPanel(PanelMixin, QWidget):
         spans, transitions = block_spans(table)
         word = "stage" if table.family == "resnet" else "block"
         edges = [span_edges(xs, lo, hi) for _b, lo, hi in spans]
-        # Block names as x tick labels (transitions are the dashed lines between them;
-        # their names would collide with a short block's label).
-        ticks = [((e0 + e1) / 2, f"{word} {blk}" if hi - lo >= 3 or len(spans) <= 4 else str(blk))
-                 for (blk, lo, hi), (e0, e1) in zip(spans, edges)]
+        # Block names as x tick labels, the number alone where the name does not fit (transitions
+        # are the dashed lines between them: their names would collide with a short block's).
+        ticks = [((e0 + e1) / 2, f"{word} {blk}", str(blk)) for (blk, _lo, _hi), (e0, e1) in zip(spans, edges)]
         lines = [float(xs[i]) for _b, i in transitions]
         lo, hi = span_edges(xs, 0, len(xs) - 1) if len(xs) else (0.0, 1.0)
         pad = 0.01 * (hi - lo)

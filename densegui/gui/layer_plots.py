@@ -33,7 +33,8 @@ FG = QColor("#333333")
 BASELINE = QColor("#7f7f7f")
 CURSOR = QColor("#444444")
 LINE_GREY = QColor("#888888")
-AXIS_WIDTH = 58  # left axis: room for "1.5 GiB"
+AXIS_WIDTH = 64  # left axis: room for "1.5 GiB" or "128 KiB"
+LOG2 = math.log10(2.0)
 TICK = 5
 
 
@@ -106,12 +107,17 @@ def linear_ticks(lo: float, hi: float, max_ticks: int, binary: bool = False) -> 
     return [i * step for i in range(first, last + 1)]
 
 
-def log_ticks(lo: float, hi: float, max_ticks: int) -> list[float]:
-    """Decades (as exponents) inside [lo, hi] (exponents), every n-th so that at most
-    ``max_ticks`` remain."""
+def log_ticks(lo: float, hi: float, max_ticks: int, binary: bool = False) -> list[float]:
+    """Ticks of a log axis over [10^lo, 10^hi], as exact values: decades (every n-th, so that at
+    most ``max_ticks`` remain), or on a byte axis powers of two (2^m with m a multiple of 1, 2, 5,
+    10 or 20: 1 KiB, 32 KiB, 1 MiB rather than 97.7 KiB)."""
+    if binary:
+        first, last = math.ceil(lo / LOG2 - 1e-6), math.floor(hi / LOG2 + 1e-6)
+        step = next((s for s in (1, 2, 5, 10, 20, 30, 40) if (last - first) // s + 1 <= max(1, max_ticks)), 40)
+        return [2.0 ** m for m in range(first, last + 1) if m % step == 0]
     decades = list(range(math.ceil(lo - 1e-9), math.floor(hi + 1e-9) + 1))
     every = max(1, math.ceil(len(decades) / max(1, max_ticks)))
-    return [float(d) for d in decades if d % every == 0]
+    return [10.0 ** d for d in decades if d % every == 0]
 
 
 def tick_label(value: float, binary: bool) -> str:
@@ -140,11 +146,12 @@ def fit_linear(lo: float, hi: float, current: tuple[float, float] | None) -> tup
     return lo - (0.05 * span if lo < 0 else 0.0), top
 
 
-def fit_log(lo: float, hi: float) -> tuple[float, float]:
-    """A log-scale range (exponents) for positive data in [10^lo, 10^hi]: whole decades, with a
-    little room so a curve never runs along the frame."""
-    bottom, top = math.floor(lo - 0.02), math.ceil(hi + 0.02)
-    return float(bottom), float(max(top, bottom + 1))
+def fit_log(lo: float, hi: float, binary: bool = False) -> tuple[float, float]:
+    """A log-scale range (exponents) for positive data in [10^lo, 10^hi]: whole decades (on a
+    byte axis whole powers of two), with a little room so a curve never runs along the frame."""
+    unit = LOG2 if binary else 1.0
+    bottom, top = math.floor(lo / unit - 0.02), math.ceil(hi / unit + 0.02)
+    return bottom * unit, max(top, bottom + 1) * unit
 
 
 # ------------------------------------------------------------------ polygons
@@ -203,7 +210,7 @@ class LayerPlots(QWidget):
         self.base_data: dict[str, np.ndarray] = {}
         self.x_range = (0.0, 1.0)
         self.x_label = ""
-        self.ticks: list[tuple[float, str]] = []  # named ticks on the x axis
+        self.ticks: list[tuple] = []  # named ticks on the x axis: (x, label[, shorter label])
         self.minor: list[float] = []  # unnamed x ticks
         self.spans: list[tuple[float, float]] = []  # shaded x spans (alternating tints)
         self.lines: list[float] = []  # dashed vertical lines
@@ -375,7 +382,8 @@ class LayerPlots(QWidget):
             finite = np.concatenate([y[np.isfinite(y)] for y in ys]) if ys else np.zeros(0)
             if self.log:
                 finite = finite[finite > 0]
-                plot.y_range = fit_log(*np.log10([finite.min(), finite.max()])) if finite.size else (0.0, 1.0)
+                plot.y_range = (fit_log(*np.log10([finite.min(), finite.max()]), plot.spec.binary) if finite.size
+                                else (0.0, 1.0))
             else:
                 lo = min(0.0, float(finite.min())) if finite.size else 0.0
                 hi = max(0.0, float(finite.max())) if finite.size else 1.0
@@ -414,9 +422,9 @@ class LayerPlots(QWidget):
     def _y_ticks(self, plot: _Plot) -> list[tuple[float, str]]:
         lo, hi = plot.y_range or (0.0, 1.0)
         fm = QFontMetrics(self.font())
-        most = max(2, int(plot.rect.height() // (fm.height() * 3)))
+        most = max(2, int(plot.rect.height() // (fm.height() * 2.5)))
         if self.log:
-            return [(v, tick_label(10.0 ** v, plot.spec.binary)) for v in log_ticks(lo, hi, most)]
+            return [(math.log10(v), tick_label(v, plot.spec.binary)) for v in log_ticks(lo, hi, most, plot.spec.binary)]
         return [(v, tick_label(v, plot.spec.binary)) for v in linear_ticks(lo, hi, most, plot.spec.binary)]
 
     def _render_frame(self) -> QPixmap:
@@ -470,21 +478,23 @@ class LayerPlots(QWidget):
         for value, label in self._y_ticks(plot):
             py = r.bottom() - (value - y0) * (r.height() / ((y1 - y0) or 1.0))
             painter.drawLine(QPointF(r.left() - TICK, py), QPointF(r.left(), py))
-            painter.drawText(QRectF(cell.left(), py - fm.height() / 2, AXIS_WIDTH - TICK - 4, fm.height()), right, label)
+            painter.drawText(QRectF(cell.left() + 1, py - fm.height() / 2, AXIS_WIDTH - TICK - 5, fm.height()), right, label)
         for px in self._x_pixels(plot, np.array(self.minor)):
             if r.left() <= px <= r.right():
                 painter.drawLine(QPointF(px, r.bottom()), QPointF(px, r.bottom() + TICK - 2))
         last_right = -math.inf
         top = r.bottom() + TICK + 3
         centre = Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop
-        for px, (_x, label) in zip(self._x_pixels(plot, np.array([t[0] for t in self.ticks])), self.ticks):
+        for px, (_x, *labels) in zip(self._x_pixels(plot, np.array([t[0] for t in self.ticks])), self.ticks):
             if not r.left() - 1 <= px <= r.right() + 1:
                 continue
             painter.drawLine(QPointF(px, r.bottom()), QPointF(px, r.bottom() + TICK))
-            width = fm.horizontalAdvance(label)
-            if px - width / 2 > last_right + 4:  # a label that would overlap its neighbour is left out
-                painter.drawText(QRectF(px - width / 2 - 2, top, width + 4, fm.height()), centre, label)
-                last_right = px + width / 2
+            for label in labels:  # the full label, else its short form; one that would overlap is left out
+                width = fm.horizontalAdvance(label)
+                if px - width / 2 > last_right + 4:
+                    painter.drawText(QRectF(px - width / 2 - 2, top, width + 4, fm.height()), centre, label)
+                    last_right = px + width / 2
+                    break
         if self.x_label:
             painter.drawText(QRectF(r.left(), top + fm.height() + 2, r.width(), fm.height()), centre, self.x_label)
 

@@ -68,9 +68,10 @@ def test_channel_panel_hover_log_and_png_export(qtbot, explorer, tmp_path):
 
     panel.log_check.setChecked(True)
     assert panel.graphics.log
-    for key in ("params", "macs", "activations"):
+    for key in ("params", "macs", "activations"):  # decades; powers of two (KiB, MiB) for bytes
+        log = math.log2 if key == "activations" else math.log10
         values = [v for v, _label in panel.graphics.y_ticks(key)]
-        assert len(values) >= 2 and all(math.isclose(math.log10(v), round(math.log10(v)), abs_tol=1e-9) for v in values)
+        assert len(values) >= 2 and all(math.isclose(log(v), round(log(v)), abs_tol=1e-9) for v in values), values
     out = panel.export_png("params", tmp_path / "params.png")
     data = out.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 2000
@@ -150,7 +151,7 @@ def test_block_shading_and_transition_lines_follow_the_layout(qtbot, explorer, q
         spans, lines = expected()
         assert [tuple(round(v, 6) for v in s) for s in panel.graphics.spans] == spans
         assert panel.graphics.lines == lines
-        assert [label for _x, label in panel.graphics.ticks] == [f"block {b}" for b in range(1, len(spans) + 1)]
+        assert [t[1:] for t in panel.graphics.ticks] == [(f"block {b}", str(b)) for b in range(1, len(spans) + 1)]
 
 
 def test_y_ranges_always_show_every_curve_whole(qtbot, explorer, qt_flush):
@@ -174,8 +175,10 @@ def test_y_ranges_always_show_every_curve_whole(qtbot, explorer, qt_flush):
             lo, hi = panel.y_range(spec.key)
             vals = shown(spec)
             assert lo <= float(vals.min()) and float(vals.max()) <= hi, spec.key
-            if panel.is_log_scale():
-                assert math.log10(lo) == round(math.log10(lo)) and math.log10(hi) == round(math.log10(hi))
+            if panel.is_log_scale():  # whole decades; whole powers of two on the byte axis
+                log = math.log2 if spec.binary else math.log10
+                assert math.isclose(log(lo), round(log(lo)), abs_tol=1e-9), (spec.key, lo)
+                assert math.isclose(log(hi), round(log(hi)), abs_tol=1e-9), (spec.key, hi)
                 assert hi / lo <= 1000 * float(vals.max()) / float(vals.min()), spec.key
             else:
                 assert float(vals.max()) - min(0.0, float(vals.min())) > 0.4 * (hi - lo), spec.key
