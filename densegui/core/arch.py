@@ -67,11 +67,26 @@ def preset_of(cfg: Config, ignore_run_settings: bool = False) -> str | None:
 
 
 # ----------------------------------------------------------------------------- configurations
+def _family_of_fields(data: dict) -> str:
+    """The family whose own fields (ones no other family has) ``data`` uses; DenseNet when it uses
+    none. A hand-written ResNet JSON without ``"family"`` is then still read as a ResNet."""
+    named = {name: {f.name for f in dataclasses.fields(cls)} for name, cls in FAMILIES.items()}
+    own = {name: fields - set().union(*(f for other, f in named.items() if other != name))
+           for name, fields in named.items()}
+    users = {name: sorted(fields & data.keys()) for name, fields in own.items() if fields & data.keys()}
+    if len(users) > 1:
+        mixed = "; ".join(f"{name}: {', '.join(fields)}" for name, fields in users.items())
+        raise ConfigError(f"the configuration mixes fields of different families ({mixed}); "
+                          f"say which with \"family\": one of {', '.join(FAMILIES)}.")
+    return next(iter(users), "densenet")
+
+
 def config_from_dict(data: Any) -> Config:
-    """A validated configuration of the family ``data["family"]`` names (DenseNet when absent)."""
+    """A validated configuration of the family ``data["family"]`` names; when absent, of the family
+    whose own fields it uses (DenseNet by default)."""
     if not isinstance(data, dict):
         raise ConfigError(f"a configuration must be a JSON object, got {type(data).__name__}.")
-    family = data.get("family", "densenet")
+    family = data["family"] if "family" in data else _family_of_fields(data)
     if not isinstance(family, str) or family not in FAMILIES:
         raise ConfigError(f"unknown family {family!r:.40}; valid families: {', '.join(FAMILIES)}.")
     if family == "densenet":

@@ -310,6 +310,9 @@ def test_resnet_json_config_round_trip(capsys, tmp_path):
     assert run_json(["--config", str(path)], capsys) == first
     path.write_text(json.dumps(first), encoding="utf-8")  # the whole output works too
     assert run_json(["--config", str(path), "--num-classes", "100"], capsys) == first
+    bare = {k: v for k, v in first["config"].items() if k != "family"}  # written by hand, no "family"
+    path.write_text(json.dumps(bare), encoding="utf-8")
+    assert run_json(["--config", str(path)], capsys) == first
 
 
 @pytest.mark.parametrize("flags,field,value", [
@@ -358,6 +361,7 @@ def test_bad_resnet_flags(capsys, argv, needles):
     ('{"family": "lenet"}', ["unknown family 'lenet'", "densenet, resnet"]),
     ('{"family": "resnet", "growth_rate": 12}', ["unknown ResNet configuration field 'growth_rate'"]),
     ('{"family": "densenet", "stage_depths": [1]}', ["unknown configuration field 'stage_depths'"]),
+    ('{"growth_rate": 12, "widths": [8]}', ["mixes fields of different families", '"family"']),
     ('{"family": "resnet", "widths": "64"}', ["widths must be a list"]),
     ('{"family": "resnet", "block": 4}', ["block must be one of basic, bottleneck"]),
 ])

@@ -68,8 +68,16 @@ def test_config_from_dict_dispatches_on_family():
     res = resnet.PRESETS["resnet56"].config
     assert arch.config_from_dict(res.to_dict()) == res
     assert isinstance(arch.config_from_dict({"family": "resnet"}), ResNetConfig)
+    # No "family": the family whose own fields are used (a hand-written ResNet JSON), else DenseNet.
+    bare = {k: v for k, v in res.to_dict().items() if k != "family"}
+    assert arch.config_from_dict(bare) == res
+    assert arch.config_from_dict({"shortcut": "B"}) == ResNetConfig(shortcut="B")
+    assert arch.config_from_dict({"input_size": 64}) == config.DenseNetConfig(input_size=64)  # a shared field
     for bad, needle in [({"family": "vgg"}, "unknown family 'vgg'"), ({"family": 3}, "unknown family 3"),
-                        ([1], "must be a JSON object"), ({"stage_depths": [1]}, "unknown configuration field"),
+                        ([1], "must be a JSON object"),
+                        ({"growth_rate": 4, "widths": [8], "stage_depths": [1]},
+                         r"mixes fields of different families \(densenet: growth_rate; resnet: stage_depths, widths\)"),
+                        ({"family": "densenet", "stage_depths": [1]}, "unknown configuration field"),
                         ({"family": "resnet", "growth_rate": 4}, "unknown ResNet configuration field")]:
         with pytest.raises(ConfigError, match=needle):
             arch.config_from_dict(bad)
