@@ -15,6 +15,7 @@ from collections import OrderedDict
 import pytest
 import torch
 from helpers.configs import FORWARD_SPACE, random_valid_configs
+from helpers.libraries import torchvision_models
 from torch import nn
 
 from densegui.core.config import DenseNetConfig, get_preset
@@ -288,13 +289,10 @@ def test_set_memory_efficient_and_eval_path():
 
 
 # ----------------------------------------------------------------------------- real torchvision (where installed)
-# torchvision is not installable on the development machine; these run wherever it is
-# (the GPU machine). The first-principles tests above cover the same ground everywhere.
-try:
-    import torchvision.models as tv_models
-    import torchvision.models.densenet as tv_densenet
-except ImportError:  # pragma: no cover - depends on the machine
-    tv_models = None
+# README's test command installs it (helpers/libraries.py says how); the first-principles tests
+# above cover the same ground without it.
+tv_models = torchvision_models()
+tv_densenet = tv_models.densenet if tv_models is not None else None
 
 needs_torchvision = pytest.mark.skipif(tv_models is None, reason="torchvision not installed here")
 

@@ -14,6 +14,7 @@ import json
 
 import pytest
 import torch
+from helpers.libraries import torchvision_models
 from helpers.reference import saved_bytes
 from helpers.resnets import TORCHVISION_LAYOUT, random_resnet_configs, torchvision_resnet_state_dict
 from torch.utils.flop_counter import FlopCounterMode
@@ -207,10 +208,7 @@ def test_torchvision_state_dict_loads_strict(depth):
         build_model(PRESETS["resnet34"].config, "meta").load_state_dict(state, strict=True, assign=True)
 
 
-try:
-    import torchvision.models as tv_models
-except ImportError:  # pragma: no cover - depends on the machine
-    tv_models = None
+tv_models = torchvision_models()  # (installed by README's test command; see helpers/libraries.py)
 
 
 @pytest.mark.skipif(tv_models is None, reason="torchvision not installed here")
