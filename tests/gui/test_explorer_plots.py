@@ -321,3 +321,50 @@ def test_polylines_break_at_nan_and_keep_every_point():
     assert polylines(xs, np.full(7, np.nan)) == []
     big = polylines(np.linspace(0, 1, 1000), np.linspace(5, 6, 1000))
     assert len(big) == 1 and big[0].size() == 1000 and big[0].at(999).y() == 6.0
+
+
+HIDPI = """
+import os, sys
+os.environ["QT_QPA_PLATFORM"] = "offscreen"
+os.environ["QT_SCALE_FACTOR"] = "2"
+from PySide6.QtWidgets import QApplication
+app = QApplication([])
+from densegui.core.config import get_preset
+from densegui.core.stats import layer_table
+from densegui.gui.channel_panel import ChannelPanel
+panel = ChannelPanel()
+panel.resize(1000, 700)
+panel.show()
+app.processEvents()
+panel.set_table(layer_table(get_preset("densenet121")))
+image = panel.graphics.grab().toImage()
+ratio = image.devicePixelRatio()
+assert ratio == 2 and image.width() == 2 * panel.graphics.width(), (ratio, image.width(), panel.graphics.width())
+x, ys = panel.series("params")
+hits = 0
+for i in range(5, len(x) - 5, 7):
+    p = panel.graphics.map_to_widget("params", x[i], ys[i])
+    found = False
+    for dx in range(-2, 3):
+        for dy in range(-2, 3):
+            c = image.pixelColor(round(p.x() * ratio) + dx, round(p.y() * ratio) + dy)
+            found |= abs(c.red() - 44) < 40 and abs(c.green() - 160) < 40 and abs(c.blue() - 44) < 40
+    hits += found
+assert hits >= 0.9 * len(range(5, len(x) - 5, 7)), hits
+frame = panel.graphics._frame  # the cached frame: drawn at 2x, not scaled up from 1x
+assert frame.devicePixelRatio() == 2 and frame.width() == image.width(), (frame.devicePixelRatio(), frame.width())
+panel.close()
+print("OK")
+"""
+
+
+def test_the_plots_are_drawn_at_the_screens_pixel_density():
+    """On a 2× screen the painted plots are 2× sharp (the cached frame too) and the curves lie
+    where the data map to, in device pixels."""
+    import os
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", HIDPI], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "DENSEGUI_NO_SETTINGS": "1"})
+    assert proc.returncode == 0 and "OK" in proc.stdout, proc.stdout + proc.stderr[-2000:]
