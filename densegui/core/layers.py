@@ -6,7 +6,8 @@ Python decompositions, ≈ 0.1 ms per layer, about a quarter of a densenet121 su
 Inside :func:`meta_build` (per thread, so a real model built at the same time on
 another thread is initialised as usual) :func:`layers` hands out subclasses that skip
 it. They keep the class names (a torchinfo table reads ``Conv2d``) and are
-``isinstance`` of the torch classes; real models only ever contain torch's own.
+``isinstance`` of the torch classes; once built, :func:`as_torch_classes` gives each module
+torch's own class back, so no model, meta or real, keeps them.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ def layers() -> SimpleNamespace | object:
 
 @contextmanager
 def meta_build() -> Iterator[None]:
-    """Build on the meta device (``torch.device("meta")``) without initialising parameters."""
+    """Build on the meta device (``torch.device("meta")``) without initialising parameters.
+    Built modules are given torch's own classes back with :func:`as_torch_classes`."""
     saved = getattr(_state, "meta", False)
     _state.meta = True
     try:
@@ -49,3 +51,16 @@ def meta_build() -> Iterator[None]:
             yield
     finally:
         _state.meta = saved
+
+
+_TORCH_CLASS = {cls: cls.__base__ for cls in vars(_META).values()}
+
+
+def as_torch_classes(model: nn.Module) -> nn.Module:
+    """``model`` with every uninitialised layer turned back into torch's class (in place): a meta
+    model can then be pickled, and ``to_empty()`` + ``reset_parameters()`` initialise it as usual."""
+    for m in model.modules():
+        base = _TORCH_CLASS.get(type(m))
+        if base is not None:
+            m.__class__ = base
+    return model

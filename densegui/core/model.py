@@ -22,7 +22,7 @@ import torch.utils.checkpoint as cp
 from torch import Tensor, nn
 
 from densegui.core.config import DenseNetConfig
-from densegui.core.layers import layers, meta_build
+from densegui.core.layers import as_torch_classes, layers, meta_build
 from densegui.core.statedict import rename_legacy_keys
 
 
@@ -158,6 +158,6 @@ def build_model(config: DenseNetConfig, device: torch.device | str | None = None
     """Build a DenseNet for ``config``; on ``device="meta"`` no memory is allocated."""
     if device is not None and str(device) == "meta":
         with meta_build():
-            return DenseNet(config)
+            return as_torch_classes(DenseNet(config))
     model = DenseNet(config)
     return model.to(device) if device is not None else model

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from densegui.core.layers import layers, meta_build
+from densegui.core.layers import as_torch_classes, layers, meta_build
 from densegui.core.resnet import ResNetConfig
 
 
@@ -159,6 +159,6 @@ def build_model(config: ResNetConfig, device: torch.device | str | None = None) 
     """Build a ResNet for ``config``; on ``device="meta"`` no memory is allocated."""
     if device is not None and str(device) == "meta":
         with meta_build():
-            return ResNet(config)
+            return as_torch_classes(ResNet(config))
     model = ResNet(config)
     return model.to(device) if device is not None else model

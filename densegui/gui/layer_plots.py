@@ -88,7 +88,7 @@ def tick_step(lo: float, hi: float, max_ticks: int, binary: bool = False) -> flo
     KiB/MiB/GiB/TiB on a byte axis (2 MiB, not 1.91 MiB)."""
     span = hi - lo
     if not (span > 0 and math.isfinite(span)):
-        return 1.0
+        return math.inf
     top = max(abs(lo), abs(hi))
     unit = 1024.0 ** min(4, int(math.log(top, 1024))) if binary and top >= 1024 else 1.0
     raw = span / unit / max(1, max_ticks)
@@ -102,6 +102,8 @@ def tick_step(lo: float, hi: float, max_ticks: int, binary: bool = False) -> flo
 def linear_ticks(lo: float, hi: float, max_ticks: int, binary: bool = False) -> list[float]:
     """Every multiple of :func:`tick_step` inside [lo, hi]."""
     step = tick_step(lo, hi, max_ticks, binary)
+    if not math.isfinite(step):  # an empty or unbounded range: no ticks
+        return []
     first = math.ceil(lo / step - 1e-9)
     last = math.floor(hi / step + 1e-9)
     return [i * step for i in range(first, last + 1)]
@@ -219,8 +221,6 @@ class LayerPlots(QWidget):
         self.last_paint_ms = 0.0
         self._frame: QPixmap | None = None  # titles, axes, shading: all but the curves and legends
         self._frame_key: tuple | None = None  # what the frame was drawn from
-        self.title_font = QFont(self.font())
-        self.title_font.setPointSizeF(10)
         self.setMouseTracking(True)
         self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)  # the pixmap covers every pixel
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
@@ -330,8 +330,11 @@ class LayerPlots(QWidget):
             self._frame, self._frame_key = self._render_frame(), key
         painter = QPainter(self)
         painter.drawPixmap(0, 0, self._frame)
+        # Antialiased lines cost most of a repaint at 2× device pixels (3 → 9 ms for a k drag,
+        # offscreen), where steps are half as visible: screens of 2× and more draw them plain.
+        antialias = self.devicePixelRatioF() < 2
         for plot in self.plots.values():
-            self._paint_curves(painter, plot)
+            self._paint_curves(painter, plot, antialias)
         if self.cursor is not None:
             painter.setPen(QPen(CURSOR, 1))
             for plot in self.plots.values():
@@ -391,7 +394,14 @@ class LayerPlots(QWidget):
         self._invalidate()
 
     def _metrics(self) -> tuple[QFontMetrics, QFontMetrics]:
-        return QFontMetrics(self.font()), QFontMetrics(self.title_font)
+        return QFontMetrics(self.font()), QFontMetrics(self._title_font())
+
+    def _title_font(self) -> QFont:
+        """The widget's font, at least 10 pt (derived, so a font change reaches titles and layout alike)."""
+        font = QFont(self.font())
+        if font.pointSizeF() < 10:
+            font.setPointSizeF(10)
+        return font
 
     def _cell(self, index: int) -> QRectF:
         rows = math.ceil(len(self.plots) / self.columns)
@@ -447,7 +457,7 @@ class LayerPlots(QWidget):
         if r.width() <= 1 or r.height() <= 1:
             return
         spec = plot.spec
-        painter.setFont(self.title_font)
+        painter.setFont(self._title_font())
         painter.setPen(FG)
         painter.drawText(QRectF(r.left(), cell.top() + 3, r.width(), tfm.height()),
                          Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignVCenter,
@@ -498,14 +508,14 @@ class LayerPlots(QWidget):
         if self.x_label:
             painter.drawText(QRectF(r.left(), top + fm.height() + 2, r.width(), fm.height()), centre, self.x_label)
 
-    def _paint_curves(self, painter: QPainter, plot: _Plot) -> None:
+    def _paint_curves(self, painter: QPainter, plot: _Plot, antialias: bool = True) -> None:
         """The baseline's and the table's curves (clipped to the data area), then the legend."""
         r, spec = plot.rect, plot.spec
         if r.width() <= 1 or r.height() <= 1:
             return
         painter.save()
         painter.setClipRect(r)
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, antialias)
         if self.base_x is not None:
             painter.setPen(QPen(BASELINE, 1.5, Qt.PenStyle.DashLine))
             for key in spec.baseline:

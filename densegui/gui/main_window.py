@@ -261,10 +261,12 @@ class MainWindow(QMainWindow):
             self._build_next_panel()
             return
         self._plot_modules_requested = True
-        if "channels" in self._to_build and not self._closing:
-            self._build_panel("channels")
-        if not self._closing:
-            self._loader.start(import_plot_modules)
+        try:
+            if "channels" in self._to_build and not self._closing:
+                self._build_panel("channels")
+        finally:  # the other tabs come whatever happened to this one
+            if not self._closing:
+                self._loader.start(import_plot_modules)
 
     def _build_next_panel(self) -> None:
         """Build one deferred panel (the shown tab's first, then in tab order) and put it in its tab;

@@ -12,15 +12,29 @@ from densegui.core.layers import layers, meta_build
 from densegui.core.model import build_model
 
 
-def test_meta_builds_use_uninitialised_layers_that_look_like_torchs():
-    model = build_model(get_preset("densenet121").replace(block_depths=(2, 2, 2, 2)), "meta")
-    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
-    assert convs and all(type(m) is not nn.Conv2d and type(m).__name__ == "Conv2d" for m in convs)
+def test_a_meta_model_holds_torchs_own_classes_and_can_be_materialised():
+    """The uninitialised layers exist only while building: the meta model pickles, and
+    ``to_empty`` + ``reset_parameters`` give it torch's initial values."""
+    import io
+    import pickle
+
+    cfg = get_preset("densenet121").replace(block_depths=(2, 2, 2, 2))
+    with meta_build():
+        assert type(layers().Conv2d(3, 4, 1)) is not nn.Conv2d  # (inside: the uninitialised ones)
+    model = build_model(cfg, "meta")
+    assert layers() is nn
     assert all(p.is_meta for p in model.parameters())
-    real = build_model(get_preset("densenet121").replace(block_depths=(2, 2, 2, 2)))
-    assert all(type(m) in (nn.Conv2d, nn.BatchNorm2d, nn.Linear) for m in real.modules()
-               if isinstance(m, (nn.Conv2d, nn.BatchNorm2d, nn.Linear)))
-    assert layers() is nn  # the meta build has ended
+    typed = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.BatchNorm2d, nn.Linear))]
+    assert typed and all(type(m) in (nn.Conv2d, nn.BatchNorm2d, nn.Linear) for m in typed)
+    pickle.loads(pickle.dumps(model))
+    torch.save(model, io.BytesIO())
+    real = model.to_empty(device="cpu")
+    for m in real.modules():
+        if hasattr(m, "reset_parameters"):
+            m.reset_parameters()
+    norm = real.features.norm5
+    assert torch.equal(norm.running_var, torch.ones_like(norm.running_var)) and int(norm.num_batches_tracked) == 0
+    assert real.features.conv0.weight.abs().max() > 0
 
 
 def test_a_real_build_on_another_thread_during_a_meta_build_is_initialised():

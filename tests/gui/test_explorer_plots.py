@@ -306,6 +306,33 @@ def test_byte_axis_ticks_fall_on_round_binary_units():
     assert tick_step(0.0, 1e7, 5) in (1e6, 2e6, 5e6)
 
 
+def test_no_ticks_for_an_empty_or_unbounded_range():
+    from densegui.gui.layer_plots import linear_ticks
+
+    assert linear_ticks(0.0, math.inf, 5) == [] and linear_ticks(1.0, 1.0, 5) == [] and linear_ticks(0, math.nan, 5) == []
+
+
+def test_a_larger_font_moves_titles_axes_and_curves_together(qtbot, explorer):
+    """The frame (titles, axes) is cached; a font change must redraw it where the curves now go."""
+    from PySide6.QtGui import QFont
+
+    w = explorer
+    w.resize(1400, 900)
+    panel = w.channel_panel
+    qtbot.waitUntil(w.plots_up_to_date, timeout=2000)
+    top = panel.graphics.data_rect("params").top()
+    font = QFont(panel.graphics.font())
+    font.setPointSizeF(font.pointSizeF() * 2)
+    panel.graphics.setFont(font)
+    assert panel.graphics.data_rect("params").top() > top  # taller titles
+    image = panel.graphics.grab().toImage()
+    ratio = image.devicePixelRatio()
+    r = panel.graphics.data_rect("params")
+    for y in range(round(r.top() + 4), round(r.bottom() - 4), 3):  # the left axis line, at the data's edge
+        darkest = min(image.pixelColor(round(r.left() * ratio) + dx, round(y * ratio)).red() for dx in (-1, 0, 1))
+        assert darkest < 120, y
+
+
 def test_polylines_break_at_nan_and_keep_every_point():
     """The fast NumPy → QPolygonF path gives the same points as building QPointFs one by one,
     and a NaN splits a curve in two (the head row has no output channels)."""

@@ -77,3 +77,40 @@ def test_hidden_tabs_draw_the_newest_configuration_when_shown(qtbot, explorer):
     w.select_tab("train")
     qtbot.waitUntil(lambda: not train._label.pending, timeout=5000)
     assert get_preset("densenet-bc-100-k12").describe() in train.config_label.text()
+
+
+@pytest.mark.qt_no_exception_capture  # (the "connect" case raises inside a slot on purpose)
+@pytest.mark.parametrize("how", ["import", "connect"])
+def test_a_staged_window_whose_channel_tab_fails_still_builds_the_others(qtbot, monkeypatch, how):
+    """The channel tab is built first, on its own; whatever goes wrong there, the other tabs'
+    modules are imported and their panels built."""
+    from PySide6.QtWidgets import QWidget
+
+    class NoBaseline(QWidget):
+        def set_baseline(self, _table):
+            raise RuntimeError("broken on purpose")
+
+        def set_config(self, _cfg):
+            pass
+
+        def shutdown(self):
+            pass
+
+    def factory():
+        if how == "import":
+            raise ImportError("no numpy here")
+        panel = NoBaseline()
+        panel.setObjectName("channelPanel")
+        return panel
+
+    monkeypatch.setitem(MainWindow.DEFERRED, "channels", ("channel_panel", factory))
+    w = MainWindow(settings=None, staged=True)
+    w.show()
+    try:
+        qtbot.waitUntil(w.panels_built, timeout=60_000)
+        assert w.probe_panel is not None and w.design_panel is not None and w.train_panel is not None
+        if how == "import":
+            assert w.tabs.widget(0).text() == "Could not load the Channels tab: ImportError: no numpy here"
+    finally:
+        w.close()
+        w.deleteLater()
