@@ -142,6 +142,10 @@ def run_app(config: DenseNetConfig | None = None, preset: str | None = None, scr
     if app.style().objectName().lower() != "fusion":
         app.setStyle("Fusion")
 
+    from densegui.gui.collector import MainThreadCollector
+
+    collector = MainThreadCollector(app)  # no automatic collection in worker threads (see collector.py)
+    collector.start()
     settings = None if settings_disabled() or screenshot is not None else QSettings("densegui", "densegui")
     window = MainWindow(settings, staged=True)
     if config is not None:
@@ -200,4 +204,5 @@ def run_app(config: DenseNetConfig | None = None, preset: str | None = None, scr
         from densegui.gui.tasks import close_shared_pool
 
         close_shared_pool()
+        collector.stop()
     return outcome["rc"]

@@ -33,6 +33,19 @@ def live_toplevels() -> list[QWidget]:
             if w.parent() is None and not w.inherits("QMenu") and w.metaObject().className() not in _IGNORED]
 
 
+@pytest.fixture(autouse=True)
+def collect_on_the_gui_thread(qapp):
+    """As the app does (densegui/gui/collector.py): no automatic garbage collection in the task
+    runners' worker threads while a GUI test runs."""
+    from densegui.gui.collector import MainThreadCollector
+
+    collector = MainThreadCollector(qapp)
+    collector.start()
+    yield
+    collector.stop()
+    collector.deleteLater()
+
+
 @pytest.fixture
 def qt_flush():
     """The :func:`flush_deletes` helper, for tests that delete widgets themselves."""
