@@ -37,6 +37,11 @@ CHILD = textwrap.dedent("""
     from PySide6.QtCore import QEvent, QObject, QEventLoop
     from PySide6.QtWidgets import QApplication
     app = QApplication(["densegui"])
+    try:  # as run_app does (absent in older versions)
+        from densegui.gui.collector import MainThreadCollector
+        MainThreadCollector(app).start()
+    except ImportError:
+        pass
     from densegui.gui.main_window import MainWindow
     imported = time.time()
     marks = {}

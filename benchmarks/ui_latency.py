@@ -234,6 +234,12 @@ def main() -> int:
     from densegui.gui.main_window import MainWindow
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
+    try:  # as run_app does: garbage collected on the GUI thread only (absent in older versions)
+        from densegui.gui.collector import MainThreadCollector
+
+        MainThreadCollector(app).start()
+    except ImportError:
+        pass
     window = MainWindow(settings=None)
     window.show()
     t0 = time.perf_counter()
