@@ -47,6 +47,12 @@ def test_bad_arguments_give_one_line_and_exit_2(tmp_path, capsys):
 
     rc, err = run("gui", "--preset", "densenet999")
     assert rc == 2 and len(err) == 1 and "unknown preset 'densenet999'" in err[0]
+    rc, err = run("gui", "--preset", "resnet50")  # a preset of the other family: where to see it
+    assert rc == 2 and len(err) == 1 and "'resnet50' is a ResNet" in err[0] and "Compare menu" in err[0]
+    resnet = tmp_path / "r.json"
+    resnet.write_text('{"stage_depths": [2, 2], "widths": [16, 32]}')  # (no "family": read by its fields)
+    rc, err = run("gui", "--config", str(resnet))
+    assert rc == 2 and len(err) == 1 and "r.json is a ResNet" in err[0]
 
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
