@@ -29,22 +29,23 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def _densenet(cfg, what: str) -> DenseNetConfig:
-    """The explorer's controls shape DenseNets; a ResNet is refused with where it can be seen."""
-    if isinstance(cfg, DenseNetConfig):
-        return cfg
-    raise ConfigError(f"{what} is a ResNet; the explorer shapes DenseNets. Pin it as the baseline from the window's "
-                      f"Compare menu, or see it with 'densegui summary' or 'densegui compare'.")
+def _not_a_densenet(what: str) -> ConfigError:
+    """The explorer's controls shape DenseNets: a ResNet is refused, saying where it can be seen."""
+    return ConfigError(f"{what} is a ResNet; the explorer shapes DenseNets. Pin it as the baseline from the window's "
+                       f"Compare menu, or see it with 'densegui summary' or 'densegui compare'.")
 
 
 def run(args) -> int:
     # Bad input is reported before any window opens (one line, exit 2).
     cfg: DenseNetConfig | None = None
     if args.config:
-        cfg = _densenet(arch.config_from_file(args.config), Path(args.config).name)
+        loaded = arch.config_from_file(args.config)
+        if not isinstance(loaded, DenseNetConfig):
+            raise _not_a_densenet(Path(args.config).name)
+        cfg = loaded
     elif args.preset:
         if args.preset in arch.PRESETS and args.preset not in PRESETS:
-            _densenet(arch.get_preset(args.preset), repr(args.preset))
+            raise _not_a_densenet(repr(args.preset))
         cfg = get_preset(args.preset)  # (an unknown name: the DenseNet presets listed)
     if args.screenshot:
         out = Path(args.screenshot)

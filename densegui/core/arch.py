@@ -67,13 +67,19 @@ def preset_of(cfg: Config, ignore_run_settings: bool = False) -> str | None:
 
 
 # ----------------------------------------------------------------------------- configurations
-def _family_of_fields(data: dict) -> str:
-    """The family whose own fields (ones no other family has) ``data`` uses; DenseNet when it uses
-    none. A hand-written ResNet JSON without ``"family"`` is then still read as a ResNet."""
+def _own_fields() -> dict[str, set[str]]:
     named = {name: {f.name for f in dataclasses.fields(cls)} for name, cls in FAMILIES.items()}
-    own = {name: fields - set().union(*(f for other, f in named.items() if other != name))
-           for name, fields in named.items()}
-    users = {name: sorted(fields & data.keys()) for name, fields in own.items() if fields & data.keys()}
+    return {name: fields - set().union(*(f for other, f in named.items() if other != name))
+            for name, fields in named.items()}
+
+
+_OWN_FIELDS = _own_fields()  # family → the fields no other family has
+
+
+def _family_of_fields(data: dict) -> str:
+    """The family whose own fields ``data`` uses; DenseNet when it uses none. A hand-written
+    ResNet JSON without ``"family"`` is then still read as a ResNet."""
+    users = {name: sorted(fields & data.keys()) for name, fields in _OWN_FIELDS.items() if fields & data.keys()}
     if len(users) > 1:
         mixed = "; ".join(f"{name}: {', '.join(fields)}" for name, fields in users.items())
         raise ConfigError(f"the configuration mixes fields of different families ({mixed}); "

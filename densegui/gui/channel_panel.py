@@ -54,7 +54,8 @@ SPECS = (
                                                    Series("efficient", "memory-efficient", BLUE)),
              baseline=("naive",), binary=True, legend=True),
 )
-CURVES = ("in", "out", "params", "macs", "naive", "efficient")
+CURVES = tuple(s.key for spec in SPECS for s in spec.series)  # the table's curves, by table_arrays key
+BASELINE_CURVES = tuple(key for spec in SPECS for key in spec.baseline)
 
 
 X_MODES = {"layer": "layer (row of the table)", "depth": "fraction of depth"}
@@ -262,7 +263,7 @@ class ChannelPanel(PanelMixin, QWidget):
         if b is None:
             self.graphics.set_baseline(None)
         else:
-            self.graphics.set_baseline(b["x"], {key: b[key] for key in ("in", "params", "macs", "naive")})
+            self.graphics.set_baseline(b["x"], {key: b[key] for key in BASELINE_CURVES})
 
     def _hovered(self, x: float | None) -> None:
         if x is not None and math.isfinite(x) and self._arrays is not None and len(self._arrays["x"]):

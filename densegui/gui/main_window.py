@@ -13,8 +13,9 @@ are drawn once, for the latest configuration. An invalid combination only
 shows its explanation; the last valid results stay.
 
 Built ``staged`` (what ``run_app`` does), the window paints its controls,
-headline and summary before pyqtgraph is imported, then builds the plotting
-panels one per event-loop pass (docs/architecture.md, "Start-up").
+headline and summary first, then builds the channel tab (NumPy only) and,
+once pyqtgraph is imported, the other panels one per event-loop pass
+(docs/architecture.md, "Start-up").
 """
 
 from __future__ import annotations
@@ -153,9 +154,10 @@ class MainWindow(QMainWindow):
 
     def __init__(self, settings: QSettings | None = None, parent: QWidget | None = None, *,
                  restore: bool = True, staged: bool = False) -> None:
-        """``staged``: paint the controls, headline and summary first, then import pyqtgraph on a
-        worker thread and build the plotting panels one per event-loop pass (what ``run_app``
-        does: the window is on screen ≈ 1 s sooner); otherwise every panel is built here."""
+        """``staged``: paint the controls, headline and summary first, then import the deferred
+        panels' modules on a worker thread (the channel plots' first) and build the panels one per
+        event-loop pass (what ``run_app`` does: the window is on screen ≈ 1 s sooner); otherwise
+        every panel is built here."""
         super().__init__(parent)
         self.setObjectName("mainWindow")
         self.setWindowIcon(app_icon())

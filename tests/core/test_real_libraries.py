@@ -96,10 +96,9 @@ def test_a_timm_densenet_and_its_training_checkpoint(tmp_path):
 
 
 @needs_timm
-def test_a_timm_deep_stem_densenet_loads_with_a_note():
-    """``densenetblur121d``: a three-convolution stem and blur pooling densegui cannot rebuild; the
-    blocks, transitions and head are still read, with a note saying what is left out. The corpus's
-    mirror of that stem names the same keys."""
+def test_the_corpus_mirror_of_timms_deep_stem_names_its_keys():
+    """``densenetblur121d``'s three-convolution stem: the corpus's mirror (used where timm is absent)
+    names the same keys, with the same shapes."""
     torch.manual_seed(0)
     model = timm_lib.create_model("densenetblur121d", num_classes=5).eval()
     state = model.state_dict()
@@ -115,6 +114,8 @@ def test_a_timm_deep_stem_densenet_loads_with_a_note():
 
 @needs_timm
 def test_a_timm_deep_stem_file_is_read_with_a_note(tmp_path):
+    """A stem and blur pooling densegui cannot rebuild: the blocks, transitions and head are still
+    read, with a note saying what is left out."""
     torch.manual_seed(0)
     model = timm_lib.create_model("densenetblur121d", num_classes=5).eval()
     torch.save(model.state_dict(), tmp_path / "densenetblur121d.pth")
