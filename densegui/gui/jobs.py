@@ -180,3 +180,21 @@ def measure(configs: list[dict], settings, rounds: int, *, cancel, progress) -> 
     return measure_round_robin([arch.config_from_dict(c) for c in configs], settings, rounds, cancel=cancel,
                                progress=lambda fraction, text: progress((fraction, text)))
 
+
+
+@job("download_pretrained")
+def download_pretrained(name: str, *, cancel, progress) -> str:
+    """The path of torchvision's published ImageNet weights of ``name`` ("densenet121", …) in torch's
+    hub cache, downloaded and hash-checked the first time (core.pretrained.pretrained_path); progress
+    is ``(fraction, text)``."""
+    from densegui.core.pretrained import DownloadCancelled, pretrained_path
+    from densegui.core.units import human_bytes
+    from densegui.gui.background import JobCancelled
+
+    def on_progress(fraction: float, received: int) -> None:
+        progress((fraction, f"downloading {name}: {human_bytes(received)} ({fraction:.0%})"))
+
+    try:
+        return str(pretrained_path(name, progress=on_progress, cancel=cancel))
+    except DownloadCancelled as exc:
+        raise JobCancelled(str(exc)) from None
