@@ -50,7 +50,7 @@ NORMALISATION_LABELS = {
 COLORMAPS = ("viridis", "inferno", "magma", "plasma", "cividis", "turbo", "CET-L1")
 DEFAULT_COLORMAP = "viridis"
 # The trained checkpoint shipped in resources/, shown when no file is given.
-DEFAULT_CHECKPOINT = "densenet-digits.pt"
+DEFAULT_CHECKPOINT = "densenet40-digits.pt"
 
 
 def default_checkpoint_path() -> Path:

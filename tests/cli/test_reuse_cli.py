@@ -14,6 +14,7 @@ from helpers.reference import naive_matrices
 
 from densegui.cli import main
 from densegui.cli.summary import summary_json
+from densegui.core.reuse import DEFAULT_CHECKPOINT
 
 
 @pytest.fixture
@@ -88,10 +89,26 @@ def test_default_checkpoint(monkeypatch, tmp_path, capsys):
     assert main(["reuse", "--json"]) == 2
     assert "shipped default" in capsys.readouterr().err
     save = write_good("densegui", tmp_path / "x.pt", known_state_dict(SMALL_BC), SMALL_BC)
-    save.rename(tmp_path / "densenet-digits.pt")
+    save.rename(tmp_path / DEFAULT_CHECKPOINT)
     assert main(["reuse", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["inferred"] is False and out["config"] == SMALL_BC.to_dict()
+
+
+def test_the_real_shipped_default_is_what_its_sidecar_says(capsys):
+    """The installed default: its stored configuration is the sidecar's, one matrix per block of
+    (input + layers) sources × (layers + transition/classifier) targets."""
+    from densegui.core.resources import resource_path
+
+    side = json.loads(resource_path(DEFAULT_CHECKPOINT.removesuffix(".pt") + ".json").read_text(encoding="utf-8"))
+    assert main(["reuse", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["checkpoint"].endswith(DEFAULT_CHECKPOINT) and side["file"] == DEFAULT_CHECKPOINT
+    assert out["inferred"] is False and out["config"] == side["config"]
+    assert out["metadata"]["heldout_accuracy"] == side["heldout_accuracy"]
+    depths = side["config"]["block_depths"]
+    assert [(len(b["sources"]), len(b["targets"])) for b in out["blocks"]] == [(d + 1, d + 1) for d in depths]
+    assert out["blocks"][-1]["targets"][-1] == "classifier"
 
 
 # ------------------------------------------------------------------ other libraries' files (issue #15)

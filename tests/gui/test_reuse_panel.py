@@ -11,6 +11,7 @@ from helpers.corpus import SMALL_BASIC, SMALL_BC, known_state_dict, write_bad, w
 from helpers.reference import naive_matrices
 from PySide6.QtCore import QPointF
 
+from densegui.core.reuse import DEFAULT_CHECKPOINT
 from densegui.gui.heatmap import gap_columns
 from densegui.gui.reuse_panel import ReusePanel
 
@@ -173,7 +174,7 @@ def test_shipped_default_loads_on_start(qtbot, monkeypatch, tmp_path, widget_lea
     folder = tmp_path / "resources"
     folder.mkdir()
     sd = known_state_dict(SMALL_BC, seed=9)
-    write_good("densegui", folder / "x.pt", sd, SMALL_BC).rename(folder / "densenet-digits.pt")
+    write_good("densegui", folder / "x.pt", sd, SMALL_BC).rename(folder / DEFAULT_CHECKPOINT)
     monkeypatch.setattr(resources, "resource_path", lambda name: folder / name)
     p = ReusePanel()
     qtbot.addWidget(p)
