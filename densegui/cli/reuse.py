@@ -61,8 +61,8 @@ def register(sub) -> None:
                         "imagenet:FOLDER); default: the bundled dataset the checkpoint records, its held-out split")
     p.add_argument("--max-images", type=int, metavar="N", help="use at most N held-out images (a seeded subset)")
     p.add_argument("--noise-seeds", type=int, default=NOISE_SEEDS, metavar="N",
-                   help=f"untrained nets whose spread is the noise floor of the weight and activation measures "
-                        f"(default {NOISE_SEEDS})")
+                   help=f"untrained nets whose spread is the noise floor of the weight measures (default {NOISE_SEEDS}; "
+                        "the data measures' floor is their standard error over images)")
     p.add_argument("--prune-curve", action="store_true",
                    help="all four measures, each one's rank agreement with ablation (Spearman, per block) and "
                         "held-out accuracy with 0, 10, ... 90%% of connections removed weakest-first by each")
@@ -148,6 +148,8 @@ def _noise_line(b) -> str:
                 f"{floor['cells_within_noise']} of {floor['cells']} cells within 2 SE {where}"
                 if se is not None else "noise floor: none")
     ratio, trained = floor.get("ratio"), floor.get("trained_ratio")
+    if not floor.get("seeds"):
+        return "noise floor: not measured (--noise-seeds 0)"
     if ratio is None or trained is None:
         return "noise floor: none (no column with two sources)"
     verdict = "within noise" if trained <= ratio else "beyond noise"

@@ -13,6 +13,11 @@ For each dense block with input k0 channels, growth rate k and L layers:
   ("no connection"; ``null`` in JSON, empty in CSV); so is the classifier column of a
   state_dict without ``classifier.weight`` (a checkpoint whose head was not recognised).
 
+That is the ``weights`` measure. The other three (``bn-weights``, ``activation``,
+``ablation``) fill the same :class:`BlockReuse` shape; they live in
+:mod:`densegui.core.reuse_measures` and :mod:`densegui.core.reuse_data`, with the
+noise floor that says which differences are real.
+
 Imports neither torch nor (until the metric runs) NumPy at module level:
 :class:`BlockReuse` is unpickled in the GUI process, which never imports torch,
 and the CLI reads the choices below whenever it builds its parser.
@@ -23,7 +28,7 @@ from __future__ import annotations
 import csv
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,16 +40,33 @@ if TYPE_CHECKING:
     import numpy as np
     import torch
 
-# column: each target column min–max → [0, 1] (default; the contrast of the paper's figure);
-# column-max: each column ÷ its max (0 keeps meaning "no weight"); block: the whole block min–max → [0, 1].
-NORMALISATIONS = ("column", "column-max", "block", "raw")
-DEFAULT_NORMALISATION = "column"
+# The measures (one cell per source → target connection, same shape for each).
+MEASURES = ("weights", "bn-weights", "activation", "ablation")
+DATA_MEASURES = ("activation", "ablation")  # these need images; the other two read the weights only
+DEFAULT_MEASURE = "weights"
+MEASURE_LABELS = {
+    "weights": "mean |w| (the paper's Figure 5)",
+    "bn-weights": "mean |w| × BatchNorm scale |γ|/√(var+ε)",
+    "activation": "mean |contribution| to the target's first conv, on data",
+    "ablation": "Δ held-out loss when the connection is cut",
+}
+MEASURE_UNITS = {"weights": "mean |w|", "bn-weights": "mean |γ/σ·w|", "activation": "mean |contribution|",
+                 "ablation": "Δ loss"}
+# column-max: each column ÷ its max, so a ratio r between two sources is a colour difference of at most
+# 1 − 1/r of the bar: an init-sized 1.08× stays a 7 % step. The default for the ratio measures.
+# column: each target column min–max → [0, 1] (the paper's contrast; it stretches even noise-sized
+# differences across the whole bar). block: the whole block min–max → [0, 1].
+NORMALISATIONS = ("column-max", "column", "block", "raw")
+DEFAULT_NORMALISATION = "column-max"
+# Ablation's Δ loss is signed and comparable across targets: its default view is the raw value.
+DEFAULT_NORMALISATIONS = {"weights": "column-max", "bn-weights": "column-max", "activation": "column-max",
+                          "ablation": "raw"}
 # How each normalisation is named to the user (GUI menu, CLI help, PNG titles).
 NORMALISATION_LABELS = {
-    "column": "per target column, min–max → [0, 1]",
     "column-max": "per target column, ÷ max",
+    "column": "per target column, min–max → [0, 1] (the paper's contrast)",
     "block": "per block, min–max → [0, 1]",
-    "raw": "raw mean |w|",
+    "raw": "raw values",
 }
 # Colour maps offered for the heatmaps (pyqtgraph names); others pyqtgraph knows work too.
 COLORMAPS = ("viridis", "inferno", "magma", "plasma", "cividis", "turbo", "CET-L1")
@@ -62,21 +84,45 @@ def default_checkpoint_path() -> Path:
 
 @dataclass
 class BlockReuse:
-    """One block's reuse matrix: ``matrix[s, t]`` (NaN where no connection)."""
+    """One block's reuse matrix: ``matrix[s, t]`` (NaN where no connection).
+
+    ``noise`` describes the block's noise floor (JSON-ready; see
+    :mod:`densegui.core.reuse_measures`), ``within_noise[s, t]`` is True where the cell cannot be
+    told apart from its column's typical value at that floor, and ``extra`` holds further
+    matrices of the same shape (ablation: ``delta_accuracy``, ``stderr``, ``stderr_accuracy``)."""
 
     block: int
     sources: list[str]
     targets: list[str]
     matrix: np.ndarray  # float64, rows = sources, columns = targets
     source_channels: list[tuple[int, int]]  # [start, end) of each source in its targets' input
+    measure: str = DEFAULT_MEASURE
+    noise: dict[str, Any] | None = None
+    within_noise: np.ndarray | None = None  # bool, same shape (False where no connection)
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "block": self.block,
+            "measure": self.measure,
             "sources": list(self.sources),
             "targets": list(self.targets),
-            "matrix": [[None if math.isnan(v) else float(v) for v in row] for row in self.matrix.tolist()],
+            "matrix": matrix_json(self.matrix),
         }
+        for name, values in self.extra.items():
+            out[name] = matrix_json(values)
+        if self.noise is not None:
+            floor = dict(self.noise)
+            if self.within_noise is not None:
+                floor["within_noise"] = [[None if math.isnan(v) else bool(w) for v, w in zip(row, flags)]
+                                         for row, flags in zip(self.matrix.tolist(), self.within_noise.tolist())]
+            out["noise_floor"] = floor
+        return out
+
+
+def matrix_json(matrix: np.ndarray) -> list[list[float | None]]:
+    """Rows of floats, ``None`` for NaN (no connection)."""
+    return [[None if math.isnan(v) else float(v) for v in row] for row in matrix.tolist()]
 
 
 def target_weight_keys(config: DenseNetConfig, block: int) -> list[str]:
@@ -102,10 +148,8 @@ def _channel_means(weight: torch.Tensor) -> np.ndarray:
     return np.abs(w).sum(axis=(0, 2, 3), dtype=np.float64) / count
 
 
-def block_reuse(state_dict: Mapping[str, torch.Tensor], config: DenseNetConfig, block: int) -> BlockReuse:
-    """The reuse matrix of dense block ``block`` (1-based)."""
-    import numpy as np
-
+def block_layout(config: DenseNetConfig, block: int) -> tuple[list[str], list[str], list[tuple[int, int]]]:
+    """(sources, targets, source channel ranges) of dense block ``block`` (1-based)."""
     k = config.growth_rate
     k0, _ = config.block_channels()[block - 1]
     depth = config.block_depths[block - 1]
@@ -113,22 +157,50 @@ def block_reuse(state_dict: Mapping[str, torch.Tensor], config: DenseNetConfig, 
     sources = ["input"] + [f"layer {j}" for j in range(1, depth + 1)]
     targets = [f"layer {j}" for j in range(1, depth + 1)] + ["classifier" if last else f"transition {block}"]
     ranges = [(0, k0)] + [(k0 + (j - 1) * k, k0 + j * k) for j in range(1, depth + 1)]
-    matrix = np.full((depth + 1, depth + 1), np.nan, dtype=np.float64)
+    return sources, targets, ranges
+
+
+def source_means(per_channel: np.ndarray, ranges: list[tuple[int, int]], key: str) -> np.ndarray:
+    """The mean of ``per_channel`` over each source's channels (the first ``len`` sources that fit)."""
+    import numpy as np
+
+    n = next((i for i, (_, end) in enumerate(ranges) if end == per_channel.size), None)
+    if n is None:
+        expected = ", ".join(str(end) for _, end in ranges)
+        raise DenseguiError(f"tensor {key!r} takes {per_channel.size} input channels, expected one of {expected}.")
+    return np.array([per_channel[start:end].mean() for start, end in ranges[:n + 1]], dtype=np.float64)
+
+
+def block_reuse(state_dict: Mapping[str, torch.Tensor], config: DenseNetConfig, block: int,
+                per_channel: Any = None, measure: str = DEFAULT_MEASURE) -> BlockReuse:
+    """The reuse matrix of dense block ``block`` (1-based).
+
+    ``per_channel(state_dict, key)`` gives one value per input channel of the target whose first
+    weight is ``key`` (default: mean |w|, the paper's metric); ``None`` leaves the column empty."""
+    import numpy as np
+
+    sources, targets, ranges = block_layout(config, block)
+    per_channel = per_channel or _weight_channels
+    matrix = np.full((len(sources), len(targets)), np.nan, dtype=np.float64)
     for t, key in enumerate(target_weight_keys(config, block)):
         if key == "classifier.weight" and key not in state_dict:
             continue  # a file without a (recognised) classifier: that column stays empty
         if key not in state_dict:
             raise DenseguiError(f"tensor {key!r} is missing; cannot compute block {block}'s reuse.")
-        per_channel = _channel_means(state_dict[key])
-        n_sources = t + 1  # layer t+1 sees the input and layers 1..t; the last target sees all
-        expected = k0 + (n_sources - 1) * k
-        if per_channel.size != expected:
-            raise DenseguiError(f"tensor {key!r} takes {per_channel.size} input channels, expected {expected}.")
-        # Source 0 has k0 channels, every other source k: mean of equal-sized per-channel means.
-        matrix[0, t] = float(per_channel[:k0].mean())
-        if n_sources > 1:
-            matrix[1:n_sources, t] = per_channel[k0:].reshape(n_sources - 1, k).mean(axis=1)
-    return BlockReuse(block, sources, targets, matrix, ranges)
+        values = per_channel(state_dict, key)
+        if values is None:
+            continue
+        # layer t+1 sees the input and layers 1..t; the last target sees all
+        expected = ranges[t][1] if t < len(targets) - 1 else ranges[-1][1]
+        if values.size != expected:
+            raise DenseguiError(f"tensor {key!r} takes {values.size} input channels, expected {expected}.")
+        means = source_means(values, ranges, key)
+        matrix[:means.size, t] = means
+    return BlockReuse(block, sources, targets, matrix, ranges, measure=measure)
+
+
+def _weight_channels(state_dict: Mapping[str, torch.Tensor], key: str) -> np.ndarray:
+    return _channel_means(state_dict[key])
 
 
 def reuse_matrices(state_dict: Mapping[str, torch.Tensor], config: DenseNetConfig) -> list[BlockReuse]:

@@ -213,13 +213,28 @@ class Walk:
         return self.after_block(1, h, first, keep)
 
 
+def require_whole_network(config: DenseNetConfig, state_dict: Mapping[str, Tensor]) -> None:
+    """One line if ``state_dict`` lacks a part of the network (a made-up part would be measured)."""
+    from densegui.core.statedict import expected_shapes
+
+    missing = [k for k in expected_shapes(config) if k not in state_dict and not k.endswith("num_batches_tracked")]
+    if missing:
+        part = "classifier" if missing[0].startswith("classifier") else \
+            "final BatchNorm" if missing[0].startswith("features.norm5") else "stem"
+        raise DenseguiError(f"the data measures run the whole network, and this file's {part} was not "
+                            f"recognised ({missing[0]!r} and {len(missing) - 1} more are missing); "
+                            "the weight measures still work.")
+
+
 def _build(config: DenseNetConfig, state_dict: Mapping[str, Tensor] | None, seed: int | None = None) -> nn.Module:
+    """The eval-mode network of ``state_dict`` (all of it), or an untrained one of ``seed``."""
     from densegui.core.model import build_model
 
     if seed is not None:
         torch.manual_seed(seed)
     model = build_model(config.replace(drop_rate=0.0, memory_efficient=False))
     if state_dict is not None:
+        require_whole_network(config, state_dict)
         model.load_state_dict(state_dict, strict=False)
     return model.eval()
 

@@ -15,7 +15,8 @@ largest max/min ratio that column shows on untrained weights of the same archite
 trainer's initialisation: He-normal convolutions, PyTorch's default for the classifier,
 BatchNorm γ = 1 and running variance 1), over several seeds. A trained cell is *within noise*
 when it differs from its column's median by no more than that ratio (|log(m / median)| ≤
-log(ratio)). A column with a single source has nothing to differ from: within noise.
+log(ratio)). A column with a single source has nothing to differ from: within noise. With no
+seeds no floor is measured, and no cell is said to be within it.
 
 The untrained target weights are drawn directly, not by building the module (a densenet121 build
 costs 0.2–0.4 s here, the targets' draws a few ms); ``tests/core/test_reuse_measures.py`` checks
@@ -155,9 +156,11 @@ def within_ratio(matrix: np.ndarray, ratios: np.ndarray) -> np.ndarray:
     for t in range(matrix.shape[1]):
         col = matrix[:, t]
         ok = ~np.isnan(col)
-        if ok.sum() < 2 or math.isnan(ratios[t]):
-            flags[ok, t] = True
+        if ok.sum() < 2:
+            flags[ok, t] = True  # a single source: no difference to judge
             continue
+        if math.isnan(ratios[t]):
+            continue  # no floor was measured: nothing is claimed to be within it
         median = float(np.median(col[ok]))
         if median <= 0:
             continue

@@ -76,6 +76,7 @@ def analyse(loaded, measures: Sequence[str] = ("weights",), *, data: str | None 
     if needs_data:
         from densegui.core import reuse_data as rd
 
+        rd.require_whole_network(config, state)
         eval_data = rd.resolve_data(config, loaded.metadata, data, max_images)
         result.data = eval_data.to_dict()
     for name in names:

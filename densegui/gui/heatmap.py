@@ -3,7 +3,9 @@
 One heatmap per dense block, side by side: rows are sources (block input,
 then layers 1..L, top to bottom), columns are targets (layers 1..L, then,
 set apart by a blank column, the transition or the classifier). Cells with
-no connection are transparent (NaN).
+no connection are transparent (NaN). Cells within the measure's noise floor
+carry a small grey dot (``set_show_noise``). :class:`PruneView` plots the
+pruning curve.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from PySide6.QtGui import QColor, QCursor, QPen
 from PySide6.QtWidgets import QApplication, QGraphicsRectItem, QToolTip, QWidget
 
 from densegui.core.errors import DenseguiError
-from densegui.core.reuse import COLORMAPS, NORMALISATIONS, BlockReuse, normalise
+from densegui.core.reuse import COLORMAPS, DEFAULT_NORMALISATION, MEASURE_UNITS, NORMALISATIONS, BlockReuse, normalise
 from densegui.gui.widgets import save_offscreen_png
 
 
@@ -59,7 +61,8 @@ class HeatmapView(pg.GraphicsLayoutWidget):
         self.setObjectName("reuseHeatmaps")
         self.setBackground("w")
         self.blocks: list[BlockReuse] = []
-        self.normalisation = "column"
+        self.normalisation = DEFAULT_NORMALISATION
+        self.show_noise = True
         self.cmap_name = "viridis"
         self.title = ""
         self.plots: list[pg.PlotItem] = []
@@ -87,8 +90,29 @@ class HeatmapView(pg.GraphicsLayoutWidget):
     def levels(self) -> tuple[float, float]:
         if self.normalisation != "raw":
             return 0.0, 1.0
-        peak = max((float(np.nanmax(b.matrix)) for b in self.blocks), default=1.0)
-        return 0.0, peak if peak > 0 else 1.0
+        finite = [b.matrix[~np.isnan(b.matrix)] for b in self.blocks]
+        finite = [f for f in finite if f.size]
+        peak = max((float(f.max()) for f in finite), default=1.0)
+        low = min((float(f.min()) for f in finite), default=0.0)
+        return min(0.0, low), peak if peak > min(0.0, low) else min(0.0, low) + 1.0
+
+    def noise_cells(self, index: int) -> list[tuple[int, int]]:
+        """(row, target) of the cells of block ``index`` within the noise floor."""
+        b = self.blocks[index]
+        if b.within_noise is None:
+            return []
+        rows, targets = np.nonzero(b.within_noise & ~np.isnan(b.matrix))
+        return list(zip(rows.tolist(), targets.tolist()))
+
+    def set_show_noise(self, on: bool) -> None:
+        self.show_noise = bool(on)
+        self._refresh_noise()
+
+    def _refresh_noise(self) -> None:
+        for i, plot in enumerate(self.plots):
+            dots = plot.noise_dots
+            cells = self.noise_cells(i) if self.show_noise and i < len(self.blocks) else []
+            dots.setData([self.target_to_column(i, t) + 0.5 for _, t in cells], [r + 0.5 for r, _ in cells])
 
     def column_to_target(self, index: int, col: int) -> int | None:
         depth = len(self.blocks[index].targets) - 1
@@ -147,6 +171,9 @@ class HeatmapView(pg.GraphicsLayoutWidget):
                 plot.separator = pg.InfiniteLine(angle=90, pen=pg.mkPen((120, 120, 120), width=1,
                                                                         style=Qt.PenStyle.DashLine))
                 plot.addItem(plot.separator)
+                plot.noise_dots = pg.ScatterPlotItem(size=4, pen=None, brush=pg.mkBrush(150, 150, 150, 220),
+                                                     pxMode=True)
+                plot.addItem(plot.noise_dots)
                 for name in ("bottom", "left"):
                     plot.getAxis(name).setPen("k")
                     plot.getAxis(name).setTextPen("k")
@@ -190,11 +217,13 @@ class HeatmapView(pg.GraphicsLayoutWidget):
             image.setImage(self.image_array(i), autoLevels=False)
         if self.colorbar is not None:
             self.colorbar.setLevels((lo, hi))
-            label = {"raw": "mean |w|", "column-max": "mean |w| ÷ column max",
-                     "column": "mean |w|, column min–max", "block": "mean |w|, block min–max"}[self.normalisation]
+            unit = MEASURE_UNITS[self.blocks[0].measure] if self.blocks else "mean |w|"
+            label = {"raw": unit, "column-max": f"{unit} ÷ column max",
+                     "column": f"{unit}, column min–max", "block": f"{unit}, block min–max"}[self.normalisation]
             self.colorbar.axis.setLabel(label)
             self.colorbar.axis.setPen("k")
             self.colorbar.axis.setTextPen("k")
+        self._refresh_noise()
 
     # -------------------------------------------------------------- interaction
     def cell_at(self, scene_pos: QPointF) -> tuple[int, int, int] | None:
@@ -217,7 +246,10 @@ class HeatmapView(pg.GraphicsLayoutWidget):
 
     def tooltip_text(self, index: int, row: int, target: int) -> str:
         b = self.blocks[index]
-        return f"{b.sources[row]} → {b.targets[target]}: {b.matrix[row, target]:.4g}"
+        text = f"{b.sources[row]} → {b.targets[target]}: {b.matrix[row, target]:.4g}"
+        if b.within_noise is not None and b.within_noise[row, target]:
+            text += " (within noise)"
+        return text
 
     def _on_move(self, pos: QPointF) -> None:
         cell = self.cell_at(pos)
@@ -245,7 +277,8 @@ class HeatmapView(pg.GraphicsLayoutWidget):
         self.cellClicked.emit((index, row, target))
 
 
-def render_png(blocks: list[BlockReuse], path: str, *, normalisation: str = "column", cmap: str = "viridis",
+def render_png(blocks: list[BlockReuse], path: str, *, normalisation: str = DEFAULT_NORMALISATION,
+               cmap: str = "viridis",
                title: str = "", width: int | None = None, height: int = 460) -> None:
     """Render the heatmaps to a PNG without showing a window (needs a Qt platform; offscreen is fine)."""
     app = QApplication.instance() or QApplication([])  # noqa: F841 - must exist while the view lives
@@ -259,3 +292,61 @@ def render_png(blocks: list[BlockReuse], path: str, *, normalisation: str = "col
     view.set_blocks(blocks, title=title)
     total = sum(len(b.targets) + 1 for b in blocks)
     save_offscreen_png(view, path, width or max(520, min(2400, 160 + 240 * len(blocks) + 6 * total)), height)
+
+
+class PruneView(pg.PlotWidget):
+    """The pruning curve: held-out accuracy against the fraction of connections removed, one line per
+    measure, the random baseline as a band (its orders' min–max); rank agreement in the title."""
+
+    COLOURS = {"weights": (31, 119, 180), "bn-weights": (255, 127, 14), "activation": (44, 160, 44),
+               "ablation": (214, 39, 40), "random": (120, 120, 120)}
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent, background="w")
+        self.setObjectName("reusePruneView")
+        self.analysis = None
+        self.plotItem.setMenuEnabled(False)
+        self.setMouseEnabled(x=False, y=False)
+        self.setLabel("bottom", "connections removed (weakest first), %")
+        self.setLabel("left", "held-out accuracy, %")
+        for name in ("bottom", "left"):
+            self.getAxis(name).setPen("k")
+            self.getAxis(name).setTextPen("k")
+        self.legend = self.addLegend(offset=(-10, 10), labelTextColor="k")
+        self.set_analysis(None)
+
+    def curves(self) -> dict:
+        return {} if self.analysis is None or self.analysis.prune is None else self.analysis.prune["curves"]
+
+    def set_analysis(self, analysis) -> None:
+        self.analysis = analysis
+        self.plotItem.clear()
+        self.legend.clear()
+        if not self.curves():
+            self.setTitle("Pruning curve: press “Pruning curve” (needs data)", color="k")
+            return
+        prune = analysis.prune
+        x = [100 * f for f in prune["fractions"]]
+        for name, c in prune["curves"].items():
+            colour = self.COLOURS.get(name, (0, 0, 0))
+            y = [100 * a for a in c["accuracy"]]
+            if "accuracy_min" in c:
+                lo = pg.PlotDataItem(x, [100 * a for a in c["accuracy_min"]], pen=None)
+                hi = pg.PlotDataItem(x, [100 * a for a in c["accuracy_max"]], pen=None)
+                self.addItem(pg.FillBetweenItem(lo, hi, brush=pg.mkBrush(*colour, 50)))
+            style = Qt.PenStyle.DashLine if name == "random" else Qt.PenStyle.SolidLine
+            label = f"random ({c.get('orders', 1)} orders)" if name == "random" else name
+            self.plot(x, y, pen=pg.mkPen(colour, width=2, style=style), symbol="o", symbolSize=5,
+                      symbolBrush=colour, symbolPen=None, name=label)
+        self.setYRange(0, 100, padding=0.02)
+        self.setXRange(0, 90, padding=0.02)
+        self.setTitle(self.title_text(), color="k", size="9pt")
+
+    def title_text(self) -> str:
+        if self.analysis is None or not self.analysis.agreement:
+            return ""
+        parts = []
+        for a in self.analysis.agreement:
+            rhos = ", ".join(f"{n} {'n/a' if r is None else f'{r:+.2f}'}" for n, r in a["spearman"].items())
+            parts.append(f"block {a['block']}: {rhos}")
+        return "Spearman ρ with ablation — " + "; ".join(parts)

@@ -19,6 +19,7 @@ from densegui.gui.background import ProcessPool
 JOBS: dict[str, Callable[..., Any]] = {}
 
 EXPLORE, PROBE, TRAIN = "explore", "probe", "train"  # lanes: one background process each
+REUSE = "reuse"  # the data reuse measures and downloads (seconds to minutes): not in front of summaries
 TRAIN_PROGRESS_INTERVAL = 0.1  # seconds between two batch updates sent to the window
 
 
@@ -94,33 +95,53 @@ def summary(config: dict, depth: int, *, cancel, progress):
         handle.remove()
 
 
+_loaded_cache: dict[tuple, object] = {}  # the last checkpoint this process loaded (weights stay here)
+
+
+def _load_cached(path: str, candidate: str | None):
+    """load_checkpoint, remembered while the file is unchanged: switching measures re-reads nothing."""
+    import os
+
+    from densegui.core.checkpoint import load_checkpoint
+
+    st = os.stat(path)
+    key = (os.path.realpath(path), st.st_mtime_ns, st.st_size, candidate)
+    if key not in _loaded_cache:
+        _loaded_cache.clear()
+        _loaded_cache[key] = load_checkpoint(path, candidate)
+    return _loaded_cache[key]
+
+
 @job("load_reuse")
-def load_reuse(path: str, candidate: str | None = None, *, cancel, progress) -> tuple:
-    """``(LoadedCheckpoint without its weights, [BlockReuse per block])`` of a checkpoint file.
+def load_reuse(path: str, candidate: str | None = None, measure: str = "weights", options: dict | None = None,
+               *, cancel, progress) -> tuple:
+    """``(LoadedCheckpoint without its weights, ReuseAnalysis)`` of a checkpoint file for ``measure``;
+    ``options``: ``data``, ``max_images``, ``noise_seeds``, ``prune`` (core.reuse_run.analyse).
+    Progress is a fraction, or ``(fraction, text)`` for the data measures.
 
     The file is read only by the safe loader, here; the weights stay in this process."""
     import dataclasses
     from pathlib import Path
 
-    from densegui.core.checkpoint import load_checkpoint
     from densegui.core.errors import DenseguiError, user_message
-    from densegui.core.reuse import block_reuse
-    from densegui.gui.background import raise_if_cancelled
+    from densegui.core.reuse_data import ReuseCancelled
+    from densegui.core.reuse_run import analyse
+    from densegui.gui.background import JobCancelled, raise_if_cancelled
 
     name = Path(path).name
     try:
-        loaded = load_checkpoint(path, candidate)
+        loaded = _load_cached(path, candidate)
         raise_if_cancelled(cancel)
-        blocks = []
-        for b in range(1, loaded.config.num_blocks + 1):
-            blocks.append(block_reuse(loaded.state_dict, loaded.config, b))
-            raise_if_cancelled(cancel)
-            progress(b / loaded.config.num_blocks)
-    except DenseguiError:
+        progress(0.1)
+        analysis = analyse(loaded, [measure], cancel=cancel, progress=lambda f, text: progress((f, text)),
+                           **(options or {}))
+    except ReuseCancelled:
+        raise JobCancelled("cancelled.") from None
+    except (DenseguiError, JobCancelled):
         raise
     except Exception as exc:  # noqa: BLE001 - whatever the file holds, one line
         raise DenseguiError(user_message(exc, f"could not load {name!r}")) from None
-    return dataclasses.replace(loaded, state_dict={}), blocks
+    return dataclasses.replace(loaded, state_dict={}), analysis
 
 
 @job("devices")

@@ -8,6 +8,13 @@ Loading, architecture inference and the matrices run in the background
 process (job ``load_reuse``); a newer load makes an older one stale, so its
 result is never shown. Errors show as a one-line message and the previous
 heatmap stays.
+
+*Measure* picks what a cell is (core.reuse.MEASURES). The data measures
+(activation, ablation) and the pruning curve run in their own background
+process (lane ``reuse``) with progress and *Cancel*; every measure comes with
+its noise floor, shown as a line per block and as dots on the cells within it.
+*Open pretrained* downloads torchvision's ImageNet weights (job
+``download_pretrained``) and opens them.
 """
 
 from __future__ import annotations
@@ -17,15 +24,18 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QFileDialog,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QMenu,
     QProgressBar,
     QPushButton,
     QSizePolicy,
     QStackedWidget,
+    QTabWidget,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -34,20 +44,27 @@ from PySide6.QtWidgets import (
 from densegui.core.errors import DenseguiError
 from densegui.core.reuse import (
     COLORMAPS,
+    DATA_MEASURES,
     DEFAULT_CHECKPOINT,
+    DEFAULT_MEASURE,
+    DEFAULT_NORMALISATIONS,
+    MEASURE_LABELS,
+    MEASURE_UNITS,
+    MEASURES,
     NORMALISATION_LABELS,
     NORMALISATIONS,
     BlockReuse,
     column_rank,
     default_checkpoint_path,
 )
-from densegui.gui.heatmap import HeatmapView
-from densegui.gui.jobs import EXPLORE
+from densegui.gui.heatmap import HeatmapView, PruneView
+from densegui.gui.jobs import EXPLORE, REUSE
 from densegui.gui.tasks import TaskRunner
 from densegui.gui.widgets import FitLabel
 
 CHECKPOINT_FILTER = "Checkpoints (*.pt *.pth *.pkl *.bin *.ckpt *.tar *.safetensors);;All files (*)"
 MAX_RECENT = 8
+PRETRAINED_NAMES = ("densenet121", "densenet161", "densenet169", "densenet201")
 
 
 class ReusePanel(QWidget):
@@ -62,13 +79,19 @@ class ReusePanel(QWidget):
         self.setAcceptDrops(True)
         self.loaded = None  # LoadedCheckpoint of the shown heatmaps
         self.blocks: list[BlockReuse] = []
+        self.analysis = None  # ReuseAnalysis of the shown measure
+        self.prune = None  # ReuseAnalysis with the pruning curve, once computed for the shown file
+        self.measure = DEFAULT_MEASURE
+        self._kind = "load"  # what the task in flight is: "load", "download" or "prune"
+        self._inflight_measure = DEFAULT_MEASURE
         self.selected: tuple[int, int, int] | None = None
         self._recent_memory: list[str] = []
-        self._request: tuple[str, bool] | None = None  # (path, remember) of the load in flight
-        self.runner = TaskRunner(self)
+        self._request: tuple[str, bool, str | None] | None = None  # (path, remember, candidate) in flight
+        self.runner = TaskRunner(self, report_cancel=True)
         self.runner.progress.connect(self._on_progress)
-        self.runner.done.connect(self._on_loaded)
+        self.runner.done.connect(self._on_done)
         self.runner.failed.connect(self._on_failed)
+        self.runner.cancelled.connect(self._on_cancelled)
 
         # Toolbar.
         self.open_button = QPushButton("Open checkpoint…")
@@ -80,6 +103,46 @@ class ReusePanel(QWidget):
         self.recent_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         self.recent_menu = QMenu(self.recent_button)
         self.recent_button.setMenu(self.recent_menu)
+        self.pretrained_button = QToolButton()
+        self.pretrained_button.setObjectName("reusePretrained")
+        self.pretrained_button.setText("Open pretrained")
+        self.pretrained_button.setToolTip("torchvision's published ImageNet weights, downloaded once into torch's "
+                                          "hub cache (hash-checked)")
+        self.pretrained_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.pretrained_menu = QMenu(self.pretrained_button)
+        for name in PRETRAINED_NAMES:
+            self.pretrained_menu.addAction(name).triggered.connect(
+                lambda _=False, n=name: self.open_pretrained(n))
+        self.pretrained_button.setMenu(self.pretrained_menu)
+        self.measure_combo = QComboBox()
+        self.measure_combo.setObjectName("reuseMeasure")
+        for m in MEASURES:
+            self.measure_combo.addItem(m, m)
+            self.measure_combo.setItemData(self.measure_combo.count() - 1, MEASURE_LABELS[m],
+                                           Qt.ItemDataRole.ToolTipRole)
+        self.measure_combo.currentIndexChanged.connect(self._measure_chosen)
+        self.data_edit = QLineEdit()
+        self.data_edit.setObjectName("reuseData")
+        self.data_edit.setPlaceholderText("the checkpoint's dataset")
+        self.data_edit.setToolTip("Images for activation, ablation and the pruning curve: digits, KIND:FOLDER or "
+                                  "imagenet:FOLDER (as densegui train --dataset); empty: the bundled dataset the "
+                                  "checkpoint records, its held-out split")
+        self.data_edit.setMaximumWidth(180)
+        self.data_edit.editingFinished.connect(self._data_changed)
+        self.prune_button = QPushButton("Pruning curve")
+        self.prune_button.setObjectName("reusePrune")
+        self.prune_button.setToolTip("All four measures, their rank agreement with ablation, and held-out accuracy "
+                                     "with 0–90 % of connections removed weakest-first by each (needs data)")
+        self.prune_button.clicked.connect(self.run_prune_curve)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setObjectName("reuseCancel")
+        self.cancel_button.clicked.connect(self.cancel)
+        self.cancel_button.hide()
+        self.noise_check = QCheckBox("Mark noise")
+        self.noise_check.setObjectName("reuseMarkNoise")
+        self.noise_check.setToolTip("Dot the cells whose difference is within the measure's noise floor")
+        self.noise_check.setChecked(True)
+        self.noise_check.toggled.connect(lambda on: self.view.set_show_noise(on))
         self.norm_combo = QComboBox()
         self.norm_combo.setObjectName("reuseNormalisation")
         for mode in NORMALISATIONS:
@@ -107,16 +170,25 @@ class ReusePanel(QWidget):
         bar = QHBoxLayout()
         bar.addWidget(self.open_button)
         bar.addWidget(self.recent_button)
+        bar.addWidget(self.pretrained_button)
         bar.addSpacing(12)
-        bar.addWidget(QLabel("Scale:"))
-        bar.addWidget(self.norm_combo)
-        bar.addWidget(QLabel("Colours:"))
-        bar.addWidget(self.cmap_combo)
+        bar.addWidget(QLabel("Measure:"))
+        bar.addWidget(self.measure_combo)
+        bar.addWidget(QLabel("Data:"))
+        bar.addWidget(self.data_edit)
+        bar.addWidget(self.prune_button)
         bar.addWidget(self.candidate_combo)
         bar.addStretch(1)
         bar.addWidget(self.png_button)
         bar.addWidget(self.csv_button)
         bar.addWidget(self.send_button)
+        bar2 = QHBoxLayout()
+        bar2.addWidget(QLabel("Scale:"))
+        bar2.addWidget(self.norm_combo)
+        bar2.addWidget(QLabel("Colours:"))
+        bar2.addWidget(self.cmap_combo)
+        bar2.addWidget(self.noise_check)
+        bar2.addStretch(1)
 
         self.info_label = QLabel()
         self.info_label.setTextFormat(Qt.TextFormat.PlainText)  # (file names may hold "<")
@@ -138,6 +210,11 @@ class ReusePanel(QWidget):
         policy.setRetainSizeWhenHidden(True)
         self.progress.setSizePolicy(policy)
         self.progress.hide()
+        self.noise_label = QLabel()
+        self.noise_label.setObjectName("reuseNoise")
+        self.noise_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.noise_label.setWordWrap(True)
+        self.noise_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
         self.view = HeatmapView()
         self.view.cellHovered.connect(self._hovered)
@@ -146,10 +223,15 @@ class ReusePanel(QWidget):
         self.empty_label.setObjectName("reuseEmpty")
         self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.empty_label.setWordWrap(True)
+        self.prune_view = PruneView()
         self.stack = QStackedWidget()
         self.stack.addWidget(self.empty_label)
         self.stack.addWidget(self.view)
         self.stack.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.views = QTabWidget()
+        self.views.setObjectName("reuseViews")
+        self.views.addTab(self.stack, "Heatmaps")
+        self.views.addTab(self.prune_view, "Pruning curve")
 
         self.hover_label = FitLabel(" ")  # a read-out per mouse move must not re-lay out the panel
         self.hover_label.setObjectName("reuseHover")
@@ -160,10 +242,15 @@ class ReusePanel(QWidget):
 
         layout = QVBoxLayout(self)
         layout.addLayout(bar)
+        layout.addLayout(bar2)
         layout.addWidget(self.info_label)
         layout.addWidget(self.message_label)
-        layout.addWidget(self.progress)
-        layout.addWidget(self.stack, 1)
+        progress_row = QHBoxLayout()
+        progress_row.addWidget(self.progress, 1)
+        progress_row.addWidget(self.cancel_button)
+        layout.addLayout(progress_row)
+        layout.addWidget(self.noise_label)
+        layout.addWidget(self.views, 1)
         layout.addWidget(self.hover_label)
         layout.addWidget(self.detail_label)
 
@@ -206,39 +293,154 @@ class ReusePanel(QWidget):
         """Load ``path`` in the background process; a later call makes this one's result stale.
         ``candidate`` picks one DenseNet of a file that holds several (default: the loader's rule)."""
         self._pending_default = None
-        self._request = (str(path), remember)
-        self.runner.start_job(EXPLORE, "load_reuse", str(path), candidate)
+        self._request = (str(path), remember, candidate)
+        self._run("load", f"{Path(path).name}: loading in the background … %p%")
+
+    def _options(self, prune: bool = False) -> dict:
+        data = self.data_edit.text().strip() or None
+        return {"data": data, "prune": prune}
+
+    def _run(self, kind: str, text: str) -> None:
+        path, _remember, candidate = self._request
+        measure = self._inflight_measure = self.measure
+        self._kind = kind
+        data_work = kind == "prune" or measure in DATA_MEASURES
+        lane = REUSE if data_work else EXPLORE
+        self.runner.start_job(lane, "load_reuse", path, candidate, measure, self._options(kind == "prune"))
+        self._show_progress(text, cancellable=data_work)
+
+    def _show_progress(self, text: str, cancellable: bool) -> None:
         self.progress.setValue(0)
-        self.progress.setFormat(f"{Path(path).name}: loading in the background … %p%")
+        self.progress.setFormat(text)
         self.progress.show()
+        self.cancel_button.setVisible(cancellable)
+
+    def _hide_progress(self) -> None:
+        self.progress.hide()
+        self.cancel_button.hide()
+
+    def open_pretrained(self, name: str) -> None:
+        """Download (once) and open torchvision's published ImageNet weights of ``name``."""
+        self._pending_default = None
+        self._kind = "download"
+        self.runner.start_job(REUSE, "download_pretrained", name)
+        self._show_progress(f"downloading {name} … %p%", cancellable=True)
+
+    def cancel(self) -> None:
+        """Stop the measure, pruning curve or download in flight; what is shown stays."""
+        self.runner.cancel()
 
     def is_loading(self) -> bool:
         return self.runner.is_busy()
 
-    def _on_progress(self, fraction: float) -> None:
+    def _on_progress(self, payload) -> None:
+        fraction, text = payload if isinstance(payload, tuple) else (payload, None)
         self.progress.setValue(int(round(100 * fraction)))
+        if text and self._kind != "load" or (text and self.measure in DATA_MEASURES):
+            self.progress.setFormat(f"{text} … %p%")
 
     def _on_failed(self, message: str) -> None:
         self.message_label.setText(message)
         self.message_label.show()
-        self.progress.hide()
+        self._hide_progress()
+        self._restore_measure()
         self.loadFinished.emit(False)
 
-    def _on_loaded(self, result) -> None:
-        path, remember = self._request
-        loaded, blocks = result
-        self.loaded, self.blocks, self.selected = loaded, blocks, None
+    def _on_cancelled(self) -> None:
+        self._hide_progress()
+        self._restore_measure()
+        self.hover_label.setText("cancelled.")
+
+    def _restore_measure(self) -> None:
+        """After a failed or cancelled measure, the menu shows what the heatmaps show."""
+        shown = self.blocks[0].measure if self.blocks else DEFAULT_MEASURE
+        if shown != self.measure:
+            self.measure = shown
+            self.measure_combo.blockSignals(True)
+            self.measure_combo.setCurrentIndex(self.measure_combo.findData(shown))
+            self.measure_combo.blockSignals(False)
+
+    def _on_done(self, result) -> None:
+        if self._kind == "download":
+            self.load_checkpoint(result)
+            return
+        path, remember, _candidate = self._request
+        loaded, analysis = result
+        new_file = self.loaded is None or loaded.path != self.loaded.path or loaded.candidate != self.loaded.candidate
+        self.loaded, self.analysis, self.selected = loaded, analysis, None
+        self.measure = self._inflight_measure
+        self.blocks = analysis.measures[self.measure]
         self.message_label.hide()
-        self.progress.hide()
-        self.view.set_blocks(blocks)
+        self._hide_progress()
+        self.norm_combo.setCurrentIndex(self.norm_combo.findData(DEFAULT_NORMALISATIONS[self.measure]))
+        self.view.set_blocks(self.blocks)
         self.stack.setCurrentWidget(self.view)
         self.info_label.setText(loaded.describe())
+        self.noise_label.setText(self.noise_text())
         self._show_candidates(loaded)
         self.detail_label.setText("Click a cell for its details.")
+        if analysis.prune is not None:
+            self.prune = analysis
+            self.prune_view.set_analysis(analysis)
+            self.views.setCurrentWidget(self.prune_view)
+        elif new_file:
+            self.prune = None
+            self.prune_view.set_analysis(None)
         if remember:
             self._remember(path)
         self._set_enabled_actions()
         self.loadFinished.emit(True)
+
+    def noise_text(self) -> str:
+        """One line per block: the measure's spread against its noise floor."""
+        lines = []
+        if self.analysis is not None and self.analysis.data is not None:
+            lines.append(f"Data: {self.analysis.data['description']}.")
+        if self.analysis is not None and self.analysis.baseline is not None:
+            base = self.analysis.baseline
+            lines.append(f"Uncut: held-out loss {base['loss']:.4f}, accuracy {base['accuracy']:.2%}.")
+        for b in self.blocks:
+            floor = b.noise or {}
+            if floor.get("kind") == "untrained-spread":
+                ratio, trained = floor.get("ratio"), floor.get("trained_ratio")
+                if not floor.get("seeds"):
+                    lines.append(f"Block {b.block}: noise floor not measured.")
+                    continue
+                if ratio is None or trained is None:
+                    lines.append(f"Block {b.block}: no column with two sources.")
+                    continue
+                verdict = "within noise" if trained <= ratio else "beyond noise"
+                lines.append(f"Block {b.block}: columns vary up to ×{trained:.3g}; untrained nets of this architecture "
+                             f"×{ratio:.3g} ({verdict}); {floor['cells_within_noise']} of {floor['cells']} cells "
+                             "within noise.")
+            elif floor.get("kind") == "standard-error":
+                where = "of 0" if b.measure == "ablation" else "of their column's median"
+                se = floor.get("median_stderr")
+                lines.append(f"Block {b.block}: median standard error {se:.3g} over {floor['images']} images; "
+                             f"{floor['cells_within_noise']} of {floor['cells']} cells within 2 SE {where}.")
+        return "\n".join(lines)
+
+    def _measure_chosen(self, _index: int) -> None:
+        measure = self.measure_combo.currentData()
+        if measure == self.measure:
+            return
+        self.measure = measure
+        if self.loaded is not None:
+            self._request = (self.loaded.path, False, self.loaded.candidate)
+            self._run("load", f"{MEASURE_LABELS[measure]} … %p%")
+
+    def _data_changed(self) -> None:
+        if self.loaded is not None and self.measure in DATA_MEASURES and self.data_edit.isModified():
+            self.data_edit.setModified(False)
+            self._request = (self.loaded.path, False, self.loaded.candidate)
+            self._run("load", f"{MEASURE_LABELS[self.measure]} … %p%")
+
+    def run_prune_curve(self) -> None:
+        """All four measures, their agreement with ablation and the pruning curve (background)."""
+        if self.loaded is None:
+            return
+        self._request = (self.loaded.path, False, self.loaded.candidate)
+        self._run("prune", "pruning curve … %p%")
 
     def _show_candidates(self, loaded) -> None:
         candidates = tuple(getattr(loaded, "candidates", ()))
@@ -261,7 +463,7 @@ class ReusePanel(QWidget):
 
     def _set_enabled_actions(self) -> None:
         has = self.loaded is not None
-        for w in (self.png_button, self.csv_button, self.send_button):
+        for w in (self.png_button, self.csv_button, self.send_button, self.prune_button):
             w.setEnabled(has)
 
     # ------------------------------------------------------------ recent files
@@ -377,6 +579,7 @@ class ReusePanel(QWidget):
         value = b.matrix[row, target]
         shown = self.view.displayed(index)[row, target]
         rank, count = column_rank(b.matrix, row, target)
+        unit = MEASURE_UNITS[b.measure]
         name = b.targets[target]
         if name == "classifier":
             what = "the classifier's weight matrix"
@@ -387,5 +590,12 @@ class ReusePanel(QWidget):
             what = f"{name}'s {'1×1' if bottleneck else '3×3'} conv1"
         scale = "" if self.view.normalisation == "raw" else \
             f" ({shown:.3f} on the {NORMALISATION_LABELS[self.view.normalisation]} scale)"
-        return (f"Block {b.block}: {b.sources[row]} → {name} — input channels {start}–{end - 1} ({end - start}) "
-                f"of {what}; mean |w| = {value:.5g}{scale}; rank {rank} of {count} in its column.")
+        text = (f"Block {b.block}: {b.sources[row]} → {name} — input channels {start}–{end - 1} ({end - start}) "
+                f"of {what}; {unit} = {value:.5g}{scale}; rank {rank} of {count} in its column")
+        if "stderr" in b.extra:
+            text += f"; standard error {b.extra['stderr'][row, target]:.2g}"
+        if "delta_accuracy" in b.extra:
+            text += f"; Δ accuracy {b.extra['delta_accuracy'][row, target]:+.2%}"
+        if b.within_noise is not None:
+            text += "; within the noise floor" if b.within_noise[row, target] else "; beyond the noise floor"
+        return text + "."

@@ -74,9 +74,16 @@ def test_open_checkpoint_plots_the_independent_values(qtbot, panel, tmp_path):
         assert img.shape == (e.shape[0], depth + gap + 1)
         assert np.isnan(img[:, depth:depth + gap]).all()  # the gap that sets the transition/classifier column apart
         shown = np.concatenate([img[:, :depth], img[:, -1:]], axis=1)
-        np.testing.assert_allclose(shown, column_normalised(e), rtol=1e-5, atol=1e-6, equal_nan=True)
+        # The default scale: each column ÷ its max (a ratio r between sources is a colour step of 1 − 1/r).
+        np.testing.assert_allclose(shown, e / np.nanmax(e, axis=0), rtol=1e-5, atol=1e-6, equal_nan=True)
         np.testing.assert_array_equal(np.isnan(shown), np.isnan(e))  # no connection → NaN → transparent
     assert tuple(view.colorbar.levels()) == (0.0, 1.0)
+    # The paper's contrast, per column min–max, is one choice away.
+    panel.norm_combo.setCurrentIndex(panel.norm_combo.findData("column"))
+    for i, e in enumerate(expected):
+        shown = np.delete(view.images[i].image, range(e.shape[1] - 1, e.shape[1] - 1 + gap_columns(e.shape[1] - 1)),
+                          axis=1)
+        np.testing.assert_allclose(shown, column_normalised(e), rtol=1e-5, atol=1e-6, equal_nan=True)
 
     # Raw: values are the mean |w| themselves, colour bar spans 0..global max.
     panel.norm_combo.setCurrentIndex(panel.norm_combo.findData("raw"))
@@ -103,7 +110,8 @@ def test_hover_and_click_details(qtbot, panel, tmp_path):
     pos = view.scene_pos_of(1, 2, 4)
     assert view.cell_at(pos) == (1, 2, 4)
     view._on_move(pos)
-    assert panel.hover_label.text() == f"layer 2 → transition 2: {e[2, 4]:.4g}"
+    within = " (within noise)" if view.blocks[1].within_noise[2, 4] else ""
+    assert panel.hover_label.text() == f"layer 2 → transition 2: {e[2, 4]:.4g}{within}"
     view.select(*view.cell_at(pos))
     detail = panel.detail_label.text()
     col = e[:, 4]
@@ -214,7 +222,7 @@ def test_second_checkpoint_reuses_plots_and_updates_values(qtbot, panel, tmp_pat
     assert panel.view.plots == plots  # same PlotItems: no rebuild for the same layout
     e = naive_matrices(sd2)[2]
     img = panel.view.images[2].image
-    np.testing.assert_allclose(np.concatenate([img[:, :2], img[:, -1:]], axis=1), column_normalised(e),
+    np.testing.assert_allclose(np.concatenate([img[:, :2], img[:, -1:]], axis=1), e / np.nanmax(e, axis=0),
                                rtol=1e-5, atol=1e-6, equal_nan=True)
 
 
