@@ -231,3 +231,4 @@ def test_open_pretrained_opens_the_cached_file(qtbot, panel, tmp_path, mirror):
     assert blocker.args == [True], panel.message_label.text()
     assert "densenet169-b2777c0a.pth" in panel.info_label.text()
     assert panel.blocks and panel.blocks[0].noise is not None
+
