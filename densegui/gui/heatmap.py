@@ -331,8 +331,9 @@ class PruneView(pg.PlotWidget):
             colour = self.COLOURS.get(name, (0, 0, 0))
             y = [100 * a for a in c["accuracy"]]
             if "accuracy_min" in c:
-                lo = pg.PlotDataItem(x, [100 * a for a in c["accuracy_min"]], pen=None)
-                hi = pg.PlotDataItem(x, [100 * a for a in c["accuracy_max"]], pen=None)
+                # (an invisible pen, not pen=None: without a pen pyqtgraph keeps no path to fill between)
+                lo = pg.PlotDataItem(x, [100 * a for a in c["accuracy_min"]], pen=pg.mkPen(None))
+                hi = pg.PlotDataItem(x, [100 * a for a in c["accuracy_max"]], pen=pg.mkPen(None))
                 self.addItem(pg.FillBetweenItem(lo, hi, brush=pg.mkBrush(*colour, 50)))
             style = Qt.PenStyle.DashLine if name == "random" else Qt.PenStyle.SolidLine
             label = f"random ({c.get('orders', 1)} orders)" if name == "random" else name
@@ -340,13 +341,15 @@ class PruneView(pg.PlotWidget):
                       symbolBrush=colour, symbolPen=None, name=label)
         self.setYRange(0, 100, padding=0.02)
         self.setXRange(0, 90, padding=0.02)
-        self.setTitle(self.title_text(), color="k", size="9pt")
+        self.setTitle(f"Held-out accuracy as the {prune['connections']} connections are removed "
+                      f"({prune['images']} images)", color="k", size="9pt")
 
-    def title_text(self) -> str:
+    def agreement_text(self) -> str:
+        """Spearman's ρ of each measure with ablation, a line per block (shown under the plot)."""
         if self.analysis is None or not self.analysis.agreement:
             return ""
-        parts = []
+        lines = ["Rank agreement with ablation (Spearman ρ over each block's connections):"]
         for a in self.analysis.agreement:
             rhos = ", ".join(f"{n} {'n/a' if r is None else f'{r:+.2f}'}" for n, r in a["spearman"].items())
-            parts.append(f"block {a['block']}: {rhos}")
-        return "Spearman ρ with ablation — " + "; ".join(parts)
+            lines.append(f"block {a['block']}: {rhos}")
+        return "\n".join(lines)

@@ -123,11 +123,12 @@ class ReusePanel(QWidget):
         self.measure_combo.currentIndexChanged.connect(self._measure_chosen)
         self.data_edit = QLineEdit()
         self.data_edit.setObjectName("reuseData")
-        self.data_edit.setPlaceholderText("the checkpoint's dataset")
+        self.data_edit.setPlaceholderText("as recorded")
         self.data_edit.setToolTip("Images for activation, ablation and the pruning curve: digits, KIND:FOLDER or "
                                   "imagenet:FOLDER (as densegui train --dataset); empty: the bundled dataset the "
                                   "checkpoint records, its held-out split")
-        self.data_edit.setMaximumWidth(180)
+        self.data_edit.setMinimumWidth(110)
+        self.data_edit.setMaximumWidth(220)
         self.data_edit.editingFinished.connect(self._data_changed)
         self.prune_button = QPushButton("Pruning curve")
         self.prune_button.setObjectName("reusePrune")
@@ -231,7 +232,18 @@ class ReusePanel(QWidget):
         self.views = QTabWidget()
         self.views.setObjectName("reuseViews")
         self.views.addTab(self.stack, "Heatmaps")
-        self.views.addTab(self.prune_view, "Pruning curve")
+        self.agreement_label = QLabel()
+        self.agreement_label.setObjectName("reuseAgreement")
+        self.agreement_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.agreement_label.setWordWrap(True)
+        self.agreement_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        prune_page = QWidget()
+        prune_layout = QVBoxLayout(prune_page)
+        prune_layout.setContentsMargins(0, 0, 0, 0)
+        prune_layout.addWidget(self.prune_view, 1)
+        prune_layout.addWidget(self.agreement_label)
+        self.prune_page = prune_page
+        self.views.addTab(prune_page, "Pruning curve")
 
         self.hover_label = FitLabel(" ")  # a read-out per mouse move must not re-lay out the panel
         self.hover_label.setObjectName("reuseHover")
@@ -382,10 +394,12 @@ class ReusePanel(QWidget):
         if analysis.prune is not None:
             self.prune = analysis
             self.prune_view.set_analysis(analysis)
-            self.views.setCurrentWidget(self.prune_view)
+            self.agreement_label.setText(self.prune_view.agreement_text())
+            self.views.setCurrentWidget(self.prune_page)
         elif new_file:
             self.prune = None
             self.prune_view.set_analysis(None)
+            self.agreement_label.setText("")
         if remember:
             self._remember(path)
         self._set_enabled_actions()

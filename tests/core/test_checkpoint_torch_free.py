@@ -14,7 +14,8 @@ from helpers.corpus import SMALL_BC, known_state_dict
 from densegui.core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from densegui.core.reuse import reuse_matrices
 
-TORCH_FREE = ["densegui.core.checkpoint", "densegui.core.statedict", "densegui.core.reuse", "densegui.core.infer"]
+TORCH_FREE = ["densegui.core.checkpoint", "densegui.core.statedict", "densegui.core.reuse", "densegui.core.infer",
+              "densegui.core.reuse_measures", "densegui.core.reuse_run", "densegui.core.pretrained"]
 
 
 def _run(code: str, stdin: bytes = b"") -> subprocess.CompletedProcess:
@@ -75,3 +76,22 @@ assert 'torch' not in sys.modules, 'torch was imported'
     assert proc.returncode == 0, proc.stderr.decode()
     assert proc.stdout.decode().strip() == loaded.describe()
     assert "shown 'state_dict'" in loaded.describe() and "Stem not recognised" in loaded.describe()
+
+
+def test_a_measure_result_unpickles_without_torch(tmp_path):
+    """The window unpickles the ReuseAnalysis of every measure (noise floors, extra matrices, the
+    pruning curve) and shows it without torch."""
+    from densegui.core.reuse_run import analyse
+
+    path = save_checkpoint(tmp_path / "small.pt", known_state_dict(SMALL_BC), SMALL_BC, {})
+    analysis = analyse(load_checkpoint(path), ["bn-weights"], noise_seeds=2)
+    payload = pickle.dumps(analysis)
+    code = """
+import json, pickle, sys
+analysis = pickle.loads(sys.stdin.buffer.read())
+print(json.dumps(analysis.to_dict("bn-weights")["blocks"][0]["noise_floor"]["seeds"]))
+assert 'torch' not in sys.modules, 'torch was imported'
+"""
+    proc = _run(code, payload)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert proc.stdout.decode().strip() == "[0, 1]"

@@ -168,13 +168,18 @@ def test_pruning_curve_and_agreement_in_the_tab(qtbot, panel, tmp_path):
     prune = panel.prune.prune
     assert set(prune["curves"]) == {"weights", "bn-weights", "activation", "ablation", "random"}
     assert len(prune["fractions"]) == 10 and prune["fractions"][0] == 0
-    assert panel.views.currentWidget() is panel.prune_view
+    assert panel.views.currentWidget() is panel.prune_page
     items = [i for i in panel.prune_view.plotItem.listDataItems() if i.name()]
     assert len(items) == 5
+    # The random baseline's band (min–max of its orders) is a filled path, not an empty one.
+    import pyqtgraph as pg
+
+    bands = [i for i in panel.prune_view.plotItem.items if isinstance(i, pg.FillBetweenItem)]
+    assert len(bands) == 1 and not bands[0].path().isEmpty()
     clean = panel.prune.baseline["accuracy"]
     for c in prune["curves"].values():
         assert c["accuracy"][0] == pytest.approx(clean)  # nothing removed: the uncut accuracy
-    assert "Spearman" in panel.prune_view.title_text()
+    assert "Spearman" in panel.agreement_label.text() and "block 2:" in panel.agreement_label.text()
 
 
 class _Files(http.server.BaseHTTPRequestHandler):
