@@ -156,6 +156,7 @@ class Walk:
         self.transitions = [getattr(feats, f"transition{b}") for b in range(1, self.config.num_blocks)]
         self.norm5 = feats.norm5
         self.ranges = [block_layout(self.config, b)[2] for b in range(1, self.config.num_blocks + 1)]
+        self.cancel: Cancel = None  # checked before every dense layer: a cancel lands within one layer
 
     def weight(self, target: Target) -> Tensor:
         return self.module(target).weight
@@ -184,6 +185,7 @@ class Walk:
         """Layers ``len(feats)``.. of block ``b`` on the features so far (``feats`` grows); the block output."""
         layers = list(self.blocks[b - 1].values())
         for t in range(len(feats) - 1, len(layers)):
+            _check(self.cancel)
             layer = layers[t]
             out = first((b, t), layer.conv1, layer.relu1(layer.norm1(torch.cat(feats, 1))))
             if layer.bottleneck:
@@ -317,7 +319,9 @@ def activation_values(walk: Walk, data: EvalData, cancel: Cancel = None,
 def activation_blocks(config: DenseNetConfig, state_dict: Mapping[str, Tensor], data: EvalData,
                       cancel: Cancel = None, progress: Progress = None) -> list[BlockReuse]:
     """The activation measure of every block, with its standard error as the noise floor."""
-    means, errors = activation_values(Walk(_build(config, state_dict)), data, cancel, progress)
+    walk = Walk(_build(config, state_dict))
+    walk.cancel = cancel
+    means, errors = activation_values(walk, data, cancel, progress)
     blocks = _blocks_from(config, means, "activation")
     for b, se in zip(blocks, _blocks_from(config, errors, "activation")):
         b.extra["stderr"] = se.matrix
@@ -445,6 +449,7 @@ def ablation_blocks(config: DenseNetConfig, state_dict: Mapping[str, Tensor], da
                     cancel: Cancel = None, progress: Progress = None) -> tuple[list[BlockReuse], dict[str, Any]]:
     """Δ loss / Δ accuracy of cutting each connection, with standard errors; and the clean baseline."""
     walk = Walk(_build(config, state_dict))
+    walk.cancel = cancel
     cuts = connections(walk)
     stats = {c: np.zeros(4) for c in cuts}  # Σd, Σd², Σdacc, Σdacc²
     base = np.zeros(2)  # Σ loss, Σ correct
@@ -540,6 +545,7 @@ def prune_curve(config: DenseNetConfig, state_dict: Mapping[str, Tensor], data: 
     from densegui.core.arch import layer_table
 
     walk = Walk(_build(config, state_dict))
+    walk.cancel = cancel
     cells = connections(walk)
     cost = {}
     for target, s in cells:
