@@ -206,15 +206,17 @@ def _nanmax(values: np.ndarray) -> float | None:
 
 
 @functools.lru_cache(maxsize=32)
-def _untrained_weight_blocks(config_json: str, measure: str, seed: int) -> list[BlockReuse]:
+def _untrained_weight_blocks(config_json: str, seed: int) -> dict[str, list[BlockReuse]]:
+    # Both weight measures from one draw: the draw is most of the cost, and switching measure is common.
     config = DenseNetConfig.from_dict(json.loads(config_json))
-    return weight_measure(untrained_targets(config, seed), config, measure)
+    state = untrained_targets(config, seed)
+    return {m: weight_measure(state, config, m) for m in ("weights", "bn-weights")}
 
 
 def untrained_weight_blocks(config: DenseNetConfig, measure: str, seed: int) -> list[BlockReuse]:
     """A weight measure of an untrained net (cached per architecture: the floor depends on it alone)."""
     arch = config.replace(drop_rate=0.0, memory_efficient=False)
-    return _untrained_weight_blocks(json.dumps(arch.to_dict(), sort_keys=True), measure, seed)
+    return _untrained_weight_blocks(json.dumps(arch.to_dict(), sort_keys=True), seed)[measure]
 
 
 def weight_measure_with_noise(state_dict: Mapping[str, Any], config: DenseNetConfig, measure: str,
