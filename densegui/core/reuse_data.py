@@ -293,7 +293,7 @@ def activation_values(walk: Walk, data: EvalData, cancel: Cancel = None,
         out, per_image = None, []
         for s, e in walk.sources(target):
             piece = a[:, s:e] @ w[:, s:e].T if linear else _apply_first(module, a[:, s:e], w[:, s:e])
-            per_image.append(piece.abs().reshape(n, -1).mean(1, dtype=torch.float64))
+            per_image.append(piece.abs().reshape(n, -1).mean(1).double())  # (float32 sums of ≤ 10⁴ terms)
             out = piece if out is None else out.add_(piece)
         stacked = torch.stack(per_image)  # [sources, images]
         total, square = stacked.sum(1), (stacked * stacked).sum(1)
