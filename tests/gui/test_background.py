@@ -207,10 +207,12 @@ def test_load_reuse_job_returns_the_reference_matrices_without_the_weights(app_p
     sd = known_state_dict(SMALL_BC, seed=5)
     path = write_good("state_dict", tmp_path / "a.pt", sd, SMALL_BC)
     fractions = []
-    loaded, blocks = app_proc.run("load_reuse", str(path), progress=fractions.append)
+    loaded, analysis = app_proc.run("load_reuse", str(path), progress=fractions.append)
     assert loaded.state_dict == {} and Path(loaded.path) == path and loaded.inferred
     assert loaded.config.block_depths == SMALL_BC.block_depths
-    assert fractions[-1] == 1.0
+    assert fractions[-1] == (1.0, "done")
+    blocks = analysis.measures["weights"]
+    assert all(b.noise is not None for b in blocks)
     for got, want in zip(blocks, naive_matrices(sd), strict=True):
         np.testing.assert_allclose(got.matrix, want, rtol=1e-5, equal_nan=True)
     # Bad and hostile files: one-line messages, nothing executed.
