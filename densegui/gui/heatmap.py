@@ -352,4 +352,11 @@ class PruneView(pg.PlotWidget):
         for a in self.analysis.agreement:
             rhos = ", ".join(f"{n} {'n/a' if r is None else f'{r:+.2f}'}" for n, r in a["spearman"].items())
             lines.append(f"block {a['block']}: {rhos}")
+        prune = self.analysis.prune
+        if prune is not None and 0.5 in prune["fractions"]:
+            i = prune["fractions"].index(0.5)
+            saved = [f"{name} {c['accuracy'][i]:.1%} accuracy, {c['params_saved'][i] / prune['network_params']:.1%} "
+                     f"of parameters and {c['macs_saved'][i] / prune['network_macs']:.1%} of MACs saved"
+                     for name, c in prune["curves"].items() if "params_saved" in c]
+            lines.append("Half the connections removed: " + "; ".join(saved) + " (the removed slices, analytic).")
         return "\n".join(lines)

@@ -179,7 +179,11 @@ def test_pruning_curve_and_agreement_in_the_tab(qtbot, panel, tmp_path):
     clean = panel.prune.baseline["accuracy"]
     for c in prune["curves"].values():
         assert c["accuracy"][0] == pytest.approx(clean)  # nothing removed: the uncut accuracy
-    assert "Spearman" in panel.agreement_label.text() and "block 2:" in panel.agreement_label.text()
+    text = panel.agreement_label.text()
+    assert "Spearman" in text and "block 2:" in text
+    i = prune["fractions"].index(0.5)
+    share = prune["curves"]["weights"]["params_saved"][i] / prune["network_params"]
+    assert f"weights {prune['curves']['weights']['accuracy'][i]:.1%} accuracy, {share:.1%} of parameters" in text
 
 
 class _Files(http.server.BaseHTTPRequestHandler):
