@@ -306,6 +306,7 @@ class ReusePanel(QWidget):
         ``candidate`` picks one DenseNet of a file that holds several (default: the loader's rule)."""
         self._pending_default = None
         self._request = (str(path), remember, candidate)
+        self.hover_label.setText(" ")  # a read-out of the file being replaced is stale (issue #26)
         self._run("load", f"{Path(path).name}: loading in the background … %p%")
 
     def _options(self, prune: bool = False) -> dict:
@@ -352,6 +353,7 @@ class ReusePanel(QWidget):
             self.progress.setFormat(f"{text} … %p%")
 
     def _on_failed(self, message: str) -> None:
+        self.hover_label.setText(" ")
         self.message_label.setText(message)
         self.message_label.show()
         self._hide_progress()
@@ -390,6 +392,7 @@ class ReusePanel(QWidget):
         self.info_label.setText(loaded.describe())
         self.noise_label.setText(self.noise_text())
         self._show_candidates(loaded)
+        self.hover_label.setText(" ")
         self.detail_label.setText("Click a cell for its details.")
         if analysis.prune is not None:
             self.prune = analysis

@@ -105,6 +105,15 @@ def test_measure_menu_shows_bn_weights_and_their_noise_floor(qtbot, panel, tmp_p
     # The detail line names the measure's unit and the verdict.
     panel.view.select(0, 1, 2)
     assert "mean |γ/σ·w|" in panel.detail_label.text() and "noise floor" in panel.detail_label.text()
+    # Read-outs of what was shown do not outlive it: another file, or a failed open, clears them.
+    panel.view._on_move(panel.view.scene_pos_of(0, 1, 2))
+    assert "layer 1 → layer 3" in panel.hover_label.text()
+    load(qtbot, panel, tiny_checkpoint(tmp_path / "other.pt", seed=1))
+    assert panel.hover_label.text().strip() == "" and panel.detail_label.text() == "Click a cell for its details."
+    panel.view._on_move(panel.view.scene_pos_of(0, 1, 2))
+    (tmp_path / "broken.pt").write_bytes(b"not a checkpoint")
+    load(qtbot, panel, tmp_path / "broken.pt", ok=False)
+    assert panel.hover_label.text().strip() == ""
 
 
 def test_default_view_of_the_shipped_net_keeps_init_sized_differences_small(qtbot, panel):
