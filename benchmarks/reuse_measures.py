@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -37,19 +36,12 @@ from densegui.core.reuse import default_checkpoint_path  # noqa: E402
 from densegui.core.reuse_data import EvalData, Walk, _build, ablation_blocks, activation_values, resolve_data  # noqa: E402
 from densegui.core.reuse_measures import _untrained_weight_blocks, weight_measure_with_noise  # noqa: E402
 
+import reuse_load  # noqa: E402  (this folder; its machine line)
+
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
-            f"load average {load:.1f} at start")
+    return f"{reuse_load.machine()}, load average {load:.1f} at start"
 
 
 def timed(fn, repeats: int) -> tuple[float, float]:

@@ -325,19 +325,24 @@ def activation_blocks(config: DenseNetConfig, state_dict: Mapping[str, Tensor], 
     blocks = _blocks_from(config, means, "activation")
     for b, se in zip(blocks, _blocks_from(config, errors, "activation")):
         b.extra["stderr"] = se.matrix
-        b.within_noise = within_stderr(b.matrix, se.matrix)
-        connected = ~np.isnan(b.matrix)
-        b.noise = {
-            "kind": "standard-error",
-            "description": (f"standard error of each cell over the {len(data)} images; a cell is within noise when "
-                            f"it differs from its column's median cell by at most {SE_WITHIN:g} standard errors "
-                            "of the difference"),
-            "images": len(data),
-            "median_stderr": float(np.nanmedian(se.matrix)) if connected.any() else None,
-            "cells_within_noise": int(b.within_noise.sum()),
-            "cells": int(connected.sum()),
-        }
+        _stderr_floor(b, within_stderr(b.matrix, se.matrix), len(data),
+                      f"standard error of each cell over the {len(data)} images; a cell is within noise when it "
+                      f"differs from its column's median cell by at most {SE_WITHIN:g} standard errors of the difference")
     return blocks
+
+
+def _stderr_floor(b: BlockReuse, within: np.ndarray, images: int, description: str) -> None:
+    """Attach a standard-error noise floor (``b.extra["stderr"]``) and its within-noise cells to ``b``."""
+    connected = ~np.isnan(b.matrix)
+    b.within_noise = within & connected
+    b.noise = {
+        "kind": "standard-error",
+        "description": description,
+        "images": images,
+        "median_stderr": float(np.nanmedian(b.extra["stderr"])) if connected.any() else None,
+        "cells_within_noise": int(b.within_noise.sum()),
+        "cells": int(connected.sum()),
+    }
 
 
 def within_stderr(matrix: np.ndarray, stderr: np.ndarray) -> np.ndarray:
@@ -477,18 +482,10 @@ def ablation_blocks(config: DenseNetConfig, state_dict: Mapping[str, Tensor], da
         for b, other in zip(blocks, _blocks_from(config, matrices[name], "ablation")):
             b.extra[name] = other.matrix
     for b in blocks:
-        connected = ~np.isnan(b.matrix)
         with np.errstate(invalid="ignore"):
-            b.within_noise = connected & (np.abs(b.matrix) <= SE_WITHIN * b.extra["stderr"])
-        b.noise = {
-            "kind": "standard-error",
-            "description": (f"standard error of each cell's Δ loss over the {n} held-out images (paired "
-                            f"differences); a cell is within noise when |Δ loss| ≤ {SE_WITHIN:g} standard errors"),
-            "images": n,
-            "median_stderr": float(np.nanmedian(b.extra["stderr"])) if connected.any() else None,
-            "cells_within_noise": int(b.within_noise.sum()),
-            "cells": int(connected.sum()),
-        }
+            within = np.abs(b.matrix) <= SE_WITHIN * b.extra["stderr"]
+        _stderr_floor(b, within, n, f"standard error of each cell's Δ loss over the {n} held-out images (paired "
+                                    f"differences); a cell is within noise when |Δ loss| ≤ {SE_WITHIN:g} standard errors")
     baseline = {"loss": base[0] / n, "accuracy": base[1] / n, "images": n}
     return blocks, baseline
 
