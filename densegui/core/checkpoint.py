@@ -22,7 +22,6 @@ import os
 import re
 import secrets
 import stat
-import time
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -51,22 +50,29 @@ if TYPE_CHECKING:
 FORMAT = "densegui-checkpoint"
 VERSION = 1
 
-# A temporary is ".NAME.<8 chars>.tmp"; the 8 chars are mkstemp's alphabet, which older
-# versions of this writer used, so their leftovers are recognised too.
-_TEMPORARY = r"\.{name}\.[a-z0-9_]{{8}}\.tmp"
-# A temporary this recent may belong to a writer that has created it but not locked it yet.
-_FRESH_S = 10.0
+# A temporary is ".NAME.<8 hex>.<pid>.<node>.tmp": the writer's pid, and a hash of its machine's
+# name (<node>, 8 hex) that says whether that pid can be looked up here. Older versions of this
+# writer named it ".NAME.<8 chars>.tmp" (mkstemp's alphabet); their leftovers are recognised too.
+_TEMPORARY = r"\.{name}\.(?:[a-z0-9_]{{8}}|[0-9a-f]{{8}}\.(?P<pid>[1-9][0-9]{{0,9}})\.(?P<node>[0-9a-f]{{8}}))\.tmp"
+
+
+def _node() -> str:
+    import hashlib
+    import socket
+
+    return hashlib.sha1(socket.gethostname().encode("utf-8", "replace")).hexdigest()[:8]
 
 
 def _create_temporary(target: Path) -> tuple[int, Path]:
-    """A new, locked temporary next to ``target``, open for writing.
+    """A new, locked temporary next to ``target``, open for writing, named after this process.
 
     Created with mode 0o666 so that the kernel applies the umask (or the folder's default ACL)
     as to any other file the user writes; mkstemp's 0o600 would stay on the checkpoint.
     """
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    tag = f"{os.getpid()}.{_node()}"
     for _ in range(100):
-        tmp = target.parent / f".{target.name}.{secrets.token_hex(4)}.tmp"
+        tmp = target.parent / f".{target.name}.{secrets.token_hex(4)}.{tag}.tmp"
         try:
             fd = os.open(tmp, flags, 0o666)
         except FileExistsError:
@@ -75,51 +81,90 @@ def _create_temporary(target: Path) -> tuple[int, Path]:
             import fcntl
 
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except (ImportError, OSError):  # no flock (Windows, some network file systems): unlocked
+        except (ImportError, OSError):  # no flock (Windows, some network file systems): the pid tells
             pass
         return fd, tmp
     raise FileExistsError(f"no free temporary name next to {str(target)!r}")
 
 
-def _locked_by_a_writer(path: str) -> bool:
-    """True while a running save holds ``path``'s lock, or when that cannot be told."""
+def _lock_state(path: str) -> bool | None:
+    """Whether a running save holds ``path``'s flock (True), nobody does (False), or that cannot
+    be told (None: no flock here or on that file system; the file cannot be opened)."""
     try:
         import fcntl
-    except ImportError:  # Windows: a writer's open file cannot be deleted, so the unlink fails instead
-        return False
+    except ImportError:  # Windows
+        return None
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
     except OSError:
-        return True
+        return None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+    except BlockingIOError:
         return True
+    except OSError:  # ENOLCK and the like: this file system has no flock
+        return None
     finally:
         os.close(fd)
     return False
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this machine is running (a zombie has exited: its locks are gone)."""
+    if os.name != "posix":  # (os.kill would terminate it on Windows; there an open file cannot be unlinked)
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        pass
+    except OSError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[1].split()[0] not in (b"Z", b"X")
+    except (OSError, IndexError):
+        return True
+
+
+def _writer_alive(path: str, pid: int | None, node: str | None) -> bool:
+    """Whether the save that created temporary ``path`` may still be running.
+
+    Its flock decides when there is one: held, the writer is running; free, it is gone, however
+    recent the file, except while a writer of this machine named in the file is still alive (it
+    may have created the file and not locked it yet). Without flock, the writer's pid decides;
+    a temporary of another machine, or an older writer's (no pid in its name), is then kept.
+    """
+    locked = _lock_state(path)
+    if locked:
+        return True
+    if pid is not None and node == _node():
+        return _pid_alive(pid)
+    return locked is None and os.name == "posix"  # (Windows: the unlink of an open file fails instead)
 
 
 def remove_stale_temporaries(path: str | Path) -> list[Path]:
     """Delete the temporaries that killed writes of ``path`` left next to it; return them.
 
     Only regular files named exactly as :func:`atomic_torch_save` names its temporaries for this
-    target (``.NAME.<8 chars>.tmp``) are candidates, and of those only ones no running save holds
-    (a live writer keeps a lock on its temporary; a killed one's lock dies with it) and that were
-    not modified in the last few seconds.
+    target (``.NAME.<8 hex>.<pid>.<node>.tmp``, or an older writer's ``.NAME.<8 chars>.tmp``) are
+    candidates, and of those every one whose writer is gone, however recent: a live writer keeps
+    an flock on its temporary (a killed one's lock dies with it), and its name holds its pid,
+    which decides where there is no flock (:func:`_writer_alive`). Age never decides.
     """
     target = Path(path)
     pattern = re.compile(_TEMPORARY.format(name=re.escape(target.name)))
     try:
-        entries = [e for e in os.scandir(target.parent) if pattern.fullmatch(e.name)]
+        entries = [(e, m) for e in os.scandir(target.parent) if (m := pattern.fullmatch(e.name))]
     except OSError:
         return []
     removed: list[Path] = []
-    now = time.time()
-    for entry in entries:
+    for entry, match in entries:
         try:
             info = entry.stat(follow_symlinks=False)
-            if not stat.S_ISREG(info.st_mode) or now - info.st_mtime < _FRESH_S or _locked_by_a_writer(entry.path):
+            pid = int(match["pid"]) if match["pid"] else None
+            if not stat.S_ISREG(info.st_mode) or _writer_alive(entry.path, pid, match["node"]):
                 continue
             os.unlink(entry.path)
         except OSError:

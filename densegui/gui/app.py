@@ -2,8 +2,9 @@
 
 ``run_app`` owns the whole life cycle so that nothing outlives the
 QApplication (a widget or thread that does makes the process crash at exit):
-the window's panels stop and await their workers in ``closeEvent``, then the
-window is deleted before the function returns.
+the window's ``closeEvent`` stops every panel's work at once, within half a
+second; ``finish_app``, after the event loop, awaits what is left, deletes the
+window and reaps the background processes before the function returns.
 """
 
 from __future__ import annotations
@@ -195,14 +196,22 @@ def run_app(config: DenseNetConfig | None = None, preset: str | None = None, scr
         signal.signal(signal.SIGINT, previous)
         for t in timers:
             t.stop()
-        window.shutdown()  # idempotent: closeEvent already did it on a normal close
-        window.deleteLater()
-        from PySide6.QtCore import QCoreApplication, QEvent
-
-        QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
-        app.processEvents()
-        from densegui.gui.tasks import close_shared_pool
-
-        close_shared_pool()
-        collector.stop()
+        finish_app(app, window, collector)
     return outcome["rc"]
+
+
+def finish_app(app, window, collector=None) -> None:
+    """What follows the event loop: the window is gone, so nothing needs to respond any more.
+    Await the workers its close left running, delete the window (no widget outlives the
+    QApplication), then stop every background process and reap it."""
+    from PySide6.QtCore import QCoreApplication, QEvent
+
+    window.finish_shutdown()  # (idempotent: closeEvent stopped everything, within its budget)
+    window.deleteLater()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    app.processEvents()
+    from densegui.gui.tasks import close_shared_pool
+
+    close_shared_pool()
+    if collector is not None:
+        collector.stop()

@@ -27,6 +27,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -39,6 +40,14 @@ WAKE_S = 0.5  # a caller with a CancelToken is woken by it; this is only a safet
 
 class JobCancelled(DenseguiError):
     """The job was refused or stopped because its caller cancelled it."""
+
+
+def _kill(proc) -> None:
+    """SIGKILL ``proc`` (multiprocessing's Process) without waiting for it."""
+    try:
+        proc.kill()
+    except (OSError, ValueError, AttributeError):  # (already reaped or closed)
+        pass
 
 
 def _serve(conn, jobs: Mapping[str, Callable[..., Any]], preload: str | None,
@@ -161,6 +170,7 @@ class BackgroundProcess:
         self._in_flight: object | None = None  # the cancel token of the job sent and not yet answered
         self._proc = None
         self._conn = None
+        self._dying: list = []  # (process, pipe) stopped or killed and not reaped yet
         self._closed = False
         self.jobs_run = 0  # sent to the child
         self.jobs_refused = 0  # cancelled before they were sent
@@ -198,18 +208,58 @@ class BackgroundProcess:
 
     def close(self, timeout: float = 2.0) -> None:
         """Ask the child to exit (kill it if it is busy or does not exit in ``timeout``); no restart after."""
+        self.begin_close()
+        self.finish_close(timeout)
+
+    def begin_close(self) -> None:
+        """The first half of :meth:`close`, which returns at once: a busy child is killed, an idle
+        one is asked to exit; no restart after. :meth:`finish_close` awaits them."""
         with self._state:
             self._closed = True
             proc, conn = self._proc, self._conn
             self._proc = self._conn = None
-        self._stop(proc, conn, graceful=not self._turn.locked(), timeout=timeout)
+            if proc is None:
+                return
+            self._dying.append((proc, conn))  # (before the kill: a caller that sees the pipe close awaits it)
+        if self._turn.locked():
+            _kill(proc)
+        else:
+            try:
+                conn.send(None)
+            except (OSError, BrokenPipeError, ValueError):
+                _kill(proc)
 
-    def kill(self) -> None:
-        """Kill the child now (a running job's caller gets an error; the next job starts a new child)."""
+    def finish_close(self, timeout: float = 2.0) -> None:
+        """Wait up to ``timeout`` for the children this object stopped or killed to exit, kill
+        those that have not, and reap them."""
+        self._reap(time.monotonic() + timeout)
+
+    def kill(self, wait: bool = True) -> None:
+        """Kill the child now (a running job's caller gets an error; the next job starts a new child).
+        ``wait``: also reap it here; otherwise the caller whose job it ran, or :meth:`close`, does."""
         with self._state:
             proc, conn = self._proc, self._conn
             self._proc = self._conn = None
-        self._stop(proc, conn, graceful=False, timeout=2.0)
+            if proc is None:
+                return
+            self._dying.append((proc, conn))  # (before the kill: a caller that sees the pipe close awaits it)
+        _kill(proc)
+        if wait:
+            self._reap(time.monotonic() + 2.0)
+
+    def _reap(self, deadline: float) -> None:
+        """Await the children that were stopped or killed (each by exactly one caller)."""
+        with self._state:
+            dying, self._dying = self._dying, []
+        for proc, conn in dying:
+            proc.join(max(0.0, deadline - time.monotonic()))
+            if proc.is_alive():
+                _kill(proc)
+                proc.join(2.0)
+            try:
+                conn.close()
+            except OSError:
+                pass
 
     @staticmethod
     def _stop(proc, conn, graceful: bool, timeout: float) -> None:
@@ -283,6 +333,7 @@ class BackgroundProcess:
         except (EOFError, OSError, BrokenPipeError, TypeError, ValueError):
             # (a killed child closes the pipe; a closed Connection raises TypeError/ValueError)
             self._discard(conn)
+            self._reap(time.monotonic() + 2.0)  # once this returns the child is gone, and so are its file locks
             if cancel is not None and cancel():
                 raise JobCancelled("cancelled.") from None
             raise DenseguiError("the background process stopped (killed or out of memory); "
@@ -339,8 +390,13 @@ class ProcessPool:
         with self._lock:
             return list(self._procs.values())
 
-    def close(self) -> None:
+    def close(self, timeout: float = 1.0) -> None:
+        """Stop every process at once (busy ones killed, idle ones asked to exit), then one shared
+        ``timeout`` for all of them to exit before the rest are killed; returns once all are reaped."""
         with self._lock:
             procs, self._procs = list(self._procs.values()), {}
         for p in procs:
-            p.close(timeout=1.0)
+            p.begin_close()
+        deadline = time.monotonic() + timeout
+        for p in procs:
+            p.finish_close(max(0.0, deadline - time.monotonic()))

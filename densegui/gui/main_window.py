@@ -49,7 +49,7 @@ from densegui.gui.controls import ControlsWidget
 from densegui.gui.headline import Headline
 from densegui.gui.icon import app_icon
 from densegui.gui.summary_panel import SummaryPanel
-from densegui.gui.tasks import TaskRunner
+from densegui.gui.tasks import TaskRunner, await_runners, stop_runners
 
 SETTINGS_VERSION = 1
 _startup_frozen = False
@@ -173,6 +173,7 @@ class MainWindow(QMainWindow):
         self._plot_timer.timeout.connect(self._update_plots)
         self.panels: dict[str, QWidget] = {}  # objectName → panel, those built so far
         self._closing = False
+        self._runners_stopped: list[TaskRunner] | None = None  # set by shutdown()
 
         # ---- controls dock
         self.controls = ControlsWidget()
@@ -415,16 +416,36 @@ class MainWindow(QMainWindow):
         """Headline, plots and summary all show the current configuration."""
         return self.config is not None and self.plots_up_to_date() and self.summary_panel.is_up_to_date()
 
+    # Closing: every runner is cancelled at once and given one shared grace, then the background
+    # processes of the jobs still running are killed; the threads are awaited for what is left of
+    # the budget, and any still running (an import in flight cannot be interrupted) after the
+    # event loop, by finish_shutdown(). The GUI thread never waits longer than CLOSE_BUDGET_S.
+    SHUTDOWN_GRACE_S = 0.2
+    CLOSE_BUDGET_S = 0.35
+
     def shutdown(self) -> None:
-        """Stop every panel's background work (idempotent). Work in a background process that
-        does not stop at once is killed, so this returns within a fraction of a second."""
+        """Stop every panel's background work (idempotent), within ``CLOSE_BUDGET_S``. Work in a
+        background process that does not stop within ``SHUTDOWN_GRACE_S`` is killed."""
+        if self._runners_stopped is not None:
+            return
+        start = time.monotonic()
         self._closing = True  # (no panel is built after this)
         self._build_timer.stop()
-        self._loader.shutdown(grace=0.0, timeout=1.0)  # (an import in flight cannot be interrupted)
+        runners = self._runners_stopped = self.findChildren(TaskRunner)  # panels', their device lists', the loader
+        stop_runners(runners, self.SHUTDOWN_GRACE_S, defer=True)
         for panel in self.panels.values():
-            panel.shutdown()
+            panel.shutdown()  # (their runners are stopped: this refuses new work and returns)
+        await_runners(runners, max(0.0, start + self.CLOSE_BUDGET_S - time.monotonic()))
         # Deliver what the stopped tasks queued while the panels still exist, not after they are deleted.
         QCoreApplication.sendPostedEvents()
+
+    def finish_shutdown(self, timeout: float = 5.0) -> bool:
+        """After the window is gone: await the worker threads :meth:`shutdown` left running (up to
+        ``timeout``); whether all ended. Call before the window is deleted."""
+        self.shutdown()
+        done = await_runners(self._runners_stopped, timeout)
+        QCoreApplication.sendPostedEvents()
+        return done
 
     # ---------------------------------------------------------------- updates
     def _config_changed(self, cfg: DenseNetConfig) -> None:

@@ -8,7 +8,8 @@ current task's signals ever reach the panel, so a stale result can never be
 shown (the spirit of Orange3's ``ConcurrentWidgetMixin`` and superqt's
 ``thread_worker``). ``runner.start_job(lane, name, *args)`` runs a registered
 job (:mod:`densegui.gui.jobs`) in that lane's background process instead, the
-back end for everything that needs torch. ``shutdown()`` cancels and awaits.
+back end for everything that needs torch. ``shutdown()`` cancels and awaits;
+:func:`stop_runners` stops many runners at once (the closing window's).
 
 A failed task reports one line (:func:`densegui.core.errors.user_message`); a
 cancelled one reports nothing unless ``report_cancel`` is set.
@@ -16,10 +17,11 @@ cancelled one reports nothing unless ``report_cancel`` is set.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal
@@ -28,7 +30,8 @@ from densegui.core.errors import user_message
 from densegui.gui.background import BackgroundProcess, CancelToken, JobCancelled, ProcessPool
 from densegui.gui.jobs import close_shared_pool, shared_pool
 
-__all__ = ["Task", "TaskRunner", "close_shared_pool", "shared_pool"]  # (the pool lives in jobs: no Qt there)
+# (the pool lives in jobs: no Qt there)
+__all__ = ["Task", "TaskRunner", "await_runners", "close_shared_pool", "shared_pool", "stop_runners"]
 
 CANCELLED_TEXT = "cancelled."
 
@@ -93,6 +96,7 @@ class TaskRunner(QObject):
         self._current: Task | None = None
         self._tasks: set[Task] = set()  # still running, current or stale: awaited by shutdown()
         self._closed = False
+        self._awaited_later = False  # stopped by stop_runners(defer=True): shutdown() need not wait
         self.last_seconds: float | None = None
 
     # ------------------------------------------------------------------ start
@@ -110,10 +114,13 @@ class TaskRunner(QObject):
         task.thread.start()
         return task
 
-    def start_job(self, lane: str, name: str, *args: Any) -> Task | None:
-        """Run the registered job ``name`` in the background process of ``lane``."""
+    def start_job(self, lane: str, name: str, *args: Any, after: Callable[[], Any] | None = None) -> Task | None:
+        """Run the registered job ``name`` in the background process of ``lane``.
+
+        ``after``: called on the worker thread once the job has ended in any way; if its process
+        was killed, once that process has exited (e.g. to remove what the job left half-written)."""
         proc = self.process(lane)
-        task = self.start(_run_in, proc, name, *args)
+        task = self.start(functools.partial(_run_in, after=after), proc, name, *args)
         if task is not None:
             task.process = proc
         return task
@@ -146,22 +153,22 @@ class TaskRunner(QObject):
 
         A background job that has not stopped after ``grace`` seconds (it may be inside a long
         step such as building a large model) has its process killed; in-process tasks are
-        awaited up to ``timeout``."""
+        awaited up to ``timeout``. After :func:`stop_runners` with ``defer=True`` (a window that
+        is closing) this only makes sure the runner is stopped: its owner awaits the threads."""
+        if self._awaited_later:
+            self._stop()
+            return
+        stop_runners([self], grace)
+        await_runners([self], timeout)
+
+    def _stop(self) -> list[Task]:
+        """Refuse new tasks and cancel every running one (returns at once); the running tasks."""
         self._closed = True
         self._drop_current()
-        tasks = [t for t in self._tasks if t.thread is not None]
+        tasks = [t for t in self._tasks if t.thread is not None and t.is_alive()]
         for task in tasks:
             task.cancel()
-        deadline = time.monotonic() + grace
-        for task in tasks:
-            task.thread.join(max(0.0, deadline - time.monotonic()))
-        for task in tasks:
-            if task.is_alive() and task.process is not None:
-                task.process.kill()
-        deadline = time.monotonic() + timeout
-        for task in tasks:
-            task.thread.join(max(0.0, deadline - time.monotonic()))
-        self._tasks = {t for t in self._tasks if t.is_alive()}
+        return tasks
 
     def _drop_current(self) -> None:
         task, self._current = self._current, None
@@ -188,5 +195,47 @@ class TaskRunner(QObject):
             self.cancelled.emit()
 
 
-def _run_in(proc: BackgroundProcess, name: str, *args: Any, cancel, progress) -> Any:
-    return proc.run(name, *args, cancel=cancel, progress=progress)
+def _run_in(proc: BackgroundProcess, name: str, *args: Any, cancel, progress, after=None) -> Any:
+    try:
+        return proc.run(name, *args, cancel=cancel, progress=progress)
+    finally:
+        if after is not None:
+            try:
+                after()
+            except Exception:  # noqa: BLE001 - clean-up is best effort; the job's own outcome stands
+                pass
+
+
+def stop_runners(runners: Iterable[TaskRunner], grace: float = 0.2, *, defer: bool = False) -> list[Task]:
+    """Stop every task of every runner at once and return those still running, in about ``grace``.
+
+    All are cancelled together; then one shared ``grace`` for all of them (not one per runner);
+    then each background job still running has its process killed, without waiting for it to
+    exit (its worker thread reaps it as soon as the pipe closes). Never waits longer than
+    ``grace`` plus a few milliseconds, whatever the jobs are doing. ``defer``: the caller awaits
+    the threads (:func:`await_runners`), so the runners' own ``shutdown()`` does not."""
+    runners = list(runners)
+    tasks: list[Task] = []
+    for runner in runners:
+        tasks += runner._stop()
+        runner._awaited_later = runner._awaited_later or defer
+    deadline = time.monotonic() + grace
+    for task in tasks:
+        task.thread.join(max(0.0, deadline - time.monotonic()))
+    for task in tasks:
+        if task.is_alive() and task.process is not None:
+            task.process.kill(wait=False)
+    return [t for t in tasks if t.is_alive()]
+
+
+def await_runners(runners: Iterable[TaskRunner], timeout: float = 5.0) -> bool:
+    """Wait up to ``timeout`` in all for the worker threads of stopped runners; whether all ended.
+    (A killed job's thread ends once its process has exited; an in-process task once it returns.)"""
+    runners = list(runners)
+    deadline = time.monotonic() + timeout
+    for runner in runners:
+        for task in list(runner._tasks):
+            if task.thread is not None:
+                task.thread.join(max(0.0, deadline - time.monotonic()))
+        runner._tasks = {t for t in runner._tasks if t.is_alive()}
+    return not any(runner._tasks for runner in runners)

@@ -16,6 +16,7 @@ network trains.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import math
 from pathlib import Path
 
@@ -39,6 +40,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from densegui.core.checkpoint import remove_stale_temporaries
 from densegui.core.config import DenseNetConfig
 from densegui.core.errors import DenseguiError
 from densegui.core.train_setup import TrainOptions, TrainRequest, adapt_config, dataset_shape, default_config
@@ -222,7 +224,8 @@ class TrainPanel(QWidget):
 
     def shutdown(self) -> None:
         """Stop the run (its process is killed if it does not stop at once; no checkpoint is
-        left half-written: they are written to a temporary file and renamed)."""
+        left half-written: they are written to a temporary file and renamed, and a killed write's
+        temporary is removed once its process has exited)."""
         self.device_combo.shutdown()
         self.runner.shutdown()
 
@@ -312,7 +315,10 @@ class TrainPanel(QWidget):
         for k in self.points:
             self.points[k] = ([], [])
         self._redraw()
-        self.runner.start_job(TRAIN, "train", request)
+        # A run killed mid-write (the window closed, the process died) leaves a temporary next to its
+        # checkpoint: once its process has exited, the worker thread removes it (a new name per run
+        # means no later run would).
+        self.runner.start_job(TRAIN, "train", request, after=functools.partial(remove_stale_temporaries, out))
         self._set_running(True)
         self.progress.setValue(0)
         self.progress.setFormat("starting …")

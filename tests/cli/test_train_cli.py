@@ -166,3 +166,53 @@ def test_bf16_run_and_memory_efficient_resume(tmp_path, capsys):
     capsys.readouterr()
     # --memory-efficient changes how, not what, so a resumed run may switch it (this one is finished)
     _one_line_error(capsys, ["train", "--resume", str(out), "--memory-efficient"], "already finished all 2 epochs")
+
+
+_KILLED_DURING_A_CHECKPOINT = """
+import io, sys, time
+import torch
+from densegui.cli import main
+
+real_save, calls = torch.save, []
+
+def second_write_hangs_half_way(obj, fh, *args, **kwargs):
+    calls.append(1)
+    if len(calls) < 2:
+        return real_save(obj, fh, *args, **kwargs)
+    buf = io.BytesIO()
+    real_save(obj, buf)
+    fh.write(buf.getvalue()[: len(buf.getvalue()) // 2])
+    fh.flush()
+    print("half written", flush=True)
+    time.sleep(600)
+
+torch.save = second_write_hangs_half_way
+main(sys.argv[1:])
+"""
+
+
+@pytest.mark.skipif(not hasattr(__import__("signal"), "SIGKILL"), reason="SIGKILL")
+def test_kill_9_during_a_checkpoint_write_then_resume_leaves_no_temporary(tmp_path, capsys):
+    """Issue #25: the killed write's temporary is recent and unlocked; the resumed run removes it
+    (its writer is dead) and completes."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "run.pt"
+    argv = ["train", "--preset", "densenet-40-k12", *TINY_FLAGS, "--epochs", "2", "--out", str(out)]
+    proc = subprocess.Popen([sys.executable, "-c", _KILLED_DURING_A_CHECKPOINT, *argv], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline().strip()
+        assert line == "half written", proc.stderr.read()[-3000:]
+        assert len(list(tmp_path.glob(".run.pt.*.tmp"))) == 1
+    finally:
+        proc.kill()  # SIGKILL
+        proc.wait(timeout=60)
+        proc.stdout.close()
+        proc.stderr.close()
+    assert main(["train", "--resume", str(out), "--threads", "1", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert [h["epoch"] for h in summary["history"]] == [1, 2]
+    assert list(tmp_path.glob(".*.tmp")) == [], list(tmp_path.iterdir())
+    assert torch.load(out, map_location="cpu", weights_only=True)["train_state"]["epoch"] == 2

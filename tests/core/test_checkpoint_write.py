@@ -12,6 +12,7 @@ import pytest
 import torch
 from helpers.corpus import SMALL_BC, known_state_dict
 
+from densegui.core import checkpoint
 from densegui.core.checkpoint import load_checkpoint, remove_stale_temporaries, save_checkpoint
 
 posix_only = pytest.mark.skipif(os.name != "posix", reason="POSIX file modes and locks")
@@ -38,8 +39,9 @@ def test_only_our_stale_temporaries_are_removed(tmp_path):
     for name in ours + others:
         (tmp_path / name).write_bytes(b"partial")
         _age(tmp_path / name)
-    fresh = tmp_path / ".run[1].pt.fresh123.tmp"  # a writer may have just created it
+    fresh = tmp_path / ".run[1].pt.fresh123.tmp"  # just written, but nobody holds its lock: its writer is gone
     fresh.write_bytes(b"x")
+    ours.append(fresh.name)
     folder = tmp_path / ".run[1].pt.folder12.tmp"
     folder.mkdir()
     _age(folder)
@@ -53,7 +55,7 @@ def test_only_our_stale_temporaries_are_removed(tmp_path):
     assert sorted(p.name for p in removed) == sorted(ours)
     left = {p.name for p in tmp_path.iterdir()}
     assert not left & set(ours)
-    assert set(others) | {fresh.name, folder.name, link.name, "real.bin"} <= left
+    assert set(others) | {folder.name, link.name, "real.bin"} <= left
     assert (tmp_path / "real.bin").read_bytes() == b"keep me"
     assert remove_stale_temporaries(tmp_path / "missing-folder" / "x.pt") == []
 
@@ -69,6 +71,39 @@ def test_a_temporary_locked_by_a_running_writer_stays(tmp_path):
         fcntl.flock(held.fileno(), fcntl.LOCK_EX)
         assert remove_stale_temporaries(tmp_path / "x.pt") == []
     assert [p.name for p in remove_stale_temporaries(tmp_path / "x.pt")] == [tmp.name]
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait(timeout=60)
+    return proc.pid
+
+
+@posix_only
+def test_a_dead_writers_temporary_goes_however_recent_a_live_ones_never(tmp_path, monkeypatch):
+    """The writer's pid and machine are in the temporary's name: a dead writer's file goes at once
+    (no age limit); a live one's stays even unlocked (it may be between creating and locking it)
+    and also where flock is unavailable, which the pid then decides alone."""
+    node = checkpoint._node()
+    dead = tmp_path / f".x.pt.0badc0de.{_dead_pid()}.{node}.tmp"
+    live = tmp_path / f".x.pt.1badc0de.{os.getpid()}.{node}.tmp"
+    remote = tmp_path / f".x.pt.2badc0de.{_dead_pid()}.{'0' * 8 if node != '0' * 8 else '1' * 8}.tmp"
+    old_style = tmp_path / ".x.pt.3badc0de.tmp"
+    for p in (dead, live, remote, old_style):
+        p.write_bytes(b"partial")  # all of them fresh
+    import fcntl
+
+    with open(remote, "rb") as held:  # another machine's running writer: its lock says so
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        removed = remove_stale_temporaries(tmp_path / "x.pt")
+        assert sorted(p.name for p in removed) == sorted([dead.name, old_style.name])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, remote.name])
+    # Without flock the pid decides: the live writer's file stays, a dead one's goes; another
+    # machine's cannot be told and stays.
+    monkeypatch.setattr(checkpoint, "_lock_state", lambda path: None)
+    dead.write_bytes(b"partial")
+    assert [p.name for p in remove_stale_temporaries(tmp_path / "x.pt")] == [dead.name]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, remote.name])
 
 
 def test_save_removes_stale_temporaries_and_leaves_none(tmp_path):
@@ -151,7 +186,7 @@ def test_a_writer_killed_mid_way_leaves_no_half_written_checkpoint(tmp_path, pre
     try:
         assert proc.stdout.readline().strip() == "half written", proc.stderr.read()
         (tmp,) = _temporaries(tmp_path, "model.pt")
-        _age(tmp_path / tmp)
+        assert f".{proc.pid}." in tmp  # named after its writer
         assert remove_stale_temporaries(target) == []  # its writer still holds it
     finally:
         proc.kill()
@@ -164,5 +199,5 @@ def test_a_writer_killed_mid_way_leaves_no_half_written_checkpoint(tmp_path, pre
         assert all(torch.equal(loaded.state_dict[k], v) for k, v in sd.items())
     else:
         assert not target.exists()
-    assert [p.name for p in remove_stale_temporaries(target)] == [tmp]
+    assert [p.name for p in remove_stale_temporaries(target)] == [tmp]  # at once: no age limit
     assert _temporaries(tmp_path, "model.pt") == []

@@ -3,8 +3,8 @@ training run, preset changes, close) in a fresh interpreter, with the window bui
 builds it (staged), then ``torch`` is looked up in ``sys.modules``. Also: a staged window paints
 before pyqtgraph is loaded, builds its channel plots before it too, and ends up with the same tabs
 as an eager one; closing the window
-while a probe and a training run are starting, or before its panels are built, returns at once
-and leaves no background process behind."""
+0.3 s after starting a probe and a training run, or before its panels are built, returns at once
+and leaves no background process and no stale temporary behind (issue #25)."""
 
 from __future__ import annotations
 
@@ -74,35 +74,37 @@ SESSION = PRELUDE + textwrap.dedent("""
 """)
 
 CLOSE_EARLY = textwrap.dedent("""
-    import os, sys, time
+    import multiprocessing, os, sys, time
     from PySide6.QtCore import QEventLoop
     from PySide6.QtWidgets import QApplication
 
     app = QApplication([])
     from densegui.core.config import get_preset
+    from densegui.gui.app import finish_app
     from densegui.gui.main_window import MainWindow
-    from densegui.gui.tasks import close_shared_pool, shared_pool
+    from densegui.gui.tasks import shared_pool
 
     w = MainWindow(settings=None)
     w.show()
     w.load_preset("densenet264")
-    w.train_panel.set_config(w.train_panel.config)
+    w.train_panel.set_config(get_preset("densenet-40-k12"))  # (adapted to the digits; densenet264's stem is not)
     w.train_panel.out_edit.setText(sys.argv[1])
     w.train_panel.start()
+    assert w.train_panel.is_running(), w.train_panel.error_label.text()
     w.probe_panel.device_combo.setCurrentIndex(w.probe_panel.device_combo.findData("cpu"))
     w.probe_panel.mode_combo.setCurrentIndex(w.probe_panel.mode_combo.findData("training"))
     w.probe_panel.batch_spin.setValue(8)
     w.probe_panel.start_run()
-    end = time.monotonic() + 0.5
+    assert w.probe_panel.is_running()
+    end = time.monotonic() + 0.3
     while time.monotonic() < end:
         QEventLoop().processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 20)
     procs = [p._proc for p in shared_pool().processes() if p._proc is not None]
     t0 = time.perf_counter()
     w.close()
     closed = time.perf_counter() - t0
-    w.deleteLater()
-    close_shared_pool()
-    alive = [p.pid for p in procs if p.is_alive()]
+    finish_app(app, w)  # (what run_app does after its event loop)
+    alive = [p.pid for p in procs if p.is_alive()] + [p.pid for p in multiprocessing.active_children()]
     print(f"CLOSE {closed:.3f} {len(procs)} {alive}")
 """)
 
@@ -188,10 +190,11 @@ def test_closing_during_slow_starts_returns_quickly_and_leaves_nothing(tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
     line = next(x for x in proc.stdout.splitlines() if x.startswith("CLOSE"))
     _, seconds, count, alive = line.split(" ", 3)
-    assert int(count) >= 2  # the probe's and the training's processes were running
+    assert int(count) >= 3  # the explorer's, the probe's and the training's processes were running
     assert alive == "[]"
-    # The window is hidden first; stopping takes a grace period per busy panel, then kills.
-    assert float(seconds) < 3.0
+    # One shared grace for every panel, then kills; the joins follow the event loop. (A bound
+    # only: benchmarks/close_latency.py measures the freeze.)
+    assert float(seconds) < 1.5
     assert not out.exists() and not list(tmp_path.glob(".*.tmp")), list(tmp_path.iterdir())
 
 

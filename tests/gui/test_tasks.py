@@ -105,3 +105,50 @@ def test_shutdown_kills_a_background_job_that_does_not_stop(qtbot):
         assert runner.threads_alive() == 0 and not child.is_alive()
     finally:
         pool.close()
+
+
+def writing_job(folder, *, cancel, progress):
+    """A checkpoint write that hangs half-way, holding its temporary's lock (never checks cancel)."""
+    import os
+    from pathlib import Path
+
+    from densegui.core.checkpoint import _create_temporary
+
+    fd, tmp = _create_temporary(Path(folder) / "run.pt")
+    os.write(fd, b"half a checkpoint")
+    progress(tmp.name)
+    while True:
+        time.sleep(0.01)
+
+
+def test_stopping_many_runners_takes_one_grace_kills_the_stuck_and_cleans_their_temporaries(qtbot, tmp_path):
+    """Issue #25: the closing window's runners are stopped at once (one shared grace, not one each);
+    the stuck jobs' processes are killed without waiting for them in the caller; once a killed
+    job's process has exited its ``after`` runs (here the train panel's: the temporary goes)."""
+    from densegui.core.checkpoint import remove_stale_temporaries
+    from densegui.gui.tasks import await_runners, stop_runners
+
+    pool = ProcessPool({"spin": spinning_job, "write": writing_job})
+    runners = [TaskRunner(pool=pool) for _ in range(3)]
+    seen = []
+    for r in runners:
+        r.progress.connect(seen.append)
+    try:
+        runners[0].start_job("a", "write", str(tmp_path), after=lambda: remove_stale_temporaries(tmp_path / "run.pt"))
+        runners[1].start_job("b", "spin")
+        runners[2].start_job("b", "spin")  # waits behind the other for its turn: refused, never started
+        qtbot.waitUntil(lambda: len(seen) == 2, timeout=TIMEOUT)
+        assert len(list(tmp_path.glob(".run.pt.*.tmp"))) == 1
+        children = [pool.get(lane)._proc for lane in "ab"]
+        t0 = time.perf_counter()
+        left = stop_runners(runners, grace=0.2)
+        stopped = time.perf_counter() - t0
+        assert stopped < 1.0  # (one grace for all three: the benchmark measures it, this is only a bound)
+        assert await_runners(runners, timeout=10.0)
+        assert len(left) <= 3 and all(not t.is_alive() for t in left)
+        assert not any(c.is_alive() for c in children)
+        assert pool.get("b").jobs_run == 1 and pool.get("b").jobs_refused == 1
+        assert list(tmp_path.glob(".*.tmp")) == []  # the killed writer's temporary is gone
+        assert all(r.start(slow_echo, "after", 0.0) is None for r in runners)
+    finally:
+        pool.close()
