@@ -5,7 +5,7 @@
   where a = ReLU(BN(input)) is what the conv receives (the classifier: the pooled features
   times W's slice, without the bias). The conv is *computed* as the sum of those pieces, so the
   measure is one forward pass with each target's conv split by source (the same multiply-adds; on
-  this CPU the narrow convs make it 2.3–2.9× a plain pass).
+  this CPU the narrow convs make it 2.3–3.2× a plain pass).
 * ``ablation``: Δ mean held-out cross-entropy (eval mode) when the source's slice of the
   target's first weight is zeroed, and Δ accuracy; each with its standard error over images
   (paired differences). A cut re-runs the network from its target onwards only; what comes
@@ -284,7 +284,7 @@ def activation_values(walk: Walk, data: EvalData, cancel: Cancel = None,
     squares: dict[Target, Tensor] = {}
 
     def split_first(target: Target, module: nn.Module, a: Tensor) -> Tensor:
-        # One conv per source, summed in place into the target's output. (Measured here: 2.3–2.9× a
+        # One conv per source, summed in place into the target's output. (Measured here: 2.3–3.2× a
         # plain forward pass. A grouped conv over the layers' sources was 3.7–5.6×, one batched matmul
         # over unfolded patches 5–15×: narrow convs are what oneDNN runs slowest.)
         w = module.weight
