@@ -84,6 +84,7 @@ class ReusePanel(QWidget):
         self.measure = DEFAULT_MEASURE
         self._kind = "load"  # what the task in flight is: "load", "download" or "prune"
         self._inflight_measure = DEFAULT_MEASURE
+        self._fallback_message = ""  # why a new file opened with weights instead of the chosen data measure
         self.selected: tuple[int, int, int] | None = None
         self._recent_memory: list[str] = []
         self._request: tuple[str, bool, str | None] | None = None  # (path, remember, candidate) in flight
@@ -354,6 +355,18 @@ class ReusePanel(QWidget):
 
     def _on_failed(self, message: str) -> None:
         self.hover_label.setText(" ")
+        path, remember, candidate = self._request if self._request else ("", False, None)
+        new_file = self.loaded is None or Path(path).resolve() != Path(self.loaded.path).resolve()
+        if self._kind == "load" and new_file and self._inflight_measure in DATA_MEASURES:
+            # A new file with a data measure chosen that cannot run on it (no data recorded, other
+            # channels …): open it all the same, with the paper's measure, and say why.
+            self._fallback_message = f"{self._inflight_measure}: {message} Showing weights instead."
+            self.measure = DEFAULT_MEASURE
+            self.measure_combo.blockSignals(True)
+            self.measure_combo.setCurrentIndex(self.measure_combo.findData(DEFAULT_MEASURE))
+            self.measure_combo.blockSignals(False)
+            self.load_checkpoint(path, remember, candidate)
+            return
         self.message_label.setText(message)
         self.message_label.show()
         self._hide_progress()
@@ -384,7 +397,12 @@ class ReusePanel(QWidget):
         self.loaded, self.analysis, self.selected = loaded, analysis, None
         self.measure = self._inflight_measure
         self.blocks = analysis.measures[self.measure]
-        self.message_label.hide()
+        if self._fallback_message:
+            self.message_label.setText(self._fallback_message)
+            self.message_label.show()
+            self._fallback_message = ""
+        else:
+            self.message_label.hide()
         self._hide_progress()
         self.norm_combo.setCurrentIndex(self.norm_combo.findData(DEFAULT_NORMALISATIONS[self.measure]))
         self.view.set_blocks(self.blocks)

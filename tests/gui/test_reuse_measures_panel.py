@@ -142,6 +142,16 @@ def test_data_measure_without_data_is_one_line_and_keeps_the_heatmaps(qtbot, pan
     message = panel.message_label.text()
     assert "\n" not in message and "needs images" in message
     assert panel.blocks is before and panel.measure_combo.currentData() == "weights"
+    # A new file opened while a data measure is chosen that cannot run on it: it opens with weights,
+    # and the message says why.
+    path2 = tiny_checkpoint(tmp_path / "withdata.pt")
+    choose(qtbot, panel, "activation", ok=False)  # (the shown file has no data: refused, weights stay)
+    load(qtbot, panel, path2)
+    choose(qtbot, panel, "activation")
+    load(qtbot, panel, path)  # no data recorded in this one
+    assert panel.loaded.path.endswith("nodata.pt") and panel.blocks[0].measure == "weights"
+    assert panel.measure_combo.currentData() == "weights"
+    assert panel.message_label.isVisible() and "Showing weights instead" in panel.message_label.text()
     # A folder that is not there: one line too.
     panel.data_edit.setText(str(tmp_path / "missing"))
     choose(qtbot, panel, "activation", ok=False)
