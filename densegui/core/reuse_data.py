@@ -94,7 +94,7 @@ def resolve_data(config: DenseNetConfig, metadata: Mapping[str, Any] | None, spe
         if recorded_spec != "digits":
             trained = f" (it was trained on {recorded_spec})" if recorded_spec else ""
             raise DataError(f"this measure needs images and the checkpoint records no bundled dataset{trained}; "
-                            "pass data (digits, KIND:FOLDER, imagenet:FOLDER).")
+                            "give images with --data (in the window: the Data field): digits, KIND:FOLDER or imagenet:FOLDER.")
         spec = recorded_spec
     same = recorded_spec == spec
     split = recorded.get("split") if same and isinstance(recorded.get("split"), Mapping) else {}

@@ -160,7 +160,7 @@ def test_data_measure_without_a_recorded_dataset(tmp_path, capsys):
     path = tiny_checkpoint(tmp_path / "nodata.pt", dataset=False)
     for measure in ("activation", "ablation"):
         one_line_error(["reuse", str(path), "--measure", measure, "--json"], capsys,
-                       "needs images", "records no bundled dataset", "pass data")
+                       "needs images", "records no bundled dataset", "--data")
     code, out, _ = run(["reuse", str(path), "--measure", "bn-weights", "--json"], capsys)
     assert code == 0 and "data" not in json.loads(out)  # the weight measures need none
 
