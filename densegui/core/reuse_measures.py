@@ -180,7 +180,8 @@ def ratio_noise(blocks: list[BlockReuse], untrained: Sequence[list[BlockReuse]],
         if per_seed.size:
             defined = ~np.isnan(per_seed).all(axis=0)
             floor[defined] = np.nanmax(per_seed[:, defined], axis=0)
-        b.within_noise = within_ratio(b.matrix, floor)
+        # (no seeds, no floor: nothing is said to be within it, not even a single-source column)
+        b.within_noise = within_ratio(b.matrix, floor) if len(seeds) else np.zeros(b.matrix.shape, dtype=bool)
         trained = column_ratios(b.matrix)
         connected = ~np.isnan(b.matrix)
         b.noise = {

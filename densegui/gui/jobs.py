@@ -104,7 +104,10 @@ def _load_cached(path: str, candidate: str | None):
 
     from densegui.core.checkpoint import load_checkpoint
 
-    st = os.stat(path)
+    try:
+        st = os.stat(path)
+    except OSError:  # the loader says what is wrong with the path, in its own words
+        return load_checkpoint(path, candidate)
     key = (os.path.realpath(path), st.st_mtime_ns, st.st_size, candidate)
     if key not in _loaded_cache:
         _loaded_cache.clear()

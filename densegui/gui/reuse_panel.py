@@ -302,9 +302,11 @@ class ReusePanel(QWidget):
             self.load_checkpoint(self._pending_default, remember=False)
 
     # ------------------------------------------------------------------ loading
-    def load_checkpoint(self, path: str, remember: bool = True, candidate: str | None = None) -> None:
+    def load_checkpoint(self, path: str, remember: bool = True, candidate: str | None = None,
+                        *, _fallback: str = "") -> None:
         """Load ``path`` in the background process; a later call makes this one's result stale.
         ``candidate`` picks one DenseNet of a file that holds several (default: the loader's rule)."""
+        self._fallback_message = _fallback
         self._pending_default = None
         self._request = (str(path), remember, candidate)
         self.hover_label.setText(" ")  # a read-out of the file being replaced is stale (issue #26)
@@ -353,39 +355,62 @@ class ReusePanel(QWidget):
         if text and self._kind != "load" or (text and self.measure in DATA_MEASURES):
             self.progress.setFormat(f"{text} … %p%")
 
+    def _opening_a_new_file(self) -> bool:
+        """True while the load in flight is of another file (or candidate) than the one shown."""
+        if self._kind != "load" or self._request is None:
+            return False
+        path, _remember, candidate = self._request
+        return (self.loaded is None or Path(path).resolve() != Path(self.loaded.path).resolve()
+                or candidate not in (None, self.loaded.candidate))
+
+    def _fall_back_to_weights(self, why: str) -> bool:
+        """A new file whose chosen data measure failed or was cancelled opens with the paper's
+        measure all the same, and the message says why (once: a second failure is the file's)."""
+        if self._fallback_message or self._inflight_measure not in DATA_MEASURES or not self._opening_a_new_file():
+            return False
+        path, remember, candidate = self._request
+        self.measure = DEFAULT_MEASURE
+        self._sync_measure_combo()
+        self.load_checkpoint(path, remember, candidate,
+                             _fallback=f"{self._inflight_measure}: {why} Showing weights instead.")
+        return True
+
+    def _sync_measure_combo(self) -> None:
+        self.measure_combo.blockSignals(True)
+        self.measure_combo.setCurrentIndex(self.measure_combo.findData(self.measure))
+        self.measure_combo.blockSignals(False)
+
     def _on_failed(self, message: str) -> None:
         self.hover_label.setText(" ")
-        path, remember, candidate = self._request if self._request else ("", False, None)
-        new_file = self.loaded is None or Path(path).resolve() != Path(self.loaded.path).resolve()
-        if self._kind == "load" and new_file and self._inflight_measure in DATA_MEASURES:
-            # A new file with a data measure chosen that cannot run on it (no data recorded, other
-            # channels …): open it all the same, with the paper's measure, and say why.
-            self._fallback_message = f"{self._inflight_measure}: {message} Showing weights instead."
-            self.measure = DEFAULT_MEASURE
-            self.measure_combo.blockSignals(True)
-            self.measure_combo.setCurrentIndex(self.measure_combo.findData(DEFAULT_MEASURE))
-            self.measure_combo.blockSignals(False)
-            self.load_checkpoint(path, remember, candidate)
+        if self._fall_back_to_weights(message):
             return
+        self._fallback_message = ""
+        if self._kind == "load" and self.measure in DATA_MEASURES:
+            self.data_edit.setModified(True)  # (Enter in the Data field tries again)
         self.message_label.setText(message)
         self.message_label.show()
         self._hide_progress()
         self._restore_measure()
+        if self.loaded is not None:
+            self._show_candidates(self.loaded)
         self.loadFinished.emit(False)
 
     def _on_cancelled(self) -> None:
+        if self._fall_back_to_weights("cancelled."):
+            return
+        self._fallback_message = ""
         self._hide_progress()
         self._restore_measure()
+        if self.loaded is not None:
+            self._show_candidates(self.loaded)
         self.hover_label.setText("cancelled.")
 
     def _restore_measure(self) -> None:
         """After a failed or cancelled measure, the menu shows what the heatmaps show."""
         shown = self.blocks[0].measure if self.blocks else DEFAULT_MEASURE
-        if shown != self.measure:
+        if shown != self.measure or self.measure_combo.currentData() != shown:
             self.measure = shown
-            self.measure_combo.blockSignals(True)
-            self.measure_combo.setCurrentIndex(self.measure_combo.findData(shown))
-            self.measure_combo.blockSignals(False)
+            self._sync_measure_combo()
 
     def _on_done(self, result) -> None:
         if self._kind == "download":
@@ -393,9 +418,18 @@ class ReusePanel(QWidget):
             return
         path, remember, _candidate = self._request
         loaded, analysis = result
+        self._display(loaded, analysis, self._inflight_measure, show_prune=self._kind == "prune")
+        if remember:
+            self._remember(path)
+        self._set_enabled_actions()
+        self.loadFinished.emit(True)
+
+    def _display(self, loaded, analysis, measure: str, show_prune: bool = False) -> None:
+        """Show ``measure`` of ``analysis`` (the menu follows); ``show_prune``: bring up its pruning curve."""
         new_file = self.loaded is None or loaded.path != self.loaded.path or loaded.candidate != self.loaded.candidate
         self.loaded, self.analysis, self.selected = loaded, analysis, None
-        self.measure = self._inflight_measure
+        self.measure = measure
+        self._sync_measure_combo()
         self.blocks = analysis.measures[self.measure]
         if self._fallback_message:
             self.message_label.setText(self._fallback_message)
@@ -416,15 +450,12 @@ class ReusePanel(QWidget):
             self.prune = analysis
             self.prune_view.set_analysis(analysis)
             self.agreement_label.setText(self.prune_view.agreement_text())
-            self.views.setCurrentWidget(self.prune_page)
+            if show_prune:
+                self.views.setCurrentWidget(self.prune_page)
         elif new_file:
             self.prune = None
             self.prune_view.set_analysis(None)
             self.agreement_label.setText("")
-        if remember:
-            self._remember(path)
-        self._set_enabled_actions()
-        self.loadFinished.emit(True)
 
     def noise_text(self) -> str:
         """One line per block: the measure's spread against its noise floor."""
@@ -455,27 +486,42 @@ class ReusePanel(QWidget):
                              f"{floor['cells_within_noise']} of {floor['cells']} cells within 2 SE {where}.")
         return "\n".join(lines)
 
+    def _target(self, candidate: str | None = None) -> bool:
+        """Point ``_request`` at the file a measure change applies to: the one being opened while a
+        load is in flight, else the one shown (with ``candidate`` if given). False if there is none."""
+        if self.runner.is_busy() and self._kind == "load" and self._request is not None:
+            path, remember, current = self._request
+            self._request = (path, remember, current if candidate is None else candidate)
+            return True
+        if self.loaded is None:
+            return False
+        self._request = (self.loaded.path, False, self.loaded.candidate if candidate is None else candidate)
+        return True
+
     def _measure_chosen(self, _index: int) -> None:
         measure = self.measure_combo.currentData()
         if measure == self.measure:
             return
         self.measure = measure
-        if self.loaded is not None:
-            self._request = (self.loaded.path, False, self.loaded.candidate)
+        if self.runner.is_busy() and self._kind == "download":
+            return  # the downloaded file opens with the new measure
+        cached = self.prune if self.prune is not None and not self.runner.is_busy() else None
+        if cached is not None and measure in cached.measures and self.loaded is not None:
+            self._display(self.loaded, cached, measure)  # the pruning run computed all four
+            return
+        if self._target():
             self._run("load", f"{MEASURE_LABELS[measure]} … %p%")
 
     def _data_changed(self) -> None:
-        if self.loaded is not None and self.measure in DATA_MEASURES and self.data_edit.isModified():
+        if self.measure in DATA_MEASURES and self.data_edit.isModified() and self._target():
             self.data_edit.setModified(False)
-            self._request = (self.loaded.path, False, self.loaded.candidate)
+            self.prune = None  # (computed on other data)
             self._run("load", f"{MEASURE_LABELS[self.measure]} … %p%")
 
     def run_prune_curve(self) -> None:
         """All four measures, their agreement with ablation and the pruning curve (background)."""
-        if self.loaded is None:
-            return
-        self._request = (self.loaded.path, False, self.loaded.candidate)
-        self._run("prune", "pruning curve … %p%")
+        if self._target():
+            self._run("prune", "pruning curve … %p%")
 
     def _show_candidates(self, loaded) -> None:
         candidates = tuple(getattr(loaded, "candidates", ()))
@@ -491,6 +537,7 @@ class ReusePanel(QWidget):
     def _candidate_chosen(self, _index: int) -> None:
         if self.loaded is not None and self.candidate_combo.currentData() != self.loaded.candidate:
             self.load_checkpoint(self.loaded.path, remember=False, candidate=self.candidate_combo.currentData())
+        # (a file with several DenseNets that is still being opened shows its candidates once loaded)
 
     def _show_empty(self, text: str) -> None:
         self.empty_label.setText(text)

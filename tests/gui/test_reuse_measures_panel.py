@@ -200,6 +200,11 @@ def test_pruning_curve_and_agreement_in_the_tab(qtbot, panel, tmp_path):
         assert c["accuracy"][0] == pytest.approx(clean)  # nothing removed: the uncut accuracy
     text = panel.agreement_label.text()
     assert "Spearman" in text and "block 2:" in text
+    # The run computed all four measures: choosing another one shows it at once, without a job.
+    panel.views.setCurrentIndex(0)
+    panel.measure_combo.setCurrentIndex(panel.measure_combo.findData("ablation"))
+    assert not panel.is_loading() and panel.blocks[0].measure == "ablation"
+    assert panel.views.currentIndex() == 0
     i = prune["fractions"].index(0.5)
     share = prune["curves"]["weights"]["params_saved"][i] / prune["network_params"]
     assert f"weights {prune['curves']['weights']['accuracy'][i]:.1%} accuracy, {share:.1%} of parameters" in text
@@ -259,3 +264,34 @@ def test_open_pretrained_refuses_a_wrong_hash_and_opens_a_cached_file(qtbot, pan
     assert blocker.args == [True], panel.message_label.text()
     assert "densenet169-b2777c0a.pth" in panel.info_label.text()
     assert panel.blocks and panel.blocks[0].noise is not None and not panel.message_label.isVisible()
+
+
+def test_what_a_measure_change_applies_to_while_a_file_is_opening(qtbot, panel, tmp_path):
+    a, b = tiny_checkpoint(tmp_path / "a.pt"), tiny_checkpoint(tmp_path / "b.pt", seed=1)
+    # The first file is still loading when a measure is chosen: it opens with that measure.
+    with qtbot.waitSignal(panel.loadFinished, timeout=TIMEOUT):
+        panel.load_checkpoint(str(a))
+        panel.measure_combo.setCurrentIndex(panel.measure_combo.findData("bn-weights"))
+    qtbot.waitUntil(lambda: not panel.is_loading(), timeout=TIMEOUT)
+    assert panel.blocks[0].measure == "bn-weights" == panel.measure_combo.currentData()
+    # Another file is opening when the measure changes: that file opens, not the one shown.
+    with qtbot.waitSignal(panel.loadFinished, timeout=TIMEOUT):
+        panel.load_checkpoint(str(b))
+        panel.measure_combo.setCurrentIndex(panel.measure_combo.findData("weights"))
+    qtbot.waitUntil(lambda: not panel.is_loading(), timeout=TIMEOUT)
+    assert panel.loaded.path.endswith("b.pt") and panel.blocks[0].measure == "weights"
+    assert str(Path(b).resolve()) in panel.recent_files()  # (still remembered as opened)
+
+
+def test_a_broken_or_missing_file_with_a_data_measure_chosen(qtbot, panel, tmp_path):
+    good = tiny_checkpoint(tmp_path / "good.pt")
+    load(qtbot, panel, good)
+    choose(qtbot, panel, "activation")
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    load(qtbot, panel, tmp_path / "bad.pt", ok=False)
+    message = panel.message_label.text()
+    assert "Showing weights" not in message and "\n" not in message and panel.loaded.path.endswith("good.pt")
+    load(qtbot, panel, tmp_path / "gone.pt", ok=False)
+    assert "does not exist" in panel.message_label.text()  # the loader's words, not an OS error
+    load(qtbot, panel, good)
+    assert not panel.message_label.isVisible()  # no stale fallback message
