@@ -139,9 +139,21 @@ def _from_workers(batches: Iterator[Any]) -> Iterator[Any]:
         except StopIteration:
             return
         except DataError as exc:  # re-raised by the DataLoader with the worker's traceback in its text
+            _stop_workers(batches)
             lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
             raise DataError(lines[-1].split("DataError: ", 1)[-1] if lines else "unreadable image.") from None
         yield item
+
+
+def _stop_workers(batches: Iterator[Any]) -> None:
+    """Stop a failed loader's worker processes now. Left to the garbage collector, the (persistent)
+    iterator's shutdown waited 5 s for a worker, at whatever moment the collection came (seen here)."""
+    stop = getattr(batches, "_shutdown_workers", None)  # (torch's DataLoader iterator; private, guarded)
+    if callable(stop):
+        try:
+            stop()
+        except Exception:  # noqa: BLE001 - best effort: the DataError is what the user must see
+            pass
 
 
 def default_workers(settings: RunSettings, processes_here: int = 1) -> int:

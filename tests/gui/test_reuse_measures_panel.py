@@ -78,6 +78,63 @@ def bn_weights_reference(sd, key, norm, ranges):
     return [v[s:e].mean() for s, e in ranges if e <= v.size]
 
 
+class _Files(http.server.BaseHTTPRequestHandler):
+    files: dict[str, bytes] = {}
+
+    def do_GET(self):  # noqa: N802 - http.server's name
+        body = self.files.get(self.path.rsplit("/", 1)[-1])
+        if body is None:
+            self.send_error(404)
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def mirror(tmp_path, monkeypatch):
+    """A loopback mirror of torchvision's weights and an empty torch hub cache, both seen by a fresh
+    background process (it inherits the environment when it starts)."""
+    from densegui.gui.jobs import REUSE, shared_pool
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Files)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("DENSEGUI_WEIGHTS_URL", f"http://127.0.0.1:{server.server_address[1]}/models")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    if shared_pool().get(REUSE).pid is not None:  # (first in this file: usually not started yet)
+        shared_pool().get(REUSE).kill()  # the next job starts a new child, with this environment
+    yield tmp_path / "torch" / "hub" / "checkpoints"
+    # (The process keeps this environment for later tests: a dead mirror and an empty cache in a
+    # removed folder matter only to downloads, which only this file makes; a restart costs 2 s.)
+    server.shutdown()
+    server.server_close()
+
+
+def test_open_pretrained_refuses_a_wrong_hash_and_opens_a_cached_file(qtbot, panel, tmp_path, mirror):
+    # A download whose bytes do not match the hash in torchvision's file name: one line, nothing kept.
+    _Files.files = {"densenet121-a639ec97.pth": tiny_checkpoint(tmp_path / "src.pt").read_bytes()}
+    with qtbot.waitSignal(panel.loadFinished, timeout=TIMEOUT) as blocker:
+        panel.open_pretrained("densenet121")
+    assert blocker.args == [False]
+    message = panel.message_label.text()
+    assert "\n" not in message and "does not match its published hash" in message
+    assert not mirror.exists() or not any(mirror.iterdir())  # nothing left in the cache
+    assert not panel.progress.isVisible()
+    # A file already in torch's hub cache opens without a request (the mirror serves nothing now).
+    mirror.mkdir(parents=True, exist_ok=True)
+    tiny_checkpoint(mirror / "densenet169-b2777c0a.pth")
+    _Files.files = {}
+    with qtbot.waitSignal(panel.loadFinished, timeout=TIMEOUT) as blocker:
+        panel.open_pretrained("densenet169")
+    assert blocker.args == [True], panel.message_label.text()
+    assert "densenet169-b2777c0a.pth" in panel.info_label.text()
+    assert panel.blocks and panel.blocks[0].noise is not None and not panel.message_label.isVisible()
+
+
 def test_measure_menu_shows_bn_weights_and_their_noise_floor(qtbot, panel, tmp_path):
     path = tiny_checkpoint(tmp_path / "tiny.pt")
     load(qtbot, panel, path)
@@ -208,62 +265,6 @@ def test_pruning_curve_and_agreement_in_the_tab(qtbot, panel, tmp_path):
     i = prune["fractions"].index(0.5)
     share = prune["curves"]["weights"]["params_saved"][i] / prune["network_params"]
     assert f"weights {prune['curves']['weights']['accuracy'][i]:.1%} accuracy, {share:.1%} of parameters" in text
-
-
-class _Files(http.server.BaseHTTPRequestHandler):
-    files: dict[str, bytes] = {}
-
-    def do_GET(self):  # noqa: N802 - http.server's name
-        body = self.files.get(self.path.rsplit("/", 1)[-1])
-        if body is None:
-            self.send_error(404)
-            return
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def mirror(tmp_path, monkeypatch):
-    """A loopback mirror of torchvision's weights and an empty torch hub cache, both seen by a fresh
-    background process (it inherits the environment when it starts)."""
-    from densegui.gui.jobs import REUSE, shared_pool
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Files)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    monkeypatch.setenv("DENSEGUI_WEIGHTS_URL", f"http://127.0.0.1:{server.server_address[1]}/models")
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    shared_pool().get(REUSE).kill()  # the next job starts a new child, with this environment
-    yield tmp_path / "torch" / "hub" / "checkpoints"
-    # (The process keeps this environment for later tests: a dead mirror and an empty cache in a
-    # removed folder matter only to downloads, which only this file makes; a restart costs 2 s.)
-    server.shutdown()
-    server.server_close()
-
-
-def test_open_pretrained_refuses_a_wrong_hash_and_opens_a_cached_file(qtbot, panel, tmp_path, mirror):
-    # A download whose bytes do not match the hash in torchvision's file name: one line, nothing kept.
-    _Files.files = {"densenet121-a639ec97.pth": tiny_checkpoint(tmp_path / "src.pt").read_bytes()}
-    with qtbot.waitSignal(panel.loadFinished, timeout=TIMEOUT) as blocker:
-        panel.open_pretrained("densenet121")
-    assert blocker.args == [False]
-    message = panel.message_label.text()
-    assert "\n" not in message and "does not match its published hash" in message
-    assert not mirror.exists() or not any(mirror.iterdir())  # nothing left in the cache
-    assert not panel.progress.isVisible()
-    # A file already in torch's hub cache opens without a request (the mirror serves nothing now).
-    mirror.mkdir(parents=True, exist_ok=True)
-    tiny_checkpoint(mirror / "densenet169-b2777c0a.pth")
-    _Files.files = {}
-    with qtbot.waitSignal(panel.loadFinished, timeout=TIMEOUT) as blocker:
-        panel.open_pretrained("densenet169")
-    assert blocker.args == [True], panel.message_label.text()
-    assert "densenet169-b2777c0a.pth" in panel.info_label.text()
-    assert panel.blocks and panel.blocks[0].noise is not None and not panel.message_label.isVisible()
 
 
 def test_what_a_measure_change_applies_to_while_a_file_is_opening(qtbot, panel, tmp_path):
