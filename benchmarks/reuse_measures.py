@@ -33,7 +33,7 @@ from densegui.core.config import get_preset  # noqa: E402
 from densegui.core.data import Split  # noqa: E402
 from densegui.core.model import build_model  # noqa: E402
 from densegui.core.reuse import default_checkpoint_path  # noqa: E402
-from densegui.core.reuse_data import EvalData, Walk, _build, ablation_blocks, activation_values, resolve_data  # noqa: E402
+from densegui.core.reuse_data import EvalData, ablation_blocks, activation_values, network, resolve_data  # noqa: E402
 from densegui.core.reuse_measures import _untrained_weight_blocks, weight_measure_with_noise  # noqa: E402
 
 import reuse_load  # noqa: E402  (this folder; its machine line)
@@ -82,7 +82,7 @@ def main() -> None:
     # 2. activation against a forward pass.
     shipped = load_checkpoint(default_checkpoint_path())
     digits = resolve_data(shipped.config, shipped.metadata)
-    walk = Walk(_build(shipped.config, shipped.state_dict))
+    walk = network(shipped.config, shipped.state_dict)
     fwd = forward_seconds(walk.model, digits, args.repeats)
     act = timed(lambda: activation_values(walk, digits), args.repeats)[1]
     rows.append((f"activation, shipped L=40 net, {len(digits)} digits", f"{act:.3f} s = {act / fwd:.2f}× "
@@ -91,7 +91,7 @@ def main() -> None:
     images = Split(torch.randint(0, 256, (16, 3, 224, 224), dtype=torch.uint8, generator=g),
                    torch.randint(0, 1000, (16,), generator=g))
     data121 = EvalData("random", "16 random 224² images", images, 255.0, [0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
-    walk121 = Walk(_build(cfg121, loaded121.state_dict))
+    walk121 = network(cfg121, loaded121.state_dict)
     fwd121 = forward_seconds(walk121.model, data121, args.repeats)
     act121 = timed(lambda: activation_values(walk121, data121), args.repeats)[1]
     rows.append(("activation, densenet121, 16 images at 224²", f"{act121:.3f} s = {act121 / fwd121:.2f}× one "
@@ -100,7 +100,7 @@ def main() -> None:
 
     # 3. ablation of every connection of the shipped net.
     t0 = time.perf_counter()
-    blocks, _ = ablation_blocks(shipped.config, shipped.state_dict, digits)
+    blocks, _ = ablation_blocks(shipped.config, shipped.state_dict, digits, walk=walk)
     abl = time.perf_counter() - t0
     cuts = sum(int((~__import__("numpy").isnan(b.matrix)).sum()) for b in blocks)
     rows.append((f"ablation, shipped L=40 net: {cuts} cuts × {len(digits)} images", f"{abl:.1f} s "
@@ -108,7 +108,7 @@ def main() -> None:
 
     if not args.no_gui:
         rows += panel_measurements(path121)
-    print(f"| measurement | result | target |\n|---|---|---|")
+    print("| measurement | result | target |\n|---|---|---|")
     for what, result, target in rows:
         print(f"| {what} | {result} | {target} |")
     tmp.cleanup()

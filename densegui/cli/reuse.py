@@ -31,7 +31,6 @@ from densegui.core.reuse import (
     DEFAULT_MEASURE,
     DEFAULT_NORMALISATIONS,
     MEASURE_LABELS,
-    MEASURE_UNITS,
     MEASURES,
     NORMALISATION_LABELS,
     NORMALISATIONS,
@@ -139,41 +138,21 @@ def reuse_json(loaded, analysis, measure: str) -> dict:
     return out
 
 
-def _noise_line(b) -> str:
-    floor = b.noise or {}
-    if floor.get("kind") == "standard-error":
-        se = floor.get("median_stderr")
-        what, where = ("Δ loss", "of 0") if b.measure == "ablation" else ("a cell", "of their column's median")
-        return (f"noise floor: median standard error of {what} {se:.3g} over {floor['images']} images; "
-                f"{floor['cells_within_noise']} of {floor['cells']} cells within 2 SE {where}"
-                if se is not None else "noise floor: none")
-    ratio, trained = floor.get("ratio"), floor.get("trained_ratio")
-    if not floor.get("seeds"):
-        return "noise floor: not measured (--noise-seeds 0)"
-    if ratio is None or trained is None:
-        return "noise floor: none (no column with two sources)"
-    verdict = "within noise" if trained <= ratio else "beyond noise"
-    return (f"columns vary up to ×{trained:.3g} (max/min); untrained nets ×{ratio:.3g} ({verdict}); "
-            f"{floor['cells_within_noise']} of {floor['cells']} cells within noise of their column's median")
-
-
 def _text(loaded, analysis, measure: str) -> str:
+    from densegui.core.reuse_run import agreement_lines, context_lines, noise_summary
+
     blocks = analysis.measures[measure]
     lines = [f"Checkpoint: {loaded.describe()}"]
     others = [c for c in loaded.candidates if c != loaded.candidate]
     if others:
         lines.append(f"Show another with --candidate NAME ({', '.join(others)}).")
     lines.append(f"Cell = {MEASURE_LABELS[measure]} ('.' = no connection, '~' after a value = within the noise floor).")
-    if analysis.data is not None:
-        lines.append(f"Data: {analysis.data['description']}.")
-    if analysis.baseline is not None:
-        base = analysis.baseline
-        lines.append(f"Uncut: held-out loss {base['loss']:.4f}, accuracy {base['accuracy']:.2%} ({base['images']} images).")
+    lines += context_lines(analysis)
     for b in blocks:
         lines.append("")
         lines.append(f"Block {b.block}: rows = sources (in, 1..{len(b.sources) - 1}), "
                      f"columns = targets (1..{len(b.targets) - 1}, {b.targets[-1]})")
-        lines.append(_noise_line(b))
+        lines.append(noise_summary(b))
         short = ["T" if t.startswith("transition") else "C" if t == "classifier" else t.split()[-1] for t in b.targets]
         lines.append("      " + "".join(f"{s:>10}" for s in short))
         flags = b.within_noise
@@ -188,11 +167,8 @@ def _text(loaded, analysis, measure: str) -> str:
                     cells.append(f"{v:9.4f}{mark}" if measure != "ablation" else f"{v:+9.4f}{mark}")
             lines.append(f"{label:>6}" + "".join(cells))
     if analysis.agreement is not None:
-        lines.append("")
-        lines.append("Rank agreement with ablation (Spearman ρ over each block's connections):")
-        for a in analysis.agreement:
-            lines.append(f"  block {a['block']}: " + ", ".join(
-                f"{name} {'n/a' if rho is None else f'{rho:+.2f}'}" for name, rho in a["spearman"].items()))
+        heading, *per_block = agreement_lines(analysis.agreement)
+        lines += ["", heading] + [f"  {line}" for line in per_block]
     if analysis.prune is not None:
         curve = analysis.prune
         lines.append("")

@@ -120,9 +120,14 @@ class BlockReuse:
         return out
 
 
+def vector_json(values: Any) -> list[float | None]:
+    """Floats, ``None`` for NaN (no connection, or nothing measured)."""
+    return [None if math.isnan(v) else float(v) for v in values]
+
+
 def matrix_json(matrix: np.ndarray) -> list[list[float | None]]:
     """Rows of floats, ``None`` for NaN (no connection)."""
-    return [[None if math.isnan(v) else float(v) for v in row] for row in matrix.tolist()]
+    return [vector_json(row) for row in matrix.tolist()]
 
 
 def target_weight_keys(config: DenseNetConfig, block: int) -> list[str]:
@@ -160,17 +165,6 @@ def block_layout(config: DenseNetConfig, block: int) -> tuple[list[str], list[st
     return sources, targets, ranges
 
 
-def source_means(per_channel: np.ndarray, ranges: list[tuple[int, int]], key: str) -> np.ndarray:
-    """The mean of ``per_channel`` over each source's channels (the first ``len`` sources that fit)."""
-    import numpy as np
-
-    n = next((i for i, (_, end) in enumerate(ranges) if end == per_channel.size), None)
-    if n is None:
-        expected = ", ".join(str(end) for _, end in ranges)
-        raise DenseguiError(f"tensor {key!r} takes {per_channel.size} input channels, expected one of {expected}.")
-    return np.array([per_channel[start:end].mean() for start, end in ranges[:n + 1]], dtype=np.float64)
-
-
 def block_reuse(state_dict: Mapping[str, torch.Tensor], config: DenseNetConfig, block: int,
                 per_channel: Any = None, measure: str = DEFAULT_MEASURE) -> BlockReuse:
     """The reuse matrix of dense block ``block`` (1-based).
@@ -190,12 +184,11 @@ def block_reuse(state_dict: Mapping[str, torch.Tensor], config: DenseNetConfig, 
         values = per_channel(state_dict, key)
         if values is None:
             continue
-        # layer t+1 sees the input and layers 1..t; the last target sees all
-        expected = ranges[t][1] if t < len(targets) - 1 else ranges[-1][1]
+        # target t (layer t+1, or the transition/classifier at t = depth) sees sources 0..t
+        expected = ranges[t][1]
         if values.size != expected:
             raise DenseguiError(f"tensor {key!r} takes {values.size} input channels, expected {expected}.")
-        means = source_means(values, ranges, key)
-        matrix[:means.size, t] = means
+        matrix[:t + 1, t] = [values[start:end].mean() for start, end in ranges[:t + 1]]
     return BlockReuse(block, sources, targets, matrix, ranges, measure=measure)
 
 

@@ -168,6 +168,23 @@ class Walk:
             return layers[t].conv1
         return self.transitions[b - 1].conv if b < self.config.num_blocks else self.model.classifier
 
+    def norm(self, target: Target) -> nn.BatchNorm2d:
+        """The BatchNorm that normalises ``target``'s input."""
+        b, t = target
+        layers = list(self.blocks[b - 1].values())
+        if t < len(layers):
+            return layers[t].norm1
+        return self.transitions[b - 1].norm if b < self.config.num_blocks else self.norm5
+
+    def piece(self, target: Target, a: Tensor, start: int, end: int) -> Tensor:
+        """The contribution of input channels [start, end) (``a`` holds just those) to ``target``'s
+        first op, without its bias: that op is the sum of its sources' pieces (and the bias)."""
+        module = self.module(target)
+        w = module.weight[:, start:end]
+        if isinstance(module, nn.Linear):
+            return a @ w.T
+        return F.conv2d(a, w, None, module.stride, module.padding, module.dilation, module.groups)
+
     def sources(self, target: Target) -> list[tuple[int, int]]:
         b, t = target
         return self.ranges[b - 1][:t + 1]
@@ -237,17 +254,22 @@ def require_whole_network(config: DenseNetConfig, state_dict: Mapping[str, Tenso
                             "the weight measures still work.")
 
 
-def _build(config: DenseNetConfig, state_dict: Mapping[str, Tensor] | None, seed: int | None = None) -> nn.Module:
-    """The eval-mode network of ``state_dict`` (all of it), or an untrained one of ``seed``."""
+def _build(config: DenseNetConfig, state_dict: Mapping[str, Tensor]) -> nn.Module:
+    """The eval-mode network of ``state_dict`` (all of it)."""
     from densegui.core.model import build_model
 
-    if seed is not None:
-        torch.manual_seed(seed)
+    require_whole_network(config, state_dict)
     model = build_model(config.replace(drop_rate=0.0, memory_efficient=False))
-    if state_dict is not None:
-        require_whole_network(config, state_dict)
-        model.load_state_dict(state_dict, strict=False)
+    model.load_state_dict(state_dict, strict=False)
     return model.to(memory_format=torch.channels_last).eval()
+
+
+def network(config: DenseNetConfig, state_dict: Mapping[str, Tensor], cancel: Cancel = None) -> Walk:
+    """The :class:`Walk` of ``state_dict``'s network, checking ``cancel`` before every dense layer.
+    The data measures take one (``walk=``) so that a run of several builds the network once."""
+    walk = Walk(_build(config, state_dict))
+    walk.cancel = cancel
+    return walk
 
 
 def _check(cancel: Cancel) -> None:
@@ -287,12 +309,11 @@ def activation_values(walk: Walk, data: EvalData, cancel: Cancel = None,
         # One conv per source, summed in place into the target's output. (Measured here: 2.3–3.2× a
         # plain forward pass. A grouped conv over the layers' sources was 3.7–5.6×, one batched matmul
         # over unfolded patches 5–15×: narrow convs are what oneDNN runs slowest.)
-        w = module.weight
         linear = isinstance(module, nn.Linear)
         n = a.shape[0]
         out, per_image = None, []
         for s, e in walk.sources(target):
-            piece = a[:, s:e] @ w[:, s:e].T if linear else _apply_first(module, a[:, s:e], w[:, s:e])
+            piece = walk.piece(target, a[:, s:e], s, e)
             per_image.append(piece.abs().reshape(n, -1).mean(1).double())  # (float32 sums of ≤ 10⁴ terms)
             out = piece if out is None else out.add_(piece)
         stacked = torch.stack(per_image)  # [sources, images]
@@ -317,10 +338,9 @@ def activation_values(walk: Walk, data: EvalData, cancel: Cancel = None,
 
 
 def activation_blocks(config: DenseNetConfig, state_dict: Mapping[str, Tensor], data: EvalData,
-                      cancel: Cancel = None, progress: Progress = None) -> list[BlockReuse]:
+                      cancel: Cancel = None, progress: Progress = None, *, walk: Walk | None = None) -> list[BlockReuse]:
     """The activation measure of every block, with its standard error as the noise floor."""
-    walk = Walk(_build(config, state_dict))
-    walk.cancel = cancel
+    walk = walk or network(config, state_dict, cancel)
     means, errors = activation_values(walk, data, cancel, progress)
     blocks = _blocks_from(config, means, "activation")
     for b, se in zip(blocks, _blocks_from(config, errors, "activation")):
@@ -366,10 +386,9 @@ def _losses(logits: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
     return F.cross_entropy(logits, y, reduction="none").double(), (logits.argmax(1) == y).double()
 
 
-def connections(walk: Walk, only: Sequence[Target] | None = None) -> list[tuple[Target, int]]:
+def connections(walk: Walk) -> list[tuple[Target, int]]:
     """Every (target, source index) pair, in block, target, source order."""
-    targets = walk.targets() if only is None else list(only)
-    return [(t, s) for t in targets for s in range(len(walk.sources(t)))]
+    return [(t, s) for t in walk.targets() for s in range(len(walk.sources(t)))]
 
 
 def _bn_relu(norm: nn.BatchNorm2d, x: Tensor, start: int, end: int) -> Tensor:
@@ -400,27 +419,16 @@ class _Cutter:
         self.logits = walk.forward(x, record, keep)
         self.feats, self.pooled = keep[:-1], keep[-1]
 
-    def _conv(self, target: Target, a: Tensor, start: int, end: int) -> Tensor:
-        module = self.walk.module(target)
-        if isinstance(module, nn.Linear):
-            return a @ module.weight[:, start:end].T
-        return F.conv2d(a, module.weight[:, start:end], None, module.stride, module.padding)
-
-    def _norm(self, target: Target) -> nn.BatchNorm2d:
-        b, t = target
-        layers = list(self.walk.blocks[b - 1].values())
-        return layers[t].norm1 if t < len(layers) else self.walk.transitions[b - 1].norm
-
     def logits_without(self, target: Target, source: int) -> Tensor:
         walk, (b, t) = self.walk, target
         depth = self.config.block_depths[b - 1]
         start, end = walk.sources(target)[source]
         last_block = b == self.config.num_blocks
         if last_block and t == depth:  # the classifier: its input stays
-            return self.logits - self._conv(target, self.pooled[:, start:end], start, end)
+            return self.logits - walk.piece(target, self.pooled[:, start:end], start, end)
         feats = self.feats[b - 1]
         if t == depth:  # a transition
-            cut = self.firsts[target] - self._conv(target, _bn_relu(self._norm(target), feats[source], start, end),
+            cut = self.firsts[target] - walk.piece(target, _bn_relu(walk.norm(target), feats[source], start, end),
                                                    start, end)
             return walk.after_transition(b, cut)
         layers = list(walk.blocks[b - 1].values())
@@ -430,31 +438,32 @@ class _Cutter:
             layer = layers[j]
             return layer.conv2(layer.relu2(layer.norm2(first))) if layer.bottleneck else first
 
-        first = self.firsts[target] - self._conv(target, _bn_relu(self._norm(target), feats[source], start, end),
+        first = self.firsts[target] - walk.piece(target, _bn_relu(walk.norm(target), feats[source], start, end),
                                                  start, end)
         new = [output(t, first)]  # sources t+1 … : the ones that changed
         lo = ranges[t + 1][0]
         for j in range(t + 1, depth if last_block else depth + 1):  # (the classifier's input is pooled below)
             hi = ranges[j][1]
-            norm = self._norm((b, j))
+            norm = walk.norm((b, j))
             changed = _bn_relu(norm, torch.cat(new, 1), lo, hi) - _bn_relu(norm, torch.cat(feats[t + 1:j + 1], 1), lo, hi)
-            first = self.firsts[(b, j)] + self._conv((b, j), changed, lo, hi)
+            first = self.firsts[(b, j)] + walk.piece((b, j), changed, lo, hi)
             if j < depth:
                 new.append(output(j, first))
         if not last_block:
             return walk.after_transition(b, first)
         pooled = self.pooled.clone()
         norm5 = walk.norm5
-        pooled[:, lo:] = torch.flatten(F.adaptive_avg_pool2d(_bn_relu(norm5, torch.cat(new, 1), lo, norm5.num_features), 1), 1)
+        pooled[:, lo:] = torch.flatten(F.adaptive_avg_pool2d(_bn_relu(norm5, torch.cat(new, 1), lo, norm5.num_features),
+                                                             1), 1)
         return walk.model.classifier(pooled)
 
 
 @torch.no_grad()
 def ablation_blocks(config: DenseNetConfig, state_dict: Mapping[str, Tensor], data: EvalData,
-                    cancel: Cancel = None, progress: Progress = None) -> tuple[list[BlockReuse], dict[str, Any]]:
+                    cancel: Cancel = None, progress: Progress = None,
+                    *, walk: Walk | None = None) -> tuple[list[BlockReuse], dict[str, Any]]:
     """Δ loss / Δ accuracy of cutting each connection, with standard errors; and the clean baseline."""
-    walk = Walk(_build(config, state_dict))
-    walk.cancel = cancel
+    walk = walk or network(config, state_dict, cancel)
     cuts = connections(walk)
     stats = {c: np.zeros(4) for c in cuts}  # Σd, Σd², Σdacc, Σdacc²
     base = np.zeros(2)  # Σ loss, Σ correct
@@ -537,12 +546,11 @@ def evaluate_removed(walk: Walk, data: EvalData, removed: Mapping[Target, Sequen
 def prune_curve(config: DenseNetConfig, state_dict: Mapping[str, Tensor], data: EvalData,
                 measures: Mapping[str, list[BlockReuse]], fractions: Sequence[float] = PRUNE_FRACTIONS,
                 random_orders: int = RANDOM_ORDERS, cancel: Cancel = None,
-                progress: Progress = None) -> dict[str, Any]:
+                progress: Progress = None, *, walk: Walk | None = None) -> dict[str, Any]:
     """Held-out accuracy after removing the weakest connections by each measure (and at random)."""
     from densegui.core.arch import layer_table
 
-    walk = Walk(_build(config, state_dict))
-    walk.cancel = cancel
+    walk = walk or network(config, state_dict, cancel)
     cells = connections(walk)
     cost = {}
     for target, s in cells:

@@ -34,12 +34,12 @@ from typing import TYPE_CHECKING, Any
 from densegui.core.config import DenseNetConfig
 from densegui.core.errors import DenseguiError
 from densegui.core.reuse import (
-    DATA_MEASURES,
     MEASURES,
     BlockReuse,
     _channel_means,
     block_reuse,
     target_weight_keys,
+    vector_json,
 )
 from densegui.core.statedict import as_numpy
 
@@ -169,8 +169,7 @@ def within_ratio(matrix: np.ndarray, ratios: np.ndarray) -> np.ndarray:
     return flags
 
 
-def ratio_noise(blocks: list[BlockReuse], untrained: Sequence[list[BlockReuse]], seeds: Sequence[int],
-                what: str) -> None:
+def ratio_noise(blocks: list[BlockReuse], untrained: Sequence[list[BlockReuse]], seeds: Sequence[int]) -> None:
     """Attach the untrained-spread noise floor to ``blocks`` (in place)."""
     import numpy as np
 
@@ -186,13 +185,13 @@ def ratio_noise(blocks: list[BlockReuse], untrained: Sequence[list[BlockReuse]],
         connected = ~np.isnan(b.matrix)
         b.noise = {
             "kind": "untrained-spread",
-            "description": (f"largest max/min ratio of each target column on untrained {what} of the same "
+            "description": (f"largest max/min ratio of each target column on untrained weights of the same "
                             f"architecture ({len(seeds)} seeds of the trainer's initialisation); a cell is "
                             "within noise when it is within that ratio of its column's median"),
             "seeds": list(seeds),
-            "column_ratio": [None if math.isnan(v) else float(v) for v in floor],
+            "column_ratio": vector_json(floor),
             "ratio": _nanmax(floor),
-            "trained_column_ratio": [None if math.isnan(v) else float(v) for v in trained],
+            "trained_column_ratio": vector_json(trained),
             "trained_ratio": _nanmax(trained),
             "cells_within_noise": int((b.within_noise & connected).sum()),
             "cells": int(connected.sum()),
@@ -225,12 +224,8 @@ def weight_measure_with_noise(state_dict: Mapping[str, Any], config: DenseNetCon
     """A weight measure of every block with its untrained-spread noise floor attached."""
     blocks = weight_measure(state_dict, config, measure)
     untrained = [untrained_weight_blocks(config, measure, s) for s in seeds]
-    ratio_noise(blocks, untrained, seeds, "weights")
+    ratio_noise(blocks, untrained, seeds)
     return blocks
-
-
-def is_data_measure(measure: str) -> bool:
-    return check_measure(measure) in DATA_MEASURES
 
 
 # ------------------------------------------------------------------ rank agreement

@@ -47,6 +47,48 @@ class ReuseAnalysis:
         return out
 
 
+def context_lines(analysis: ReuseAnalysis) -> list[str]:
+    """What the data measures ran on, and the uncut network's result (for the CLI text and the panel)."""
+    lines = []
+    if analysis.data is not None:
+        lines.append(f"Data: {analysis.data['description']}.")
+    if analysis.baseline is not None:
+        base = analysis.baseline
+        lines.append(f"Uncut: held-out loss {base['loss']:.4f}, accuracy {base['accuracy']:.2%} "
+                     f"({base['images']} images).")
+    return lines
+
+
+def noise_summary(block: BlockReuse) -> str:
+    """One line: the block's spread against its noise floor, and how many cells are within it."""
+    floor = block.noise or {}
+    if floor.get("kind") == "standard-error":
+        se = floor.get("median_stderr")
+        if se is None:
+            return "noise floor: none"
+        what, where = ("Δ loss", "of 0") if block.measure == "ablation" else ("a cell", "of their column's median")
+        return (f"noise floor: median standard error of {what} {se:.3g} over {floor['images']} images; "
+                f"{floor['cells_within_noise']} of {floor['cells']} cells within 2 SE {where}")
+    if not floor.get("seeds"):
+        return "noise floor: not measured (no untrained nets: --noise-seeds 0)"
+    ratio, trained = floor.get("ratio"), floor.get("trained_ratio")
+    if ratio is None or trained is None:
+        return "noise floor: none (no column with two sources)"
+    verdict = "within noise" if trained <= ratio else "beyond noise"
+    return (f"columns vary up to ×{trained:.3g} (max/min); untrained nets of this architecture ×{ratio:.3g} "
+            f"({verdict}); {floor['cells_within_noise']} of {floor['cells']} cells within noise of their column's "
+            "median")
+
+
+def agreement_lines(agreement: list[dict[str, Any]]) -> list[str]:
+    """Spearman's ρ of each measure with ablation, a heading and a line per block."""
+    lines = ["Rank agreement with ablation (Spearman ρ over each block's connections):"]
+    for a in agreement:
+        rhos = ", ".join(f"{name} {'n/a' if rho is None else f'{rho:+.2f}'}" for name, rho in a["spearman"].items())
+        lines.append(f"block {a['block']}: {rhos}")
+    return lines
+
+
 def analyse(loaded, measures: Sequence[str] = ("weights",), *, data: str | None = None,
             max_images: int | None = None, noise_seeds: int = NOISE_SEEDS, prune: bool = False,
             cancel: Callable[[], bool] | None = None,
@@ -62,7 +104,7 @@ def analyse(loaded, measures: Sequence[str] = ("weights",), *, data: str | None 
     config, state = loaded.config, loaded.state_dict
     result = ReuseAnalysis({})
     needs_data = prune or any(m in DATA_MEASURES for m in names)
-    steps = [m for m in names] + (["prune"] if prune else [])
+    steps = names + (["prune"] if prune else [])
     total = sum(_COST[s] for s in steps) or 1.0
     done = 0.0
 
@@ -72,21 +114,23 @@ def analyse(loaded, measures: Sequence[str] = ("weights",), *, data: str | None 
         start = done
         return lambda f, text: progress((start + f * _COST[step]) / total, text)
 
-    eval_data = None
+    eval_data = walk = None
     if needs_data:
         from densegui.core import reuse_data as rd
 
-        rd.require_whole_network(config, state)
+        rd.require_whole_network(config, state)  # (before the data: a headless file's first problem)
         eval_data = rd.resolve_data(config, loaded.metadata, data, max_images)
         result.data = eval_data.to_dict()
+        walk = rd.network(config, state, cancel)  # built once for every data measure and the curve
     for name in names:
         t0 = time.perf_counter()
         if name in ("weights", "bn-weights"):
             result.measures[name] = weight_measure_with_noise(state, config, name, seeds)
         elif name == "activation":
-            result.measures[name] = rd.activation_blocks(config, state, eval_data, cancel, part(name))
+            result.measures[name] = rd.activation_blocks(config, state, eval_data, cancel, part(name), walk=walk)
         else:
-            result.measures[name], result.baseline = rd.ablation_blocks(config, state, eval_data, cancel, part(name))
+            result.measures[name], result.baseline = rd.ablation_blocks(config, state, eval_data, cancel, part(name),
+                                                                        walk=walk)
         result.seconds[name] = time.perf_counter() - t0
         done += _COST[name]
     if "ablation" in result.measures and len(result.measures) > 1:
@@ -94,7 +138,7 @@ def analyse(loaded, measures: Sequence[str] = ("weights",), *, data: str | None 
     if prune:
         t0 = time.perf_counter()
         result.prune = rd.prune_curve(config, state, eval_data, result.measures, cancel=cancel,
-                                      progress=part("prune"))
+                                      progress=part("prune"), walk=walk)
         result.seconds["prune"] = time.perf_counter() - t0
     if progress is not None:
         progress(1.0, "done")

@@ -348,10 +348,9 @@ class PruneView(pg.PlotWidget):
         """Spearman's ρ of each measure with ablation, a line per block (shown under the plot)."""
         if self.analysis is None or not self.analysis.agreement:
             return ""
-        lines = ["Rank agreement with ablation (Spearman ρ over each block's connections):"]
-        for a in self.analysis.agreement:
-            rhos = ", ".join(f"{n} {'n/a' if r is None else f'{r:+.2f}'}" for n, r in a["spearman"].items())
-            lines.append(f"block {a['block']}: {rhos}")
+        from densegui.core.reuse_run import agreement_lines
+
+        lines = agreement_lines(self.analysis.agreement)
         prune = self.analysis.prune
         if prune is not None and 0.5 in prune["fractions"]:
             i = prune["fractions"].index(0.5)

@@ -352,7 +352,7 @@ class ReusePanel(QWidget):
     def _on_progress(self, payload) -> None:
         fraction, text = payload if isinstance(payload, tuple) else (payload, None)
         self.progress.setValue(int(round(100 * fraction)))
-        if text and self._kind != "load" or (text and self.measure in DATA_MEASURES):
+        if text and (self._kind != "load" or self._inflight_measure in DATA_MEASURES):  # (not a weights load's "done")
             self.progress.setFormat(f"{text} … %p%")
 
     def _opening_a_new_file(self) -> bool:
@@ -458,33 +458,11 @@ class ReusePanel(QWidget):
             self.agreement_label.setText("")
 
     def noise_text(self) -> str:
-        """One line per block: the measure's spread against its noise floor."""
-        lines = []
-        if self.analysis is not None and self.analysis.data is not None:
-            lines.append(f"Data: {self.analysis.data['description']}.")
-        if self.analysis is not None and self.analysis.baseline is not None:
-            base = self.analysis.baseline
-            lines.append(f"Uncut: held-out loss {base['loss']:.4f}, accuracy {base['accuracy']:.2%}.")
-        for b in self.blocks:
-            floor = b.noise or {}
-            if floor.get("kind") == "untrained-spread":
-                ratio, trained = floor.get("ratio"), floor.get("trained_ratio")
-                if not floor.get("seeds"):
-                    lines.append(f"Block {b.block}: noise floor not measured.")
-                    continue
-                if ratio is None or trained is None:
-                    lines.append(f"Block {b.block}: no column with two sources.")
-                    continue
-                verdict = "within noise" if trained <= ratio else "beyond noise"
-                lines.append(f"Block {b.block}: columns vary up to ×{trained:.3g}; untrained nets of this architecture "
-                             f"×{ratio:.3g} ({verdict}); {floor['cells_within_noise']} of {floor['cells']} cells "
-                             "within noise.")
-            elif floor.get("kind") == "standard-error":
-                where = "of 0" if b.measure == "ablation" else "of their column's median"
-                se = floor.get("median_stderr")
-                lines.append(f"Block {b.block}: median standard error {se:.3g} over {floor['images']} images; "
-                             f"{floor['cells_within_noise']} of {floor['cells']} cells within 2 SE {where}.")
-        return "\n".join(lines)
+        """What the data measures ran on, then one line per block: the measure's spread against its noise floor."""
+        from densegui.core.reuse_run import context_lines, noise_summary
+
+        lines = context_lines(self.analysis) if self.analysis is not None else []
+        return "\n".join(lines + [f"Block {b.block}: {noise_summary(b)}." for b in self.blocks])
 
     def _target(self, candidate: str | None = None) -> bool:
         """Point ``_request`` at the file a measure change applies to: the one being opened while a
