@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+from helpers.cli import run
 
 from densegui.cli import main
 from densegui.core import arch
@@ -21,14 +22,6 @@ SMALL = ["--preset", "densenet-bc-100-k12", "--blocks", "2,2,2"]
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
-
-def run(argv, capsys):
-    try:
-        code = main(argv)
-    except SystemExit as exc:  # argparse usage errors
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def run_json(argv, capsys) -> dict:

@@ -8,20 +8,12 @@ import json
 
 import pytest
 
-from densegui.cli import main
 from densegui.core import arch
+from helpers.cli import run
 from helpers.reference import count_params
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-
-def run(argv, capsys):
-    try:
-        code = main(argv)
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_sweep_json_rows_are_exact_and_carry_their_config(capsys):

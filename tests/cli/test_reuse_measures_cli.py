@@ -15,9 +15,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import torch
 import torch.hub
+from helpers.cli import run
 from helpers.corpus import SMALL_BASIC, known_state_dict, to_legacy
 
-from densegui.cli import main
 from densegui.core.checkpoint import save_checkpoint
 from densegui.core.config import DenseNetConfig
 from densegui.core.data import load_digits
@@ -31,14 +31,6 @@ FAST = ["--max-images", "60", "--noise-seeds", "1"]
 TINY = DenseNetConfig(growth_rate=4, block_depths=(3, 2), compression=0.5, bottleneck=False, init_features=6,
                       stem="cifar", in_channels=1, num_classes=10, input_size=8)
 
-
-def run(argv, capsys):
-    try:
-        code = main(argv)
-    except SystemExit as exc:  # argparse usage errors
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def one_line_error(argv, capsys, *phrases: str) -> str:
@@ -290,9 +282,7 @@ def test_pretrained_wrong_hash_keeps_nothing(server, capsys):
 # ------------------------------------------------------------------ no noise floor
 def test_no_noise_seeds_claims_no_cell_within_noise(tmp_path, capsys):
     """``--noise-seeds 0`` measures no untrained net, so there is no floor: no cell of a column with
-    several sources may be called within noise, and the text may not say there is no such column.
-    (Fails today: within_ratio marks every cell of a column whose floor is NaN within noise, so all
-    cells get '~', and the text says "noise floor: none (no column with two sources)".)"""
+    several sources may be called within noise, and the text may not say there is no such column."""
     path = tiny_checkpoint(tmp_path / "tiny.pt")
     code, out, err = run(["reuse", str(path), "--noise-seeds", "0", "--json"], capsys)
     assert code == 0, err
