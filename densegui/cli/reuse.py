@@ -24,6 +24,7 @@ from pathlib import Path
 
 from densegui.core.errors import DenseguiError
 from densegui.core.infer import CHOICE_RULE
+from densegui.core.pretrained import pretrained_names
 from densegui.core.reuse import (
     DATA_MEASURES,
     DEFAULT_CHECKPOINT,
@@ -39,7 +40,7 @@ from densegui.core.reuse import (
 )
 from densegui.core.reuse_measures import NOISE_SEEDS
 
-PRETRAINED_NAMES = ("densenet121", "densenet161", "densenet169", "densenet201")
+PRETRAINED_NAMES = tuple(pretrained_names())
 
 
 def register(sub) -> None:

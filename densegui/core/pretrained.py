@@ -28,13 +28,10 @@ nothing is left in the cache. Temporaries of downloads killed with their process
 
 from __future__ import annotations
 
-import http.client
 import os
 import re
-import socket
 import threading
 import time
-import urllib.error
 import urllib.parse
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -180,12 +177,13 @@ class _Response:
         return self._resp.info()
 
     def read(self, amt: int = -1) -> bytes:
+        import http.client
         if self._cancel is not None and self._cancel():
             raise DownloadCancelled(f"the download of {self._file} was cancelled; nothing was kept.")
         try:
             # read1: whatever has arrived (≤ amt), so cancel is polled as the bytes come in
             data = self._read1(amt) if self._read1 is not None else self._resp.read(amt)
-        except (http.client.IncompleteRead, ConnectionError, TimeoutError, socket.timeout, OSError) as exc:
+        except (http.client.IncompleteRead, OSError) as exc:  # (OSError: connection errors and timeouts too)
             raise self._interrupted(self.received, self.total, exc) from None
         if not data:
             if self.total is not None and self.received < self.total:
@@ -242,9 +240,13 @@ def pretrained_path(name: str, *, progress: Callable[[float, int], None] | None 
     bytes arrive; once true, :class:`DownloadCancelled`. Anything else that fails:
     :class:`PretrainedError`. After either, nothing of this download is left in the cache.
     """
+    import http.client  # (here, not at the top: the window and the CLI parser import this module for its names)
+    import urllib.error
+
+    import torch.hub as hub
+
     w = _weights(name)
     url = download_url(w.name)
-    import torch.hub as hub
 
     dst = Path(hub.get_dir()) / "checkpoints" / w.file
     if dst.is_file():
@@ -263,7 +265,7 @@ def pretrained_path(name: str, *, progress: Callable[[float, int], None] | None 
 
     def interrupted(received: int, total: int | None, exc: BaseException | None) -> PretrainedError:
         of = f" of {human_bytes(total)}" if total is not None else ""
-        if isinstance(exc, (TimeoutError, socket.timeout)):
+        if isinstance(exc, TimeoutError):  # (socket.timeout is TimeoutError)
             why = f"{host} sent nothing for {timeout:g} s"
         elif exc is None or isinstance(exc, http.client.IncompleteRead):
             why = "the server closed the connection"
@@ -286,7 +288,7 @@ def pretrained_path(name: str, *, progress: Callable[[float, int], None] | None 
                 raise PretrainedError(f"could not download {w.file}: cannot read {host} ({why}); "
                                       f"check {ENV_BASE_URL}.") from None
             raise _unreachable(w.file, host, exc.reason, timeout) from None
-        except (TimeoutError, socket.timeout, ConnectionError) as exc:
+        except (TimeoutError, ConnectionError) as exc:
             raise _unreachable(w.file, host, exc, timeout) from None
         return _Response(resp, w.file, w.size_mib, cancel, progress, interrupted)
 
@@ -310,11 +312,13 @@ def pretrained_path(name: str, *, progress: Callable[[float, int], None] | None 
 
 
 def _unreachable(file: str, host: str, reason: Any, timeout: float) -> PretrainedError:
+    import socket
+
     if isinstance(reason, socket.gaierror):
         why = f"cannot resolve {host} (offline?)"
     elif isinstance(reason, ConnectionRefusedError):
         why = f"{host} refused the connection"
-    elif isinstance(reason, (TimeoutError, socket.timeout)):
+    elif isinstance(reason, TimeoutError):
         why = f"{host} did not answer within {timeout:g} s"
     elif isinstance(reason, OSError) and reason.strerror:
         why = f"cannot reach {host} ({reason.strerror})"

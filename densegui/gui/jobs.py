@@ -205,7 +205,6 @@ def measure(configs: list[dict], settings, rounds: int, *, cancel, progress) -> 
                                progress=lambda fraction, text: progress((fraction, text)))
 
 
-
 @job("download_pretrained")
 def download_pretrained(name: str, *, cancel, progress) -> str:
     """The path of torchvision's published ImageNet weights of ``name`` ("densenet121", …) in torch's

@@ -42,6 +42,7 @@ from PySide6.QtWidgets import (
 )
 
 from densegui.core.errors import DenseguiError
+from densegui.core.pretrained import pretrained_names
 from densegui.core.reuse import (
     COLORMAPS,
     DATA_MEASURES,
@@ -64,7 +65,6 @@ from densegui.gui.widgets import FitLabel
 
 CHECKPOINT_FILTER = "Checkpoints (*.pt *.pth *.pkl *.bin *.ckpt *.tar *.safetensors);;All files (*)"
 MAX_RECENT = 8
-PRETRAINED_NAMES = ("densenet121", "densenet161", "densenet169", "densenet201")
 
 
 class ReusePanel(QWidget):
@@ -111,7 +111,7 @@ class ReusePanel(QWidget):
                                           "hub cache (hash-checked)")
         self.pretrained_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         self.pretrained_menu = QMenu(self.pretrained_button)
-        for name in PRETRAINED_NAMES:
+        for name in pretrained_names():
             self.pretrained_menu.addAction(name).triggered.connect(
                 lambda _=False, n=name: self.open_pretrained(n))
         self.pretrained_button.setMenu(self.pretrained_menu)
