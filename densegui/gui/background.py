@@ -261,24 +261,6 @@ class BackgroundProcess:
             except OSError:
                 pass
 
-    @staticmethod
-    def _stop(proc, conn, graceful: bool, timeout: float) -> None:
-        if proc is None:
-            return
-        if graceful:
-            try:
-                conn.send(None)
-            except (OSError, BrokenPipeError, ValueError):
-                pass
-            proc.join(timeout)
-        if proc.is_alive():
-            proc.kill()
-            proc.join(timeout)
-        try:
-            conn.close()
-        except OSError:
-            pass
-
     # --------------------------------------------------------------------- jobs
     def run(self, name: str, *args: Any, cancel: Callable[[], bool] | None = None,
             progress: Callable[[Any], None] | None = None) -> Any:
@@ -360,11 +342,14 @@ class BackgroundProcess:
                     pass
 
     def _discard(self, conn) -> None:
+        """Kill the child whose pipe ``conn`` failed (if it is still the current one) and leave it to
+        :meth:`_reap`."""
         with self._state:
             if self._conn is not conn:
                 return
             proc, self._proc, self._conn = self._proc, None, None
-        self._stop(proc, conn, graceful=False, timeout=2.0)
+            self._dying.append((proc, conn))
+        _kill(proc)
 
 
 class ProcessPool:
