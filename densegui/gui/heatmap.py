@@ -341,8 +341,11 @@ class PruneView(pg.PlotWidget):
                       symbolBrush=colour, symbolPen=None, name=label)
         self.setYRange(0, 100, padding=0.02)
         self.setXRange(0, 90, padding=0.02)
+        # One evaluation per point: its binomial standard error is at most 0.5/√images.
+        se = 50 / math.sqrt(prune["images"]) if prune["images"] else math.nan
         self.setTitle(f"Held-out accuracy as the {prune['connections']} connections are removed "
-                      f"({prune['images']} images)", color="k", size="9pt")
+                      f"({prune['images']} images: each point ± ≤ {se:.1f} points, one standard error)",
+                      color="k", size="9pt")
 
     def agreement_text(self) -> str:
         """Spearman's ρ of each measure with ablation, a line per block (shown under the plot)."""

@@ -247,6 +247,9 @@ def test_pruning_curve_and_agreement_in_the_tab(qtbot, panel, tmp_path):
     assert panel.views.currentWidget() is panel.prune_page
     items = [i for i in panel.prune_view.plotItem.listDataItems() if i.name()]
     assert len(items) == 5
+    # Each point's evaluation noise is in the title: one binomial standard error at most, 0.5/√images.
+    title = panel.prune_view.plotItem.titleLabel.text
+    assert f"± ≤ {50 / prune['images'] ** 0.5:.1f} points" in title and f"{prune['images']} images" in title
     # The random baseline's band (min–max of its orders) is a filled path, not an empty one.
     import pyqtgraph as pg
 
