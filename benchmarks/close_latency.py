@@ -102,7 +102,7 @@ TRIAL = textwrap.dedent("""
         w.close()
         marks["returned"] = clock.nsecsElapsed() / 1e9
 
-    from densegui.core.config import get_preset
+    from densegui.core.arch.registry import get_preset
 
     w.load_preset("densenet264")
     w.train_panel.set_config(get_preset("densenet-40-k12"))  # (densenet264's stem does not fit the digits)

@@ -21,10 +21,10 @@ import time
 T0 = time.perf_counter()
 import torch  # noqa: E402
 
-from densegui.core.config import PRESETS  # noqa: E402
-from densegui.core.model import build_model  # noqa: E402
-from densegui.core.stats import compute_layer_table  # noqa: E402
-from densegui.core.summary import summarize  # noqa: E402
+from densegui.core.arch.densenet.config import PRESETS  # noqa: E402
+from densegui.core.arch.densenet.model import build_model  # noqa: E402
+from densegui.core.arch.densenet.table import compute_layer_table  # noqa: E402
+from densegui.core.analysis.summary import summarize  # noqa: E402
 
 IMPORT_S = time.perf_counter() - T0
 

@@ -33,7 +33,13 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=15)
     args = ap.parse_args()
 
-    from densegui.core import arch, design, resnet, stats
+    from densegui.core.arch import registry as arch
+
+    from densegui.core.analysis import design
+
+    from densegui.core.arch.resnet import config as resnet
+
+    from densegui.core.arch.densenet import table as stats
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python "
           f"{platform.python_version()}, load average {os.getloadavg()[0]:.1f} at start")
@@ -55,7 +61,7 @@ def main() -> int:
     from PySide6.QtCore import QElapsedTimer, QEventLoop, Qt, QTimer
     from PySide6.QtWidgets import QApplication
 
-    from densegui.core.config import DenseNetConfig
+    from densegui.core.arch.densenet.config import DenseNetConfig
     from densegui.gui.design_panel import DesignPanel
     from densegui.gui.tasks import close_shared_pool
 

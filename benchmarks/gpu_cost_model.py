@@ -25,11 +25,13 @@ import os
 import torch
 import torch.utils.benchmark as tb
 
-from densegui.core.config import PRESETS, get_preset
+from densegui.core.arch.densenet.config import PRESETS
+
+from densegui.core.arch.registry import get_preset
 from densegui.core.devices import device_info, resolve_device
-from densegui.core.probe import build_step, run_probe
-from densegui.core.probe_types import ProbeSettings
-from densegui.core.stats import flops_per_iteration
+from densegui.core.probe.run import build_step, run_probe
+from densegui.core.probe.types import ProbeSettings
+from densegui.core.arch.registry import flops_per_iteration
 
 CPU_PRESETS = ("densenet-bc-100-k12", "densenet121")
 

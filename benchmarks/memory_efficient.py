@@ -26,9 +26,9 @@ import sys
 
 import torch
 
-from densegui.core.config import get_preset
+from densegui.core.arch.registry import get_preset
 from densegui.core.devices import device_info, resolve_device
-from densegui.core.stats import layer_table
+from densegui.core.arch.densenet.table import layer_table
 from densegui.core.units import human_bytes
 
 PRESETS = ("densenet-bc-100-k12", "densenet121")

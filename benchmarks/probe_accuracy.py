@@ -2,7 +2,7 @@
 
 For each case, the probe (``run_probe``, breakdown off) and
 ``torch.utils.benchmark.Timer.blocked_autorange`` time *the same callable*
-(``densegui.core.probe.build_step``: one forward pass, or one training step).
+(``densegui.core.probe.run.build_step``: one forward pass, or one training step).
 The two alternate ``--rounds`` times so that drifting machine load hits both
 alike; the table shows the median of each side's medians and their ratio.
 
@@ -23,10 +23,10 @@ import statistics
 import torch
 import torch.utils.benchmark as tb
 
-from densegui.core.config import get_preset
+from densegui.core.arch.registry import get_preset
 from densegui.core.devices import device_info, resolve_device
-from densegui.core.probe import build_step, run_probe
-from densegui.core.probe_types import ProbeSettings
+from densegui.core.probe.run import build_step, run_probe
+from densegui.core.probe.types import ProbeSettings
 
 CPU_CASES = [
     ("densenet-bc-100-k12", "inference", 16),

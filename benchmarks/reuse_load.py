@@ -26,10 +26,10 @@ from pathlib import Path
 
 import torch
 
-from densegui.core.checkpoint import load_checkpoint, save_checkpoint, save_safetensors
-from densegui.core.config import get_preset
-from densegui.core.model import build_model
-from densegui.core.reuse import reuse_matrices
+from densegui.core.weights.checkpoint import load_checkpoint, save_checkpoint, save_safetensors
+from densegui.core.arch.registry import get_preset
+from densegui.core.arch.densenet.model import build_model
+from densegui.core.analysis.reuse import reuse_matrices
 
 
 def legacy(sd):

@@ -28,13 +28,13 @@ import torch
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("DENSEGUI_NO_SETTINGS", "1")
 
-from densegui.core.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
-from densegui.core.config import get_preset  # noqa: E402
-from densegui.core.data import Split  # noqa: E402
-from densegui.core.model import build_model  # noqa: E402
-from densegui.core.reuse import default_checkpoint_path  # noqa: E402
-from densegui.core.reuse_data import EvalData, ablation_blocks, activation_values, network, resolve_data  # noqa: E402
-from densegui.core.reuse_measures import _untrained_weight_blocks, weight_measure_with_noise  # noqa: E402
+from densegui.core.weights.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from densegui.core.arch.registry import get_preset  # noqa: E402
+from densegui.core.train.data import Split  # noqa: E402
+from densegui.core.arch.densenet.model import build_model  # noqa: E402
+from densegui.core.analysis.reuse import default_checkpoint_path  # noqa: E402
+from densegui.core.analysis.reuse_data import EvalData, ablation_blocks, activation_values, network, resolve_data  # noqa: E402
+from densegui.core.analysis.reuse_measures import _untrained_weight_blocks, weight_measure_with_noise  # noqa: E402
 
 import reuse_load  # noqa: E402  (this folder; its machine line)
 

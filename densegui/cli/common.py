@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import argparse
 
-from densegui.core import arch
-from densegui.core.config import DEFAULT_PRESET, STEMS, DenseNetConfig
+from densegui.core.arch import registry as arch
+from densegui.core.arch.densenet.config import DEFAULT_PRESET, STEMS, DenseNetConfig
 from densegui.core.errors import ConfigError
-from densegui.core.resnet import BLOCKS, SHORTCUTS
+from densegui.core.arch.resnet.config import BLOCKS, SHORTCUTS
 
 
 def _ints(example: str):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from densegui.cli.measure import add_measure_args, measured, settings_from_args
-from densegui.core.design import compare_rows
+from densegui.core.analysis.design import compare_rows
 from densegui.core.units import human_bytes
 
 
@@ -32,7 +32,7 @@ def _published(row) -> str:
 def run(args) -> int:
     rows = compare_rows(args.items)
     if args.measure:
-        from densegui.core import arch
+        from densegui.core.arch import registry as arch
 
         configs = [arch.config_from_dict(r["config"]) for r in rows]
         for r, m in zip(rows, measured(configs, settings_from_args(args), args.rounds), strict=True):

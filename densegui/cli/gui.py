@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from densegui.core import arch
-from densegui.core.config import PRESETS, DenseNetConfig, get_preset
+from densegui.core.arch import registry as arch
+from densegui.core.arch.densenet.config import PRESETS, DenseNetConfig
+from densegui.core.arch.registry import get_preset
 from densegui.core.errors import ConfigError
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from densegui.core.devices import PRECISIONS
-from densegui.core.probe_types import MODES, ProbeSettings
+from densegui.core.probe.types import MODES, ProbeSettings
 
 
 def add_measure_args(p) -> None:
@@ -27,7 +27,7 @@ def settings_from_args(args) -> ProbeSettings:
 def measured(configs, settings: ProbeSettings, rounds: int) -> list[dict]:
     import sys
 
-    from densegui.core.design import measure
+    from densegui.core.analysis.design import measure
 
     def progress(fraction: float, text: str) -> None:
         print(f"\r{100 * fraction:5.1f}%  {text[:60]:<60}", end="", file=sys.stderr, flush=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from densegui.core.arch import PRESETS, layer_table
+from densegui.core.arch.registry import PRESETS, layer_table
 
 
 def register(sub) -> None:

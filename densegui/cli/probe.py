@@ -7,7 +7,7 @@ import json
 from densegui.cli.common import add_model_args, config_from_args
 from densegui.core.devices import PRECISIONS, list_devices
 from densegui.core.errors import ConfigError
-from densegui.core.probe_types import MAX_BATCH, MODES, ProbeSettings
+from densegui.core.probe.types import MAX_BATCH, MODES, ProbeSettings
 from densegui.core.units import human_bytes
 
 
@@ -87,7 +87,7 @@ def run(args) -> int:
         raise ConfigError(f"--repeats must be from 1 to 100000, got {args.repeats}.")
     if args.budget is not None and not args.budget > 0:
         raise ConfigError(f"--budget must be a positive number of GiB, got {args.budget}.")
-    from densegui.core.probe import run_probe, sweep  # loads torch: only when a probe runs
+    from densegui.core.probe.run import run_probe, sweep  # loads torch: only when a probe runs
 
     cfg = config_from_args(args)
     settings = ProbeSettings(device=args.device, mode=args.mode, batch_size=args.batch_size,

@@ -23,9 +23,9 @@ import sys
 from pathlib import Path
 
 from densegui.core.errors import DenseguiError
-from densegui.core.infer import CHOICE_RULE
-from densegui.core.pretrained import pretrained_names
-from densegui.core.reuse import (
+from densegui.core.weights.infer import CHOICE_RULE
+from densegui.core.weights.pretrained import pretrained_names
+from densegui.core.analysis.reuse import (
     DATA_MEASURES,
     DEFAULT_CHECKPOINT,
     DEFAULT_COLORMAP,
@@ -38,7 +38,7 @@ from densegui.core.reuse import (
     default_checkpoint_path,
     write_csv,
 )
-from densegui.core.reuse_measures import NOISE_SEEDS
+from densegui.core.analysis.reuse_measures import NOISE_SEEDS
 
 PRETRAINED_NAMES = tuple(pretrained_names())
 
@@ -93,7 +93,7 @@ def checkpoint_path(args) -> Path:
     if args.pretrained:
         if args.checkpoint:
             raise DenseguiError("give a CHECKPOINT or --pretrained, not both.")
-        from densegui.core.pretrained import pretrained_path
+        from densegui.core.weights.pretrained import pretrained_path
 
         report = _Progress(f"downloading {args.pretrained}")
         path = pretrained_path(args.pretrained, progress=lambda f, _received: report(f, ""))
@@ -140,7 +140,7 @@ def reuse_json(loaded, analysis, measure: str) -> dict:
 
 
 def _text(loaded, analysis, measure: str) -> str:
-    from densegui.core.reuse_run import agreement_lines, context_lines, noise_summary
+    from densegui.core.analysis.reuse_run import agreement_lines, context_lines, noise_summary
 
     blocks = analysis.measures[measure]
     lines = [f"Checkpoint: {loaded.describe()}"]
@@ -188,8 +188,8 @@ def _text(loaded, analysis, measure: str) -> str:
 
 
 def run(args) -> int:
-    from densegui.core.checkpoint import load_checkpoint
-    from densegui.core.reuse_run import analyse
+    from densegui.core.weights.checkpoint import load_checkpoint
+    from densegui.core.analysis.reuse_run import analyse
 
     if args.max_images is not None and args.max_images < 2:
         raise DenseguiError("--max-images must be at least 2 (a standard error needs two images).")

@@ -6,8 +6,8 @@ import json
 
 from densegui.cli.common import add_model_args, config_from_args
 from densegui.core.errors import ConfigError
-from densegui.core.arch import layer_table
-from densegui.core.summary import summarize
+from densegui.core.arch.registry import layer_table
+from densegui.core.analysis.summary import summarize
 from densegui.core.units import human_bytes
 
 

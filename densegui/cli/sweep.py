@@ -8,7 +8,7 @@ from pathlib import Path
 
 from densegui.cli.common import add_model_args, config_from_args
 from densegui.cli.measure import add_measure_args, measured, settings_from_args
-from densegui.core.design import ALIASES, FIELDS, parse_vary, sweep_rows
+from densegui.core.analysis.design import ALIASES, FIELDS, parse_vary, sweep_rows
 from densegui.core.errors import DenseguiError
 from densegui.core.units import human_bytes
 
@@ -46,7 +46,7 @@ def run(args) -> int:
     vary = parse_vary(args.vary)
     rows = sweep_rows(cfg, vary)
     if args.measure:
-        from densegui.core import arch
+        from densegui.core.arch import registry as arch
 
         valid = [r for r in rows if r.get("config")]
         configs = [arch.config_from_dict(r["config"]) for r in valid]

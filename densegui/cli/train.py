@@ -21,7 +21,7 @@ from pathlib import Path
 
 from densegui.cli.common import _OVERRIDES, add_model_args, config_from_args
 from densegui.core.errors import DenseguiError
-from densegui.core.train_setup import (DATA_FIELDS, TRAIN_PRECISIONS, RunSettings, TrainError, TrainOptions,
+from densegui.core.train.setup import (DATA_FIELDS, TRAIN_PRECISIONS, RunSettings, TrainError, TrainOptions,
                                        TrainRequest, default_config, run_training, run_worker)
 
 _RECIPE = ("epochs", "batch_size", "lr", "seed")
@@ -106,7 +106,7 @@ def _given(args: argparse.Namespace, names) -> list[str]:
 
 def _check_resume_flags(args: argparse.Namespace):
     """One line naming the first flag that would change the resumed run; else its ResumePlan."""
-    from densegui.core.train import read_resume_plan
+    from densegui.core.train.loop import read_resume_plan
 
     model_flags = _given(args, ["preset", "config", *[k for k in _OVERRIDES if k != "memory_efficient"]])
     if model_flags:

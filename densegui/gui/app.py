@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from densegui.core.config import DenseNetConfig
+from densegui.core.arch.densenet.config import DenseNetConfig
 from densegui.core.errors import DenseguiError
 
 SCREENSHOT_TIMEOUT_S = 120.0

@@ -30,8 +30,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from densegui.core.config import DenseNetConfig
-from densegui.core.stats import LayerTable
+from densegui.core.arch.densenet.config import DenseNetConfig
+from densegui.core.arch.table import LayerTable
 from densegui.core.units import human_bytes
 from densegui.gui.layer_plots import LayerPlots, PlotSpec, Series
 from densegui.gui.panel import PanelMixin

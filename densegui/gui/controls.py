@@ -24,8 +24,9 @@ from PySide6.QtWidgets import (
 )
 from superqt import QLabeledDoubleSlider, QLabeledSlider
 
-from densegui.core import arch
-from densegui.core.config import DEFAULT_PRESET, LIMITS, PRESETS, STEMS, DenseNetConfig, get_preset
+from densegui.core.arch import registry as arch
+from densegui.core.arch.densenet.config import DEFAULT_PRESET, LIMITS, PRESETS, STEMS, DenseNetConfig
+from densegui.core.arch.registry import get_preset
 from densegui.core.errors import ConfigError
 
 CUSTOM = "__custom__"

@@ -29,10 +29,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from densegui.core import arch
-from densegui.core.design import FIELDS, Vary, fields_for, sweep_rows
-from densegui.core.probe_types import ProbeSettings
-from densegui.core.published import DATASETS, published_error
+from densegui.core.arch import registry as arch
+from densegui.core.analysis.design import FIELDS, Vary, fields_for, sweep_rows
+from densegui.core.probe.types import ProbeSettings
+from densegui.core.arch.published import DATASETS, published_error
 from densegui.gui.design_plots import FrontierPlot, SweepPlots, current_value
 from densegui.gui.jobs import PROBE
 from densegui.gui.panel import WhenShown
@@ -279,7 +279,7 @@ class DesignPanel(QWidget):
         self._mark_current()
 
     def vary(self) -> Vary:
-        from densegui.core.design import parse_vary
+        from densegui.core.analysis.design import parse_vary
 
         name = self.field_combo.currentData()
         fmt = (lambda v: str(int(round(v)))) if FIELDS[name].integer else (lambda v: f"{v:g}")

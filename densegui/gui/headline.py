@@ -2,7 +2,7 @@
 
 Four cards with the current configuration's figures and, when a baseline is
 pinned, their deltas. Like the channel plots it only renders a
-:class:`~densegui.core.stats.LayerTable` (``set_table`` / ``set_baseline``);
+:class:`~densegui.core.arch.densenet.table.LayerTable` (``set_table`` / ``set_baseline``);
 nothing is computed here beyond formatting.
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QGridLayout, QVBoxLayout, QWidget
 
-from densegui.core import arch
-from densegui.core.table import LayerTable
+from densegui.core.arch import registry as arch
+from densegui.core.arch.table import LayerTable
 from densegui.core.units import human_bytes
 from densegui.gui.widgets import Card, FitLabel
 

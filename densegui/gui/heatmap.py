@@ -19,7 +19,7 @@ from PySide6.QtGui import QColor, QCursor, QPen
 from PySide6.QtWidgets import QApplication, QGraphicsRectItem, QToolTip, QWidget
 
 from densegui.core.errors import DenseguiError
-from densegui.core.reuse import COLORMAPS, DEFAULT_NORMALISATION, MEASURE_UNITS, NORMALISATIONS, BlockReuse, normalise
+from densegui.core.analysis.reuse import COLORMAPS, DEFAULT_NORMALISATION, MEASURE_UNITS, NORMALISATIONS, BlockReuse, normalise
 from densegui.gui.widgets import save_offscreen_png
 
 
@@ -351,7 +351,7 @@ class PruneView(pg.PlotWidget):
         """Spearman's ρ of each measure with ablation, a line per block (shown under the plot)."""
         if self.analysis is None or not self.analysis.agreement:
             return ""
-        from densegui.core.reuse_run import agreement_lines
+        from densegui.core.analysis.reuse_run import agreement_lines
 
         lines = agreement_lines(self.analysis.agreement)
         prune = self.analysis.prune

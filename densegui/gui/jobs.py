@@ -44,9 +44,11 @@ def warm_up(*, cancel, progress) -> dict:
     import torch
     import torchinfo  # noqa: F401
 
-    import densegui.core.summary  # noqa: F401
-    from densegui.core import arch, model, resnet_model  # noqa: F401
+    import densegui.core.analysis.summary  # noqa: F401
+    from densegui.core.arch import registry as arch
 
+    for family in arch.families().values():
+        family.build  # noqa: B018 - imports the family's model module
     gc.freeze()
     return {"pid": os.getpid(), "torch": torch.__version__}
 
@@ -81,8 +83,8 @@ def summary(config: dict, depth: int, *, cancel, progress):
     """The torchinfo SummaryResult of a configuration of any family; stopped at the next module's forward on cancel."""
     import torch
 
-    from densegui.core.arch import config_from_dict
-    from densegui.core.summary import summarize
+    from densegui.core.arch.registry import config_from_dict
+    from densegui.core.analysis.summary import summarize
     from densegui.gui.background import raise_if_cancelled
 
     def check(_module, _inputs) -> None:
@@ -102,7 +104,7 @@ def _load_cached(path: str, candidate: str | None):
     """load_checkpoint, remembered while the file is unchanged: switching measures re-reads nothing."""
     import os
 
-    from densegui.core.checkpoint import load_checkpoint
+    from densegui.core.weights.checkpoint import load_checkpoint
 
     try:
         st = os.stat(path)
@@ -127,8 +129,8 @@ def load_reuse(path: str, candidate: str | None = None, measure: str = "weights"
     from pathlib import Path
 
     from densegui.core.errors import DenseguiError, user_message
-    from densegui.core.reuse_data import ReuseCancelled
-    from densegui.core.reuse_run import analyse
+    from densegui.core.analysis.reuse_data import ReuseCancelled
+    from densegui.core.analysis.reuse_run import analyse
     from densegui.gui.background import JobCancelled, raise_if_cancelled
 
     name = Path(path).name
@@ -158,8 +160,8 @@ def devices(*, cancel, progress) -> list:
 @job("probe")
 def probe(config: dict, settings, *, cancel, progress):
     """One timing-probe measurement (ProbeResult) of any family's config dict; progress is ``(fraction, text)``."""
-    from densegui.core.arch import config_from_dict
-    from densegui.core.probe import run_probe
+    from densegui.core.arch.registry import config_from_dict
+    from densegui.core.probe.run import run_probe
 
     return run_probe(config_from_dict(config), settings, cancel=cancel,
                      progress=lambda fraction, text: progress((fraction, text)))
@@ -168,8 +170,8 @@ def probe(config: dict, settings, *, cancel, progress):
 @job("sweep")
 def sweep(config: dict, settings, max_batch: int, *, cancel, progress):
     """A batch-size sweep (SweepResult) of any family's config dict; progress is ``(fraction, text)``."""
-    from densegui.core.arch import config_from_dict
-    from densegui.core.probe import sweep as run_sweep
+    from densegui.core.arch.registry import config_from_dict
+    from densegui.core.probe.run import sweep as run_sweep
 
     return run_sweep(config_from_dict(config), settings, max_batch=max_batch, cancel=cancel,
                      progress=lambda fraction, text: progress((fraction, text)))
@@ -179,7 +181,7 @@ def sweep(config: dict, settings, max_batch: int, *, cancel, progress):
 def train(request, *, cancel, progress):
     """A training run (TrainResult). Progress: ``("log", text)`` or ``("progress", Progress)``,
     batch updates at most every TRAIN_PROGRESS_INTERVAL seconds."""
-    from densegui.core.train_setup import run_training
+    from densegui.core.train.setup import run_training
 
     last = [0.0]
 
@@ -198,8 +200,8 @@ def train(request, *, cancel, progress):
 def measure(configs: list[dict], settings, rounds: int, *, cancel, progress) -> list[dict]:
     """Latency, throughput and peak memory of several configurations, probed round-robin
     (core.design.measure); progress is ``(fraction, text)``."""
-    from densegui.core import arch
-    from densegui.core.design import measure as measure_round_robin
+    from densegui.core.arch import registry as arch
+    from densegui.core.analysis.design import measure as measure_round_robin
 
     return measure_round_robin([arch.config_from_dict(c) for c in configs], settings, rounds, cancel=cancel,
                                progress=lambda fraction, text: progress((fraction, text)))
@@ -210,7 +212,7 @@ def download_pretrained(name: str, *, cancel, progress) -> str:
     """The path of torchvision's published ImageNet weights of ``name`` ("densenet121", …) in torch's
     hub cache, downloaded and hash-checked the first time (core.pretrained.pretrained_path); progress
     is ``(fraction, text)``."""
-    from densegui.core.pretrained import DownloadCancelled, pretrained_path
+    from densegui.core.weights.pretrained import DownloadCancelled, pretrained_path
     from densegui.core.units import human_bytes
     from densegui.gui.background import JobCancelled
 

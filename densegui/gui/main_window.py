@@ -41,10 +41,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from densegui.core import arch
-from densegui.core.config import DEFAULT_PRESET, PRESETS, DenseNetConfig, get_preset, preset_of
+from densegui.core.arch import registry as arch
+from densegui.core.arch.densenet.config import DEFAULT_PRESET, PRESETS, DenseNetConfig, preset_of
+from densegui.core.arch.registry import get_preset
 from densegui.core.errors import ConfigError, user_message
-from densegui.core.stats import LayerTable, layer_table
+from densegui.core.arch.densenet.table import layer_table
+from densegui.core.arch.table import LayerTable
 from densegui.gui.controls import ControlsWidget
 from densegui.gui.headline import Headline
 from densegui.gui.icon import app_icon

@@ -6,7 +6,7 @@ methods only:
 * ``Panel(parent=None)`` -- construct cheaply (no heavy work; background
   work only through a TaskRunner);
 * ``set_config(cfg)`` -- called with every new *valid*
-  :class:`~densegui.core.config.DenseNetConfig` the user makes (possibly
+  :class:`~densegui.core.arch.densenet.config.DenseNetConfig` the user makes (possibly
   many per second while a slider is dragged): store it, schedule work through
   the panel's :class:`~densegui.gui.tasks.TaskRunner` if needed, but never
   compute heavily here;
@@ -30,7 +30,7 @@ from PySide6.QtCore import QEvent, QObject
 from PySide6.QtWidgets import QWidget
 
 if TYPE_CHECKING:  # pragma: no cover
-    from densegui.core.config import DenseNetConfig
+    from densegui.core.arch.densenet.config import DenseNetConfig
 
 
 @runtime_checkable

@@ -37,11 +37,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from densegui.core.config import DEFAULT_PRESET, LIMITS, DenseNetConfig, get_preset
+from densegui.core.arch.densenet.config import DEFAULT_PRESET, LIMITS, DenseNetConfig
+
+from densegui.core.arch.registry import get_preset
 from densegui.core.devices import PRECISIONS, cpu_available_memory
 from densegui.core.errors import DenseguiError
-from densegui.core.probe_types import MAX_BATCH, MODES, ProbeSettings
-from densegui.core.stats import estimate_memory
+from densegui.core.probe.types import MAX_BATCH, MODES, ProbeSettings
+from densegui.core.arch.registry import estimate_memory
 from densegui.core.units import human_bytes
 from densegui.gui.jobs import PROBE
 from densegui.gui.panel import WhenShown

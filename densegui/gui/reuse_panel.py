@@ -42,8 +42,8 @@ from PySide6.QtWidgets import (
 )
 
 from densegui.core.errors import DenseguiError
-from densegui.core.pretrained import pretrained_names
-from densegui.core.reuse import (
+from densegui.core.weights.pretrained import pretrained_names
+from densegui.core.analysis.reuse import (
     COLORMAPS,
     DATA_MEASURES,
     DEFAULT_CHECKPOINT,
@@ -459,7 +459,7 @@ class ReusePanel(QWidget):
 
     def noise_text(self) -> str:
         """What the data measures ran on, then one line per block: the measure's spread against its noise floor."""
-        from densegui.core.reuse_run import context_lines, noise_summary
+        from densegui.core.analysis.reuse_run import context_lines, noise_summary
 
         lines = context_lines(self.analysis) if self.analysis is not None else []
         return "\n".join(lines + [f"Block {b.block}: {noise_summary(b)}." for b in self.blocks])
@@ -601,7 +601,7 @@ class ReusePanel(QWidget):
             raise DenseguiError(f"cannot write {str(path)!r}.")
 
     def export_csv(self, folder: str) -> list[Path]:
-        from densegui.core.reuse import write_csv
+        from densegui.core.analysis.reuse import write_csv
 
         return write_csv(self.blocks, folder)
 

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from densegui.core.config import DenseNetConfig
+from densegui.core.arch.densenet.config import DenseNetConfig
 from densegui.gui.jobs import EXPLORE
 from densegui.gui.panel import PanelMixin
 from densegui.gui.tasks import TaskRunner

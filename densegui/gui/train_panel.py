@@ -3,7 +3,7 @@
 The panel trains the explorer's current configuration (``set_config``),
 adapted to the chosen dataset's channels, classes and image size (the
 adaptation is shown before and during the run). Training runs in its own
-background process (job ``train`` → :func:`densegui.core.train_setup.run_training`);
+background process (job ``train`` → :func:`densegui.core.train.setup.run_training`);
 Cancel reaches the core's cancel check, made at every stage (dataset, model,
 optimizer) and between batches, so it lands within about a second.
 Live curves show the running training loss/accuracy (per batch) and the
@@ -40,10 +40,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from densegui.core.checkpoint import remove_stale_temporaries
-from densegui.core.config import DenseNetConfig
+from densegui.core.weights.checkpoint import remove_stale_temporaries
+from densegui.core.arch.densenet.config import DenseNetConfig
 from densegui.core.errors import DenseguiError
-from densegui.core.train_setup import TrainOptions, TrainRequest, adapt_config, dataset_shape, default_config
+from densegui.core.train.setup import TrainOptions, TrainRequest, adapt_config, dataset_shape, default_config
 from densegui.gui.jobs import TRAIN
 from densegui.gui.panel import WhenShown
 from densegui.gui.tasks import TaskRunner

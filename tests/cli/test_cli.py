@@ -11,11 +11,12 @@ import pytest
 from helpers.cli import run
 
 from densegui.cli import main
-from densegui.core import arch
-from densegui.core.config import PRESETS, DenseNetConfig, get_preset
-from densegui.core.published import PUBLISHED
-from densegui.core.resnet import ResNetConfig
-from densegui.core.stats import layer_table
+from densegui.core.arch import registry as arch
+from densegui.core.arch.densenet.config import PRESETS, DenseNetConfig
+from densegui.core.arch.registry import get_preset
+from densegui.core.arch.published import PUBLISHED
+from densegui.core.arch.resnet.config import ResNetConfig
+from densegui.core.arch.densenet.table import layer_table
 
 SMALL = ["--preset", "densenet-bc-100-k12", "--blocks", "2,2,2"]
 
@@ -382,7 +383,7 @@ def test_a_command_may_refuse_a_family(capsys):
 def test_train_help_says_one_default_model(capsys):
     import re
 
-    from densegui.core.train_types import default_config
+    from densegui.core.train.types import default_config
 
     code, out, _ = run(["train", "--help"], capsys)
     text = " ".join(out.split())

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from densegui.core import arch
+from densegui.core.arch import registry as arch
 from helpers.cli import run
 from helpers.reference import count_params
 

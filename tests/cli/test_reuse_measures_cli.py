@@ -18,10 +18,10 @@ import torch.hub
 from helpers.cli import run
 from helpers.corpus import SMALL_BASIC, known_state_dict, to_legacy
 
-from densegui.core.checkpoint import save_checkpoint
-from densegui.core.config import DenseNetConfig
-from densegui.core.data import load_digits
-from densegui.core.reuse import MEASURES
+from densegui.core.weights.checkpoint import save_checkpoint
+from densegui.core.arch.densenet.config import DenseNetConfig
+from densegui.core.train.data import load_digits
+from densegui.core.analysis.reuse import MEASURES
 from densegui.core.resources import resource_path
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -47,7 +47,7 @@ def one_line_error(argv, capsys, *phrases: str) -> str:
 
 def tiny_checkpoint(path, cfg: DenseNetConfig = TINY, dataset: bool = True, seed: int = 0):
     torch.manual_seed(seed)
-    from densegui.core.model import build_model
+    from densegui.core.arch.densenet.model import build_model
 
     sd = build_model(cfg).state_dict()
     metadata = {"dataset": load_digits().to_metadata(), "normalize": {"mean": [0.3], "std": [0.4], "scale": 16.0}}
@@ -220,7 +220,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture()
 def server(monkeypatch, tmp_path):
-    from densegui.core import pretrained
+    from densegui.core.weights import pretrained
 
     name, data = _tiny_file()
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)

@@ -47,12 +47,12 @@ def test_train_run_writes_checkpoint_and_json(tmp_path, capsys):
 
 
 def test_resume_continues_the_stored_run(tmp_path, capsys):
-    from densegui.core.data import load_dataset
-    from densegui.core.train import train
-    from densegui.core.train_setup import TrainCancelled, TrainOptions
+    from densegui.core.train.data import load_dataset
+    from densegui.core.train.loop import train
+    from densegui.core.train.setup import TrainCancelled, TrainOptions
 
     data = load_dataset("digits")
-    from densegui.core.config import DenseNetConfig
+    from densegui.core.arch.densenet.config import DenseNetConfig
 
     cfg = DenseNetConfig(growth_rate=4, block_depths=(1, 1, 1), compression=1.0, bottleneck=False,
                          init_features=8, stem="cifar", in_channels=1, num_classes=10, input_size=8)
@@ -91,7 +91,7 @@ def test_progress_bar_on_a_terminal_is_one_carriage_return_line_per_epoch():
     import io
 
     from densegui.cli.train import _Bar
-    from densegui.core.train_setup import Progress
+    from densegui.core.train.setup import Progress
 
     class Tty(io.StringIO):
         def isatty(self):
@@ -109,7 +109,7 @@ def test_progress_bar_on_a_terminal_is_one_carriage_return_line_per_epoch():
 
 
 def test_process_and_speed_flags_are_refused_in_one_line_before_anything_starts(tmp_path, capsys, monkeypatch):
-    from densegui.core import distributed
+    from densegui.core.train import distributed
 
     def no_launch(*args, **kwargs):
         raise AssertionError("launched")
@@ -135,8 +135,8 @@ def test_process_and_speed_flags_are_refused_in_one_line_before_anything_starts(
 
 
 def test_nproc_goes_through_the_launcher_with_the_whole_request(tmp_path, capsys, monkeypatch):
-    from densegui.core import distributed
-    from densegui.core.train_setup import TrainRequest, TrainResult, default_config
+    from densegui.core.train import distributed
+    from densegui.core.train.setup import TrainRequest, TrainResult, default_config
 
     seen = {}
 

@@ -8,14 +8,14 @@ import sys
 import pytest
 
 TORCH_FREE = [
-    "densegui.core.probe_types",
+    "densegui.core.probe.types",
     "densegui.core.devices",
-    "densegui.core.stats",
-    "densegui.core.table",
-    "densegui.core.resnet",
-    "densegui.core.published",
-    "densegui.core.arch",
-    "densegui.core.summary",
+    "densegui.core.arch.densenet.table",
+    "densegui.core.arch.table",
+    "densegui.core.arch.resnet.config",
+    "densegui.core.arch.published",
+    "densegui.core.arch.registry",
+    "densegui.core.analysis.summary",
 ]
 
 
@@ -29,10 +29,10 @@ def test_module_imports_without_torch(module):
 def test_probe_data_the_gui_needs_works_without_torch():
     code = """
 import pickle, sys
-from densegui.core.config import get_preset
+from densegui.core.arch.registry import get_preset
 from densegui.core.devices import PRECISIONS, DeviceInfo, cpu_available_memory
-from densegui.core.probe_types import MAX_BATCH, MODES, ProbeCancelled, ProbeSettings, SweepPoint, SweepResult
-from densegui.core.stats import estimate_memory
+from densegui.core.probe.types import MAX_BATCH, MODES, ProbeCancelled, ProbeSettings, SweepPoint, SweepResult
+from densegui.core.arch.registry import estimate_memory
 s = ProbeSettings(device="cpu", mode=MODES[1], batch_size=MAX_BATCH, precision=PRECISIONS[0]).validate()
 assert estimate_memory(get_preset("densenet121").validate(), s.batch_size, s.mode) > 0
 assert cpu_available_memory() is None or cpu_available_memory() > 0
@@ -50,9 +50,9 @@ assert 'torch' not in sys.modules, 'torch was imported'
 def test_both_families_plain_data_works_without_torch():
     code = """
 import pickle, sys
-from densegui.core import arch
-from densegui.core.published import published_error
-from densegui.core.summary import SummaryResult, SummaryRow
+from densegui.core.arch import registry as arch
+from densegui.core.arch.published import published_error
+from densegui.core.analysis.summary import SummaryResult, SummaryRow
 for name in arch.preset_names():
     cfg = arch.get_preset(name)
     table = arch.layer_table(cfg)

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from densegui.core.config import get_preset
+from densegui.core.arch.registry import get_preset
 from densegui.core.errors import DenseguiError
-from densegui.core.stats import layer_table
+from densegui.core.arch.densenet.table import layer_table
 from densegui.gui import jobs as app_jobs
 from densegui.gui.background import BackgroundProcess, CancelToken, JobCancelled
 

@@ -10,9 +10,9 @@ import pytest
 from helpers.explorer import TIMEOUT, label
 from helpers.reference import count_params
 
-from densegui.core import arch
-from densegui.core.config import DenseNetConfig
-from densegui.core.published import published_error
+from densegui.core.arch import registry as arch
+from densegui.core.arch.densenet.config import DenseNetConfig
+from densegui.core.arch.published import published_error
 from densegui.gui.design_panel import DesignPanel
 
 TINY = DenseNetConfig(growth_rate=4, block_depths=(2, 2), stem="cifar", num_classes=10, input_size=16)

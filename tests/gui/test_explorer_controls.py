@@ -12,7 +12,9 @@ from helpers.explorer import TIMEOUT, label, wait_summary
 from helpers.reference import count_macs, count_params, final_channels
 from PySide6.QtWidgets import QComboBox, QWidget
 
-from densegui.core.config import PRESETS, get_preset
+from densegui.core.arch.densenet.config import PRESETS
+
+from densegui.core.arch.registry import get_preset
 
 
 def test_structure_and_initial_numbers(qtbot, explorer):

@@ -9,7 +9,7 @@ from helpers.explorer import label, wait_summary
 from helpers.reference import count_params, final_channels
 from PySide6.QtWidgets import QWidget
 
-from densegui.core.config import get_preset
+from densegui.core.arch.registry import get_preset
 
 
 def test_invalid_input_is_explained_and_last_results_stay(qtbot, explorer):

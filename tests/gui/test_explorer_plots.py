@@ -13,8 +13,8 @@ from helpers.reference import count_params
 from PySide6.QtCore import QPoint, QPointF
 from PySide6.QtWidgets import QWidget
 
-from densegui.core.config import get_preset
-from densegui.core.stats import layer_table
+from densegui.core.arch.registry import get_preset
+from densegui.core.arch.densenet.table import layer_table
 
 
 def test_plots_draw_only_the_latest_of_a_burst_of_changes(qtbot, explorer):
@@ -356,8 +356,8 @@ os.environ["QT_QPA_PLATFORM"] = "offscreen"
 os.environ["QT_SCALE_FACTOR"] = "2"
 from PySide6.QtWidgets import QApplication
 app = QApplication([])
-from densegui.core.config import get_preset
-from densegui.core.stats import layer_table
+from densegui.core.arch.registry import get_preset
+from densegui.core.arch.densenet.table import layer_table
 from densegui.gui.channel_panel import ChannelPanel
 panel = ChannelPanel()
 panel.resize(1000, 700)

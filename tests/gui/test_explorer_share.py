@@ -11,7 +11,9 @@ from helpers.reference import count_params
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QComboBox, QWidget
 
-from densegui.core.config import DenseNetConfig, get_preset
+from densegui.core.arch.densenet.config import DenseNetConfig
+
+from densegui.core.arch.registry import get_preset
 from densegui.gui.main_window import MainWindow
 
 

@@ -8,7 +8,7 @@ from helpers.explorer import TIMEOUT, label, wait_summary
 from helpers.reference import count_params
 from PySide6.QtWidgets import QWidget
 
-from densegui.core.config import get_preset
+from densegui.core.arch.registry import get_preset
 from densegui.gui.jobs import EXPLORE
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from densegui.core import arch
+from densegui.core.arch import registry as arch
 from densegui.core.errors import DenseguiError
-from densegui.core.probe_types import ProbeSettings
-from densegui.core.resnet import ResNetConfig
+from densegui.core.probe.types import ProbeSettings
+from densegui.core.arch.resnet.config import ResNetConfig
 from densegui.gui import jobs as app_jobs
 from densegui.gui.background import BackgroundProcess
 

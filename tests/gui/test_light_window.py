@@ -20,7 +20,8 @@ PRELUDE = textwrap.dedent("""
     from PySide6.QtWidgets import QApplication
 
     app = QApplication([])
-    from densegui.core.config import DenseNetConfig, get_preset
+    from densegui.core.arch.densenet.config import DenseNetConfig
+    from densegui.core.arch.registry import get_preset
     from densegui.gui.main_window import MainWindow
     from densegui.gui.tasks import close_shared_pool, shared_pool
 
@@ -79,7 +80,7 @@ CLOSE_EARLY = textwrap.dedent("""
     from PySide6.QtWidgets import QApplication
 
     app = QApplication([])
-    from densegui.core.config import get_preset
+    from densegui.core.arch.registry import get_preset
     from densegui.gui.app import finish_app
     from densegui.gui.main_window import MainWindow
     from densegui.gui.tasks import shared_pool

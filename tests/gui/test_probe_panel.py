@@ -7,8 +7,9 @@ import time
 import pytest
 from PySide6.QtCore import QTimer
 
-import densegui.core.probe as probe_mod
-from densegui.core.config import DenseNetConfig, get_preset
+import densegui.core.probe.run as probe_mod
+from densegui.core.arch.densenet.config import DenseNetConfig
+from densegui.core.arch.registry import get_preset
 from densegui.gui.probe_panel import ProbePanel
 
 TIMEOUT = 60_000
@@ -17,7 +18,7 @@ TINY = DenseNetConfig(growth_rate=4, block_depths=(2, 2), stem="cifar", num_clas
 
 @pytest.fixture
 def panel(qtbot, widget_leak_check, monkeypatch):
-    # Short runs: the panel's settings with fewer repeats (the probe logic itself is tested in tests/core/test_probe.py).
+    # Short runs: the panel's settings with fewer repeats (the probe logic itself is tested in tests/core/probe/test_probe.py).
     orig = ProbePanel.settings
 
     def fast(self):

@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 import torch
 
-from densegui.core.checkpoint import save_checkpoint
-from densegui.core.config import DenseNetConfig
-from densegui.core.data import load_digits
-from densegui.core.model import build_model
-from densegui.core.reuse import default_checkpoint_path
-from densegui.core.train import channel_stats
+from densegui.core.weights.checkpoint import save_checkpoint
+from densegui.core.arch.densenet.config import DenseNetConfig
+from densegui.core.train.data import load_digits
+from densegui.core.arch.densenet.model import build_model
+from densegui.core.analysis.reuse import default_checkpoint_path
+from densegui.core.train.loop import channel_stats
 from densegui.gui.reuse_panel import ReusePanel
 
 TIMEOUT = 60_000

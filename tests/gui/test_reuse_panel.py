@@ -11,7 +11,7 @@ from helpers.corpus import SMALL_BASIC, SMALL_BC, known_state_dict, write_bad, w
 from helpers.reference import naive_matrices
 from PySide6.QtCore import QPointF
 
-from densegui.core.reuse import DEFAULT_CHECKPOINT
+from densegui.core.analysis.reuse import DEFAULT_CHECKPOINT
 from densegui.gui.heatmap import gap_columns
 from densegui.gui.reuse_panel import ReusePanel
 

@@ -58,8 +58,8 @@ def test_a_panel_that_cannot_be_built_says_why_in_its_tab_and_the_others_work(qt
 def test_hidden_tabs_draw_the_newest_configuration_when_shown(qtbot, explorer):
     """The probe's memory estimate and the train tab's label wait while their tabs are hidden (a
     drag then costs them nothing); shown, they describe the newest configuration."""
-    from densegui.core.config import get_preset
-    from densegui.core.stats import estimate_memory
+    from densegui.core.arch.registry import get_preset
+    from densegui.core.arch.registry import estimate_memory
     from densegui.core.units import human_bytes
 
     w = explorer

@@ -112,7 +112,7 @@ def writing_job(folder, *, cancel, progress):
     import os
     from pathlib import Path
 
-    from densegui.core.checkpoint import _create_temporary
+    from densegui.core.weights.checkpoint import _create_temporary
 
     fd, tmp = _create_temporary(Path(folder) / "run.pt")
     os.write(fd, b"half a checkpoint")
@@ -125,7 +125,7 @@ def test_stopping_many_runners_takes_one_grace_kills_the_stuck_and_cleans_their_
     """Issue #25: the closing window's runners are stopped at once (one shared grace, not one each);
     the stuck jobs' processes are killed without waiting for them in the caller; once a killed
     job's process has exited its ``after`` runs (here the train panel's: the temporary goes)."""
-    from densegui.core.checkpoint import remove_stale_temporaries
+    from densegui.core.weights.checkpoint import remove_stale_temporaries
     from densegui.gui.tasks import await_runners, stop_runners
 
     pool = ProcessPool({"spin": spinning_job, "write": writing_job})

@@ -8,7 +8,9 @@ import time
 import pytest
 import torch
 
-from densegui.core.config import DenseNetConfig, get_preset
+from densegui.core.arch.densenet.config import DenseNetConfig
+
+from densegui.core.arch.registry import get_preset
 from densegui.gui.train_panel import TrainPanel
 
 TINY = DenseNetConfig(growth_rate=4, block_depths=(1, 1, 1), compression=1.0, bottleneck=False, init_features=8,

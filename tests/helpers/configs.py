@@ -14,7 +14,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from densegui.core.config import DenseNetConfig
+from densegui.core.arch.densenet.config import DenseNetConfig
 from densegui.core.errors import ConfigError
 
 

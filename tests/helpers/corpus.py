@@ -1,6 +1,6 @@
 """The checkpoint corpus: every supported checkpoint format and every kind of bad input, generated.
 
-Shared by the tests of loading (tests/core/test_checkpoint_corpus.py), writing, inference, the
+Shared by the tests of loading (tests/core/weights/test_checkpoint_corpus.py), writing, inference, the
 reuse metric, ``densegui reuse`` and the reuse panel.
 """
 
@@ -17,9 +17,9 @@ from pathlib import Path
 
 import torch
 
-from densegui.core.checkpoint import save_checkpoint, save_safetensors
-from densegui.core.config import DenseNetConfig
-from densegui.core.model import build_model
+from densegui.core.weights.checkpoint import save_checkpoint, save_safetensors
+from densegui.core.arch.densenet.config import DenseNetConfig
+from densegui.core.arch.densenet.model import build_model
 
 # Small but complete: bottleneck with bn_size 2, θ = 0.5, cifar stem with init ≠ 2k,
 # one input channel, 5 classes, three blocks of different depth.

@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from densegui.core.config import DenseNetConfig
-from densegui.core.model import build_model
+from densegui.core.arch.densenet.config import DenseNetConfig
+from densegui.core.arch.densenet.model import build_model
 
 
 def count_params(cfg: DenseNetConfig) -> int:
@@ -80,7 +80,7 @@ def naive_matrices(sd: dict[str, torch.Tensor]) -> list[np.ndarray]:
 def saved_bytes(cfg, batch: int, device: str = "cpu") -> int:
     """Bytes of the distinct storages autograd saves in one training step of ``cfg`` (either family),
     counted through saved-tensor hooks; parameters and buffers are not counted."""
-    from densegui.core import arch
+    from densegui.core.arch import registry as arch
 
     torch.manual_seed(0)
     model = arch.build_model(cfg, device).train()

@@ -7,7 +7,7 @@ import random
 
 import torch
 
-from densegui.core.resnet import ResNetConfig
+from densegui.core.arch.resnet.config import ResNetConfig
 
 # torchvision.models.resnet: (block, layers) per depth.
 TORCHVISION_LAYOUT = {18: ("basic", [2, 2, 2, 2]), 34: ("basic", [3, 4, 6, 3]), 50: ("bottleneck", [3, 4, 6, 3]),

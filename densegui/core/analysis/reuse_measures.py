@@ -1,0 +1,282 @@
+"""The data-free reuse measures, the noise floor of every measure, and rank agreement.
+
+* ``weights``: the paper's mean |w| (:func:`densegui.core.analysis.reuse.block_reuse`).
+* ``bn-weights``: for each input channel c of a target, |γ_c|/√(var_c+ε) of the BatchNorm that
+  normalises the target's input (a dense layer's ``norm1``, the transition's ``norm``,
+  ``norm5`` before the classifier) times mean over output channels and kernel positions of
+  |W[:, c]|; the cell is the mean over the source's channels. This is the weight the conv gives
+  a unit change of the *normalised-away* input: a BatchNorm that shrinks a source's channels
+  makes that source matter less, whatever |w| says. ε is PyTorch's default, 1e-5 (files do not
+  store it).
+
+**Noise floor of the weight measures.** An untrained net already shows differences between
+sources: each is a mean of finitely many random weights. The floor of a target column is the
+largest max/min ratio that column shows on untrained weights of the same architecture (the
+trainer's initialisation: He-normal convolutions, PyTorch's default for the classifier,
+BatchNorm γ = 1 and running variance 1), over several seeds. A trained cell is *within noise*
+when it differs from its column's median by no more than that ratio (|log(m / median)| ≤
+log(ratio)). A column with a single source has nothing to differ from: within noise. With no
+seeds no floor is measured, and no cell is said to be within it.
+
+The untrained target weights are drawn directly, not by building the module (a densenet121 build
+costs 0.2–0.4 s here, the targets' draws a few ms); ``tests/core/analysis/test_reuse_measures.py`` checks
+their distributions against ``build_model``'s.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from densegui.core.arch.densenet.config import DenseNetConfig
+from densegui.core.errors import DenseguiError
+from densegui.core.analysis.reuse import (
+    MEASURES,
+    BlockReuse,
+    _channel_means,
+    block_reuse,
+    target_weight_keys,
+    vector_json,
+)
+from densegui.core.weights.statedict import as_numpy
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+BN_EPS = 1e-5
+NOISE_SEEDS = 3  # untrained nets per noise floor
+RANDOM_ORDERS = 3  # seeded random pruning orders averaged for the baseline curve
+
+
+def norm_key(config: DenseNetConfig, target_key: str) -> str:
+    """The BatchNorm (key prefix) that normalises the input of the target whose first weight is ``target_key``."""
+    if target_key == "classifier.weight":
+        return "features.norm5"
+    if target_key.endswith(".conv1.weight"):
+        return target_key[: -len(".conv1.weight")] + ".norm1"
+    if target_key.endswith(".conv.weight"):
+        return target_key[: -len(".conv.weight")] + ".norm"
+    raise DenseguiError(f"no BatchNorm is known for {target_key!r}.")
+
+
+def bn_scale(state_dict: Mapping[str, Any], prefix: str) -> np.ndarray | None:
+    """|γ|/√(var+ε) per channel of BatchNorm ``prefix`` (None when the file lacks it)."""
+    import numpy as np
+
+    weight, var = state_dict.get(f"{prefix}.weight"), state_dict.get(f"{prefix}.running_var")
+    if weight is None or var is None:
+        return None
+    gamma = np.abs(as_numpy(weight).astype(np.float64))
+    return gamma / np.sqrt(as_numpy(var).astype(np.float64) + BN_EPS)
+
+
+def _bn_weight_channels(config: DenseNetConfig):
+    def per_channel(state_dict: Mapping[str, Any], key: str) -> np.ndarray | None:
+        scale = bn_scale(state_dict, norm_key(config, key))
+        if scale is None:
+            return None  # (a head without its BatchNorm: that column stays empty)
+        w = _channel_means(state_dict[key])
+        if scale.size != w.size:
+            raise DenseguiError(f"BatchNorm {norm_key(config, key)!r} has {scale.size} channels, "
+                                f"its conv {key!r} takes {w.size}.")
+        return scale * w
+    return per_channel
+
+
+def weight_measure(state_dict: Mapping[str, Any], config: DenseNetConfig, measure: str) -> list[BlockReuse]:
+    """``weights`` or ``bn-weights`` matrices of every block, without noise floors."""
+    if measure == "weights":
+        fn = None
+    elif measure == "bn-weights":
+        fn = _bn_weight_channels(config)
+    else:
+        raise DenseguiError(f"{measure!r} is not a weight measure.")
+    return [block_reuse(state_dict, config, b, fn, measure) for b in range(1, config.num_blocks + 1)]
+
+
+def check_measure(measure: str) -> str:
+    if measure not in MEASURES:
+        raise DenseguiError(f"unknown measure {measure!r}; use one of {', '.join(MEASURES)}.")
+    return measure
+
+
+# ------------------------------------------------------------------ untrained weights
+def untrained_targets(config: DenseNetConfig, seed: int) -> dict[str, torch.Tensor]:
+    """The first weights of every target (and their BatchNorms) as the trainer initialises them.
+
+    He-normal (fan-in, gain √2) convolutions, as ``DenseNet.reset_parameters``; the classifier
+    keeps ``nn.Linear``'s default (kaiming-uniform with a = √5: U(±1/√fan_in)); BatchNorm γ = 1
+    and running variance 1."""
+    import torch
+
+    from densegui.core.arch.registry import expected_shapes
+
+    shapes = expected_shapes(config)
+    g = torch.Generator().manual_seed(seed)
+    out: dict[str, torch.Tensor] = {}
+    for b in range(1, config.num_blocks + 1):
+        for key in target_weight_keys(config, b):
+            shape = tuple(shapes[key])
+            fan_in = math.prod(shape[1:])
+            if key == "classifier.weight":
+                bound = 1.0 / math.sqrt(fan_in)
+                out[key] = torch.empty(shape).uniform_(-bound, bound, generator=g)
+            else:
+                out[key] = torch.empty(shape).normal_(0.0, math.sqrt(2.0 / fan_in), generator=g)
+            norm = norm_key(config, key)
+            out[f"{norm}.weight"] = torch.ones(shape[1])
+            out[f"{norm}.running_var"] = torch.ones(shape[1])
+    return out
+
+
+def column_ratios(matrix: np.ndarray) -> np.ndarray:
+    """max/min of each column's connected cells (NaN for a column with fewer than two)."""
+    import numpy as np
+
+    out = np.full(matrix.shape[1], np.nan)
+    for t in range(matrix.shape[1]):
+        col = matrix[:, t]
+        col = col[~np.isnan(col)]
+        if col.size >= 2 and col.min() > 0:
+            out[t] = col.max() / col.min()
+        elif col.size >= 2:
+            out[t] = math.inf
+    return out
+
+
+def within_ratio(matrix: np.ndarray, ratios: np.ndarray) -> np.ndarray:
+    """True where a cell's value is within ``ratios[t]`` of its column's median (see module doc)."""
+    import numpy as np
+
+    flags = np.zeros(matrix.shape, dtype=bool)
+    for t in range(matrix.shape[1]):
+        col = matrix[:, t]
+        ok = ~np.isnan(col)
+        if ok.sum() < 2:
+            flags[ok, t] = True  # a single source: no difference to judge
+            continue
+        if math.isnan(ratios[t]):
+            continue  # no floor was measured: nothing is claimed to be within it
+        median = float(np.median(col[ok]))
+        if median <= 0:
+            continue
+        with np.errstate(divide="ignore"):
+            flags[ok, t] = np.abs(np.log(col[ok] / median)) <= math.log(ratios[t]) + 1e-12
+    return flags
+
+
+def ratio_noise(blocks: list[BlockReuse], untrained: Sequence[list[BlockReuse]], seeds: Sequence[int]) -> None:
+    """Attach the untrained-spread noise floor to ``blocks`` (in place)."""
+    import numpy as np
+
+    for i, b in enumerate(blocks):
+        per_seed = np.array([column_ratios(u[i].matrix) for u in untrained])
+        floor = np.full(b.matrix.shape[1], np.nan)
+        if per_seed.size:
+            defined = ~np.isnan(per_seed).all(axis=0)
+            floor[defined] = np.nanmax(per_seed[:, defined], axis=0)
+        # (no seeds, no floor: nothing is said to be within it, not even a single-source column)
+        b.within_noise = within_ratio(b.matrix, floor) if len(seeds) else np.zeros(b.matrix.shape, dtype=bool)
+        trained = column_ratios(b.matrix)
+        connected = ~np.isnan(b.matrix)
+        b.noise = {
+            "kind": "untrained-spread",
+            "description": (f"largest max/min ratio of each target column on untrained weights of the same "
+                            f"architecture ({len(seeds)} seeds of the trainer's initialisation); a cell is "
+                            "within noise when it is within that ratio of its column's median"),
+            "seeds": list(seeds),
+            "column_ratio": vector_json(floor),
+            "ratio": _nanmax(floor),
+            "trained_column_ratio": vector_json(trained),
+            "trained_ratio": _nanmax(trained),
+            "cells_within_noise": int((b.within_noise & connected).sum()),
+            "cells": int(connected.sum()),
+        }
+
+
+def _nanmax(values: np.ndarray) -> float | None:
+    import numpy as np
+
+    finite = values[~np.isnan(values)]
+    return float(finite.max()) if finite.size else None
+
+
+@functools.lru_cache(maxsize=32)
+def _untrained_weight_blocks(config_json: str, seed: int) -> dict[str, list[BlockReuse]]:
+    # Both weight measures from one draw: the draw is most of the cost, and switching measure is common.
+    config = DenseNetConfig.from_dict(json.loads(config_json))
+    state = untrained_targets(config, seed)
+    return {m: weight_measure(state, config, m) for m in ("weights", "bn-weights")}
+
+
+def untrained_weight_blocks(config: DenseNetConfig, measure: str, seed: int) -> list[BlockReuse]:
+    """A weight measure of an untrained net (cached per architecture: the floor depends on it alone)."""
+    arch = config.replace(drop_rate=0.0, memory_efficient=False)
+    return _untrained_weight_blocks(json.dumps(arch.to_dict(), sort_keys=True), seed)[measure]
+
+
+def weight_measure_with_noise(state_dict: Mapping[str, Any], config: DenseNetConfig, measure: str,
+                              seeds: Sequence[int] = tuple(range(NOISE_SEEDS))) -> list[BlockReuse]:
+    """A weight measure of every block with its untrained-spread noise floor attached."""
+    blocks = weight_measure(state_dict, config, measure)
+    untrained = [untrained_weight_blocks(config, measure, s) for s in seeds]
+    ratio_noise(blocks, untrained, seeds)
+    return blocks
+
+
+# ------------------------------------------------------------------ rank agreement
+def rank(values: np.ndarray) -> np.ndarray:
+    """Ranks 1..n with ties given their average rank (as Spearman's ρ needs)."""
+    import numpy as np
+
+    order = np.argsort(values, kind="mergesort")
+    ranks = np.empty(values.size, dtype=np.float64)
+    sorted_values = values[order]
+    i = 0
+    while i < values.size:
+        j = i
+        while j + 1 < values.size and sorted_values[j + 1] == sorted_values[i]:
+            j += 1
+        ranks[order[i:j + 1]] = (i + j) / 2 + 1
+        i = j + 1
+    return ranks
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float | None:
+    """Spearman's ρ over the cells where both are defined (None with fewer than 3, or a constant side)."""
+    import numpy as np
+
+    a, b = np.asarray(a, dtype=np.float64).ravel(), np.asarray(b, dtype=np.float64).ravel()
+    ok = ~(np.isnan(a) | np.isnan(b))
+    if ok.sum() < 3:
+        return None
+    ra, rb = rank(a[ok]), rank(b[ok])
+    ra, rb = ra - ra.mean(), rb - rb.mean()
+    denom = math.sqrt(float((ra * ra).sum() * (rb * rb).sum()))
+    return None if denom == 0 else float((ra * rb).sum() / denom)
+
+
+def pruning_score(block: BlockReuse) -> np.ndarray:
+    """How a measure orders a block's connections for pruning (low = cut first).
+
+    Ratio measures are judged within each target (value ÷ its column's max: each target loses its
+    least-used inputs first, whatever the target's weight scale); ablation's Δ loss is already
+    comparable across targets."""
+    from densegui.core.analysis.reuse import normalise
+
+    return block.matrix.copy() if block.measure == "ablation" else normalise(block.matrix, "column-max")
+
+
+def agreement(measures: Mapping[str, list[BlockReuse]], reference: list[BlockReuse]) -> list[dict[str, Any]]:
+    """Per block: Spearman's ρ between each measure's pruning score and the reference's (ablation)."""
+    out = []
+    for i, ref in enumerate(reference):
+        score = pruning_score(ref)
+        out.append({"block": ref.block,
+                     "spearman": {name: spearman(pruning_score(blocks[i]), score)
+                                  for name, blocks in measures.items() if name != ref.measure}})
+    return out

@@ -1,0 +1,53 @@
+"""The DenseNet family (Huang et al. 2017; torchvision's layout): config, plan, table, model."""
+
+from __future__ import annotations
+
+from densegui.core.arch import family as F
+from densegui.core.arch.densenet.config import DEFAULT_PRESET, LIMITS, PRESETS, STEMS, DenseNetConfig, preset_of
+from densegui.core.arch.densenet.plan import plan
+from densegui.core.arch.densenet.table import layer_table
+
+_SHARED = (
+    F.Field("stem", "stem", "choice", "imagenet (7×7/2 conv + max pool) or cifar (3×3 conv)", choices=STEMS,
+            sweep=False),
+    F.Field("in_channels", "input channels", "int", "input image channels", *LIMITS["in_channels"]),
+    F.Field("num_classes", "classes", "int", "classifier outputs", *LIMITS["num_classes"], log=True),
+    F.Field("input_size", "input size", "int", "input image side in pixels", *LIMITS["input_size"],
+            run_setting=True, log=True),
+)
+
+FIELDS = (
+    F.Field("growth_rate", "growth rate k", "int", "growth rate k", *LIMITS["growth_rate"], short="-k", metavar="K",
+            log=True),
+    F.Field("block_depths", "block depths", "depths", "layers per dense block, e.g. 6,12,24,16",
+            *LIMITS["block_depth"], flag="blocks", metavar="D1,D2,.."),
+    F.Field("compression", "compression θ", "float", "compression θ in (0, 1] at transitions", 0.0, 1.0,
+            metavar="THETA"),
+    F.Field("bottleneck", "bottleneck (B)", "bool", "1×1 bottleneck conv to bn_size·k channels before each 3×3 conv",
+            sweep=False),
+    F.Field("bn_size", "bottleneck width", "int", "bottleneck width factor", *LIMITS["bn_size"], log=True),
+    F.Field("init_features", "stem channels", "int", "channels out of the stem (default 2k)",
+            *LIMITS["init_features"], optional=True, sweep=False),
+    F.Field("drop_rate", "dropout", "float", "dropout after each dense layer's 3×3 conv", 0.0, 0.99),
+    *_SHARED,
+    F.Field("memory_efficient", "memory-efficient", "bool",
+            "recompute concat+BN+ReLU+first conv in backward (less memory, more time)", run_setting=True,
+            sweep=False),
+)
+
+FAMILY = F.Family(
+    name="densenet", title="DenseNet", config=DenseNetConfig, presets=PRESETS, default_preset=DEFAULT_PRESET,
+    fields=FIELDS, plan=plan, table=layer_table, model="densegui.core.arch.densenet.model:build_model",
+    preset_of=preset_of, unit="block", layer="layer", depths="block_depths",
+    kinds=("stem", "dense convs", "dense BN/ReLU", "concatenation", "transitions", "head"),
+    profile=(
+        (r"features\.(conv0|norm0|relu0|pool0)", "stem"),
+        (r"features\.denseblock\d+(\.denselayer\d+)?", "concatenation"),  # torch.cat of a layer's inputs, dropout
+        (r"features\.denseblock\d+\.denselayer\d+\.conv\d+", "dense convs"),
+        (r"features\.denseblock\d+\.denselayer\d+\.(norm|relu)\d+", "dense BN/ReLU"),
+        (r"features\.transition\d+", "transitions"),
+        (r"features\.norm5|classifier", "head"),
+    ),
+    capabilities=frozenset({F.MEMORY_EFFICIENT, F.REUSE, F.TRAIN, F.WEIGHTS, F.EXPLORE}),
+    color="#1f77b4",
+)

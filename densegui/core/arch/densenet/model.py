@@ -1,0 +1,163 @@
+"""The DenseNet ``nn.Module`` for any valid :class:`DenseNetConfig`.
+
+Module names are torchvision's (``features.conv0``,
+``features.denseblockN.denselayerM.norm1``, ``features.transitionN.conv``,
+``features.norm5``, ``classifier``), so a torchvision DenseNet state_dict
+loads with ``strict=True``. Beyond torchvision this builder expresses basic
+(non-bottleneck) layers, any compression θ and the CIFAR stem.
+
+Dropout follows torchvision: only after the layer's last (3×3) conv.
+A basic layer is ``norm1 → relu1 → conv1`` (3×3); a bottleneck layer adds
+``norm2 → relu2 → conv2`` after a 1×1 ``conv1``.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Mapping
+
+import torch
+import torch.nn.functional as F
+import torch.utils.checkpoint as cp
+from torch import Tensor, nn
+
+from densegui.core.arch.densenet.config import DenseNetConfig
+from densegui.core.arch.layers import as_torch_classes, layers, meta_build
+from densegui.core.weights.statedict import rename_legacy_keys
+
+
+class DenseLayer(nn.Module):
+    def __init__(self, in_channels: int, growth_rate: int, bn_size: int, bottleneck: bool, drop_rate: float,
+                 memory_efficient: bool) -> None:
+        super().__init__()
+        self.bottleneck = bottleneck
+        self.norm1 = layers().BatchNorm2d(in_channels)
+        self.relu1 = nn.ReLU(inplace=True)
+        if bottleneck:
+            inter = bn_size * growth_rate
+            self.conv1 = layers().Conv2d(in_channels, inter, kernel_size=1, stride=1, bias=False)
+            self.norm2 = layers().BatchNorm2d(inter)
+            self.relu2 = nn.ReLU(inplace=True)
+            self.conv2 = layers().Conv2d(inter, growth_rate, kernel_size=3, stride=1, padding=1, bias=False)
+        else:
+            self.conv1 = layers().Conv2d(in_channels, growth_rate, kernel_size=3, stride=1, padding=1, bias=False)
+        self.drop_rate = float(drop_rate)
+        self.memory_efficient = memory_efficient
+
+    concat = staticmethod(torch.cat)  # (a meta-device summary swaps in a shape-only version)
+
+    def first(self, inputs: list[Tensor]) -> Tensor:
+        """concat → BN → ReLU → first conv: the part recomputed in memory-efficient mode."""
+        return self.conv1(self.relu1(self.norm1(self.concat(inputs, 1))))
+
+    def forward(self, inputs: list[Tensor]) -> Tensor:
+        if self.memory_efficient and torch.is_grad_enabled() and any(t.requires_grad for t in inputs):
+            out = cp.checkpoint(lambda *xs: self.first(list(xs)), *inputs, use_reentrant=False)
+        else:
+            out = self.first(inputs)
+        if self.bottleneck:
+            out = self.conv2(self.relu2(self.norm2(out)))
+        if self.drop_rate > 0:
+            out = F.dropout(out, p=self.drop_rate, training=self.training)
+        return out
+
+
+class DenseBlock(nn.ModuleDict):
+    def __init__(self, depth: int, in_channels: int, cfg: DenseNetConfig) -> None:
+        super().__init__()
+        for i in range(depth):
+            self.add_module(
+                f"denselayer{i + 1}",
+                DenseLayer(in_channels + i * cfg.growth_rate, cfg.growth_rate, cfg.bn_size, cfg.bottleneck,
+                           cfg.drop_rate, cfg.memory_efficient),
+            )
+
+    concat = staticmethod(torch.cat)  # (as DenseLayer.concat)
+
+    def forward(self, x: Tensor) -> Tensor:
+        features = [x]
+        for layer in self.values():
+            features.append(layer(features))
+        return self.concat(features, 1)
+
+
+class Transition(nn.Sequential):
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.norm = layers().BatchNorm2d(in_channels)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv = layers().Conv2d(in_channels, out_channels, kernel_size=1, stride=1, bias=False)
+        self.pool = nn.AvgPool2d(kernel_size=2, stride=2)
+
+
+class DenseNet(nn.Module):
+    """A DenseNet built from a validated config (``model.config`` keeps it)."""
+
+    def __init__(self, config: DenseNetConfig) -> None:
+        super().__init__()
+        cfg = config.validate()
+        self.config = cfg
+        init = cfg.num_init_features
+        if cfg.stem == "imagenet":
+            stem = [
+                ("conv0", layers().Conv2d(cfg.in_channels, init, kernel_size=7, stride=2, padding=3, bias=False)),
+                ("norm0", layers().BatchNorm2d(init)),
+                ("relu0", nn.ReLU(inplace=True)),
+                ("pool0", nn.MaxPool2d(kernel_size=3, stride=2, padding=1)),
+            ]
+        else:
+            stem = [("conv0", layers().Conv2d(cfg.in_channels, init, kernel_size=3, stride=1, padding=1, bias=False))]
+        self.features = nn.Sequential(OrderedDict(stem))
+        for i, ((c_in, c_out), depth) in enumerate(zip(cfg.block_channels(), cfg.block_depths)):
+            self.features.add_module(f"denseblock{i + 1}", DenseBlock(depth, c_in, cfg))
+            if i < cfg.num_blocks - 1:
+                self.features.add_module(f"transition{i + 1}", Transition(c_out, cfg.transition_out(c_out)))
+        self.features.add_module("norm5", layers().BatchNorm2d(cfg.final_channels))
+        self.classifier = layers().Linear(cfg.final_channels, cfg.num_classes)
+        # On the meta device there are no values to initialise, and meta
+        # normal_() goes through a slow Python decomposition (≈0.4 s for
+        # densenet264, plus a ≈2 s first-call import of torch._dynamo).
+        if self.classifier.weight.device.type != "meta":
+            self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """torchvision's initialisation: He-normal convs, BN 1/0, linear bias 0."""
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.constant_(m.weight, 1)
+                nn.init.constant_(m.bias, 0)
+            elif isinstance(m, nn.Linear):
+                nn.init.constant_(m.bias, 0)
+
+    def set_memory_efficient(self, enabled: bool) -> None:
+        """Switch every dense layer's recomputation on or off in place."""
+        for m in self.modules():
+            if isinstance(m, DenseLayer):
+                m.memory_efficient = enabled
+        self.config = self.config.replace(memory_efficient=enabled)
+
+    @staticmethod
+    def global_pool(x: Tensor) -> Tensor:  # (a meta-device summary swaps in a shape-only version)
+        return F.adaptive_avg_pool2d(x, (1, 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        features = self.features(x)
+        out = F.relu(features, inplace=True)
+        out = self.global_pool(out)
+        out = torch.flatten(out, 1)
+        return self.classifier(out)
+
+    def load_state_dict(self, state_dict: Mapping[str, Tensor], strict: bool = True, assign: bool = False):
+        """Like ``nn.Module.load_state_dict``, accepting torchvision's legacy key names too."""
+        return super().load_state_dict(rename_legacy_keys(state_dict), strict=strict, assign=assign)
+
+
+def build_model(config: DenseNetConfig, device: torch.device | str | None = None) -> DenseNet:
+    """Build a DenseNet for ``config``; on ``device="meta"`` no memory is allocated."""
+    if device is not None and str(device) == "meta":
+        with meta_build():
+            return as_torch_classes(DenseNet(config))
+    model = DenseNet(config)
+    return model.to(device) if device is not None else model

@@ -1,0 +1,120 @@
+"""The analytic layer table: everything about a DenseNet that follows from its
+configuration alone, with no model built and no forward pass.
+
+One row per stem, dense layer, transition and head, with channels, spatial
+size, parameters, MACs and activation sizes (the row and table types are
+family-neutral, in :mod:`densegui.core.arch.table`; ResNets: :mod:`densegui.core.arch.resnet.config`).
+
+Conventions (shown to users wherever these numbers appear):
+
+* **MACs** are multiply-accumulates of convolutions and the classifier at
+  batch 1 (BatchNorm, ReLU and pooling are not counted). FLOPs ≈ 2 × MACs;
+  ``torch.utils.flop_counter`` reports exactly 2 × this number.
+* **Activation memory of a training step** is the number of bytes of the
+  tensors autograd keeps from the forward pass for the backward pass
+  (float32; parameters and BatchNorm running statistics excluded; BatchNorm's
+  saved mean/inv-std vectors, max-pool indices and dropout masks included; dropout masks are
+  counted as float32, as the CPU keeps them; ``activation_bytes(device="cuda")`` counts the
+  1-byte masks CUDA keeps).
+  *Naive*: every layer materialises its own concatenation and BN output.
+  *Memory-efficient*: concat + BN + ReLU + first conv are recomputed in the
+  backward pass, so only each layer's new features (shared storage) and its
+  bottleneck tensors are kept. ``tests/core/arch/test_stats.py`` checks both numbers
+  byte-for-byte against what autograd really saves.
+
+Parameters and MACs come from the plan (:mod:`densegui.core.arch.densenet.plan`); this module adds
+the saved-activation bytes. It never imports torch.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from densegui.core.arch.densenet.config import DenseNetConfig
+from densegui.core.arch.densenet.plan import plan
+from densegui.core.arch.plan import stride2
+from densegui.core.arch.table import F32, I64, MASK, LayerRow, LayerTable
+
+
+
+def _bn_vectors(channels: int) -> int:
+    return 2 * channels * F32  # save_mean + save_invstd
+
+
+def layer_table(config: DenseNetConfig) -> LayerTable:
+    """The per-layer table of a validated config (validates it first).
+
+    Tables are immutable and cached per configuration: on one slider change the window's
+    headline and the timing probe's memory estimate both ask for the same table.
+    :func:`compute_layer_table` is the uncached computation (benchmarks time that one).
+    """
+    return _cached_layer_table(config)
+
+
+def compute_layer_table(config: DenseNetConfig) -> LayerTable:
+    """:func:`layer_table` without the cache: the plan's units, with their saved-activation bytes."""
+    p = plan(config)
+    cfg = p.config
+    drop = cfg.drop_rate > 0
+    inter = cfg.bn_size * cfg.growth_rate
+    rows: list[LayerRow] = []
+    for u in p.units:
+        hw, hw_out = u.in_size ** 2, u.out_size ** 2
+        if u.kind == "stem":
+            x_bytes = u.in_channels * hw * F32  # the input, saved by conv0
+            if cfg.stem == "imagenet":
+                s1 = stride2(u.in_size, 7, 3)
+                # conv0 keeps x; norm0 keeps conv0's output; relu0 (in place) and pool0 keep norm0's
+                # output; pool0 keeps int64 indices.
+                saved = x_bytes + 2 * u.out_channels * s1 * s1 * F32 + u.out_channels * hw_out * I64
+                fixed = _bn_vectors(u.out_channels)
+            else:
+                saved, fixed = x_bytes, 0
+            rows.append(_row(u, u.out_channels * hw_out, saved, saved, fixed, fixed))
+        elif u.kind == "dense":
+            cin, k = u.in_channels, u.out_channels
+            if cfg.bottleneck:
+                inner = 2 * inter * hw * F32  # conv1 output (kept by norm2) + norm2 output (kept by conv2)
+                naive, efficient = 2 * cin * hw * F32 + inner, inner
+                fixed, fixed_eff = _bn_vectors(cin) + _bn_vectors(inter), _bn_vectors(inter)  # BN1 is recomputed
+            else:
+                naive, efficient = 2 * cin * hw * F32, 0  # the concatenation (norm1) + norm1's output (conv1)
+                fixed, fixed_eff = _bn_vectors(cin), 0
+            mask = k * hw * MASK if drop else 0
+            # Efficient mode keeps the layer's inputs for recomputation: the block input once
+            # (charged to layer 1) and each new feature map that a later layer reads.
+            if u.index == 1:
+                efficient += u.source_channels[0] * hw * F32
+            if u.index < cfg.block_depths[u.block - 1]:
+                efficient += k * hw * F32
+            rows.append(_row(u, k * hw, naive + mask, efficient + mask, fixed, fixed_eff))
+        elif u.kind == "transition":
+            # norm keeps the block's concatenation, conv its BN output, pool the conv output.
+            saved = 2 * u.in_channels * hw * F32 + u.out_channels * hw * F32
+            rows.append(_row(u, u.out_channels * hw_out, saved, saved, _bn_vectors(u.in_channels),
+                             _bn_vectors(u.in_channels)))
+        else:  # head: norm5 → relu → global average pool → classifier
+            c = u.in_channels
+            # block concat (norm5), norm5/relu output (pool), pooled vector (linear)
+            saved = 2 * c * hw * F32 + c * F32
+            rows.append(_row(u, u.out_channels, saved, saved, _bn_vectors(c), _bn_vectors(c)))
+    return LayerTable(cfg, tuple(rows), _inference_live_elements(cfg))
+
+
+def _row(u, out_elements: int, naive: int, efficient: int, fixed: int, fixed_eff: int) -> LayerRow:
+    return LayerRow(u.path, u.kind, u.block, u.index, u.in_channels, u.out_channels, u.out_size, u.params, u.macs,
+                    out_elements, naive, efficient, fixed, fixed_eff, u.weighted_layers)
+
+
+def _inference_live_elements(cfg: DenseNetConfig) -> int:
+    """The largest dense block's live feature maps in inference (its concatenation, the features
+    list it is built from, one layer's BN output and the next layer's input: 4 × the block
+    output), or the stem's conv0 + norm0 outputs if larger; per sample."""
+    sizes = cfg.spatial_sizes()
+    block_out = max(c_end * sizes[i] ** 2 for i, (_, c_end) in enumerate(cfg.block_channels()))
+    s1 = stride2(cfg.input_size, 7, 3)
+    stem = 2 * cfg.num_init_features * s1 * s1 if cfg.stem == "imagenet" else 0
+    return max(4 * block_out, stem)
+
+
+_cached_layer_table = lru_cache(maxsize=64)(compute_layer_table)
