@@ -105,6 +105,15 @@ def unregister(name: str) -> None:
         _presets.pop(preset, None)
 
 
+def reload() -> dict[str, Family]:
+    """Forget every family and load them again (after ``sys.path`` or the installed packages changed)."""
+    global _families
+    _families = None
+    _by_class.clear()
+    _presets.clear()
+    return families()
+
+
 def get_family(name: str) -> Family:
     try:
         return families()[name]
