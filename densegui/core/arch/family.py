@@ -63,11 +63,13 @@ class Preset:
     params: int  # published parameter count: exact for torchvision/timm, else rounded as published
     exact: bool = False
     source: str = ""
-    family: str = "densenet"
+    family: str = ""  # "": the configuration's own family
     # Published results (densegui.core.arch.published); None: looked up by name there.
     published: tuple[Published, ...] | None = None
 
     def __post_init__(self) -> None:
+        if not self.family:
+            object.__setattr__(self, "family", self.config.family)
         if self.published is None:
             object.__setattr__(self, "published", PUBLISHED.get(self.name, ()))
 
@@ -76,7 +78,7 @@ class Preset:
 class Family:
     """One kind of network. Only ``model`` may import torch (it is imported on first use)."""
 
-    name: str  # the "family" of its configurations' JSON ("densenet")
+    name: str  # the "family" of its configurations' JSON and their ``family`` class attribute
     title: str  # "DenseNet"
     config: type  # frozen dataclass: validate(), from_dict(), to_dict(), replace(), label(), describe(), python_snippet()
     presets: Mapping[str, Preset]
@@ -95,8 +97,17 @@ class Family:
     profile: tuple[tuple[str, str], ...] = ()
     capabilities: frozenset[str] = frozenset()
     color: str = "#7f7f7f"  # its points in the design plots
-    # Sweeps beyond its fields: name → (description, log-spaced, function(config, value) → config)
-    sweeps: Mapping[str, tuple[str, bool, Callable[[Any, Any], Any]]] = field(default_factory=dict)
+    # Sweeps beyond its fields, whole numbers: name → (description, log-spaced,
+    # function(config, value) → config[, function(config) → its own value or None])
+    sweeps: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
+    # The design sweeps' axes (densegui.core.analysis.design) to list first, in this order, each with
+    # its words where the field's help does not fit ("": the help); a one-depth axis is keyed
+    # f"{unit}{{i}}" ("block{i}") and "{i}" in its words is the unit's number.
+    sweep_axes: tuple[tuple[str, str], ...] = ()
+    sweep_aliases: Mapping[str, str] = field(default_factory=dict)  # other names of sweep axes ("k")
+    # "package.module:function": model → (module, attribute, op) for the family's own ops that a
+    # meta-device summary makes shape-only (densegui.core.analysis.summary); None: only torch's.
+    shape_only: str | None = None
 
     def __repr__(self) -> str:
         return f"Family({self.name!r})"

@@ -30,7 +30,6 @@ Config = Any  # a configuration of any registered family (its Family.config clas
 
 GROUP = "densegui.families"
 BUILTIN = ("densegui.core.arch.densenet:FAMILY", "densegui.core.arch.resnet:FAMILY")
-DEFAULT_FAMILY = "densenet"  # a config object without "family" and without another family's fields
 
 _families: dict[str, Family] | None = None
 _by_class: dict[type, Family] = {}
@@ -170,8 +169,14 @@ def preset_of(cfg: Config, ignore_run_settings: bool = False) -> str | None:
     return family_of(cfg).preset_of(cfg, ignore_run_settings)
 
 
+def default_family() -> Family:
+    """The first built-in family (DenseNet): a config object without "family" and without another
+    family's fields is one of its, and so is the window's start."""
+    return next(iter(families().values()))
+
+
 def default_config() -> Config:
-    return get_preset(families()[DEFAULT_FAMILY].default_preset)
+    return get_preset(default_family().default_preset)
 
 
 # ----------------------------------------------------------------------------- configurations
@@ -188,7 +193,7 @@ def _family_of_fields(data: dict) -> Family:
         mixed = "; ".join(f"{name}: {', '.join(fields)}" for name, fields in users.items())
         raise ConfigError(f"the configuration mixes fields of different families ({mixed}); "
                           f"say which with \"family\": one of {', '.join(families())}.")
-    return families()[next(iter(users), DEFAULT_FAMILY)]
+    return families()[next(iter(users))] if users else default_family()
 
 
 def config_from_dict(data: Any) -> Config:
