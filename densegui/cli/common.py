@@ -1,14 +1,15 @@
 """Model flags shared by ``summary``, ``probe``, ``train`` and ``sweep``: a preset or config file of
-either family, then field flags; a flag of the other family is refused in one line."""
+any family, then field flags built from the registered families' fields; a flag of another family is
+refused in one line."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 from densegui.core.arch import registry as arch
-from densegui.core.arch.densenet.config import DEFAULT_PRESET, STEMS, DenseNetConfig
+from densegui.core.arch.family import Family, Field
 from densegui.core.errors import ConfigError
-from densegui.core.arch.resnet.config import BLOCKS, SHORTCUTS
 
 
 def _ints(example: str):
@@ -20,81 +21,126 @@ def _ints(example: str):
     return parse
 
 
-_blocks = _ints("6,12,24,16")
+def join_words(words: list[str], last: str = "or") -> str:
+    """"A", "A or B", "A, B or C"."""
+    return f" {last} ".join([", ".join(words[:-1]), words[-1]] if len(words) > 2 else words)
+
+
+def _families() -> list[Family]:
+    return list(arch.families().values())
+
+
+def _attributes(fam: Family) -> frozenset[str]:
+    return frozenset(f.name for f in dataclasses.fields(fam.config))
+
+
+def model_fields() -> dict[str, Field]:
+    """Every family's field by flag dest (the first family's definition of a shared one)."""
+    found: dict[str, Field] = {}
+    for fam in _families():
+        for f in fam.fields:
+            found.setdefault(f.dest, f)
+    return found
+
+
+def shared_fields() -> list[Field]:
+    """The fields several families' configurations have (same name): the "model" flags."""
+    return [f for f in model_fields().values() if sum(f.name in _attributes(fam) for fam in _families()) > 1]
+
+
+def flags_of(fam: Family) -> dict[str, str]:
+    """Flag dest → field of every model flag that applies to ``fam``'s configurations."""
+    attributes = _attributes(fam)
+    return {dest: f.name for dest, f in model_fields().items() if f.name in attributes}
+
+
+def field_flags() -> list[str]:
+    """Every field flag's dest, the "model" group's first (cli/train.py refuses them with --resume)."""
+    shared = [f.dest for f in shared_fields()]
+    return shared + [dest for dest in model_fields() if dest not in shared]
+
+
+def _owners(dest: str) -> list[Family]:
+    return [fam for fam in _families() if any(f.dest == dest for f in fam.fields)]
+
+
+def _role(fam: Family, f: Field) -> str:
+    # Fields of two families do the same job when both are their family's per-unit depths, or when
+    # their help says the same before any parenthesis ("channels out of the stem (…)").
+    return "depths" if f.name == fam.depths else f.help.split(" (", 1)[0]
+
+
+def _hint(f: Field, owner: Family, fam: Family) -> str:
+    """"; use --stages" when ``fam`` has a flag for what ``owner``'s ``f`` sets, else ""."""
+    role = _role(owner, f)
+    same = [g for g in fam.fields if _role(fam, g) == role]
+    return f"; use {same[0].option}" if same else ""
+
+
+def _add(group, f: Field, example: Family) -> None:
+    names = [f.option, *([f.short] if f.short else [])]
+    kw: dict = {"help": f.help}
+    if f.metavar:
+        kw["metavar"] = f.metavar
+    if f.kind == "bool":
+        kw.update(action=argparse.BooleanOptionalAction, default=None)
+    elif f.kind in ("depths", "ints"):
+        value = getattr(example.presets[example.default_preset].config, f.name, None) or (1, 2, 3)
+        kw["type"] = _ints(",".join(map(str, value)))
+    elif f.kind == "choice":
+        kw["choices"] = f.choices
+    else:
+        kw["type"] = float if f.kind == "float" else int
+    group.add_argument(*names, **kw)
 
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:
+    families = _families()
+    default = arch.default_family().default_preset
     g = parser.add_argument_group("model", "start from a preset or a JSON config, then override fields")
     src = g.add_mutually_exclusive_group()
-    src.add_argument("--preset", metavar="NAME",
-                     help=f"a DenseNet or ResNet preset (see `densegui presets`; default {DEFAULT_PRESET})")
+    src.add_argument("--preset", metavar="NAME", help=f"a {join_words([fam.title for fam in families])} preset "
+                                                      f"(see `densegui presets`; default {default})")
     src.add_argument("--config", metavar="FILE.json", help="a configuration file: `summary --json`'s config object, or that whole output")
-    g.add_argument("--stem", choices=STEMS, help="imagenet (7×7/2 conv + max pool) or cifar (3×3 conv)")
-    g.add_argument("--in-channels", type=int, help="input image channels")
-    g.add_argument("--num-classes", type=int, help="classifier outputs")
-    g.add_argument("--input-size", type=int, help="input image side in pixels")
-    g.add_argument("--memory-efficient", action=argparse.BooleanOptionalAction, default=None,
-                   help="DenseNets: recompute concat+BN+ReLU+first conv in backward (less memory, more time)")
-    d = parser.add_argument_group("DenseNet", "fields of a DenseNet configuration")
-    d.add_argument("--growth-rate", "-k", type=int, metavar="K", help="growth rate k")
-    d.add_argument("--blocks", type=_blocks, metavar="D1,D2,..", help="layers per dense block, e.g. 6,12,24,16")
-    d.add_argument("--compression", type=float, metavar="THETA", help="compression θ in (0, 1] at transitions")
-    d.add_argument("--bottleneck", action=argparse.BooleanOptionalAction, default=None,
-                   help="1×1 bottleneck conv to bn_size·k channels before each 3×3 conv")
-    d.add_argument("--bn-size", type=int, help="bottleneck width factor")
-    d.add_argument("--init-features", type=int, help="channels out of the stem (default 2k)")
-    d.add_argument("--drop-rate", type=float, help="dropout after each dense layer's 3×3 conv")
-    r = parser.add_argument_group("ResNet", "fields of a ResNet configuration")
-    r.add_argument("--stages", type=_ints("3,4,6,3"), metavar="D1,D2,..", help="residual blocks per stage, e.g. 3,4,6,3")
-    r.add_argument("--widths", type=_ints("64,128,256,512"), metavar="W1,W2,..",
-                   help="base width per stage (a bottleneck stage outputs 4×), e.g. 64,128,256,512")
-    r.add_argument("--block", choices=BLOCKS, help="basic (two 3×3 convs) or bottleneck (1×1, 3×3, 1×1; expansion 4)")
-    r.add_argument("--shortcut", choices=SHORTCUTS,
-                   help="where the shape changes: B = 1×1 conv + BN projection, A = zero-padded identity")
-    r.add_argument("--stem-width", type=int, help="channels out of the stem (torchvision: 64)")
+    shared = shared_fields()
+    for f in shared:
+        owners = _owners(f.dest)
+        if len(owners) < len(families):  # say which families have it
+            f = dataclasses.replace(f, help=f"{join_words([fam.title + 's' for fam in owners], 'and')}: {f.help}")
+        _add(g, f, owners[0])
+    names = {f.name for f in shared}
+    for fam in families:
+        own = [f for f in fam.fields if f.name not in names]
+        if own:
+            group = parser.add_argument_group(fam.title, f"fields of a {fam.title} configuration")
+            for f in own:
+                _add(group, f, fam)
 
 
-# flag dest → field, per family; SHARED apply to both.
-SHARED = {"stem": "stem", "in_channels": "in_channels", "num_classes": "num_classes", "input_size": "input_size",
-          "memory_efficient": "memory_efficient"}
-DENSENET = {"growth_rate": "growth_rate", "blocks": "block_depths", "compression": "compression",
-            "bottleneck": "bottleneck", "bn_size": "bn_size", "init_features": "init_features", "drop_rate": "drop_rate"}
-RESNET = {"stages": "stage_depths", "widths": "widths", "block": "block", "shortcut": "shortcut",
-          "stem_width": "stem_width"}
-FAMILY_FLAGS = {"densenet": DENSENET, "resnet": RESNET}
-_OVERRIDES = {**SHARED, **DENSENET, **RESNET}  # every field flag (cli/train.py refuses them with --resume)
-_HINTS = {"blocks": "--stages", "init_features": "--stem-width", "stages": "--blocks", "stem_width": "--init-features"}
-
-
-def _flag(dest: str) -> str:
-    return "--" + dest.replace("_", "-")
-
-
-def config_from_args(args: argparse.Namespace, default: DenseNetConfig | None = None,
-                     families: tuple[str, ...] | None = None) -> arch.Config:
-    """The validated configuration the model flags describe: ``--config``, else ``--preset`` (either
+def config_from_args(args: argparse.Namespace, default: arch.Config | None = None,
+                     need: str | None = None) -> arch.Config:
+    """The validated configuration the model flags describe: ``--config``, else ``--preset`` (any
     family), else ``default`` (or the default preset), with the field flags applied on top. A flag
-    of the other family is a ConfigError naming both; so is a family not in ``families`` (None: any)."""
+    of another family is a ConfigError naming both; so is a family without the capability ``need``."""
     if getattr(args, "config", None):
         base = arch.config_from_file(args.config)
-    elif getattr(args, "preset", None) or default is None:
-        base = arch.get_preset(getattr(args, "preset", None) or DEFAULT_PRESET)
+    elif getattr(args, "preset", None):
+        base = arch.get_preset(args.preset)
+    elif default is None:
+        base = arch.default_config()
     else:
         base = default
     family = arch.family_of(base)
-    if families is not None and family not in families:
-        takes = " or ".join(arch.FAMILY_NAMES[f] for f in families)
-        raise ConfigError(f"this command takes a {takes}, but {base.label()} is a {arch.FAMILY_NAMES[family]}.")
-    for other, flags in FAMILY_FLAGS.items():
-        if other == family:
-            continue
-        for dest in flags:
-            if getattr(args, dest, None) is not None:
-                hint = f"; use {_HINTS[dest]}" if dest in _HINTS else ""
-                raise ConfigError(f"{_flag(dest)} is a {arch.FAMILY_NAMES[other]} flag, but this configuration "
-                                  f"is a {arch.FAMILY_NAMES[family]}{hint}.")
-    mapping = {**SHARED, **FAMILY_FLAGS[family]}
-    changes = {field: getattr(args, dest) for dest, field in mapping.items() if getattr(args, dest, None) is not None}
+    if need is not None and not family.can(need):
+        takes = join_words([fam.title for fam in _families() if fam.can(need)])
+        raise ConfigError(f"this command takes a {takes}, but {base.label()} is a {family.title}.")
+    applies = flags_of(family)
+    for dest, f in model_fields().items():
+        if dest not in applies and getattr(args, dest, None) is not None:
+            owners = _owners(dest)
+            raise ConfigError(f"{f.option} is a {join_words([fam.title for fam in owners])} flag, but this "
+                              f"configuration is a {family.title}{_hint(f, owners[0], family)}.")
+    changes = {name: getattr(args, dest) for dest, name in applies.items() if getattr(args, dest, None) is not None}
     try:
         return base.replace(**changes).validate()
     except TypeError as exc:  # pragma: no cover - replace() only gets known fields

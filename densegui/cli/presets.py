@@ -1,24 +1,25 @@
-"""``densegui presets``: the built-in configurations of both families, their sizes and published results."""
+"""``densegui presets``: the built-in configurations of every family, their sizes and published results."""
 
 from __future__ import annotations
 
 import json
 
-from densegui.core.arch.registry import PRESETS, layer_table
+from densegui.cli.common import join_words
+from densegui.core.arch.registry import PRESETS, families, family_of, layer_table
 
 
 def register(sub) -> None:
-    p = sub.add_parser("presets", help="list the built-in DenseNet and ResNet presets")
+    p = sub.add_parser("presets", help=f"list the built-in {join_words([f.title for f in families().values()], 'and')} presets")
     p.add_argument("--json", action="store_true",
                    help="print one JSON object: name → {family, description, params, config, published}")
     p.set_defaults(func=run)
 
 
 def _structure(c) -> tuple[str, str]:
-    """(blocks or stages, the family's other choices) of a configuration."""
-    if c.family == "resnet":
-        return ",".join(map(str, c.stage_depths)), f"{c.block} w={c.widths[0]}.. sc={c.shortcut}"
-    return ",".join(map(str, c.block_depths)), f"k={c.growth_rate} θ={c.compression:g}{' B' if c.bottleneck else ''}"
+    """(the per-unit depths, the family's other choices) of a configuration."""
+    depths = getattr(c, family_of(c).depths)
+    brief = getattr(c, "brief", None)  # optional in the config protocol
+    return ",".join(map(str, depths)), brief() if brief else ""
 
 
 def preset_json(name: str) -> dict:
@@ -38,7 +39,7 @@ def run(args) -> int:
         c = p.config
         t = layer_table(c)
         blocks, details = _structure(c)
-        print(f"{name:<21}{p.family:<10}{t.depth:>4}  {blocks:<14}{details:<24}{c.stem:<10}{t.params:>12,}"
+        print(f"{name:<21}{p.family:<10}{t.depth:>4}  {blocks:<14}{details:<24}{getattr(c, 'stem', '—'):<10}{t.params:>12,}"
               f"{t.macs / 1e9:>8.2f}  {p.description}")
     print("L: conv + linear layers on the main path. GMACs: conv + linear multiply-accumulates, batch 1, at the "
           "preset's input size (FLOPs ≈ 2 × MACs). Published results: `densegui presets --json`.")

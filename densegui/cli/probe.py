@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from densegui.cli.common import add_model_args, config_from_args
+from densegui.cli.common import add_model_args, config_from_args, join_words
+from densegui.core.arch.registry import families
 from densegui.core.devices import PRECISIONS, list_devices
 from densegui.core.errors import ConfigError
 from densegui.core.probe.types import MAX_BATCH, MODES, ProbeSettings
@@ -12,7 +13,8 @@ from densegui.core.units import human_bytes
 
 
 def register(sub) -> None:
-    p = sub.add_parser("probe", help="time a DenseNet or ResNet on a real device: latency, throughput, peak memory, TFLOP/s")
+    p = sub.add_parser("probe", help=f"time a {join_words([f.title for f in families().values()])} on a real device: "
+                                        "latency, throughput, peak memory, TFLOP/s")
     add_model_args(p)
     g = p.add_argument_group("probe")
     g.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")

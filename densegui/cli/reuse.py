@@ -22,9 +22,6 @@ import os
 import sys
 from pathlib import Path
 
-from densegui.core.errors import DenseguiError
-from densegui.core.weights.infer import CHOICE_RULE
-from densegui.core.weights.pretrained import pretrained_names
 from densegui.core.analysis.reuse import (
     DATA_MEASURES,
     DEFAULT_CHECKPOINT,
@@ -39,6 +36,9 @@ from densegui.core.analysis.reuse import (
     write_csv,
 )
 from densegui.core.analysis.reuse_measures import NOISE_SEEDS
+from densegui.core.errors import DenseguiError
+from densegui.core.weights.infer import CHOICE_RULE
+from densegui.core.weights.pretrained import pretrained_names
 
 PRETRAINED_NAMES = tuple(pretrained_names())
 
@@ -188,8 +188,8 @@ def _text(loaded, analysis, measure: str) -> str:
 
 
 def run(args) -> int:
-    from densegui.core.weights.checkpoint import load_checkpoint
     from densegui.core.analysis.reuse_run import analyse
+    from densegui.core.weights.checkpoint import load_checkpoint
 
     if args.max_images is not None and args.max_images < 2:
         raise DenseguiError("--max-images must be at least 2 (a standard error needs two images).")

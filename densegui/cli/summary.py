@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 
-from densegui.cli.common import add_model_args, config_from_args
-from densegui.core.errors import ConfigError
-from densegui.core.arch.registry import layer_table
+from densegui.cli.common import add_model_args, config_from_args, join_words
 from densegui.core.analysis.summary import summarize
+from densegui.core.arch.family import MEMORY_EFFICIENT
+from densegui.core.arch.registry import families, family_of, layer_table, plan
+from densegui.core.errors import ConfigError
 from densegui.core.units import human_bytes
 
 
 def register(sub) -> None:
-    p = sub.add_parser("summary", help="layer table, parameters, MACs and activation memory of a DenseNet or ResNet")
+    p = sub.add_parser("summary", help="layer table, parameters, MACs and activation memory of a "
+                                         f"{join_words([f.title for f in families().values()])}")
     add_model_args(p)
     p.add_argument("--depth", type=int, default=3, help="torchinfo nesting depth to show (default 3)")
     p.add_argument("--batch-size", type=int, default=1, help="batch size for the activation-memory figures (default 1)")
@@ -22,9 +24,9 @@ def register(sub) -> None:
 
 def summary_json(cfg, batch: int = 1) -> dict:
     """The ``summary --json`` object (also used by the GUI's share menu), the same fields for every
-    family; a ResNet has no memory-efficient mode, so its ``memory.efficient_bytes`` is null."""
+    family; one without a memory-efficient mode has a null ``memory.efficient_bytes``."""
     table = layer_table(cfg)
-    efficient = cfg.family == "densenet"
+    efficient = family_of(cfg).can(MEMORY_EFFICIENT)
     return {
         "config": cfg.to_dict(),
         "family": cfg.family,
@@ -32,11 +34,8 @@ def summary_json(cfg, batch: int = 1) -> dict:
         "params": table.params,
         "macs": table.macs,
         "macs_convention": "conv + linear multiply-accumulates, batch 1 (FLOPs ≈ 2 × MACs)",
-        "final_channels": cfg.final_channels,
-        "layers": [
-            {k: v for k, v in r.to_dict().items()}
-            for r in table.rows
-        ],
+        "final_channels": plan(cfg).units[-1].in_channels,  # into the classifier
+        "layers": [r.to_dict() for r in table.rows],
         "memory": {
             "batch_size": batch,
             "naive_bytes": table.activation_bytes(batch, efficient=False),
@@ -63,10 +62,11 @@ def run(args) -> int:
     print(f"MACs:                  {table.macs:,} ({table.macs / 1e9:.3f} G; conv + linear multiply-accumulates, "
           f"batch 1, {cfg.input_size}×{cfg.input_size}; FLOPs ≈ 2 × MACs; torchinfo's Mult-Adds above also "
           f"count BatchNorm scale/shift and the classifier bias)")
-    print(f"Final channels:        {cfg.final_channels}")
-    if cfg.family != "densenet":
+    print(f"Final channels:        {plan(cfg).units[-1].in_channels}")
+    family = family_of(cfg)
+    if not family.can(MEMORY_EFFICIENT):
         print(f"Activation memory:     {human_bytes(naive)} (float32 tensors saved for backward, batch "
-              f"{args.batch_size}; ResNets have no memory-efficient mode)")
+              f"{args.batch_size}; {family.title}s have no memory-efficient mode)")
         return 0
     eff = table.activation_bytes(args.batch_size, efficient=True)
     print(f"Activation memory:     naive {human_bytes(naive)} vs memory-efficient {human_bytes(eff)} "

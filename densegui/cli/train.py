@@ -19,7 +19,8 @@ import sys
 import time
 from pathlib import Path
 
-from densegui.cli.common import _OVERRIDES, add_model_args, config_from_args
+from densegui.cli.common import add_model_args, config_from_args, field_flags
+from densegui.core.arch.family import TRAIN
 from densegui.core.errors import DenseguiError
 from densegui.core.train.setup import (DATA_FIELDS, TRAIN_PRECISIONS, RunSettings, TrainError, TrainOptions,
                                        TrainRequest, default_config, run_training, run_worker)
@@ -108,7 +109,7 @@ def _check_resume_flags(args: argparse.Namespace):
     """One line naming the first flag that would change the resumed run; else its ResumePlan."""
     from densegui.core.train.loop import read_resume_plan
 
-    model_flags = _given(args, ["preset", "config", *[k for k in _OVERRIDES if k != "memory_efficient"]])
+    model_flags = _given(args, ["preset", "config", *[k for k in field_flags() if k != "memory_efficient"]])
     if model_flags:
         flag = model_flags[0].replace("_", "-")
         raise TrainError(f"--{flag} cannot be combined with --resume: the run continues with the "
@@ -168,7 +169,7 @@ def _run(args: argparse.Namespace) -> int:
             seed=args.seed if args.seed is not None else defaults.seed,
             augment=not args.no_augment,
         )
-        request = TrainRequest(config=config_from_args(args, default=default_config(), families=("densenet",)),
+        request = TrainRequest(config=config_from_args(args, default=default_config(), need=TRAIN),
                                dataset=args.dataset or "digits", options=options, out=args.out,
                                device=args.device, threads=args.threads, keep=tuple(_given(args, DATA_FIELDS)),
                                settings=settings, **launch)

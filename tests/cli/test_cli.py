@@ -13,10 +13,10 @@ from helpers.cli import run
 from densegui.cli import main
 from densegui.core.arch import registry as arch
 from densegui.core.arch.densenet.config import PRESETS, DenseNetConfig
-from densegui.core.arch.registry import get_preset
-from densegui.core.arch.published import PUBLISHED
-from densegui.core.arch.resnet.config import ResNetConfig
 from densegui.core.arch.densenet.table import layer_table
+from densegui.core.arch.published import PUBLISHED
+from densegui.core.arch.registry import get_preset
+from densegui.core.arch.resnet.config import ResNetConfig
 
 SMALL = ["--preset", "densenet-bc-100-k12", "--blocks", "2,2,2"]
 
@@ -369,15 +369,44 @@ def test_a_command_may_refuse_a_family(capsys):
     import argparse
 
     from densegui.cli.common import add_model_args, config_from_args
+    from densegui.core.arch.family import TRAIN, WEIGHTS
     from densegui.core.errors import ConfigError
 
     parser = argparse.ArgumentParser()
     add_model_args(parser)
     args = parser.parse_args(["--preset", "resnet20"])
     with pytest.raises(ConfigError, match="takes a DenseNet, but resnet20 is a ResNet"):
-        config_from_args(args, families=("densenet",))
-    assert config_from_args(args, families=("resnet",)) == arch.get_preset("resnet20")
+        config_from_args(args, need=TRAIN)
+    assert config_from_args(args, need=WEIGHTS) == arch.get_preset("resnet20")
 
+
+
+def test_a_family_registered_at_runtime_gets_its_flags(capsys, toy_family):
+    """The model flags come from the families' fields: ToyNet (tests/helpers/toyfamily) gets a group
+    of its own, takes the flags it shares by name, and is refused the others with a hint."""
+    code, out, _ = run(["summary", "--help"], capsys)
+    text = " ".join(out.split())
+    assert code == 0 and "ToyNet: fields of a ToyNet configuration --depths D1,D2,.. conv units per stage" in text
+    assert "a DenseNet, ResNet or ToyNet preset" in text and "DenseNets and ResNets: imagenet" in text
+    code, out, err = run(["summary", "--preset", "toynet-m", "--widths", "4,4,8", "--depths", "1,1,1", "--json"],
+                         capsys)
+    data = json.loads(out)
+    assert code == 0 and err == "" and data["family"] == "toynet"
+    assert data["config"]["widths"] == [4, 4, 8] and data["config"]["depths"] == [1, 1, 1]
+    assert data["params"] == arch.layer_table(toy_family.config(depths=(1, 1, 1), widths=(4, 4, 8))).params
+    assert data["final_channels"] == 8 and data["memory"]["efficient_bytes"] is None
+    for argv, needles in [
+        (["--stages", "1,1"], ["--stages is a ResNet flag, but this configuration is a ToyNet; use --depths."]),
+        (["--init-features", "8"], ["--init-features is a DenseNet flag", "; use --stem-width."]),
+        (["--memory-efficient"], ["--memory-efficient is a DenseNet flag, but this configuration is a ToyNet."]),
+        (["--stem", "cifar"], ["--stem is a DenseNet or ResNet flag"]),
+    ]:
+        assert_one_line_error(*run(["summary", "--preset", "toynet-s", *argv, "--json"], capsys), *needles)
+    assert_one_line_error(*run(["summary", "--preset", "resnet20", "--depths", "1,1,1"], capsys),
+                          "--depths is a ToyNet flag, but this configuration is a ResNet; use --stages.")
+    code, out, _ = run(["presets"], capsys)
+    assert code == 0 and [line.split()[:4] for line in out.splitlines() if line.startswith("toynet-s ")] == \
+        [["toynet-s", "toynet", "5", "1,2"]]
 
 # ------------------------------------------------------------------ first start (issue #15): help texts
 def test_train_help_says_one_default_model(capsys):

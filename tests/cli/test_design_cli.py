@@ -7,10 +7,10 @@ import csv
 import json
 
 import pytest
-
-from densegui.core.arch import registry as arch
 from helpers.cli import run
 from helpers.reference import count_params
+
+from densegui.core.arch import registry as arch
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -9,8 +9,8 @@ import pytest
 import densegui.core.probe.run as probe_mod
 from densegui.cli import main
 from densegui.core.arch.densenet.config import DenseNetConfig
-from densegui.core.probe.profiling import quiet_kineto
 from densegui.core.arch.densenet.table import layer_table
+from densegui.core.probe.profiling import quiet_kineto
 
 TINY = ["--stem", "cifar", "--growth-rate", "4", "--blocks", "2,2", "--num-classes", "10", "--input-size", "16",
         "--device", "cpu", "--repeats", "5"]

@@ -18,11 +18,11 @@ import torch.hub
 from helpers.cli import run
 from helpers.corpus import SMALL_BASIC, known_state_dict, to_legacy
 
-from densegui.core.weights.checkpoint import save_checkpoint
-from densegui.core.arch.densenet.config import DenseNetConfig
-from densegui.core.train.data import load_digits
 from densegui.core.analysis.reuse import MEASURES
+from densegui.core.arch.densenet.config import DenseNetConfig
 from densegui.core.resources import resource_path
+from densegui.core.train.data import load_digits
+from densegui.core.weights.checkpoint import save_checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -197,6 +197,10 @@ class DenseNetConfig(ConfigIO):
             return name
         return f"{self.variant} k={self.growth_rate} blocks {','.join(map(str, self.block_depths))} {self.stem}"
 
+    def brief(self) -> str:
+        """The choices besides the depths, in a few characters (``densegui presets``)."""
+        return f"k={self.growth_rate} θ={self.compression:g}{' B' if self.bottleneck else ''}"
+
     def describe(self) -> str:
         """One line with every architectural choice."""
         return (f"{self.variant}, k={self.growth_rate}, blocks {','.join(map(str, self.block_depths))}, "

@@ -179,6 +179,10 @@ class ResNetConfig(ConfigIO):
             return name
         return f"ResNet-{self.depth} {self.block} stages {','.join(map(str, self.stage_depths))} {self.stem}"
 
+    def brief(self) -> str:
+        """The choices besides the depths, in a few characters (``densegui presets``)."""
+        return f"{self.block} w={self.widths[0]}.. sc={self.shortcut}"
+
     def describe(self) -> str:
         """One line with every architectural choice."""
         shortcut = "B (1×1 conv projection)" if self.shortcut == "B" else "A (zero-padded identity)"
