@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from densegui.core.arch.config_io import config_from_file_with, parse_config_json, show, unwrap_summary_json
-from densegui.core.arch.family import Family, Preset
 from densegui.core.arch.table import LayerTable, estimate_from_table
 from densegui.core.errors import ConfigError
 
 if TYPE_CHECKING:
     import torch
+
+    from densegui.core.arch.family import Family, Preset
 
     from densegui.core.arch.plan import Plan
 
@@ -39,11 +40,16 @@ _presets: dict[str, Preset] = {}
 def _load(spec: str) -> Family:
     module, _, attr = spec.partition(":")
     value = getattr(importlib.import_module(module), attr or "FAMILY")
-    if callable(value) and not isinstance(value, Family):
+    if callable(value):  # a function that returns the family
         value = value()
-    if not isinstance(value, Family):
-        raise TypeError(f"{spec} is a {type(value).__name__}, not a densegui Family")
+    missing = [a for a in _PROTOCOL if not hasattr(value, a)]
+    if missing:
+        raise TypeError(f"{spec} is a {type(value).__name__}, not a densegui Family (no {', '.join(missing)})")
     return value
+
+
+# What the registry itself reads of a family (densegui.core.arch.family.Family has it all).
+_PROTOCOL = ("name", "title", "config", "presets", "default_preset", "fields", "plan", "table", "model", "preset_of")
 
 
 def _entry_point_specs() -> list[tuple[str, str]]:
