@@ -151,3 +151,42 @@ def test_the_cycle_finder_sees_function_level_imports(tmp_path):
     assert graph["pkg.a"] == {"pkg.b": 1} and graph["pkg.b"] == {"pkg.a": 2}
     assert graph["pkg.c"] == {} and graph["pkg.d"] == {"pkg.c": 1}
     assert find_cycles(graph) == [["pkg.a", "pkg.b", "pkg.a"]]
+
+
+def floors(graph: dict[str, dict[str, int]]) -> dict[str, list[str]]:
+    """Each module's longest import chain inside the graph (a module importing nothing of it is
+    floor 1: a chain of one). The graph has no cycles (checked above)."""
+    chains: dict[str, list[str]] = {}
+
+    def chain(v: str) -> list[str]:
+        if v not in chains:
+            below = [chain(w) for w in graph[v] if w != v]
+            chains[v] = [v] + max(below, key=len, default=[])
+        return chains[v]
+
+    for v in graph:
+        chain(v)
+    return chains
+
+
+MAX_FLOORS = 6
+
+
+def test_core_is_at_most_six_import_floors_deep():
+    chains = floors(import_graph("densegui.core"))
+    deepest = max(chains.values(), key=len)
+    assert len(deepest) <= MAX_FLOORS, " -> ".join(deepest)
+
+
+def test_floors_count_the_longest_chain():
+    graph = {"a": {"b": 1, "c": 1}, "b": {"c": 1}, "c": {}, "d": {}}
+    assert {k: len(v) for k, v in floors(graph).items()} == {"a": 3, "b": 2, "c": 1, "d": 1}
+
+
+MAX_LINES = 400
+
+
+def test_no_core_module_is_over_400_lines():
+    long = {str(p.relative_to(ROOT)): n for p in sorted((ROOT / "densegui" / "core").rglob("*.py"))
+            if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
+    assert not long, long
