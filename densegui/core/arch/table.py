@@ -1,8 +1,8 @@
 """The analytic layer table of any family: one row per stem, dense layer, transition, residual
 block or head, with channels, spatial size, parameters, MACs and saved-activation bytes.
 
-The families build it (DenseNets in :mod:`densegui.core.arch.densenet.table`, ResNets in
-:mod:`densegui.core.arch.resnet.config`); :func:`densegui.core.arch.registry.layer_table` picks the right one.
+Each family builds it from its plan (``Family.table``); :func:`densegui.core.arch.registry.layer_table`
+picks the right one.
 This module imports no configuration module and never imports torch.
 
 Row kinds: DenseNets "stem" | "dense" | "transition" | "head"; ResNets "stem" | "residual" |
@@ -20,6 +20,11 @@ I64 = 8
 MASK = 4  # dropout mask bytes per element: PyTorch's CPU dropout keeps a float32 mask (CUDA keeps 1-byte masks)
 CUDA_MASK = 1
 FLOPS_CONVENTION = "2 × analytic conv+linear MACs × batch; ×3 for a training step (backward ≈ 2 × forward)"
+
+
+def bn_vectors(channels: int) -> int:
+    """Bytes of the two vectors a training BatchNorm saves besides its input (mean, inv-std)."""
+    return 2 * channels * F32
 
 
 @dataclass(frozen=True)

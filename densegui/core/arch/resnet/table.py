@@ -15,10 +15,7 @@ from densegui.core.arch.plan import stride2
 from densegui.core.arch.resnet.config import ResNetConfig
 from densegui.core.arch.resnet.plan import plan
 from densegui.core.arch.table import F32, I64, LayerRow, LayerTable
-
-
-def _bn(channels: int) -> int:
-    return 2 * channels * F32  # save_mean + save_invstd
+from densegui.core.arch.table import bn_vectors as _bn
 
 
 def compute_resnet_layer_table(config: ResNetConfig) -> LayerTable:
