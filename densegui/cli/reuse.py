@@ -37,7 +37,7 @@ from densegui.core.analysis.reuse import (
 )
 from densegui.core.analysis.reuse_measures import NOISE_SEEDS
 from densegui.core.errors import DenseguiError
-from densegui.core.weights.infer import CHOICE_RULE
+from densegui.core.weights.checkpoint import CHOICE_RULE
 from densegui.core.weights.pretrained import pretrained_names
 
 PRETRAINED_NAMES = tuple(pretrained_names())

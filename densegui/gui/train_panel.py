@@ -40,7 +40,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from densegui.core.weights.checkpoint import remove_stale_temporaries
+from densegui.core.weights.files import remove_stale_temporaries
 from densegui.core.arch.densenet.config import DenseNetConfig
 from densegui.core.errors import DenseguiError
 from densegui.core.train.setup import TrainOptions, TrainRequest, adapt_config, dataset_shape, default_config

@@ -120,7 +120,7 @@ def test_ema_copy_chosen_by_the_rule_and_by_name(tmp_path, capsys):
     import torch
     from helpers.corpus import timm_train_checkpoint
 
-    from densegui.core.weights.infer import CHOICE_RULE
+    from densegui.core.weights.checkpoint import CHOICE_RULE
 
     sd, ema = known_state_dict(SMALL_BC, seed=1), known_state_dict(SMALL_BC, seed=2)
     path = tmp_path / "model_best.pth.tar"

@@ -112,7 +112,7 @@ def writing_job(folder, *, cancel, progress):
     import os
     from pathlib import Path
 
-    from densegui.core.weights.checkpoint import _create_temporary
+    from densegui.core.weights.files import _create_temporary
 
     fd, tmp = _create_temporary(Path(folder) / "run.pt")
     os.write(fd, b"half a checkpoint")

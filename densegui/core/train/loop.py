@@ -43,7 +43,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from densegui.core.weights.checkpoint import save_checkpoint
+from densegui.core.weights.files import save_checkpoint
 from densegui.core.arch.densenet.config import DenseNetConfig
 from densegui.core.train.data import Dataset, FileSplit, Split
 from densegui.core.train.distributed import Group, per_rank_batch, shard
@@ -251,7 +251,7 @@ def _machine(device: torch.device) -> str:
 def read_train_checkpoint(path: str | Path) -> dict[str, Any]:
     """The raw dict of a densegui checkpoint written by :func:`train`, read by the checkpoint
     module's safe loader (tensors, plain containers and NumPy data only)."""
-    from densegui.core.weights.checkpoint import FORMAT, CheckpointError, read_torch_file
+    from densegui.core.weights.files import FORMAT, CheckpointError, read_torch_file
 
     p = Path(path)
     if not p.is_file():
@@ -324,7 +324,7 @@ def train(
     if settings.sync_bn and dev.type != "cuda":
         raise TrainError("--sync-bn needs CUDA GPUs: PyTorch's SyncBatchNorm does not run on the CPU.")
     out = Path(out)
-    from densegui.core.weights.checkpoint import remove_stale_temporaries
+    from densegui.core.weights.files import remove_stale_temporaries
 
     if rank == 0:
         remove_stale_temporaries(out)  # what a killed run's checkpoint writes left behind

@@ -1,38 +1,46 @@
-"""densegui's checkpoint format: writing, and safely reading any DenseNet checkpoint.
+"""Loading any DenseNet checkpoint: the DenseNets a file holds, which one is shown, and its configuration.
 
-A densegui checkpoint is a ``torch.save`` file of one plain dict that
-``torch.load(..., weights_only=True)`` can read back, never arbitrary objects::
-
-    {
-      "format": "densegui-checkpoint", "version": 1,
-      "config": DenseNetConfig.to_dict(),
-      "state_dict": {name: tensor, ...},        # CPU tensors, torchvision names
-      "metadata": {...},                         # JSON-like: dataset, accuracy, seed, versions, date
-      "train_state": {...},                      # optional: what `densegui train --resume` needs
-    }
-
-Files are written atomically (temporary file in the same folder + rename), so
-a crash never leaves a half-written checkpoint under the final name.
+Reading is :mod:`densegui.core.weights.reading` (safe: tensors and plain data only), the format
+and writing :mod:`densegui.core.weights.files`, the architecture
+:mod:`densegui.core.weights.infer`. :func:`load_checkpoint` finds every DenseNet anywhere in the
+file's plain containers, picks one by :data:`CHOICE_RULE` (or by name), renames its tensors to
+torchvision's names and works out its configuration (stored in the file, else inferred).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import secrets
-import stat
-import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from densegui.core.arch.densenet.config import DenseNetConfig
-from densegui.core.errors import ConfigError, DenseguiError, first_line, is_out_of_memory
-from densegui.core.weights.infer import CHOICE_RULE, Candidate, choose_candidate, find_candidates, infer_config
-from densegui.core.weights.statedict import (
+from densegui.core.errors import ConfigError, DenseguiError
+from densegui.core.weights.files import (
+    FORMAT,
+    SAFETENSORS_CONFIG_KEY,
+    read_torch_file,
+    remove_stale_temporaries,
+    save_checkpoint,
+    save_safetensors,
+)
+from densegui.core.weights.infer import (
+    InferenceError,
+    Layout,
+    NotADenseNet,
+    find_networks,
+    infer_config,
+)
+from densegui.core.weights.reading import (
     CheckpointError,
+    display_name,
+    read_safetensors,
+    readable_kind,
+    torch_load,
+)
+from densegui.core.weights.statedict import (
     check_finite,
     check_matches,
     has_legacy_keys,
@@ -44,194 +52,91 @@ from densegui.core.weights.statedict import (
 if TYPE_CHECKING:
     import torch
 
-# torch is imported only inside the functions that read or write files: LoadedCheckpoint and
-# CheckpointError are unpickled in the GUI process, which never imports torch.
+# (the writing side is re-exported: one import for whoever reads and writes checkpoints)
+__all__ = ["CHOICE_RULE", "FORMAT", "Candidate", "CheckpointError", "LoadedCheckpoint", "choose_candidate",
+           "find_candidates", "load_checkpoint", "read_torch_file", "remove_stale_temporaries", "save_checkpoint",
+           "save_safetensors"]
 
-FORMAT = "densegui-checkpoint"
-VERSION = 1
-
-# A temporary is ".NAME.<8 hex>.<pid>.<node>.tmp": the writer's pid, and a hash of its machine's
-# name (<node>, 8 hex) that says whether that pid can be looked up here. Older versions of this
-# writer named it ".NAME.<8 chars>.tmp" (mkstemp's alphabet); their leftovers are recognised too.
-_TEMPORARY = r"\.{name}\.(?:[a-z0-9_]{{8}}|[0-9a-f]{{8}}\.(?P<pid>[1-9][0-9]{{0,9}})\.(?P<node>[0-9a-f]{{8}}))\.tmp"
-
-
-def _node() -> str:
-    import hashlib
-    import socket
-
-    return hashlib.sha1(socket.gethostname().encode("utf-8", "replace")).hexdigest()[:8]
+# ------------------------------------------------------------------ the DenseNets in a loaded file
+# How load_checkpoint picks among several DenseNets in one file (model and EMA copy, …).
+CHOICE_RULE = "the trained weights before EMA copies, then the least nested, then the first in the file"
+_EMA = re.compile(r"(?:^|[^a-z])ema(?:[^a-z]|$)", re.IGNORECASE)
 
 
-def _create_temporary(target: Path) -> tuple[int, Path]:
-    """A new, locked temporary next to ``target``, open for writing, named after this process.
+@dataclass
+class Candidate:
+    """One DenseNet in a file: its name (the keys leading to its state_dict, then its prefix:
+    ``"state_dict/model"``), that state_dict and its :class:`Layout` (None: densegui's own names)."""
 
-    Created with mode 0o666 so that the kernel applies the umask (or the folder's default ACL)
-    as to any other file the user writes; mkstemp's 0o600 would stay on the checkpoint.
-    """
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    tag = f"{os.getpid()}.{_node()}"
-    for _ in range(100):
-        tmp = target.parent / f".{target.name}.{secrets.token_hex(4)}.{tag}.tmp"
+    name: str
+    tensors: Mapping[str, torch.Tensor]
+    layout: Layout | None
+    depth: int = 0
+    order: int = 0
+
+
+def _tensor_mappings(obj: Any, path: tuple[str, ...] = (), depth: int = 0) -> list[tuple[tuple[str, ...], dict]]:
+    """Every mapping in ``obj`` holding tensors under string keys, with the keys leading to it."""
+    found = []
+    if isinstance(obj, Mapping):
+        tensors = {k: v for k, v in obj.items() if isinstance(k, str) and is_tensor(v)}
+        if tensors:
+            found.append((path, tensors))
+        items: Any = obj.items()
+    elif isinstance(obj, (list, tuple)) and len(obj) <= 10_000:
+        items = enumerate(obj)
+    else:
+        return found
+    if depth < 6:
+        for key, value in items:
+            if isinstance(value, (Mapping, list, tuple)):
+                found += _tensor_mappings(value, (*path, str(key)), depth + 1)
+    return found
+
+
+def _what(obj: Any) -> str:
+    if isinstance(obj, Mapping):
+        keys = ", ".join(map(repr, list(obj)[:4])) + (", …" if len(obj) > 4 else "")
+        return f"a {type(obj).__name__} with keys {keys}" if obj else f"an empty {type(obj).__name__}"
+    if isinstance(obj, (list, tuple)):
+        return f"a {type(obj).__name__} of {len(obj)} items ({sum(is_tensor(v) for v in obj)} tensors)"
+    return f"a {type(obj).__name__}"
+
+
+def find_candidates(obj: Any, name: str) -> list[Candidate]:
+    """The DenseNets anywhere in a loaded object (nested dicts and lists), ordered by
+    :data:`CHOICE_RULE`; CheckpointError (one line, prefixed with the file ``name``) if none."""
+    found: list[Candidate] = []
+    refusals: list[InferenceError] = []
+    mappings = _tensor_mappings(obj)
+    for path, tensors in mappings:
         try:
-            fd = os.open(tmp, flags, 0o666)
-        except FileExistsError:
+            layouts = find_networks(tensors)
+        except InferenceError as exc:
+            refusals.append(exc)
             continue
-        try:
-            import fcntl
-
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except (ImportError, OSError):  # no flock (Windows, some network file systems): the pid tells
-            pass
-        return fd, tmp
-    raise FileExistsError(f"no free temporary name next to {str(target)!r}")
-
-
-def _lock_state(path: str) -> bool | None:
-    """Whether a running save holds ``path``'s flock (True), nobody does (False), or that cannot
-    be told (None: no flock here or on that file system; the file cannot be opened)."""
-    try:
-        import fcntl
-    except ImportError:  # Windows
-        return None
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-    except OSError:
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    except OSError:  # ENOLCK and the like: this file system has no flock
-        return None
-    finally:
-        os.close(fd)
-    return False
+        for layout in layouts:
+            parts = [*path, layout.root] if layout.root else list(path)
+            depth = len(path) + (layout.root.count(".") + 1 if layout.root else 0)
+            found.append(Candidate("/".join(parts), tensors, layout, depth, len(found)))
+    if not found:
+        if not mappings:
+            raise CheckpointError(f"{name!r} holds no state_dict: found {_what(obj)}; needed a mapping of names to "
+                                  "tensors (a state_dict), alone or inside a dict.")
+        damaged = [e for e in refusals if not isinstance(e, NotADenseNet)]
+        raise CheckpointError(f"{name}: {(damaged or refusals)[0]}")
+    return sorted(found, key=lambda c: (bool(_EMA.search(c.name)), c.depth, c.order))
 
 
-def _pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` of this machine is running (a zombie has exited: its locks are gone)."""
-    if os.name != "posix":  # (os.kill would terminate it on Windows; there an open file cannot be unlinked)
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process
-        pass
-    except OSError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            return fh.read().rsplit(b")", 1)[1].split()[0] not in (b"Z", b"X")
-    except (OSError, IndexError):
-        return True
-
-
-def _writer_alive(path: str, pid: int | None, node: str | None) -> bool:
-    """Whether the save that created temporary ``path`` may still be running.
-
-    Its flock decides when there is one: held, the writer is running; free, it is gone, however
-    recent the file, except while a writer of this machine named in the file is still alive (it
-    may have created the file and not locked it yet). Without flock, the writer's pid decides;
-    a temporary of another machine, or an older writer's (no pid in its name), is then kept.
-    """
-    locked = _lock_state(path)
-    if locked:
-        return True
-    if pid is not None and node == _node():
-        return _pid_alive(pid)
-    return locked is None and os.name == "posix"  # (Windows: the unlink of an open file fails instead)
-
-
-def remove_stale_temporaries(path: str | Path) -> list[Path]:
-    """Delete the temporaries that killed writes of ``path`` left next to it; return them.
-
-    Only regular files named exactly as :func:`atomic_torch_save` names its temporaries for this
-    target (``.NAME.<8 hex>.<pid>.<node>.tmp``, or an older writer's ``.NAME.<8 chars>.tmp``) are
-    candidates, and of those every one whose writer is gone, however recent: a live writer keeps
-    an flock on its temporary (a killed one's lock dies with it), and its name holds its pid,
-    which decides where there is no flock (:func:`_writer_alive`). Age never decides.
-    """
-    target = Path(path)
-    pattern = re.compile(_TEMPORARY.format(name=re.escape(target.name)))
-    try:
-        entries = [(e, m) for e in os.scandir(target.parent) if (m := pattern.fullmatch(e.name))]
-    except OSError:
-        return []
-    removed: list[Path] = []
-    for entry, match in entries:
-        try:
-            info = entry.stat(follow_symlinks=False)
-            pid = int(match["pid"]) if match["pid"] else None
-            if not stat.S_ISREG(info.st_mode) or _writer_alive(entry.path, pid, match["node"]):
-                continue
-            os.unlink(entry.path)
-        except OSError:
-            continue
-        removed.append(Path(entry.path))
-    return removed
-
-
-def atomic_torch_save(obj: Any, path: str | Path) -> Path:
-    """``torch.save`` to a temporary file next to ``path``, then rename over it.
-
-    Stale temporaries of earlier, killed writes are removed first. A new file gets the mode
-    the umask gives; a file it replaces keeps its permission bits.
-    """
-    import torch
-
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(target)
-    fd, tmp = _create_temporary(target)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            try:
-                mode = stat.S_IMODE(os.stat(target).st_mode) & 0o777
-            except OSError:
-                mode = None
-            if mode is not None and hasattr(os, "fchmod"):
-                os.fchmod(fh.fileno(), mode)
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return target
-
-
-def save_checkpoint(
-    path: str | Path,
-    state_dict: Mapping[str, torch.Tensor],
-    config: DenseNetConfig,
-    metadata: Mapping[str, Any] | None = None,
-    train_state: Mapping[str, Any] | None = None,
-) -> Path:
-    """Write a densegui checkpoint atomically; return its path."""
-    payload: dict[str, Any] = {
-        "format": FORMAT,
-        "version": VERSION,
-        "config": config.validate().to_dict(),
-        "state_dict": {k: v.detach().cpu().contiguous() for k, v in state_dict.items()},
-        "metadata": dict(metadata or {}),
-    }
-    if train_state is not None:
-        payload["train_state"] = dict(train_state)
-    return atomic_torch_save(payload, path)
-
-
-# ====================================================================== reading
-#
-# Everything below reads a checkpoint without ever unpickling arbitrary
-# objects: torch files go through ``torch.load(weights_only=True)`` (tensors,
-# plain containers and the few data types of _data_globals), ``.safetensors``
-# through the safetensors reader. Every failure is a :class:`CheckpointError`
-# with a one-line message.
-
-SAFETENSORS_CONFIG_KEY = "densegui_config"
+def choose_candidate(found: list[Candidate], candidate: str | None, name: str) -> Candidate:
+    """``found[0]``, or the one named ``candidate``; CheckpointError listing the names if none is."""
+    if candidate is None:
+        return found[0]
+    for c in found:
+        if c.name == candidate:
+            return c
+    names = ", ".join(repr(c.name) for c in found)
+    raise CheckpointError(f"{name!r} holds no DenseNet {candidate!r}; it holds {names}.")
 
 
 @dataclass
@@ -299,183 +204,6 @@ class LoadedCheckpoint:
         return ", ".join(shown)
 
 
-def _name(path: Path) -> str:
-    return path.name or str(path)
-
-
-def _sniff(path: Path) -> str:
-    """'empty', 'zip', 'safetensors', 'pickle' or 'unknown' from the first bytes."""
-    size = path.stat().st_size
-    if size == 0:
-        return "empty"
-    with path.open("rb") as fh:
-        head = fh.read(16)
-    if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
-        return "zip"
-    if len(head) >= 9:
-        n = int.from_bytes(head[:8], "little")
-        if 2 <= n <= size - 8 and head[8:9] == b"{":
-            return "safetensors"
-    if head[:1] == b"\x80":  # pickle PROTO opcode: torch's legacy (pre-1.6) format or a plain pickle
-        return "pickle"
-    return "unknown"
-
-
-def _readable_kind(path: Path) -> str:
-    """:func:`_sniff`, with a file that cannot be read or is empty as a CheckpointError (one line)."""
-    try:
-        kind = _sniff(path)
-    except OSError as exc:
-        raise CheckpointError(f"cannot read {str(path)!r}: {exc.strerror or type(exc).__name__}.") from None
-    if kind == "empty":
-        raise CheckpointError(f"{_name(path)!r} is empty (0 bytes).")
-    return kind
-
-
-_GLOBAL_RE = re.compile(r"GLOBAL ([\w.]+)")
-
-
-def _pickle_globals(path: Path, kind: str, limit: int = 200) -> list[str]:
-    """Names a pickle (or a torch zip's data.pkl) would import, found by parsing its opcodes
-    (nothing is executed)."""
-    import io
-    import pickletools
-
-    found: list[str] = []
-    strings: list[str] = []
-    try:
-        if kind == "zip":
-            with zipfile.ZipFile(path) as archive:
-                member = next(i for i in archive.infolist() if i.filename.endswith("data.pkl"))
-                if member.file_size > 64 << 20:
-                    return []
-                fh: Any = io.BytesIO(archive.read(member))
-        else:
-            fh = path.open("rb")
-        with fh:
-            for op, arg, _pos in pickletools.genops(fh):
-                if op.name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE", "BINUNICODE8"):
-                    strings = (strings + [arg])[-2:]
-                elif op.name in ("GLOBAL", "INST"):
-                    found.append(str(arg).replace(" ", "."))
-                elif op.name == "STACK_GLOBAL" and len(strings) == 2:
-                    found.append(".".join(strings))
-                if len(found) >= limit:
-                    break
-    except Exception:  # noqa: BLE001 - a malformed pickle: report what was seen so far
-        pass
-    return list(dict.fromkeys(found))
-
-
-def _data_globals() -> list[Any]:
-    """Data types, besides tensors and plain containers, that training checkpoints hold:
-
-    * NumPy scalars, dtypes and arrays (``best_acc=np.float64(…)``): built from raw bytes;
-    * ``argparse.Namespace`` (timm's and torchvision's ``args``): a bare attribute holder;
-    * paths, read as pure paths (no file system access; a Windows path loads on Linux too).
-
-    None of them runs code when built; anything nested in them still goes through PyTorch's
-    restricted unpickler, so an arbitrary class inside an ``args`` is refused all the same.
-    """
-    import argparse
-    import pathlib
-
-    extra: list[Any] = [argparse.Namespace, pathlib.PurePosixPath, pathlib.PureWindowsPath]
-    for module in ("pathlib", "pathlib._local"):
-        extra += [(pathlib.PurePosixPath, f"{module}.PosixPath"), (pathlib.PureWindowsPath, f"{module}.WindowsPath"),
-                  (pathlib.PurePosixPath, f"{module}.PurePosixPath"),
-                  (pathlib.PureWindowsPath, f"{module}.PureWindowsPath")]
-    try:
-        import numpy as np
-
-        multiarray = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray
-    except (ImportError, AttributeError):  # pragma: no cover - numpy is a dependency
-        return extra
-    kinds = (np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64,
-             np.float16, np.float32, np.float64, np.complex64, np.complex128)
-    return [*extra, multiarray.scalar, multiarray._reconstruct, np.ndarray, np.dtype,  # noqa: SLF001
-            *{type(np.dtype(k)) for k in kinds}]
-
-
-_ALLOWED = ("torch.", "collections.OrderedDict", "argparse.Namespace", "pathlib.", "numpy.")
-_PLAIN = {f"{module}.{name}" for module in ("builtins", "__builtin__")
-          for name in ("set", "frozenset", "bytearray", "slice", "complex")}
-
-
-def _refusal(name: str, path: Path, kind: str, text: str) -> CheckpointError:
-    """The one line for a pickle the safe loader refused: what it would import, and why that is refused."""
-    found = _pickle_globals(path, kind)
-    m = _GLOBAL_RE.search(text)
-    culprits = [g for g in dict.fromkeys(([m.group(1)] if m else []) + found)
-                if not g.startswith(_ALLOWED) and g not in _PLAIN]
-    if not culprits:
-        if kind == "pickle":
-            return CheckpointError(f"refused to load {name!r}: it is a pickle that PyTorch's safe loader cannot read "
-                                   "as weights (only tensors and plain containers are accepted).")
-        return CheckpointError(f"{name!r} is not a PyTorch checkpoint (unreadable pickle data).")
-    shown = ", ".join(culprits[:3]) + (f" and {len(culprits) - 3} more" if len(culprits) > 3 else "")
-    if any(g.startswith("torch.nn.modules.") for g in found):
-        return CheckpointError(
-            f"refused to load {name!r}: it is a whole pickled model ({shown}, with torch.nn modules), and unpickling "
-            "one runs its code; densegui reads weights only: save model.state_dict() instead.")
-    classes = [c for c in culprits if c.rpartition(".")[2][:1].isupper()]
-    what = f"create objects of {shown}" if len(classes) == len(culprits) else f"call {shown}"
-    return CheckpointError(
-        f"refused to load {name!r}: unpickling it would {what}, which could run code; densegui reads tensors, "
-        "plain containers, NumPy data, argparse.Namespace and paths only.")
-
-
-def _torch_load(path: Path, kind: str, mmap: bool) -> Any:
-    import pickle
-    import warnings
-
-    import torch
-
-    name = _name(path)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with torch.serialization.safe_globals(_data_globals()):
-                return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap and kind == "zip")
-    except pickle.UnpicklingError as exc:
-        raise _refusal(name, path, kind, str(exc)) from None
-    except (EOFError, zipfile.BadZipFile):
-        raise CheckpointError(f"{name!r} is truncated or corrupt (unexpected end of data).") from None
-    except Exception as exc:  # noqa: BLE001 - anything else torch raises on garbage input
-        if is_out_of_memory(exc):
-            raise CheckpointError(f"not enough memory to load {name!r}.") from None
-        if not isinstance(exc, (RuntimeError, OSError)):
-            raise CheckpointError(f"{name!r} is not a readable PyTorch checkpoint ({type(exc).__name__}).") from None
-        text = str(exc)
-        if kind == "zip" or "zip archive" in text or "central directory" in text or "PytorchStreamReader" in text:
-            raise CheckpointError(f"{name!r} is truncated or corrupt (its zip archive cannot be read).") from None
-        raise CheckpointError(f"cannot read {name!r}: {first_line(exc) or type(exc).__name__}.") from None
-
-
-def read_torch_file(path: str | Path, *, mmap: bool = False) -> Any:
-    """The object in a ``torch.save`` file, unpickled safely (tensors, plain containers and the
-    data types of :func:`_data_globals` only); :class:`CheckpointError` (one line) for anything else.
-
-    ``mmap`` maps a zip file's tensors instead of reading them: faster, but they keep the file
-    mapped while they live (on Windows it then cannot be replaced).
-    """
-    p = Path(path)
-    return _torch_load(p, _readable_kind(p), mmap)
-
-
-def _safetensors_load(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    from safetensors import safe_open  # (imports torch itself)
-
-    name = _name(path)
-    try:
-        with safe_open(str(path), framework="pt", device="cpu") as f:
-            meta = dict(f.metadata() or {})
-            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open has no items()
-    except Exception as exc:  # noqa: BLE001 - SafetensorError, OSError ... on bad files
-        detail = first_line(exc, 120) or type(exc).__name__
-        raise CheckpointError(f"{name!r} is not a valid safetensors file ({detail}).") from None
-    return tensors, meta
-
 
 def _is_tensor_dict(obj: Any) -> bool:
     return isinstance(obj, Mapping) and len(obj) > 0 and all(
@@ -534,19 +262,19 @@ def load_checkpoint(path: str | Path, candidate: str | None = None) -> LoadedChe
     Raises :class:`CheckpointError` (one line) for anything else.
     """
     p = Path(path)
-    name = _name(p)
+    name = display_name(p)
     if not p.exists():
         raise CheckpointError(f"checkpoint {str(p)!r} does not exist.")
     if p.is_dir():
         raise CheckpointError(f"{str(p)!r} is a directory, not a checkpoint file.")
-    kind = _readable_kind(p)
+    kind = readable_kind(p)
     if kind == "unknown" and p.suffix.lower() != ".safetensors":
         raise CheckpointError(f"{name!r} is neither a PyTorch checkpoint nor a safetensors file.")
 
     stored_cfg_data: Any = None
     metadata: dict[str, Any] = {}
     if kind == "safetensors" or p.suffix.lower() == ".safetensors":
-        obj, st_meta = _safetensors_load(p)
+        obj, st_meta = read_safetensors(p)
         source_format = "safetensors"
         stored_cfg_data = st_meta.pop(SAFETENSORS_CONFIG_KEY, None)
         for k, v in st_meta.items():
@@ -557,7 +285,7 @@ def load_checkpoint(path: str | Path, candidate: str | None = None) -> LoadedChe
         if not obj:
             raise CheckpointError(f"{name!r} holds no tensors.")
     else:
-        obj = _torch_load(p, kind, mmap=True)
+        obj = torch_load(p, kind, mmap=True)
         if isinstance(obj, Mapping) and obj.get("format") == FORMAT:
             source_format = "densegui"
             stored_cfg_data = obj.get("config")
@@ -613,21 +341,3 @@ def load_checkpoint(path: str | Path, candidate: str | None = None) -> LoadedChe
                             inferred=inferred, path=str(p), candidate=chosen.name,
                             candidates=tuple(c.name for c in found), notes=notes)
 
-
-def save_safetensors(
-    path: str | Path,
-    state_dict: Mapping[str, torch.Tensor],
-    config: DenseNetConfig | None = None,
-    metadata: Mapping[str, Any] | None = None,
-) -> Path:
-    """Write ``state_dict`` as ``.safetensors`` (config and metadata as JSON strings in its header)."""
-    from safetensors.torch import save_file
-
-    meta = {str(k): json.dumps(v) for k, v in (metadata or {}).items()}
-    if config is not None:
-        meta[SAFETENSORS_CONFIG_KEY] = config.validate().to_json(indent=None)
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
-    save_file(tensors, str(target), metadata=meta)
-    return target

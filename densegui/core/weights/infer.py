@@ -30,28 +30,37 @@ the imagenet stem, 32 for cifar, raised to the smallest size the network accepts
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from densegui.core.arch.densenet.config import DenseNetConfig
-from densegui.core.errors import ConfigError, DenseguiError
-from densegui.core.weights.statedict import CheckpointError, check_matches, is_tensor
+from densegui.core.errors import ConfigError
+from densegui.core.weights.reading import CheckpointError
+from densegui.core.weights.scan import (
+    Block,
+    InferenceError,
+    NotADenseNet,
+    Scan,
+    Shape,
+    check_numbered,
+    describe_kind,
+    describe_stem,
+    find_blocks,
+    fmt,
+    key_of,
+    natural,
+    network_root,
+    not_a_densenet,
+    pick,
+    under,
+)
+from densegui.core.weights.statedict import check_matches
 
 if TYPE_CHECKING:
     import torch
 
-_NUMBERED = re.compile(r"^(.*?)(\d+)$")
-Shape = tuple[int, ...]
-
-
-class InferenceError(DenseguiError):
-    """A state_dict whose DenseNet configuration cannot be worked out."""
-
-
-class NotADenseNet(InferenceError):
-    """A state_dict without any dense block."""
+__all__ = ["InferenceError", "Layout", "NotADenseNet", "find_networks", "fit_compression", "infer_config"]
 
 
 @dataclass
@@ -76,148 +85,11 @@ class Layout:
         return {new: state_dict[old] for new, old in self.names.items()}
 
 
-def _natural(text: str) -> list:
-    return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", text) if t]
-
-
-def _fmt(shape: Shape) -> str:
-    return "×".join(map(str, shape)) or "scalar"
-
-
-def _under(path: str, root: str) -> bool:
-    return not root or path == root or path.startswith(root + ".")
-
-
-def _key(module: str, param: str) -> str:
-    return f"{module}.{param}" if module else param
-
-
-class _Scan:
-    """The modules of a state_dict: path → {parameter name: shape}, and their kinds."""
-
-    def __init__(self, state_dict: Mapping[str, torch.Tensor]) -> None:
-        self.params: dict[str, dict[str, Shape]] = {}
-        for key, value in state_dict.items():
-            module, _, param = key.rpartition(".")
-            self.params.setdefault(module, {})[param] = tuple(value.shape)
-        self.order = sorted(self.params, key=_natural)
-
-    def weight(self, m: str) -> Shape | None:
-        return self.params[m].get("weight")
-
-    def is_conv(self, m: str) -> bool:
-        w = self.weight(m)
-        return w is not None and len(w) == 4
-
-    def is_linear(self, m: str) -> bool:
-        w = self.weight(m)
-        return w is not None and len(w) == 2
-
-    def is_norm(self, m: str) -> bool:
-        p, w = self.params[m], self.weight(m)
-        return "running_mean" in p or "running_var" in p or (w is not None and len(w) == 1 and "bias" in p)
-
-    def norm_size(self, m: str) -> int:
-        p = self.params[m]
-        sizes = [s[0] for name in ("weight", "running_mean", "bias", "running_var") if len(s := p.get(name, ())) == 1]
-        return sizes[0] if sizes else 0
-
-
-@dataclass
-class _Layer:
-    root: str
-    index: int
-    convs: list[str]  # in order: the first convolution (the one Figure 5 reads), then the 3×3 one of a bottleneck
-    norms: list[str]
-    kind: str  # "basic", "bottleneck" or "other"
-
-
-@dataclass
-class _Block:
-    path: str
-    number: int | None
-    layers: list[_Layer]
-    c0: int = 0
-    end: int = 0
-
-
-def _kind(scan: _Scan, convs: list[str]) -> tuple[str, list[str]]:
-    kernels = [scan.weight(c)[2:] for c in convs]
-    if kernels == [(3, 3)]:
-        return "basic", convs
-    if sorted(kernels) == [(1, 1), (3, 3)]:
-        return "bottleneck", sorted(convs, key=lambda c: scan.weight(c)[2])
-    return "other", convs
-
-
-def _describe_kind(scan: _Scan, layer: _Layer) -> str:
-    if layer.kind == "basic":
-        return "a basic layer (one 3×3 convolution)"
-    if layer.kind == "bottleneck":
-        return "a bottleneck layer (a 1×1, then a 3×3 convolution)"
-    kernels = ", ".join("×".join(map(str, scan.weight(c)[2:])) for c in layer.convs)
-    return f"{len(layer.convs)} convolution{'s' if len(layer.convs) > 1 else ''} ({kernels})"
-
-
-def _layers(scan: _Scan) -> dict[tuple[str, str], list[_Layer]]:
-    """Candidate dense layers, grouped by (parent path, name before the number)."""
-    roots: dict[str, tuple[tuple[str, str], int, list[str]]] = {}
-    for m in scan.order:
-        if not scan.is_conv(m):
-            continue
-        tokens = m.rpartition(".")[0].split(".") if "." in m else []
-        for i in range(len(tokens) - 1, -1, -1):
-            found = _NUMBERED.match(tokens[i])
-            if found:
-                root = ".".join(tokens[: i + 1])
-                roots.setdefault(root, ((".".join(tokens[:i]), found.group(1)), int(found.group(2)), []))[2].append(m)
-                break
-    groups: dict[tuple[str, str], list[_Layer]] = {}
-    for root, (group, index, convs) in roots.items():
-        kind, ordered = _kind(scan, convs)
-        norms = [m for m in scan.order if m.startswith(root + ".") and scan.is_norm(m)]
-        groups.setdefault(group, []).append(_Layer(root, index, ordered, norms, kind))
-    return groups
-
-
-def _blocks(scan: _Scan) -> dict[tuple[str, str], list[_Block]]:
-    """Dense blocks (groups whose layers are mostly dense layers), grouped into networks."""
-    networks: dict[tuple[str, str], list[_Block]] = {}
-    for (path, _name), layers in _layers(scan).items():
-        dense = sum(layer.kind != "other" for layer in layers)
-        if not dense or 2 * dense < len(layers):
-            continue
-        tokens = path.split(".") if path else []
-        net: tuple[str, str] = (path.rpartition(".")[0], "")
-        number = None
-        for i in range(len(tokens) - 1, -1, -1):
-            found = _NUMBERED.match(tokens[i])
-            if found:
-                net, number = (".".join(tokens[:i]), found.group(1)), int(found.group(2))
-                break
-        networks.setdefault(net, []).append(_Block(path, number, sorted(layers, key=lambda layer: layer.index)))
-    return networks
-
-
-def _root(container: str) -> str:
-    """The network's own prefix: its blocks' container, above torchvision's ``features``."""
-    head, _, last = container.rpartition(".")
-    return head if last == "features" else container
-
-
-def _missing(numbers: list[int], what: str) -> None:
-    start = 0 if min(numbers) == 0 else 1
-    gaps = sorted(set(range(start, max(numbers) + 1)) - set(numbers))
-    if gaps:
-        raise InferenceError(f"the DenseNet weights are incomplete: {what} {gaps[0]} is missing "
-                             f"(found up to {max(numbers)}).")
-
-
-def _check_blocks(scan: _Scan, blocks: list[_Block]) -> tuple[int, int, bool]:
+def _check_blocks(scan: Scan, blocks: list[Block]) -> tuple[int, int, bool]:
     """Check every layer against the first one; return (k, bn_size, bottleneck)."""
     first = blocks[0].layers[0]
     if first.kind == "other":
-        raise InferenceError(f"{first.root!r} holds {_describe_kind(scan, first)}, not a dense layer's 3×3 "
+        raise InferenceError(f"{first.root!r} holds {describe_kind(scan, first)}, not a dense layer's 3×3 "
                              "convolution (basic) or 1×1 and 3×3 convolutions (bottleneck).")
     bottleneck = first.kind == "bottleneck"
     k = scan.weight(first.convs[-1])[0]
@@ -226,18 +98,18 @@ def _check_blocks(scan: _Scan, blocks: list[_Block]) -> tuple[int, int, bool]:
         raise InferenceError(f"bottleneck of {first.root!r} is inconsistent: its 1×1 convolution gives {inter} "
                              f"channels, its 3×3 one gives {k} (bn_size·k must be a multiple of k).")
     for b, block in enumerate(blocks, 1):
-        _missing([layer.index for layer in block.layers], f"block {b}'s dense layer")
+        check_numbered([layer.index for layer in block.layers], f"block {b}'s dense layer")
         block.c0 = scan.weight(block.layers[0].convs[0])[1]
         for ell, layer in enumerate(block.layers):
             if layer.kind != first.kind:
-                raise InferenceError(f"{layer.root!r} holds {_describe_kind(scan, layer)}, while {first.root!r} is "
-                                     f"{_describe_kind(scan, first)}; every dense layer must be alike.")
+                raise InferenceError(f"{layer.root!r} holds {describe_kind(scan, layer)}, while {first.root!r} is "
+                                     f"{describe_kind(scan, first)}; every dense layer must be alike.")
             c_in = block.c0 + ell * k
             got = scan.weight(layer.convs[0])
             want = (inter, c_in, 1, 1) if bottleneck else (k, c_in, 3, 3)
             if got != want:
-                raise InferenceError(f"tensor {_key(layer.convs[0], 'weight')!r} has shape {_fmt(got)}, expected "
-                                     f"{_fmt(want)} (k={k}, {c_in} input channels); the weights are inconsistent.")
+                raise InferenceError(f"tensor {key_of(layer.convs[0], 'weight')!r} has shape {fmt(got)}, expected "
+                                     f"{fmt(want)} (k={k}, {c_in} input channels); the weights are inconsistent.")
             needed = 2 if bottleneck else 1
             if len(layer.norms) != needed:
                 raise InferenceError(
@@ -247,25 +119,11 @@ def _check_blocks(scan: _Scan, blocks: list[_Block]) -> tuple[int, int, bool]:
     return k, inter // k, bottleneck
 
 
-def _pick(candidates: list[str], prefer: str) -> str | None:
-    if not candidates:
-        return None
-    named = [c for c in candidates if c.rpartition(".")[2] == prefer]
-    return (named or candidates)[0]
-
-
-def _describe_stem(scan: _Scan, convs: list[str], norms: list[str]) -> str:
-    if not convs:
-        return "no stem convolution"
-    kernels = ", ".join("×".join(map(str, scan.weight(c)[2:])) for c in convs)
-    bn = f" and {len(norms)} BatchNorm{'s' if len(norms) != 1 else ''}" if norms else ", no BatchNorm"
-    return f"{len(convs)} convolution{'s' if len(convs) > 1 else ''} ({kernels}){bn}"
-
 
 class _Mapper:
     """Assigns a network's modules to torchvision's names, part by part, noting what it cannot place."""
 
-    def __init__(self, scan: _Scan, owned: set[str], unowned: set[str]) -> None:
+    def __init__(self, scan: Scan, owned: set[str], unowned: set[str]) -> None:
         self.scan, self.owned, self.unowned = scan, owned, unowned
         self.used: set[str] = set()
         self.names: dict[str, str] = {}  # torchvision key → the file's key
@@ -275,7 +133,7 @@ class _Mapper:
     def take(self, canonical: str, module: str) -> None:
         self.used.add(module)
         for param in self.scan.params[module]:
-            self.names[f"{canonical}.{param}"] = _key(module, param)
+            self.names[f"{canonical}.{param}"] = key_of(module, param)
 
     def free(self, test, *, unowned: bool = False) -> list[str]:
         """The network's modules not assigned yet that pass ``test``, in natural order."""
@@ -286,7 +144,7 @@ class _Mapper:
         self.unrecognised.append(part)
         self.notes.append(note)
 
-    def blocks(self, blocks: list[_Block]) -> None:
+    def blocks(self, blocks: list[Block]) -> None:
         for b, block in enumerate(blocks, 1):
             for ell, layer in enumerate(block.layers, 1):
                 for i, conv in enumerate(layer.convs, 1):
@@ -294,21 +152,21 @@ class _Mapper:
                 for i, norm in enumerate(layer.norms, 1):
                     self.take(f"features.denseblock{b}.denselayer{ell}.norm{i}", norm)
 
-    def transitions(self, blocks: list[_Block]) -> list[tuple[int, int]]:
+    def transitions(self, blocks: list[Block]) -> list[tuple[int, int]]:
         """(input, output) channels of each transition, found by those channel counts."""
         scan, found = self.scan, []
         for b, (block, nxt) in enumerate(zip(blocks, blocks[1:]), 1):
-            conv = _pick(self.free(lambda m: scan.is_conv(m) and scan.weight(m)[1:] == (block.end, 1, 1)), "conv")
+            conv = pick(self.free(lambda m: scan.is_conv(m) and scan.weight(m)[1:] == (block.end, 1, 1)), "conv")
             if conv is None:
                 raise InferenceError(f"the DenseNet weights are incomplete: no transition after dense block {b} "
                                      f"(a 1×1 convolution from its {block.end} output channels to the "
                                      f"{nxt.c0} input channels of block {b + 1}).")
             out = scan.weight(conv)[0]
             if out != nxt.c0:
-                raise InferenceError(f"tensor {_key(conv, 'weight')!r} (the transition after dense block {b}) gives "
+                raise InferenceError(f"tensor {key_of(conv, 'weight')!r} (the transition after dense block {b}) gives "
                                      f"{out} channels but block {b + 1} takes {nxt.c0}; the weights are inconsistent.")
             owner = conv.rpartition(".")[0]
-            norm = _pick(self.free(lambda m: bool(owner) and m.startswith(owner + ".") and scan.is_norm(m)), "norm")
+            norm = pick(self.free(lambda m: bool(owner) and m.startswith(owner + ".") and scan.is_norm(m)), "norm")
             if norm is None:
                 raise InferenceError(f"the DenseNet weights are incomplete: the transition after dense block {b} "
                                      f"({owner or conv!r}) has no BatchNorm of {block.end} channels before its "
@@ -321,7 +179,7 @@ class _Mapper:
     def head(self, final: int) -> int:
         """The final BatchNorm and the classifier, found by their sizes; returns the number of classes."""
         scan, num_classes = self.scan, DenseNetConfig.num_classes
-        classifier = _pick(self.free(lambda m: scan.is_linear(m) and scan.weight(m)[1] == final, unowned=True),
+        classifier = pick(self.free(lambda m: scan.is_linear(m) and scan.weight(m)[1] == final, unowned=True),
                            "classifier")
         if classifier is None:
             self.unknown("classifier", f"no classifier found (a weight matrix N×{final} after the last block): the "
@@ -334,7 +192,7 @@ class _Mapper:
                 self.unknown("classifier bias", f"the classifier {classifier!r} has no bias of {num_classes}: the "
                                                 f"model densegui builds has one, so the summary counts {num_classes} "
                                                 "parameters more")
-        norm5 = _pick(self.free(lambda m: scan.is_norm(m) and scan.norm_size(m) == final), "norm5")
+        norm5 = pick(self.free(lambda m: scan.is_norm(m) and scan.norm_size(m) == final), "norm5")
         if norm5 is None:
             self.unknown("final BatchNorm", f"no final BatchNorm of {final} channels found: the summary counts one "
                                             "the file does not have")
@@ -358,7 +216,7 @@ class _Mapper:
             return "cifar", in_ch
         stem = "imagenet" if norms or len(convs) != 1 else "cifar"
         shown = "a 7×7 convolution and a BatchNorm" if stem == "imagenet" else "one 3×3 convolution"
-        self.unknown("stem", f"stem not recognised ({_describe_stem(scan, convs, norms)} before the first block, "
+        self.unknown("stem", f"stem not recognised ({describe_stem(scan, convs, norms)} before the first block, "
                              f"which takes {c0} channels): the heatmaps do not need it, but the configuration shows "
                              f"densegui's {stem} stem ({shown}) instead, so the summary cannot rebuild the file's stem"
                              + ("" if convs else "; 3 input channels assumed"))
@@ -369,20 +227,20 @@ class _Mapper:
         ignored = self.free(lambda m: bool(self.scan.params[m]))
         for m in ignored:  # a bias without its weight is a damaged file, not an unknown part
             if "bias" in self.scan.params[m] and "weight" not in self.scan.params[m]:
-                raise InferenceError(f"the DenseNet weights are incomplete: tensor {_key(m, 'bias')!r} is there "
-                                     f"but {_key(m, 'weight')!r} is missing.")
+                raise InferenceError(f"the DenseNet weights are incomplete: tensor {key_of(m, 'bias')!r} is there "
+                                     f"but {key_of(m, 'weight')!r} is missing.")
         if ignored:
-            shown = ", ".join(repr(_key(m, next(iter(self.scan.params[m])))) for m in ignored[:3])
+            shown = ", ".join(repr(key_of(m, next(iter(self.scan.params[m])))) for m in ignored[:3])
             self.notes.append(f"ignored {len(ignored)} module{'s' if len(ignored) > 1 else ''} the DenseNet has no "
                               f"place for ({shown}{', …' if len(ignored) > 3 else ''})")
 
 
-def _network(scan: _Scan, blocks: list[_Block], root: str, owned: set[str], unowned: set[str],
+def _network(scan: Scan, blocks: list[Block], root: str, owned: set[str], unowned: set[str],
              input_size: int | None) -> Layout:
-    blocks.sort(key=lambda block: (block.number if block.number is not None else -1, _natural(block.path)))
+    blocks.sort(key=lambda block: (block.number if block.number is not None else -1, natural(block.path)))
     numbers = [block.number for block in blocks if block.number is not None]
     if len(numbers) == len(blocks):
-        _missing(numbers, "dense block")
+        check_numbered(numbers, "dense block")
     k, bn_size, bottleneck = _check_blocks(scan, blocks)
     mapper = _Mapper(scan, owned, unowned)
     mapper.blocks(blocks)
@@ -426,16 +284,6 @@ class _Shaped:
         self.shape = shape
 
 
-def _not_a_densenet(scan: _Scan, keys: list[str]) -> NotADenseNet:
-    sample = ", ".join(repr(k) for k in keys[:3]) or "no tensors"
-    dims = sorted({len(w) for m in scan.order if (w := scan.weight(m)) is not None and len(w) in (3, 5)})
-    if dims and not any(scan.is_conv(m) for m in scan.order):
-        return NotADenseNet(f"not a DenseNet state_dict densegui can show: its convolutions are {dims[0] - 2}-D "
-                              f"({dims[0]}-dimensional weights, e.g. {sample}); densegui handles 2-D DenseNets.")
-    return NotADenseNet(
-        "not a DenseNet state_dict: no dense block found (numbered layers whose first convolutions take k more input "
-        "channels each, as in 'features.denseblock1.denselayer1.conv1.weight'); "
-        f"found {len(keys)} tensor{'s' if len(keys) != 1 else ''}: {sample}{', …' if len(keys) > 3 else ''}.")
 
 
 def find_networks(state_dict: Mapping[str, torch.Tensor], *, input_size: int | None = None) -> list[Layout]:
@@ -444,20 +292,20 @@ def find_networks(state_dict: Mapping[str, torch.Tensor], *, input_size: int | N
     Each module belongs to the network with the longest root that contains it; a head outside
     every root (``backbone.features…`` next to ``head.fc``) can be found too.
     """
-    scan = _Scan(state_dict)
+    scan = Scan(state_dict)
     # The growth shows only with two layers: one lone 3×3 convolution under a numbered name is no DenseNet.
-    networks = {net: blocks for net, blocks in _blocks(scan).items()
+    networks = {net: blocks for net, blocks in find_blocks(scan).items()
                 if len(blocks) > 1 or len(blocks[0].layers) > 1}
     if not networks:
-        raise _not_a_densenet(scan, list(state_dict))
-    roots = {net: _root(net[0]) for net in networks}
+        raise not_a_densenet(scan, list(state_dict))
+    roots = {net: network_root(net[0]) for net in networks}
     owner: dict[str, tuple[str, str] | None] = {}
     for m in scan.order:
-        holders = [net for net, root in roots.items() if _under(m, root)]
+        holders = [net for net, root in roots.items() if under(m, root)]
         owner[m] = max(holders, key=lambda net: len(roots[net])) if holders else None
     unowned = {m for m, net in owner.items() if net is None}
     layouts = []
-    for net in sorted(networks, key=lambda n: _natural(roots[n])):
+    for net in sorted(networks, key=lambda n: natural(roots[n])):
         owned = {m for m, holder in owner.items() if holder == net}
         layouts.append(_network(scan, networks[net], roots[net], owned, unowned, input_size))
     return layouts
@@ -505,84 +353,3 @@ def fit_compression(transitions: list[tuple[int, int]]) -> float:
         f"no single compression θ gives every transition's output channels as ⌊θ·m⌋ ({parts}); "
         f"densegui's config has one θ for all transitions.")
 
-
-# ------------------------------------------------------------------ the DenseNets in a loaded file
-# How load_checkpoint picks among several DenseNets in one file (model and EMA copy, …).
-CHOICE_RULE = "the trained weights before EMA copies, then the least nested, then the first in the file"
-_EMA = re.compile(r"(?:^|[^a-z])ema(?:[^a-z]|$)", re.IGNORECASE)
-
-
-@dataclass
-class Candidate:
-    """One DenseNet in a file: its name (the keys leading to its state_dict, then its prefix:
-    ``"state_dict/model"``), that state_dict and its :class:`Layout` (None: densegui's own names)."""
-
-    name: str
-    tensors: Mapping[str, torch.Tensor]
-    layout: Layout | None
-    depth: int = 0
-    order: int = 0
-
-
-def _tensor_mappings(obj: Any, path: tuple[str, ...] = (), depth: int = 0) -> list[tuple[tuple[str, ...], dict]]:
-    """Every mapping in ``obj`` holding tensors under string keys, with the keys leading to it."""
-    found = []
-    if isinstance(obj, Mapping):
-        tensors = {k: v for k, v in obj.items() if isinstance(k, str) and is_tensor(v)}
-        if tensors:
-            found.append((path, tensors))
-        items: Any = obj.items()
-    elif isinstance(obj, (list, tuple)) and len(obj) <= 10_000:
-        items = enumerate(obj)
-    else:
-        return found
-    if depth < 6:
-        for key, value in items:
-            if isinstance(value, (Mapping, list, tuple)):
-                found += _tensor_mappings(value, (*path, str(key)), depth + 1)
-    return found
-
-
-def _what(obj: Any) -> str:
-    if isinstance(obj, Mapping):
-        keys = ", ".join(map(repr, list(obj)[:4])) + (", …" if len(obj) > 4 else "")
-        return f"a {type(obj).__name__} with keys {keys}" if obj else f"an empty {type(obj).__name__}"
-    if isinstance(obj, (list, tuple)):
-        return f"a {type(obj).__name__} of {len(obj)} items ({sum(is_tensor(v) for v in obj)} tensors)"
-    return f"a {type(obj).__name__}"
-
-
-def find_candidates(obj: Any, name: str) -> list[Candidate]:
-    """The DenseNets anywhere in a loaded object (nested dicts and lists), ordered by
-    :data:`CHOICE_RULE`; CheckpointError (one line, prefixed with the file ``name``) if none."""
-    found: list[Candidate] = []
-    refusals: list[InferenceError] = []
-    mappings = _tensor_mappings(obj)
-    for path, tensors in mappings:
-        try:
-            layouts = find_networks(tensors)
-        except InferenceError as exc:
-            refusals.append(exc)
-            continue
-        for layout in layouts:
-            parts = [*path, layout.root] if layout.root else list(path)
-            depth = len(path) + (layout.root.count(".") + 1 if layout.root else 0)
-            found.append(Candidate("/".join(parts), tensors, layout, depth, len(found)))
-    if not found:
-        if not mappings:
-            raise CheckpointError(f"{name!r} holds no state_dict: found {_what(obj)}; needed a mapping of names to "
-                                  "tensors (a state_dict), alone or inside a dict.")
-        damaged = [e for e in refusals if not isinstance(e, NotADenseNet)]
-        raise CheckpointError(f"{name}: {(damaged or refusals)[0]}")
-    return sorted(found, key=lambda c: (bool(_EMA.search(c.name)), c.depth, c.order))
-
-
-def choose_candidate(found: list[Candidate], candidate: str | None, name: str) -> Candidate:
-    """``found[0]``, or the one named ``candidate``; CheckpointError listing the names if none is."""
-    if candidate is None:
-        return found[0]
-    for c in found:
-        if c.name == candidate:
-            return c
-    names = ", ".join(repr(c.name) for c in found)
-    raise CheckpointError(f"{name!r} holds no DenseNet {candidate!r}; it holds {names}.")

@@ -14,16 +14,15 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from densegui.core.arch.densenet.config import DenseNetConfig
-from densegui.core.errors import DenseguiError
+from densegui.core.weights.reading import CheckpointError
 
 if TYPE_CHECKING:
     from torch import Tensor
 
+    from densegui.core.arch.densenet.config import DenseNetConfig
 
-class CheckpointError(DenseguiError):
-    """A checkpoint file that cannot be read, is refused, or is not a DenseNet."""
-
+__all__ = ["PREFIXES", "CheckpointError", "as_numpy", "check_finite", "check_matches", "has_legacy_keys",
+           "has_prefixes", "is_tensor", "normalize_state_dict", "rename_legacy_keys", "strip_prefixes"]
 
 # torchvision's released ImageNet files use "denselayer1.norm.1.weight" for
 # "denselayer1.norm1.weight" (likewise relu.1, conv.2, norm.2 ...).

@@ -12,7 +12,7 @@ import pytest
 import torch
 from helpers.corpus import SMALL_BC, known_state_dict
 
-from densegui.core.weights import checkpoint
+from densegui.core.weights import files as checkpoint_files
 from densegui.core.weights.checkpoint import load_checkpoint, remove_stale_temporaries, save_checkpoint
 
 posix_only = pytest.mark.skipif(os.name != "posix", reason="POSIX file modes and locks")
@@ -84,7 +84,7 @@ def test_a_dead_writers_temporary_goes_however_recent_a_live_ones_never(tmp_path
     """The writer's pid and machine are in the temporary's name: a dead writer's file goes at once
     (no age limit); a live one's stays even unlocked (it may be between creating and locking it)
     and also where flock is unavailable, which the pid then decides alone."""
-    node = checkpoint._node()
+    node = checkpoint_files._node()
     dead = tmp_path / f".x.pt.0badc0de.{_dead_pid()}.{node}.tmp"
     live = tmp_path / f".x.pt.1badc0de.{os.getpid()}.{node}.tmp"
     remote = tmp_path / f".x.pt.2badc0de.{_dead_pid()}.{'0' * 8 if node != '0' * 8 else '1' * 8}.tmp"
@@ -100,7 +100,7 @@ def test_a_dead_writers_temporary_goes_however_recent_a_live_ones_never(tmp_path
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, remote.name])
     # Without flock the pid decides: the live writer's file stays, a dead one's goes; another
     # machine's cannot be told and stays.
-    monkeypatch.setattr(checkpoint, "_lock_state", lambda path: None)
+    monkeypatch.setattr(checkpoint_files, "_lock_state", lambda path: None)
     dead.write_bytes(b"partial")
     assert [p.name for p in remove_stale_temporaries(tmp_path / "x.pt")] == [dead.name]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, remote.name])
