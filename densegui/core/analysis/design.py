@@ -1,12 +1,17 @@
 """The design space, analytically: sweeps of one field and side-by-side comparisons (no torch).
 
-A sweep takes a configuration of either family and one field to vary
+A sweep takes a configuration of any family and one field to vary
 (:func:`parse_vary`: ``FIELD=START:STOP:STEP`` or ``FIELD=v1,v2,…``) and gives
 one row per value with the full configuration it used, its parameters, MACs
 and training-activation memory (naive and memory-efficient), all from the
 analytic layer table. A value that makes the configuration invalid keeps its
 row, with the reason instead of the figures. A comparison gives the same row
 for named presets or configurations, with their published results.
+
+The fields come from each registered family (:func:`family_fields`): its ``int`` and ``float``
+fields with ``sweep``, its per-unit depths as one axis for all of them (named by the CLI flag,
+"blocks") and one per unit ("block3"), and its extra ``sweeps``; ``Family.sweep_axes`` orders
+them and words them where a field's help does not fit.
 
 Measured figures (latency, throughput, peak memory) come from the timing
 probe: :func:`measure` runs it round-robin over the configurations, so that a
@@ -16,80 +21,171 @@ slow spell of a shared machine hits every configuration alike.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from densegui.core.arch import registry as arch
+from densegui.core.arch.family import MEMORY_EFFICIENT
 from densegui.core.errors import ConfigError, DenseguiError
 
+if TYPE_CHECKING:  # pragma: no cover
+    from densegui.core.arch.family import Family
+
 MAX_POINTS = 500
+MAX_UNITS = 8  # one-depth fields "block1" … "block8" (the built-in families' most blocks or stages)
+
+
+def _no_value(cfg: Any) -> None:
+    return None
 
 
 @dataclass(frozen=True)
 class Field:
     name: str
-    family: str  # "densenet", "resnet" or "any"
+    families: tuple[str, ...]  # the names of the registered families that have it
     description: str
     integer: bool
     apply: Callable[[Any, float], Any]  # (config, value) -> config (not validated)
     index: int | None = None  # 1-based block/stage of a one-depth field
+    log: bool = False  # a range of it steps geometrically (growth rate, widths)
+    value: Callable[[Any], Any] = _no_value  # the configuration's own value, or None
 
 
 def _set(attr: str) -> Callable[[Any, float], Any]:
     return lambda cfg, v: cfg.replace(**{attr: v})
 
 
-def _one_depth(attr: str, index: int) -> Callable[[Any, float], Any]:
+def _get(attr: str) -> Callable[[Any], Any]:
+    return lambda cfg: getattr(cfg, attr, None)
+
+
+def _one_depth(family: Family, index: int) -> Callable[[Any, float], Any]:
     def apply(cfg, v):
-        depths = list(getattr(cfg, attr))
+        depths = list(getattr(cfg, family.depths))
         if index >= len(depths):
-            raise ConfigError(f"the configuration has {len(depths)} {'blocks' if attr == 'block_depths' else 'stages'}, "
-                              f"not {index + 1}.")
+            raise ConfigError(f"the configuration has {len(depths)} {family.words(plural=True)}, not {index + 1}.")
         depths[index] = v
-        return cfg.replace(**{attr: tuple(depths)})
+        return cfg.replace(**{family.depths: tuple(depths)})
     return apply
+
+
+def _depth_of(attr: str, index: int) -> Callable[[Any], Any]:
+    return lambda cfg: getattr(cfg, attr)[index] if index < len(getattr(cfg, attr)) else None
 
 
 def _all_depths(attr: str) -> Callable[[Any, float], Any]:
     return lambda cfg, v: cfg.replace(**{attr: (v,) * len(getattr(cfg, attr))})
 
 
-def _width(cfg, v):
-    # Every stage keeps its ratio to the first (torchvision: 64, 128, 256, 512); the stem follows.
-    scale = v / cfg.widths[0]
-    return cfg.replace(widths=tuple(int(round(w * scale)) for w in cfg.widths),
-                       stem_width=int(round(cfg.stem_width * scale)))
+def _common_depth(attr: str) -> Callable[[Any], Any]:
+    return lambda cfg: getattr(cfg, attr)[0] if len(set(getattr(cfg, attr))) == 1 else None
 
 
-def _fields() -> dict[str, Field]:
-    f: list[Field] = [
-        Field("growth_rate", "densenet", "growth rate k", True, _set("growth_rate")),
-        Field("compression", "densenet", "compression θ at transitions", False, _set("compression")),
-        Field("bn_size", "densenet", "bottleneck width factor", True, _set("bn_size")),
-        Field("blocks", "densenet", "every dense block's depth", True, _all_depths("block_depths")),
-        Field("drop_rate", "densenet", "dropout rate", False, _set("drop_rate")),
-        Field("width", "resnet", "first stage's width (the others keep their ratio)", True, _width),
-        Field("stages", "resnet", "every stage's depth", True, _all_depths("stage_depths")),
-        Field("input_size", "any", "input image side (pixels)", True, _set("input_size")),
-        Field("num_classes", "any", "classifier outputs", True, _set("num_classes")),
-    ]
-    f += [Field(f"block{i}", "densenet", f"dense block {i}'s depth", True, _one_depth("block_depths", i - 1), i)
-          for i in range(1, 9)]
-    f += [Field(f"stage{i}", "resnet", f"stage {i}'s depth", True, _one_depth("stage_depths", i - 1), i)
-          for i in range(1, 9)]
-    return {x.name: x for x in f}
+def family_fields(family: Family) -> tuple[list[Field], list[Field]]:
+    """``family``'s sweep fields (``families`` left empty): (those listed in ``sweep_axes`` in its
+    order, then the others in field order, then the extra ``sweeps``; the one-depth fields)."""
+    words = dict(family.sweep_axes)
+    fields: dict[str, Field] = {}
+    one_depth: list[Field] = []
+    for f in family.fields:
+        if not f.sweep:
+            continue
+        if f.kind in ("int", "float"):
+            fields[f.dest] = Field(f.dest, (), words.get(f.dest) or f.help, f.kind == "int", _set(f.name), None,
+                                   f.log, _get(f.name))
+        elif f.kind == "depths" and f.name == family.depths:
+            fields[f.dest] = Field(f.dest, (), words.get(f.dest) or f"every {family.unit}'s depth", True,
+                                   _all_depths(f.name), None, f.log, _common_depth(f.name))
+            each = words.get(f"{family.unit}{{i}}") or f"{family.unit} {{i}}'s depth"
+            one_depth = [Field(f"{family.unit}{i}", (), each.format(i=i), True, _one_depth(family, i - 1), i, f.log,
+                               _depth_of(f.name, i - 1)) for i in range(1, MAX_UNITS + 1)]
+    for name, (description, log, apply, *value) in family.sweeps.items():
+        fields[name] = Field(name, (), description, True, apply, None, log, *value)
+    first = [fields[name] for name, _ in family.sweep_axes if name in fields]
+    return first + [f for f in fields.values() if f not in first], one_depth
 
 
-FIELDS = _fields()
-ALIASES = {"k": "growth_rate", "theta": "compression", "θ": "compression", "depth": "blocks"}
+class _Tables(NamedTuple):
+    families: tuple[Family, ...]
+    by_family: dict[str, dict[str, Field]]  # family name → its fields by name
+    fields: dict[str, Field]  # every field by name (the first family's that has it)
+    aliases: dict[str, str]
+
+
+_tables: _Tables | None = None
+
+
+def _current() -> _Tables:
+    """The sweep fields of the registered families (rebuilt when they change). All of them are
+    listed as each family's own fields, then those every family has, then the one-depth fields."""
+    global _tables
+    fams = tuple(arch.families().values())
+    if _tables is not None and len(_tables.families) == len(fams) and all(
+            a is b for a, b in zip(_tables.families, fams)):
+        return _tables
+    per = {f.name: family_fields(f) for f in fams}
+    owners: dict[str, tuple[str, ...]] = {}
+    for fam, (fields, one_depth) in per.items():
+        for f in fields + one_depth:
+            owners[f.name] = (*owners.get(f.name, ()), fam)
+    by_family = {fam: {f.name: replace(f, families=owners[f.name]) for f in fields + one_depth}
+                 for fam, (fields, one_depth) in per.items()}
+    shared = [f.name for f in per[fams[0].name][0] if len(owners[f.name]) == len(fams)] if fams else []
+    listed = ([f.name for fields, _ in per.values() for f in fields if f.name not in shared] + shared
+              + [f.name for _, one_depth in per.values() for f in one_depth])
+    merged = {name: by_family[owners[name][0]][name] for name in dict.fromkeys(listed)}
+    aliases: dict[str, str] = {}
+    for fam in fams:
+        for alias, name in fam.sweep_aliases.items():
+            aliases.setdefault(alias, name)
+    _tables = _Tables(fams, by_family, merged, aliases)
+    return _tables
+
+
+class _Live(Mapping):
+    """A read-only view of one of :func:`_current`'s tables: it follows the registered families."""
+
+    def __init__(self, table: str) -> None:
+        self._table = table
+
+    def _now(self) -> Mapping:
+        return getattr(_current(), self._table)
+
+    def __getitem__(self, key):
+        return self._now()[key]
+
+    def __iter__(self) -> Iterator:
+        return iter(self._now())
+
+    def __len__(self) -> int:
+        return len(self._now())
+
+    def __repr__(self) -> str:
+        return repr(dict(self._now()))
+
+
+FIELDS: Mapping[str, Field] = _Live("fields")  # every registered family's sweep fields by name
+ALIASES: Mapping[str, str] = _Live("aliases")  # other names of fields ("k" → "growth_rate")
+
+
+def _own_fields(cfg) -> tuple[Family, dict[str, Field]]:
+    family = arch.family_of(cfg)
+    return family, _current().by_family[family.name]
 
 
 def fields_for(cfg) -> list[Field]:
-    """The fields a sweep can vary for ``cfg``: its family's, and one-depth fields of the blocks
-    or stages it has."""
-    count = len(cfg.block_depths if cfg.family == "densenet" else cfg.stage_depths)
-    return [f for f in FIELDS.values() if f.family in (cfg.family, "any") and (f.index is None or f.index <= count)]
+    """The fields a sweep can vary for ``cfg``: its family's, one-depth fields only of the blocks
+    or stages it has; in the order of :data:`FIELDS`."""
+    family, own = _own_fields(cfg)
+    count = len(getattr(cfg, family.depths, ()))
+    return [f for name in FIELDS if (f := own.get(name)) is not None and (f.index is None or f.index <= count)]
+
+
+def current_value(cfg, name: str) -> Any:
+    """``cfg``'s own value of the sweep field ``name`` (where a plot marks it), or None."""
+    field = _own_fields(cfg)[1].get(name)
+    return field.value(cfg) if field is not None else None
 
 
 @dataclass(frozen=True)
@@ -145,15 +241,16 @@ def row(cfg, name: str | None = None) -> dict[str, Any]:
     table = arch.layer_table(cfg)
     preset = name if name is not None else arch.preset_of(cfg)
     published = arch.PRESETS[preset].published if preset in arch.PRESETS else ()
+    family = arch.family_of(cfg)
     return {
         "name": preset or cfg.label(),
-        "family": cfg.family,
+        "family": family.name,
         "config": cfg.to_dict(),
         "params": table.params,
         "macs": table.macs,
         # (efficient_bytes is null for a family without a memory-efficient mode, as in summary --json)
         "memory": {"naive_bytes": table.naive_bytes,
-                   "efficient_bytes": table.efficient_bytes if cfg.family == "densenet" else None,
+                   "efficient_bytes": table.efficient_bytes if family.can(MEMORY_EFFICIENT) else None,
                    "convention": "float32 bytes autograd saves for backward, per image"},
         "published": [{"dataset": p.dataset, "metric": p.metric, "value": p.value, "source": p.source}
                       for p in published],
@@ -163,9 +260,11 @@ def row(cfg, name: str | None = None) -> dict[str, Any]:
 def sweep_rows(cfg, vary: Vary) -> list[dict[str, Any]]:
     """One row per value of ``vary`` applied to ``cfg``: ``value``, ``config`` and the figures of
     :func:`row`, or ``error`` (one line) where the value makes the configuration invalid."""
-    field = FIELDS[vary.field]
-    if field.family not in (cfg.family, "any"):
-        raise ConfigError(f"{vary.field} is a {field.family} field; this configuration is a {cfg.family}.")
+    family, own = _own_fields(cfg)
+    field = own.get(vary.field)
+    if field is None:
+        owners = FIELDS[vary.field].families
+        raise ConfigError(f"{vary.field} is a {' or '.join(owners)} field; this configuration is a {family.name}.")
     rows = []
     for value in vary.values:
         try:  # (row() validates, through the layer table)
@@ -193,7 +292,6 @@ def measure(configs: Sequence[Any], settings, rounds: int = 3, *, cancel=None,
 
     Round-robin (A B C A B C …) rather than A A A B B B: on a shared machine a slow spell then
     hits every configuration alike, so their ratios stay fair."""
-    from dataclasses import replace
     from statistics import median
 
     from densegui.core.probe.run import run_probe

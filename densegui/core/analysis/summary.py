@@ -9,15 +9,18 @@ without allocating a single activation, fast enough for live rebuilds.
 
 from __future__ import annotations
 
+import importlib
 import re
 import types
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from densegui.core.arch.registry import Config
+from densegui.core.arch.registry import Config, build_model, family_of, plan
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
+
+    from densegui.core.arch.family import Family
 
 # torch, torchinfo and the model are imported inside the functions: the GUI process unpickles
 # SummaryResult without importing torch (docs/architecture.md).
@@ -79,15 +82,6 @@ def _add_shape_only(out, _identity):
     return out  # (a residual add keeps its first operand's shape)
 
 
-def _pad_shape_only(module, x):
-    """ShortcutA: subsample, then zero channels appended."""
-    import torch
-
-    n, c, h, w = x.shape
-    s = module.stride
-    return torch.empty(n, c + module.extra_channels, -(-h // s), -(-w // s), dtype=x.dtype, device=x.device)
-
-
 def _linear_shape_only(module, x):
     import torch
 
@@ -134,42 +128,55 @@ def _global_pool_shape_only(x, *_args):
     return torch.empty(*x.shape[:2], 1, 1, dtype=x.dtype, device=x.device)
 
 
-def _shape_only_meta(model: torch.nn.Module) -> None:
-    """Make every op of a *meta* model that PyTorch runs through Python decompositions or meta
-    functions return an empty tensor of the right shape: BatchNorm, the dense concatenations, the
-    convolutions and poolings, the residual adds and option-A shortcuts, the global pooling and
-    the classifier.
+# The shape-only ops a family's ``shape_only`` hook may name (or it gives its own function).
+SHAPE_ONLY_OPS = {"cat": _concat_shape_only, "add": _add_shape_only, "global_pool": _global_pool_shape_only}
 
-    On the meta device those ops go through ``torch._decomp`` / ``torch._refs``. BatchNorm was 60 %
-    of a densenet121 summary's time (forward 0.22 s → 0.03 s without it), and the concatenations
-    a third of the rest. The first such op in a process also imports ``torch._dynamo`` (≈ 1.8 s
-    on the 2-core development machine), which delayed the window's first summary; the first meta
-    convolution's shape checks import SymPy (≈ 0.75 s), which did the same. Their outputs'
-    shape and dtype are all a meta summary records; parameters and MACs come from the modules.
-    ``tests/core/analysis/test_summary.py`` checks the table against the same summary on the CPU.
+
+def _family_ops(model: torch.nn.Module, family: Family) -> None:
+    """Apply the patches the family's ``shape_only`` hook yields: (module, attribute, op), op a name
+    of :data:`SHAPE_ONLY_OPS` or the function to set."""
+    if family.shape_only is None:
+        return
+    module_name, _, function = family.shape_only.partition(":")
+    for module, attribute, op in getattr(importlib.import_module(module_name), function)(model):
+        setattr(module, attribute, SHAPE_ONLY_OPS[op] if isinstance(op, str) else op)
+
+
+def _shape_only_meta(model: torch.nn.Module, family: Family) -> None:
+    """Make every op of a *meta* model that PyTorch runs through Python decompositions or meta
+    functions return an empty tensor of the right shape: torch's BatchNorm, convolutions, poolings,
+    global average pooling and linear layers, and the family's own ops (its ``shape_only`` hook:
+    concatenations, residual adds, …).
+
+    On the meta device those ops go through ``torch._decomp`` / ``torch._refs``, which are slow and
+    whose first use imports ``torch._dynamo``; the first meta convolution's shape checks import
+    SymPy. A meta summary records only the outputs' shapes and dtypes; parameters and MACs come from
+    the modules. ``tests/core/analysis/test_summary.py`` checks the table against the same summary
+    on the CPU.
     """
     import torch
-
-    from densegui.core.arch.densenet.model import DenseBlock, DenseLayer, DenseNet
-    from densegui.core.arch.resnet.model import BasicBlock, Bottleneck, ShortcutA
 
     for m in model.modules():
         if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
             m.forward = types.MethodType(_batchnorm_shape_only, m)
-        elif isinstance(m, (DenseLayer, DenseBlock)):
-            m.concat = _concat_shape_only
-        elif isinstance(m, (BasicBlock, Bottleneck)):
-            m.add = _add_shape_only
-        elif isinstance(m, ShortcutA):
-            m.forward = types.MethodType(_pad_shape_only, m)
         elif _plain_window(m):
             m.forward = types.MethodType(_spatial_shape_only, m)
         elif isinstance(m, torch.nn.Linear):
             m.forward = types.MethodType(_linear_shape_only, m)
-        elif isinstance(m, torch.nn.AdaptiveAvgPool2d):
+        elif isinstance(m, torch.nn.AdaptiveAvgPool2d) and m.output_size in (1, (1, 1)):
             m.forward = _global_pool_shape_only
-        elif isinstance(m, DenseNet):
-            m.global_pool = _global_pool_shape_only
+    _family_ops(model, family)
+
+
+def _list_inputs_in_full(summary_list, names: dict[int, str], cfg: Config) -> None:
+    """torchinfo shows only the first tensor of a list input; a unit that concatenates its sources
+    (a dense layer) reads all of them: the plan's input channels."""
+    concatenating = {u.path: u.in_channels for u in plan(cfg).units if u.sources}
+    for info in summary_list:
+        channels = concatenating.get(names.get(info.layer_id))
+        if channels is not None and len(info.input_size or ()) == 4:
+            n, _, h, w = info.input_size
+            info.input_size = [n, channels, h, w]
 
 
 def summarize(config: Config, depth: int = 3, device: str | torch.device = "meta", batch: int = 1) -> SummaryResult:
@@ -177,13 +184,10 @@ def summarize(config: Config, depth: int = 3, device: str | torch.device = "meta
     import torch
     import torchinfo
 
-    from densegui.core.arch.registry import build_model
-    from densegui.core.arch.densenet.model import DenseLayer
-
     cfg = config.validate()
     model = build_model(cfg, "meta" if str(device) == "meta" else device).eval()
     if str(device) == "meta":
-        _shape_only_meta(model)
+        _shape_only_meta(model, family_of(cfg))
     try:
         stats = torchinfo.summary(
             model,
@@ -196,12 +200,7 @@ def summarize(config: Config, depth: int = 3, device: str | torch.device = "meta
             cache_forward_pass=False,
         )
         names = {id(m): n for n, m in model.named_modules()}
-        for info in stats.summary_list:
-            # torchinfo shows only the first tensor of a list input; a dense
-            # layer really reads the concatenation of all of them.
-            if isinstance(info.module, DenseLayer) and info.output_size:
-                n, _, h, w = info.output_size
-                info.input_size = [n, info.module.norm1.num_features, h, w]
+        _list_inputs_in_full(stats.summary_list, names, cfg)
         rows = tuple(
             SummaryRow(
                 name=names.get(info.layer_id, info.var_name),

@@ -1,9 +1,10 @@
 """Where a probe iteration's time goes: a per-kind breakdown from torch.profiler.
 
-Every module call of the model is wrapped in a ``densegui::<kind>`` profiler
-range (kinds per family: :data:`densegui.core.probe.types.KINDS_BY_FAMILY`); each profiled op's
-self time goes to the innermost range around it, backward ops to the kind of
-their forward op. :func:`breakdown` profiles a few iterations of a probe step.
+Every module call of the model is wrapped in a ``densegui::<kind>`` profiler range, the kind given
+by its family's ``profile`` rules on the module's path (:meth:`Family.profile_kind`; the kinds in
+display order: :func:`densegui.core.probe.types.kinds_of`); each profiled op's self time goes to
+the innermost range around it, backward ops to the kind of their forward op. :func:`breakdown`
+profiles a few iterations of a probe step.
 """
 
 from __future__ import annotations
@@ -14,32 +15,39 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
 from densegui.core.devices import synchronize
-from densegui.core.arch.densenet.model import DenseBlock, Transition
-from densegui.core.probe.types import KINDS_BY_FAMILY
-from densegui.core.arch.resnet.model import ResNet
+from densegui.core.probe.types import kinds_of
+
+if TYPE_CHECKING:  # pragma: no cover
+    from densegui.core.arch.family import Family
 
 
 class Step(Protocol):
-    """What :func:`breakdown` profiles: one iteration per call of a model on a device."""
+    """What :func:`breakdown` profiles: one iteration per call of a model (of ``family``; None: of
+    no registered family) on a device."""
 
     model: torch.nn.Module
+    family: Family | None
     device: torch.device
 
     def __call__(self) -> None: ...
 
 
-def family_of_model(model: torch.nn.Module) -> str:
-    """The key of :data:`KINDS_BY_FAMILY` for ``model``."""
-    return "resnet" if isinstance(model, ResNet) else "densenet"
+def module_kinds(model: torch.nn.Module, family: Family | None) -> dict[str, str]:
+    """Path → kind of every module of ``model`` that a ``profile`` rule of ``family`` matches; the
+    others run inside their parent's range. Empty for a model of no family."""
+    if family is None:
+        return {}
+    return {path: kind for path, _ in model.named_modules() if (kind := family.profile_kind(path)) is not None}
 
 
-def label_modules(model: torch.nn.Module) -> list[Any]:
-    """Wrap every module call in a ``densegui::<kind>`` profiler range (the model family's kinds)."""
+def label_modules(model: torch.nn.Module, family: Family | None) -> list[Any]:
+    """Wrap every call of a module of :func:`module_kinds` in a ``densegui::<kind>`` profiler range.
+    Returns the hooks to remove."""
     from torch.autograd.profiler import record_function
 
     hooks: list[Any] = []
@@ -59,41 +67,9 @@ def label_modules(model: torch.nn.Module) -> list[Any]:
         hooks.append(module.register_forward_pre_hook(pre))
         hooks.append(module.register_forward_hook(post, always_call=True))
 
-    if isinstance(model, ResNet):
-        _label_resnet(model, labelled)
-        return hooks
-    f = model.features
-    for name, m in f.named_children():
-        if name in ("conv0", "norm0", "relu0", "pool0"):
-            labelled(m, "stem")
-        elif isinstance(m, DenseBlock):
-            labelled(m, "concatenation")  # the block's final torch.cat
-            for layer in m.values():
-                labelled(layer, "concatenation")  # torch.cat of the layer's inputs (and dropout)
-                for cname, c in layer.named_children():
-                    labelled(c, "dense convs" if cname.startswith("conv") else "dense BN/ReLU")
-        elif isinstance(m, Transition):
-            labelled(m, "transitions")
-        elif name == "norm5":
-            labelled(m, "head")
-    labelled(model.classifier, "head")
+    for path, kind in module_kinds(model, family).items():
+        labelled(model.get_submodule(path), kind)
     return hooks
-
-
-def _label_resnet(model: ResNet, labelled: Any) -> None:
-    for name, m in model.named_children():
-        if name in ("conv1", "bn1", "relu", "maxpool"):
-            labelled(m, "stem")
-        elif name in ("avgpool", "fc"):
-            labelled(m, "head")
-    for stage in model.stages():
-        for block in stage:
-            labelled(block, "shortcuts")  # the residual add, the only op outside the block's children
-            for cname, c in block.named_children():
-                if cname == "downsample":
-                    labelled(c, "shortcuts")  # option B's conv + BN or option A's slice and pad
-                else:
-                    labelled(c, "residual convs" if cname.startswith("conv") else "residual BN/ReLU")
 
 
 def is_device_event(evt: Any) -> bool:
@@ -153,8 +129,8 @@ def breakdown(step: Step, iters: int) -> tuple[dict[str, dict[str, float]], dict
     use_device = step.device.type == "cuda"
     if use_device:
         activities.append(ProfilerActivity.CUDA)
-    kinds = KINDS_BY_FAMILY[family_of_model(step.model)]
-    hooks = label_modules(step.model)
+    kinds = kinds_of(step.family)
+    hooks = label_modules(step.model, step.family)
     try:
         with quiet_kineto(), profile(activities=activities) as prof:
             synchronize(step.device)

@@ -1,4 +1,4 @@
-"""Timing probe: what a DenseNet or ResNet costs on real hardware.
+"""Timing probe: what a network of any family costs on real hardware.
 
 ``run_probe(cfg, settings)`` builds the model on a device and measures either
 an inference forward pass (``torch.inference_mode``) or a full training step
@@ -38,12 +38,12 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 
-from densegui.core.arch.registry import Config, build_model, estimate_memory, flops_per_iteration
+from densegui.core.arch.registry import Config, build_model, estimate_memory, family_of, flops_per_iteration, plan
 from densegui.core.devices import (
     autocast_dtype,
     check_precision,
@@ -58,7 +58,7 @@ from densegui.core.devices import (
     synchronize,
 )
 from densegui.core.errors import ConfigError, first_line, is_out_of_memory
-from densegui.core.arch.densenet.model import DenseLayer, Transition
+from densegui.core.probe.profiling import breakdown as profile_breakdown
 from densegui.core.probe.types import (
     MAX_BATCH,
     MODES,
@@ -74,11 +74,12 @@ from densegui.core.probe.types import (
     breakdown_convention,
     effective_config,
 )
-from densegui.core.probe.profiling import breakdown as profile_breakdown
-from densegui.core.arch.resnet.model import BasicBlock, Bottleneck
 from densegui.core.units import human_bytes
 
-# Re-exported for importers that may load torch; torch-free code imports from probe_types, stats, devices.
+if TYPE_CHECKING:  # pragma: no cover
+    from densegui.core.arch.family import Family
+
+# Re-exported for importers that may load torch; torch-free code imports from probe.types, arch.registry, devices.
 __all__ = [
     "MAX_BATCH", "MODES", "MemoryGuardError", "ProbeCancelled", "ProbeOutOfMemory", "ProbeResult", "ProbeSettings",
     "SweepPoint", "SweepResult", "build_step", "effective_config", "estimate_memory", "flops_per_iteration",
@@ -106,6 +107,8 @@ class _Step:
     def __init__(self, cfg: Config, settings: ProbeSettings, device: torch.device) -> None:
         self.device = device
         self.mode = settings.mode
+        self.config = cfg
+        self.family: Family = family_of(cfg)  # its kinds label the breakdown (probe.profiling)
         fmt = torch.channels_last if settings.channels_last else torch.contiguous_format
         self.model = build_model(cfg, device=device).to(memory_format=fmt)
         b = settings.batch_size
@@ -147,19 +150,20 @@ class _Step:
         self.opt.zero_grad(set_to_none=True)
 
     def install_cancel_hooks(self, cancel: Cancel) -> None:
-        """Check ``cancel`` before every dense layer / transition / residual block forward and
-        whenever its first conv weight gets its gradient, so a cancel lands mid-iteration (a few
-        µs per layer)."""
+        """Check ``cancel`` before the forward of every unit of the plan inside a block or stage
+        (dense layers, transitions, residual blocks …) and, in training, whenever the unit's first
+        conv or linear weight gets its gradient, so a cancel lands mid-iteration (a few µs per unit)."""
         def check(*_: Any) -> None:
             if cancel():
                 raise ProbeCancelled("probe cancelled.")
 
-        for m in self.model.modules():
-            if isinstance(m, (DenseLayer, Transition, BasicBlock, Bottleneck)):
-                self._hooks.append(m.register_forward_pre_hook(check))
-                if self.mode == "training":
-                    conv = m.conv if isinstance(m, Transition) else m.conv1
-                    self._hooks.append(conv.weight.register_post_accumulate_grad_hook(check))
+        for unit in plan(self.config).units:
+            if unit.block is None:  # the stem and the head
+                continue
+            self._hooks.append(self.model.get_submodule(unit.path).register_forward_pre_hook(check))
+            weight = next((t.key for t in unit.tensors if t.macs), None)
+            if self.mode == "training" and weight is not None:
+                self._hooks.append(self.model.get_parameter(weight).register_post_accumulate_grad_hook(check))
 
     def remove_hooks(self) -> None:
         for h in self._hooks:
@@ -216,7 +220,7 @@ def run_probe(cfg: Config, settings: ProbeSettings | None = None, *, cancel: Can
     """Measure ``cfg`` with ``settings``; see the module docstring.
 
     ``cancel`` is checked before the model is built, right after, between
-    iterations and inside them (per dense layer).
+    iterations and inside them (per unit of a block or stage).
 
     Raises :class:`DeviceError` (absent device, unsupported precision),
     :class:`ConfigError` (bad settings), :class:`MemoryGuardError` (CPU run
@@ -310,7 +314,8 @@ def run_probe(cfg: Config, settings: ProbeSettings | None = None, *, cancel: Can
     peak = peak_tflops(info.name, settings.precision, tf32=tf32) if device.type == "cuda" else None
     return ProbeResult(
         device=str(device), device_name=info.name, mode=settings.mode, batch_size=b, input_size=cfg.input_size,
-        precision=settings.precision, channels_last=settings.channels_last, memory_efficient=cfg.memory_efficient,
+        precision=settings.precision, channels_last=settings.channels_last,
+        memory_efficient=getattr(cfg, "memory_efficient", False),
         median_ms=median_s * 1e3, p10_ms=_percentile(times, 10) * 1e3, p90_ms=_percentile(times, 90) * 1e3,
         mean_ms=statistics.fmean(times) * 1e3, repeats=len(times), warmup_iterations=len(warm),
         warmup_settled=settled, throughput=b / median_s, peak_memory_bytes=peak_mem, peak_memory_convention=mem_conv,

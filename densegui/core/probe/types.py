@@ -8,25 +8,34 @@ errors below, all without loading torch.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from densegui.core.arch.registry import Config
+from densegui.core.arch.table import FLOPS_CONVENTION
 from densegui.core.devices import PRECISIONS, DeviceError
 from densegui.core.errors import ConfigError, DenseguiError
-from densegui.core.arch.table import FLOPS_CONVENTION
+
+if TYPE_CHECKING:  # pragma: no cover
+    from densegui.core.arch.family import Family
+    from densegui.core.arch.registry import Config
 
 MODES = ("inference", "training")
 MAX_BATCH = 65536
-# The per-kind breakdown's kinds (keys of ProbeResult.breakdown) per model family, in display order.
-KINDS_BY_FAMILY: dict[str, tuple[str, ...]] = {
-    "densenet": ("stem", "dense convs", "dense BN/ReLU", "concatenation", "transitions", "head", "optimizer",
-                 "other"),
-    # "shortcuts": the downsample projection (B) or slice-and-pad (A), and the residual add.
-    "resnet": ("stem", "residual convs", "residual BN/ReLU", "shortcuts", "head", "optimizer", "other"),
-}
-KINDS = KINDS_BY_FAMILY["densenet"]  # kept for existing importers
+# Kinds of the breakdown beyond a family's own: the optimizer step, and what no module range holds.
+EXTRA_KINDS = ("optimizer", "other")
+
+
+def kinds_of(family: Family | None) -> tuple[str, ...]:
+    """The per-kind breakdown's kinds (keys of ProbeResult.breakdown) for a model of ``family``, in
+    display order: the family's ``kinds``, then :data:`EXTRA_KINDS` (None: a model of no registered
+    family, whose module time is all "other")."""
+    return (*(family.kinds if family is not None else ()), *EXTRA_KINDS)
+
+
+def kinds_by_family(families: Iterable[Family]) -> dict[str, tuple[str, ...]]:
+    """:func:`kinds_of` of each family by name (pass ``registry.families().values()``)."""
+    return {f.name: kinds_of(f) for f in families}
 
 Progress = Callable[[float, str], None]  # (fraction done, what is happening)
 Cancel = Callable[[], bool]  # True: stop as soon as possible
@@ -79,10 +88,13 @@ class ProbeSettings:
 
 def effective_config(cfg: Config, settings: ProbeSettings) -> Config:
     """``cfg`` (any family) with the settings' memory-efficient and input-size overrides, validated
-    (a ResNet refuses memory-efficient mode: ConfigError)."""
+    (a family without the mode refuses it: ConfigError)."""
     changes: dict[str, Any] = {}
     if settings.memory_efficient is not None:
-        changes["memory_efficient"] = bool(settings.memory_efficient)
+        if hasattr(cfg, "memory_efficient"):  # (a ResNet's must be false: its validate says so)
+            changes["memory_efficient"] = bool(settings.memory_efficient)
+        elif settings.memory_efficient:
+            raise ConfigError(f"a {cfg.family} configuration has no memory-efficient mode.")
     if settings.input_size is not None:
         changes["input_size"] = settings.input_size
     return cfg.replace(**changes).validate() if changes else cfg.validate()

@@ -156,3 +156,36 @@ def test_measure_runs_round_robin_and_takes_medians(monkeypatch):
     assert out[0]["peak_memory_bytes"] == 200 and math.isclose(out[0]["throughput"], 50.0)
     with pytest.raises(ConfigError):
         design.measure([a], ProbeSettings(), rounds=0)
+
+
+def test_current_value_is_the_configurations_own():
+    d121, d40, r18 = (arch.get_preset(n) for n in ("densenet121", "densenet-40-k12", "resnet18"))
+    assert design.current_value(d121, "growth_rate") == 32 and design.current_value(d121, "compression") == 0.5
+    assert design.current_value(d121, "block3") == 24 and design.current_value(d121, "block5") is None
+    assert design.current_value(d121, "blocks") is None and design.current_value(d40, "blocks") == 12
+    assert design.current_value(r18, "width") == 64 and design.current_value(r18, "stages") == 2
+    assert design.current_value(r18, "growth_rate") is None  # not a ResNet field
+
+
+def test_a_third_family_gets_sweeps_from_its_fields(toy_family):
+    """ToyNet (tests/helpers/toyfamily) arrives through the entry points; nothing in design.py names it."""
+    cfg = toy_family.presets["toynet-m"].config
+    fields = {f.name: f for f in design.fields_for(cfg)}
+    assert list(fields) == ["depths", "stem_width", "in_channels", "input_size", "num_classes",
+                            "stage1", "stage2", "stage3"]  # its own, the shared ones, one per stage it has
+    assert fields["depths"].description == "every stage's depth" and fields["stage2"].description == "stage 2's depth"
+    assert fields["stem_width"].description == "channels out of the stem" and fields["stem_width"].integer
+    assert design.FIELDS["stage2"].families == ("resnet", "toynet") and "depths" in design.FIELDS
+    rows = design.sweep_rows(cfg, design.parse_vary("stage2=1,3"))
+    assert [arch.config_from_dict(r["config"]).depths for r in rows] == [(2, 1, 2), (2, 3, 2)]
+    models = [arch.build_model(arch.config_from_dict(r["config"]), "meta") for r in rows]
+    assert [r["params"] for r in rows] == [sum(p.numel() for p in m.parameters()) for m in models]
+    assert all(r["family"] == "toynet" and r["memory"]["efficient_bytes"] is None for r in rows)
+    every = design.sweep_rows(cfg, design.parse_vary("depths=3"))
+    assert arch.config_from_dict(every[0]["config"]).depths == (3, 3, 3)
+    assert design.sweep_rows(cfg, design.parse_vary("stage4=1"))[0]["error"] == "the configuration has 3 stages, not 4."
+    assert design.current_value(cfg, "stem_width") == 8 and design.current_value(cfg, "stage3") == 2
+    with pytest.raises(ConfigError, match="growth_rate is a densenet field; this configuration is a toynet"):
+        design.sweep_rows(cfg, design.parse_vary("k=12"))
+    with pytest.raises(ConfigError, match="stem_width is a toynet field; this configuration is a densenet"):
+        design.sweep_rows(arch.get_preset("densenet121"), design.parse_vary("stem_width=8"))

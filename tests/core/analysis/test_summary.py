@@ -12,7 +12,7 @@ import torchinfo
 import torchinfo.torchinfo as torchinfo_impl
 from torch import nn
 
-import densegui.core.arch.densenet.model as model_mod
+import densegui.core.analysis.summary as summary_mod
 from densegui.core.arch.densenet.config import DenseNetConfig
 from densegui.core.arch.registry import get_preset
 from densegui.core.errors import ConfigError
@@ -82,14 +82,14 @@ def test_explicit_cpu_device_gives_the_same_rows_and_batch():
 
 def test_cache_cleared_and_model_released(monkeypatch):
     refs = []
-    real_build = model_mod.build_model
+    real_build = summary_mod.build_model
 
     def spy(cfg, device=None):
         model = real_build(cfg, device)
         refs.append(weakref.ref(model))
         return model
 
-    monkeypatch.setattr(model_mod, "build_model", spy)
+    monkeypatch.setattr(summary_mod, "build_model", spy)
     result = summarize(SMALL)
     assert result.rows and len(refs) == 1
     assert torchinfo_impl._cached_forward_pass == {}
@@ -118,8 +118,9 @@ def test_explicit_device_is_respected(monkeypatch):
     """torchinfo moves a model to CUDA in place unless told the device; on a CUDA machine
     this checks that a CPU summary leaves the model on the CPU."""
     models = []
-    real_build = model_mod.build_model
-    monkeypatch.setattr(model_mod, "build_model", lambda cfg, device=None: models.append(real_build(cfg, device)) or models[-1])
+    real_build = summary_mod.build_model
+    monkeypatch.setattr(summary_mod, "build_model",
+                        lambda cfg, device=None: models.append(real_build(cfg, device)) or models[-1])
     summarize(SMALL, device="cpu")
     assert models and all(p.device.type == "cpu" for p in models[0].parameters())
 
@@ -194,7 +195,7 @@ def test_resnet_meta_summary_with_shape_only_ops_equals_the_cpu_summary(fields):
 
 def test_first_meta_summaries_import_neither_sympy_nor_dynamo(tmp_path):
     """A fresh process's first meta summaries (the window's first one is one) must not pull in SymPy
-    (meta convolutions' shape checks, ≈ 0.75 s) or torch._dynamo (decompositions, ≈ 1.8 s)."""
+    (meta convolutions' shape checks) or torch._dynamo (decompositions): both take seconds to import."""
     import subprocess
     import sys
 
@@ -207,3 +208,15 @@ def test_first_meta_summaries_import_neither_sympy_nor_dynamo(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_a_family_of_plain_torch_modules_needs_no_shape_only_hook(toy_family):
+    """ToyNet (tests/helpers/toyfamily): torch's own layers only, so no ``shape_only`` hook; its meta
+    summary still equals the CPU one."""
+    from densegui.core.arch import registry
+
+    assert toy_family.shape_only is None
+    cfg = toy_family.presets["toynet-m"].config
+    meta, cpu = summarize(cfg, depth=4), summarize(cfg, depth=4, device="cpu")
+    assert meta.rows == cpu.rows and meta.text == cpu.text
+    assert meta.total_params == registry.plan(cfg).params and meta.rows[0].class_name == "ToyNet"

@@ -26,14 +26,14 @@ from densegui.core.errors import ConfigError, DenseguiError, is_out_of_memory
 from densegui.core.arch.densenet.model import build_model
 from densegui.core.probe.run import run_probe, sweep
 from densegui.core.probe.types import (
-    KINDS,
-    KINDS_BY_FAMILY,
     MemoryGuardError,
     ProbeCancelled,
     ProbeOutOfMemory,
     ProbeSettings,
+    kinds_by_family,
+    kinds_of,
 )
-from densegui.core.probe.profiling import breakdown
+from densegui.core.probe.profiling import breakdown, label_modules, module_kinds
 from densegui.core.arch.resnet.config import PRESETS as RESNET_PRESETS
 from densegui.core.arch.resnet.config import ResNetConfig
 from densegui.core.arch.resnet.model import build_model as build_resnet
@@ -276,6 +276,7 @@ def test_cuda_probe_measures_allocator_peak():
 # ----------------------------------------------------------------------------- ResNets
 TINY_RESNET = ResNetConfig(stage_depths=(1, 2), widths=(4, 8), block="basic", stem="cifar", stem_width=4,
                            num_classes=10, input_size=16)
+RESNET_KINDS = kinds_of(arch.get_family("resnet"))
 
 
 @pytest.mark.parametrize("mode", ["inference", "training"])
@@ -289,7 +290,7 @@ def test_resnet_probe_flops_and_estimate_follow_independent_counts(mode):
     table = arch.layer_table(TINY_RESNET)
     if mode == "training":
         assert r.estimated_memory_bytes >= 3 * 4 * table.params + table.activation_bytes(3)
-    assert r.breakdown and set(r.breakdown) <= set(KINDS_BY_FAMILY["resnet"])
+    assert r.breakdown and set(r.breakdown) <= set(RESNET_KINDS)
 
 
 # resnet20 with --stages 1,1,1 at input 16: option A shortcuts (slice and zero-pad)
@@ -301,7 +302,7 @@ def test_resnet_probe_breakdown_has_resnet_kinds(mode):
     settings = ProbeSettings(mode=mode, batch_size=2, breakdown_iters=2, **{**FAST, "breakdown": True})
     r = run_probe(RESNET20_SMALL, settings)
     assert r.breakdown and r.breakdown_convention and r.breakdown_iteration_ms > 0
-    assert set(r.breakdown) <= set(KINDS_BY_FAMILY["resnet"])
+    assert set(r.breakdown) <= set(RESNET_KINDS)
     assert sum(v["fraction"] for v in r.breakdown.values()) == pytest.approx(1.0)
     assert r.breakdown["residual convs"]["fraction"] > 0
     assert ("optimizer" in r.breakdown) == (mode == "training")
@@ -313,7 +314,7 @@ def test_resnet_breakdown_attributes_every_part(shortcut, block):
     step = probe_mod._Step(cfg, ProbeSettings(mode="training", batch_size=2), torch.device("cpu"))
     step()
     kinds, cats, wall_ms = breakdown(step, 2)
-    assert set(cats) == set(KINDS_BY_FAMILY["resnet"]) and sum(cats.values()) == 0  # no concatenations
+    assert set(cats) == set(RESNET_KINDS) and sum(cats.values()) == 0  # no concatenations
     assert sum(v["fraction"] for v in kinds.values()) == pytest.approx(1.0)
     assert sum(v["ms"] for v in kinds.values()) <= 1.01 * wall_ms
     assert kinds.get("other", {"fraction": 0.0})["fraction"] < 0.2  # backward ops go to their forward kinds
@@ -325,10 +326,8 @@ def test_resnet_breakdown_attributes_every_part(shortcut, block):
 def test_resnet_residual_add_is_labelled_a_shortcut():
     from torch.profiler import profile
 
-    from densegui.core.probe.profiling import label_modules
-
     model = build_resnet(TINY_RESNET).eval()
-    hooks = label_modules(model)
+    hooks = label_modules(model, arch.family_of(TINY_RESNET))
     with profile() as prof, torch.no_grad():
         model(torch.randn(1, 3, 16, 16))
     for h in hooks:
@@ -345,9 +344,62 @@ def test_resnet_residual_add_is_labelled_a_shortcut():
     assert convs == {"densegui::stem", "densegui::residual convs", "densegui::shortcuts"}  # option B's projection
 
 
-def test_kinds_keep_the_densenet_tuple():
-    assert KINDS == KINDS_BY_FAMILY["densenet"] == (
+def test_kinds_come_from_the_families_in_display_order():
+    by_family = kinds_by_family(arch.families().values())
+    assert by_family["densenet"] == kinds_of(arch.get_family("densenet")) == (
         "stem", "dense convs", "dense BN/ReLU", "concatenation", "transitions", "head", "optimizer", "other")
+    assert by_family["resnet"] == RESNET_KINDS == (
+        "stem", "residual convs", "residual BN/ReLU", "shortcuts", "head", "optimizer", "other")
+    assert kinds_of(None) == ("optimizer", "other")
+    for family in arch.families().values():  # every rule names one of the family's kinds
+        assert {kind for _, kind in family.profile} <= set(family.kinds), family.name
+
+
+def _kinds_by_class(model) -> dict[str, str]:
+    """The breakdown's labels as the module classes give them (an independent reference): path → kind
+    of every module that opens a range of its own."""
+    from densegui.core.arch.densenet.model import DenseBlock, Transition
+    from densegui.core.arch.resnet.model import ResNet
+
+    out = {}
+    if isinstance(model, ResNet):
+        for name in ("conv1", "bn1", "relu", "maxpool"):
+            out[name] = "stem"
+        out["avgpool"] = out["fc"] = "head"
+        for s, stage in enumerate(model.stages(), 1):
+            for b, _block in enumerate(stage):
+                p = f"layer{s}.{b}"
+                out[p] = "shortcuts"
+                for cname, _ in _block.named_children():
+                    out[f"{p}.{cname}"] = ("shortcuts" if cname == "downsample" else
+                                           "residual convs" if cname.startswith("conv") else "residual BN/ReLU")
+        return out
+    for name, m in model.features.named_children():
+        p = f"features.{name}"
+        if name in ("conv0", "norm0", "relu0", "pool0"):
+            out[p] = "stem"
+        elif isinstance(m, DenseBlock):
+            out[p] = "concatenation"
+            for lname, layer in m.items():
+                out[f"{p}.{lname}"] = "concatenation"
+                for cname, _ in layer.named_children():
+                    out[f"{p}.{lname}.{cname}"] = "dense convs" if cname.startswith("conv") else "dense BN/ReLU"
+        elif isinstance(m, Transition):
+            out[p] = "transitions"
+        elif name == "norm5":
+            out[p] = "head"
+    out["classifier"] = "head"
+    return out
+
+
+@pytest.mark.parametrize("cfg", [
+    TINY, TINY.replace(stem="imagenet", bottleneck=False, input_size=32),
+    TINY_RESNET, TINY_RESNET.replace(block="bottleneck", stem="imagenet", input_size=32), RESNET20_SMALL,
+], ids=["dense-cifar", "dense-imagenet-basic", "res-basic-B", "res-bottleneck-imagenet", "res-A"])
+def test_the_profile_rules_label_the_modules_as_their_classes_do(cfg):
+    model = arch.build_model(cfg, "meta")
+    assert module_kinds(model, arch.family_of(cfg)) == _kinds_by_class(model)
+    assert module_kinds(model, None) == {} and label_modules(model, None) == []
 
 
 def test_resnet_refuses_memory_efficient_mode_in_one_line():
@@ -372,3 +424,30 @@ def test_resnet_cancel_lands_inside_an_iteration():
 def test_resnet_sweep_runs():
     s = sweep(TINY_RESNET, ProbeSettings(**FAST), max_batch=2)
     assert [p.batch_size for p in s.points] == [1, 2] and s.stop_reason == "max_batch"
+
+
+@pytest.mark.parametrize("cfg", [TINY, TINY_RESNET, RESNET20_SMALL], ids=["dense", "res-B", "res-A"])
+def test_cancel_checks_sit_on_the_plans_units(cfg):
+    step = probe_mod._Step(cfg.validate(), ProbeSettings(mode="training", batch_size=2), torch.device("cpu"))
+    calls = []
+    step.install_cancel_hooks(lambda: calls.append(1) and False)
+    step()
+    inner = [u for u in arch.plan(cfg).units if u.block is not None]  # dense layers, transitions, residual blocks
+    assert len(calls) == 2 * len(inner)  # before each one's forward, and as its first weight's gradient lands
+    step.release()
+
+
+def test_a_third_family_gets_its_kinds_and_cancel_checks_from_its_rules_and_plan(toy_family):
+    cfg = toy_family.presets["toynet-s"].config
+    step = probe_mod._Step(cfg, ProbeSettings(mode="training", batch_size=2), torch.device("cpu"))
+    assert step.family is toy_family
+    calls = []
+    step.install_cancel_hooks(lambda: calls.append(1) and False)
+    step()
+    assert len(calls) == 2 * sum(cfg.depths)  # one conv unit per layer of a stage
+    step.remove_hooks()
+    kinds, cats, _ = breakdown(step, 1)
+    assert set(kinds) <= set(kinds_of(toy_family)) and sum(cats.values()) == 0
+    for kind in ("stem", "convs", "BN/ReLU", "pooling", "head", "optimizer"):
+        assert kinds[kind]["ms"] > 0, kind
+    step.release()

@@ -10,7 +10,7 @@ from densegui.core.arch.densenet.table import layer_table
 _SHARED = (
     F.Field("stem", "stem", "choice", "imagenet (7×7/2 conv + max pool) or cifar (3×3 conv)", choices=STEMS,
             sweep=False),
-    F.Field("in_channels", "input channels", "int", "input image channels", *LIMITS["in_channels"]),
+    F.Field("in_channels", "input channels", "int", "input image channels", *LIMITS["in_channels"], sweep=False),
     F.Field("num_classes", "classes", "int", "classifier outputs", *LIMITS["num_classes"], log=True),
     F.Field("input_size", "input size", "int", "input image side in pixels", *LIMITS["input_size"],
             run_setting=True, log=True),
@@ -50,4 +50,10 @@ FAMILY = F.Family(
     ),
     capabilities=frozenset({F.MEMORY_EFFICIENT, F.REUSE, F.TRAIN, F.WEIGHTS, F.EXPLORE}),
     color="#1f77b4",
+    sweep_axes=(("growth_rate", ""), ("compression", "compression θ at transitions"), ("bn_size", ""),
+                ("blocks", "every dense block's depth"), ("drop_rate", "dropout rate"),
+                ("input_size", "input image side (pixels)"), ("num_classes", ""),
+                ("block{i}", "dense block {i}'s depth")),
+    sweep_aliases={"k": "growth_rate", "theta": "compression", "θ": "compression", "depth": "blocks"},
+    shape_only="densegui.core.arch.densenet.model:shape_only_ops",
 )

@@ -14,7 +14,7 @@ A basic layer is ``norm1 → relu1 → conv1`` (3×3); a bottleneck layer adds
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -152,6 +152,15 @@ class DenseNet(nn.Module):
     def load_state_dict(self, state_dict: Mapping[str, Tensor], strict: bool = True, assign: bool = False):
         """Like ``nn.Module.load_state_dict``, accepting torchvision's legacy key names too."""
         return super().load_state_dict(rename_legacy_keys(state_dict), strict=strict, assign=assign)
+
+
+def shape_only_ops(model: DenseNet) -> Iterator[tuple[nn.Module, str, str]]:
+    """The DenseNet's own ops a meta-device summary makes shape-only (``Family.shape_only``): the
+    concatenations and the global pooling."""
+    for m in model.modules():
+        if isinstance(m, (DenseLayer, DenseBlock)):
+            yield m, "concat", "cat"
+    yield model, "global_pool", "global_pool"
 
 
 def build_model(config: DenseNetConfig, device: torch.device | str | None = None) -> DenseNet:

@@ -46,5 +46,8 @@ FAMILY = F.Family(
     ),
     capabilities=frozenset({F.WEIGHTS, F.EXPLORE}),
     color="#d62728",
-    sweeps={"width": ("first stage's width (the others keep their ratio)", True, _scale_widths)},
+    sweeps={"width": ("first stage's width (the others keep their ratio)", True, _scale_widths,
+                       lambda cfg: cfg.widths[0])},
+    sweep_axes=(("width", ""), ("stages", ""), ("input_size", "input image side (pixels)"), ("num_classes", "")),
+    shape_only="densegui.core.arch.resnet.model:shape_only_ops",
 )

@@ -9,6 +9,10 @@ shortcut (:class:`ShortcutA`, also named ``downsample``, with no parameters or b
 
 from __future__ import annotations
 
+import types
+from collections.abc import Iterator
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -153,6 +157,22 @@ class ResNet(nn.Module):
             x = stage(x)
         x = torch.flatten(self.avgpool(x), 1)
         return self.fc(x)
+
+
+def _shortcut_a_shape(module: ShortcutA, x: Tensor) -> Tensor:
+    n, c, h, w = x.shape
+    s = module.stride
+    return torch.empty(n, c + module.extra_channels, -(-h // s), -(-w // s), dtype=x.dtype, device=x.device)
+
+
+def shape_only_ops(model: ResNet) -> Iterator[tuple[nn.Module, str, Any]]:
+    """The ResNet's own ops a meta-device summary makes shape-only (``Family.shape_only``): the
+    residual adds and option A's slice and pad."""
+    for m in model.modules():
+        if isinstance(m, (BasicBlock, Bottleneck)):
+            yield m, "add", "add"
+        elif isinstance(m, ShortcutA):
+            yield m, "forward", types.MethodType(_shortcut_a_shape, m)
 
 
 def build_model(config: ResNetConfig, device: torch.device | str | None = None) -> ResNet:
