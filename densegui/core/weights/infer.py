@@ -1,30 +1,26 @@
 """Find the DenseNets in a state_dict by their structure, and infer their configuration.
 
-Names are not trusted to follow one library's scheme. A *module* is a key without its last part;
-a convolution is a module with a 4-D ``weight``, a BatchNorm one with running statistics (or a
-1-D weight and bias), a linear layer one with a 2-D ``weight``. Then:
+Names are not trusted to follow one library's scheme: :mod:`densegui.core.weights.scan` finds
+the dense layers, blocks and networks by shapes and numbered names (``features.denseblock1.
+denselayer3`` in torchvision and timm, MONAI's ``.layers``, ``dense1.2`` elsewhere). Each part is
+then placed and checked with the shapes the DenseNet plan (:mod:`densegui.core.arch.densenet.plan`)
+gives it, and named as the plan names it:
 
-* **dense layer**: the part of a convolution's module path up to its last numbered name
-  (``features.denseblock1.denselayer3`` in torchvision and timm, also when MONAI puts the
-  convolutions under ``.layers``; ``dense1.2`` elsewhere), holding one 3×3 convolution (basic)
-  or a 1×1 and a 3×3 one (bottleneck), and a BatchNorm before each;
-* **dense block**: the layers numbered alike under one parent (``features.denseblock1``); their
-  first convolutions take k more input channels each, k being every layer's output channels;
-* **network**: the blocks numbered alike under one parent, in the order of their numbers, chained
-  by **transitions**: 1×1 convolutions (with a BatchNorm) from one block's output channels to the
-  next block's input;
-* **head**: a BatchNorm and a weight matrix sized for the last block's output (torchvision's
-  ``features.norm5`` and ``classifier``, MONAI's ``class_layers.out``, any other name);
-* **stem**: the convolutions and BatchNorms left. densegui builds two stems: ``imagenet`` (one
-  7×7 convolution + BatchNorm) and ``cifar`` (one 3×3 convolution, no BatchNorm).
+* **dense blocks**: every layer as the plan's block of that growth rate and layer kind (basic, or
+  bottleneck) has it, for the input channels the block's first layer reads;
+* **transitions**: the 1×1 convolution and BatchNorm the plan puts between a block's output and
+  the next block's input; one compression θ must give them all (:func:`fit_compression`);
+* **head**: the final BatchNorm and the weight matrix of the last block's output channels
+  (torchvision's ``features.norm5`` and ``classifier``, MONAI's ``class_layers.out``, any name);
+* **stem**: the convolutions and BatchNorms left, shape by shape against each of densegui's stems.
 
-A stem or head that is not recognised (timm's deep stem of three 3×3 convolutions, a network
-without classifier) does not stop the analysis, since Figure 5 needs only the blocks and
-transitions: the :class:`Layout` says what was not recognised and what that affects. Damaged
-blocks (a missing tensor, a wrong shape) are refused with one line naming the tensor.
+A stem or head that is not recognised (a network without classifier) does not stop the analysis,
+since Figure 5 needs only the blocks and transitions: the :class:`Layout` says what was not
+recognised and what that affects. Damaged blocks (a missing tensor, a wrong shape) are refused
+with one line naming the tensor; the whole is checked against the plan's state dict at the end.
 
-Not in the weights: ``drop_rate`` (0), ``memory_efficient`` (False) and ``input_size`` (224 for
-the imagenet stem, 32 for cifar, raised to the smallest size the network accepts if needed).
+Not in the weights: ``drop_rate`` (0), ``memory_efficient`` (False) and ``input_size`` (32 for
+the cifar stem, 224 for the others, raised to the smallest size the network accepts if needed).
 """
 
 from __future__ import annotations
@@ -32,9 +28,15 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import TYPE_CHECKING
 
-from densegui.core.arch.densenet.config import DenseNetConfig
+from densegui.core.arch.densenet.config import STEMS, DenseNetConfig
+from densegui.core.arch.densenet.plan import dense_block
+from densegui.core.arch.densenet.plan import head as plan_head
+from densegui.core.arch.densenet.plan import plan as dense_plan
+from densegui.core.arch.densenet.plan import stem as plan_stem
+from densegui.core.arch.densenet.plan import transition as plan_transition
 from densegui.core.errors import ConfigError
 from densegui.core.weights.reading import CheckpointError
 from densegui.core.weights.scan import (
@@ -54,11 +56,17 @@ from densegui.core.weights.scan import (
     not_a_densenet,
     pick,
     under,
+    unit_convs,
+    unit_linears,
+    unit_modules,
+    unit_norms,
 )
 from densegui.core.weights.statedict import check_matches
 
 if TYPE_CHECKING:
     import torch
+
+    from densegui.core.arch.plan import Plan
 
 __all__ = ["InferenceError", "Layout", "NotADenseNet", "find_networks", "fit_compression", "infer_config"]
 
@@ -85,8 +93,13 @@ class Layout:
         return {new: state_dict[old] for new, old in self.names.items()}
 
 
-def _check_blocks(scan: Scan, blocks: list[Block]) -> tuple[int, int, bool]:
-    """Check every layer against the first one; return (k, bn_size, bottleneck)."""
+def _last(module: str) -> str:
+    return module.rpartition(".")[2]
+
+
+def _check_blocks(scan: Scan, blocks: list[Block]) -> DenseNetConfig:
+    """Check every layer against the plan's for its block's input channels (read from the file);
+    return the configuration so far (k, bn_size, bottleneck, depths; not validated)."""
     first = blocks[0].layers[0]
     if first.kind == "other":
         raise InferenceError(f"{first.root!r} holds {describe_kind(scan, first)}, not a dense layer's 3×3 "
@@ -97,31 +110,32 @@ def _check_blocks(scan: Scan, blocks: list[Block]) -> tuple[int, int, bool]:
     if k < 1 or inter % k:
         raise InferenceError(f"bottleneck of {first.root!r} is inconsistent: its 1×1 convolution gives {inter} "
                              f"channels, its 3×3 one gives {k} (bn_size·k must be a multiple of k).")
+    shape = DenseNetConfig(growth_rate=k, bn_size=inter // k, bottleneck=bottleneck,
+                           block_depths=tuple(len(block.layers) for block in blocks))
     for b, block in enumerate(blocks, 1):
         check_numbered([layer.index for layer in block.layers], f"block {b}'s dense layer")
         block.c0 = scan.weight(block.layers[0].convs[0])[1]
-        for ell, layer in enumerate(block.layers):
+        block.units, block.end = dense_block(shape, b, block.c0)
+        for layer, unit in zip(block.layers, block.units):
             if layer.kind != first.kind:
                 raise InferenceError(f"{layer.root!r} holds {describe_kind(scan, layer)}, while {first.root!r} is "
                                      f"{describe_kind(scan, first)}; every dense layer must be alike.")
-            c_in = block.c0 + ell * k
-            got = scan.weight(layer.convs[0])
-            want = (inter, c_in, 1, 1) if bottleneck else (k, c_in, 3, 3)
+            got, want = scan.weight(layer.convs[0]), unit_convs(unit)[0][1]
             if got != want:
                 raise InferenceError(f"tensor {key_of(layer.convs[0], 'weight')!r} has shape {fmt(got)}, expected "
-                                     f"{fmt(want)} (k={k}, {c_in} input channels); the weights are inconsistent.")
-            needed = 2 if bottleneck else 1
+                                     f"{fmt(want)} (k={k}, {unit.in_channels} input channels); the weights are "
+                                     "inconsistent.")
+            needed = len(unit_norms(unit))
             if len(layer.norms) != needed:
                 raise InferenceError(
                     f"the DenseNet weights are incomplete: {layer.root!r} has {len(layer.norms)} BatchNorm"
                     f"{'s' if len(layer.norms) != 1 else ''}, expected {needed} (one before each convolution).")
-        block.end = block.c0 + len(block.layers) * k
-    return k, inter // k, bottleneck
-
+    return shape
 
 
 class _Mapper:
-    """Assigns a network's modules to torchvision's names, part by part, noting what it cannot place."""
+    """Assigns a network's modules to the plan's (torchvision's) names, part by part, finding each
+    part by the shapes the plan gives it and noting what it cannot place."""
 
     def __init__(self, scan: Scan, owned: set[str], unowned: set[str]) -> None:
         self.scan, self.owned, self.unowned = scan, owned, unowned
@@ -145,75 +159,82 @@ class _Mapper:
         self.notes.append(note)
 
     def blocks(self, blocks: list[Block]) -> None:
-        for b, block in enumerate(blocks, 1):
-            for ell, layer in enumerate(block.layers, 1):
-                for i, conv in enumerate(layer.convs, 1):
-                    self.take(f"features.denseblock{b}.denselayer{ell}.conv{i}", conv)
-                for i, norm in enumerate(layer.norms, 1):
-                    self.take(f"features.denseblock{b}.denselayer{ell}.norm{i}", norm)
+        for block in blocks:
+            for layer, unit in zip(block.layers, block.units):
+                for (canonical, _), conv in zip(unit_convs(unit), layer.convs):
+                    self.take(canonical, conv)
+                for (canonical, _), norm in zip(unit_norms(unit), layer.norms):
+                    self.take(canonical, norm)
 
     def transitions(self, blocks: list[Block]) -> list[tuple[int, int]]:
-        """(input, output) channels of each transition, found by those channel counts."""
+        """(input, output) channels of each transition, found by the plan's shapes for them."""
         scan, found = self.scan, []
-        for b, (block, nxt) in enumerate(zip(blocks, blocks[1:]), 1):
-            conv = pick(self.free(lambda m: scan.is_conv(m) and scan.weight(m)[1:] == (block.end, 1, 1)), "conv")
+        for b, (block, nxt) in enumerate(pairwise(blocks), 1):
+            unit = plan_transition(b, block.end, nxt.c0)
+            (conv_name, want), = unit_convs(unit)
+            (norm_name, _), = unit_norms(unit)
+            conv = pick(self.free(lambda m, want=want: scan.is_conv(m) and scan.weight(m)[1:] == want[1:]),
+                        _last(conv_name))
             if conv is None:
                 raise InferenceError(f"the DenseNet weights are incomplete: no transition after dense block {b} "
                                      f"(a 1×1 convolution from its {block.end} output channels to the "
                                      f"{nxt.c0} input channels of block {b + 1}).")
             out = scan.weight(conv)[0]
-            if out != nxt.c0:
+            if out != want[0]:
                 raise InferenceError(f"tensor {key_of(conv, 'weight')!r} (the transition after dense block {b}) gives "
                                      f"{out} channels but block {b + 1} takes {nxt.c0}; the weights are inconsistent.")
             owner = conv.rpartition(".")[0]
-            norm = pick(self.free(lambda m: bool(owner) and m.startswith(owner + ".") and scan.is_norm(m)), "norm")
+            norm = pick(self.free(lambda m, owner=owner: bool(owner) and m.startswith(owner + ".") and scan.is_norm(m)),
+                        _last(norm_name))
             if norm is None:
                 raise InferenceError(f"the DenseNet weights are incomplete: the transition after dense block {b} "
                                      f"({owner or conv!r}) has no BatchNorm of {block.end} channels before its "
                                      "convolution.")
-            self.take(f"features.transition{b}.conv", conv)
-            self.take(f"features.transition{b}.norm", norm)
+            self.take(conv_name, conv)
+            self.take(norm_name, norm)
             found.append((block.end, out))
         return found
 
     def head(self, final: int) -> int:
-        """The final BatchNorm and the classifier, found by their sizes; returns the number of classes."""
+        """The final BatchNorm and the classifier, found by the plan's sizes; returns the number of classes."""
         scan, num_classes = self.scan, DenseNetConfig.num_classes
-        classifier = pick(self.free(lambda m: scan.is_linear(m) and scan.weight(m)[1] == final, unowned=True),
-                           "classifier")
+        (classifier_name, want), = unit_linears(plan_head(final, num_classes))
+        (norm_name, norm_size), = unit_norms(plan_head(final, num_classes))
+        classifier = pick(self.free(lambda m: scan.is_linear(m) and scan.weight(m)[1] == want["weight"][1],
+                                    unowned=True), _last(classifier_name))
         if classifier is None:
             self.unknown("classifier", f"no classifier found (a weight matrix N×{final} after the last block): the "
                                        "last block's classifier column stays empty, and the configuration's "
                                        f"{num_classes} classes are a placeholder")
         else:
             num_classes = scan.weight(classifier)[0]
-            self.take("classifier", classifier)
-            if scan.params[classifier].get("bias") != (num_classes,):
+            self.take(classifier_name, classifier)
+            if scan.params[classifier].get("bias") != unit_linears(plan_head(final, num_classes))[0][1]["bias"]:
                 self.unknown("classifier bias", f"the classifier {classifier!r} has no bias of {num_classes}: the "
                                                 f"model densegui builds has one, so the summary counts {num_classes} "
                                                 "parameters more")
-        norm5 = pick(self.free(lambda m: scan.is_norm(m) and scan.norm_size(m) == final), "norm5")
+        norm5 = pick(self.free(lambda m: scan.is_norm(m) and scan.norm_size(m) == norm_size), _last(norm_name))
         if norm5 is None:
             self.unknown("final BatchNorm", f"no final BatchNorm of {final} channels found: the summary counts one "
                                             "the file does not have")
         else:
-            self.take("features.norm5", norm5)
+            self.take(norm_name, norm5)
         return num_classes
 
-    def stem(self, c0: int) -> tuple[str, int]:
-        """densegui's stem for what is left before the first block (which takes ``c0`` channels); in_channels."""
+    def stem(self, shape: DenseNetConfig, c0: int) -> tuple[str, int]:
+        """The densegui stem whose plan is what is left before the first block (which takes ``c0``
+        channels), convolution by convolution and BatchNorm by BatchNorm; in_channels."""
         scan = self.scan
         convs, norms = self.free(scan.is_conv), self.free(scan.is_norm)
-        one = len(convs) == 1 and scan.weight(convs[0])[0] == c0
-        kernel = scan.weight(convs[0])[2:] if one else None
         in_ch = scan.weight(convs[0])[1] if convs else 3
-        if kernel == (7, 7) and len(norms) == 1 and scan.norm_size(norms[0]) == c0:
-            self.take("features.conv0", convs[0])
-            self.take("features.norm0", norms[0])
-            return "imagenet", in_ch
-        if kernel == (3, 3) and not norms:
-            self.take("features.conv0", convs[0])
-            return "cifar", in_ch
+        for name in STEMS:
+            unit = plan_stem(shape.replace(stem=name, init_features=c0, in_channels=in_ch), size=1)
+            want_convs, want_norms = unit_convs(unit), unit_norms(unit)
+            if ([scan.weight(c) for c in convs] == [s for _, s in want_convs]
+                    and [scan.norm_size(n) for n in norms] == [c for _, c in want_norms]):
+                for (canonical, _), module in zip(want_convs + want_norms, convs + norms):
+                    self.take(canonical, module)
+                return name, in_ch
         stem = "imagenet" if norms or len(convs) != 1 else "cifar"
         shown = "a 7×7 convolution and a BatchNorm" if stem == "imagenet" else "one 3×3 convolution"
         self.unknown("stem", f"stem not recognised ({describe_stem(scan, convs, norms)} before the first block, "
@@ -241,19 +262,18 @@ def _network(scan: Scan, blocks: list[Block], root: str, owned: set[str], unowne
     numbers = [block.number for block in blocks if block.number is not None]
     if len(numbers) == len(blocks):
         check_numbered(numbers, "dense block")
-    k, bn_size, bottleneck = _check_blocks(scan, blocks)
+    shape = _check_blocks(scan, blocks)
     mapper = _Mapper(scan, owned, unowned)
     mapper.blocks(blocks)
     transitions = mapper.transitions(blocks)
     num_classes = mapper.head(blocks[-1].end)
     c0 = blocks[0].c0
-    stem, in_ch = mapper.stem(c0)
+    stem, in_ch = mapper.stem(shape, c0)
     mapper.leftovers()
 
-    cfg = DenseNetConfig(growth_rate=k, block_depths=tuple(len(block.layers) for block in blocks),
-                         compression=fit_compression(transitions), bottleneck=bottleneck, bn_size=bn_size,
-                         init_features=None if c0 == 2 * k else c0, stem=stem, in_channels=in_ch,
-                         num_classes=num_classes, input_size=input_size or (224 if stem == "imagenet" else 32))
+    cfg = shape.replace(compression=fit_compression(transitions), init_features=None if c0 == 2 * shape.growth_rate
+                        else c0, stem=stem, in_channels=in_ch, num_classes=num_classes,
+                        input_size=input_size or (32 if stem == "cifar" else 224))
     if input_size is None and cfg.spatial_sizes()[-1] < 1:
         cfg = cfg.replace(input_size=cfg.min_input_size())
     try:
@@ -264,17 +284,25 @@ def _network(scan: Scan, blocks: list[Block], root: str, owned: set[str], unowne
     for canonical, key in mapper.names.items():
         module, _, param = key.rpartition(".")
         shapes[canonical] = _Shaped(scan.params[module][param])
+    p = dense_plan(cfg)
     try:
         check_matches(shapes, cfg, names={c.rpartition(".")[0]: o.rpartition(".")[0] for c, o in mapper.names.items()},
-                      optional=tuple(prefix for part in mapper.unrecognised for prefix in _OPTIONAL[part]))
+                      optional=tuple(prefix for part in mapper.unrecognised for prefix in _optional(p, part)))
     except CheckpointError as exc:
         raise InferenceError(str(exc)) from None
     return Layout(cfg, mapper.names, root, mapper.notes, tuple(mapper.unrecognised))
 
 
-# Keys of build_model's state_dict that each unrecognised part leaves out.
-_OPTIONAL = {"stem": ("features.conv0.", "features.norm0."), "classifier": ("classifier.",),
-             "classifier bias": ("classifier.bias",), "final BatchNorm": ("features.norm5.",)}
+def _optional(p: Plan, part: str) -> tuple[str, ...]:
+    """Key prefixes of ``build_model``'s state_dict that an unrecognised ``part`` leaves out."""
+    if part == "stem":
+        return tuple(f"{m}." for m in unit_modules(p.of_kind("stem")[0]))
+    head = p.of_kind("head")[0]
+    if part == "classifier":
+        return (f"{head.mixer}.",)
+    if part == "classifier bias":
+        return (f"{head.mixer}.bias",)
+    return tuple(f"{m}." for m in unit_modules(head) if m != head.mixer)  # the final BatchNorm
 
 
 class _Shaped:
@@ -282,8 +310,6 @@ class _Shaped:
 
     def __init__(self, shape: Shape) -> None:
         self.shape = shape
-
-
 
 
 def find_networks(state_dict: Mapping[str, torch.Tensor], *, input_size: int | None = None) -> list[Layout]:

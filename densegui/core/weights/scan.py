@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from densegui.core.errors import DenseguiError
 
 if TYPE_CHECKING:
     import torch
+
+    from densegui.core.arch.plan import Unit
 
 _NUMBERED = re.compile(r"^(.*?)(\d+)$")
 Shape = tuple[int, ...]
@@ -92,8 +94,10 @@ class Block:
     path: str
     number: int | None
     layers: list[Layer]
+    # Set by the inference from the plan: input and output channels, the plan's unit per layer.
     c0: int = 0
     end: int = 0
+    units: list[Unit] = field(default_factory=list)
 
 
 def layer_kind(scan: Scan, convs: list[str]) -> tuple[str, list[str]]:
@@ -194,3 +198,26 @@ def not_a_densenet(scan: Scan, keys: list[str]) -> NotADenseNet:
         "channels each, as in 'features.denseblock1.denselayer1.conv1.weight'); "
         f"found {len(keys)} tensor{'s' if len(keys) != 1 else ''}: {sample}{', …' if len(keys) > 3 else ''}.")
 
+
+# ------------------------------------------------------------------ the same of a plan unit
+def unit_modules(unit: Unit) -> dict[str, dict[str, Shape]]:
+    """A plan unit's modules, in order: path → {parameter name: shape}."""
+    out: dict[str, dict[str, Shape]] = {}
+    for t in unit.tensors:
+        module, _, param = t.key.rpartition(".")
+        out.setdefault(module, {})[param] = t.shape
+    return out
+
+
+def unit_convs(unit: Unit) -> list[tuple[str, Shape]]:
+    """The unit's convolutions (module, weight shape), in order."""
+    return [(m, p["weight"]) for m, p in unit_modules(unit).items() if len(p.get("weight", ())) == 4]
+
+
+def unit_norms(unit: Unit) -> list[tuple[str, int]]:
+    """The unit's BatchNorms (module, channels), in order."""
+    return [(m, p["running_mean"][0]) for m, p in unit_modules(unit).items() if "running_mean" in p]
+
+
+def unit_linears(unit: Unit) -> list[tuple[str, dict[str, Shape]]]:
+    return [(m, p) for m, p in unit_modules(unit).items() if len(p.get("weight", ())) == 2]
