@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from densegui.core.arch.densenet.config import DenseNetConfig
+from densegui.core.arch import registry as arch
 from densegui.core.arch.table import LayerTable
 from densegui.core.units import human_bytes
 from densegui.gui.layer_plots import LayerPlots, PlotSpec, Series
@@ -79,14 +79,16 @@ def table_arrays(table: LayerTable, x_mode: str = "layer") -> dict[str, np.ndarr
 
 
 def block_spans(table: LayerTable) -> tuple[list[tuple[int, int, int]], list[tuple[int, int]]]:
-    """(block, first row, last row) of every dense block or ResNet stage, and (block, row) of every
-    transition."""
+    """(block, first row, last row) of every block or stage (its rows with an index), and (block,
+    row) of every row between blocks that belongs to one (a DenseNet's transitions)."""
     blocks: dict[int, list[int]] = {}
     transitions: list[tuple[int, int]] = []
     for i, r in enumerate(table.rows):
-        if r.kind in ("dense", "residual"):
+        if r.block is None:
+            continue
+        if r.index is not None:
             blocks.setdefault(r.block, []).append(i)
-        elif r.kind == "transition":
+        else:
             transitions.append((r.block, i))
     spans = [(b, rows[0], rows[-1]) for b, rows in sorted(blocks.items())]
     return spans, transitions
@@ -165,7 +167,7 @@ class ChannelPanel(PanelMixin, QWidget):
         a = self._arrays = table_arrays(table, self.x_mode)
         xs = a["x"]
         spans, transitions = block_spans(table)
-        word = "stage" if table.family == "resnet" else "block"
+        word = arch.family_of(table.config).unit
         edges = [span_edges(xs, lo, hi) for _b, lo, hi in spans]
         # Block names as x tick labels, the number alone where the name does not fit (transitions
         # are the dashed lines between them: their names would collide with a short block's).
@@ -254,7 +256,7 @@ class ChannelPanel(PanelMixin, QWidget):
         return Path(path)
 
     # ----------------------------------------------------------- panel contract
-    def set_config(self, cfg: DenseNetConfig) -> None:  # noqa: ARG002 - the window passes the table
+    def set_config(self, cfg) -> None:  # noqa: ARG002 - the window passes the table
         """The window calls :meth:`set_table` with the already computed table."""
 
     # --------------------------------------------------------------- internals
@@ -273,7 +275,8 @@ class ChannelPanel(PanelMixin, QWidget):
 
     def _export_dialog(self) -> None:
         key = self.export_combo.currentData()
-        path, _ = QFileDialog.getSaveFileName(self, "Export plot as PNG", f"densenet_{key}.png", "PNG image (*.png)")
+        name = f"{self.table.family if self.table else 'network'}_{key}.png"
+        path, _ = QFileDialog.getSaveFileName(self, "Export plot as PNG", name, "PNG image (*.png)")
         if path:
             try:
                 self.export_png(key, path)

@@ -1,14 +1,14 @@
-"""Design space tab (``designPanel``): DenseNet against ResNet, and what one field costs.
+"""Design space tab (``designPanel``): the families against each other, and what one field costs.
 
-Left, the frontier (the paper's Figures 3-4): every preset of both families
+Left, the frontier (the paper's Figures 3-4): every preset of every family
 with a published error for the chosen dataset, error against parameters, MACs
 or latency measured on the user's device (log axis); the current configuration
-is a vertical line at its x. Clicking a DenseNet point loads it into the
-explorer; clicking a ResNet point pins it as the baseline (the controls edit
-DenseNets only). Right, a sweep: one field over a range, with parameters, MACs
-and activation memory against it, computed analytically on a worker thread,
-and optionally the latency of every point measured in the probe's background
-process, with progress and cancel.
+is a vertical line at its x. Clicking a point loads it into the explorer, or
+pins it as the baseline where its family cannot be explored. Right, a sweep:
+one field over a range, with parameters, MACs and activation memory against
+it, computed analytically on a worker thread, and optionally the latency of
+every point measured in the probe's background process, with progress and
+cancel.
 """
 
 from __future__ import annotations
@@ -29,11 +29,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from densegui.core.analysis.design import FIELDS, Vary, current_value, fields_for, sweep_rows
 from densegui.core.arch import registry as arch
-from densegui.core.analysis.design import FIELDS, Vary, fields_for, sweep_rows
-from densegui.core.probe.types import ProbeSettings
+from densegui.core.arch.family import EXPLORE
 from densegui.core.arch.published import DATASETS, published_error
-from densegui.gui.design_plots import FrontierPlot, SweepPlots, current_value
+from densegui.core.probe.types import ProbeSettings
+from densegui.gui.design_plots import FrontierPlot, SweepPlots
 from densegui.gui.jobs import PROBE
 from densegui.gui.panel import WhenShown
 from densegui.gui.tasks import TaskRunner
@@ -54,17 +55,17 @@ def _sweep(cfg, vary: Vary, *, cancel, progress) -> tuple[list[dict], str, float
 
 
 class DesignPanel(QWidget):
-    """The frontier of both families and one-field sweeps."""
+    """The frontier of every family and one-field sweeps."""
 
-    presetRequested = Signal(str)  # a DenseNet preset to load into the explorer
-    baselineRequested = Signal(str)  # a preset (either family) to pin as the baseline
+    presetRequested = Signal(str)  # a preset of an explorable family, to load into the explorer
+    baselineRequested = Signal(str)  # a preset of another family, to pin as the baseline
     sweepFinished = Signal(bool)
     frontierUpdated = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("designPanel")
-        self.config = arch.get_preset("densenet121")
+        self.config = arch.default_config()
         self._marks = WhenShown(self, self._mark_current)  # the current configuration's markers
         self.latency_ms: dict[str, float] = {}  # preset → measured latency on the chosen device
         self.sweep_rows: list[dict] = []
@@ -239,7 +240,7 @@ class DesignPanel(QWidget):
                 marker.show()
 
     def _point_clicked(self, name: str) -> None:
-        if arch.PRESETS[name].family == "densenet":
+        if arch.family_of(arch.get_preset(name)).can(EXPLORE):
             self.presetRequested.emit(name)
         else:
             self.baselineRequested.emit(name)

@@ -17,10 +17,16 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QApplication, QWidget
 
+from densegui.core.analysis.design import current_value
+from densegui.core.arch import registry as arch
 from densegui.gui.widgets import save_offscreen_png
 
-FAMILY_COLORS = {"densenet": "#1f77b4", "resnet": "#d62728"}
 CURRENT_PEN = pg.mkPen("#2ca02c", width=2, style=Qt.PenStyle.DashLine)
+
+
+def _color(family: str) -> str:
+    fam = arch.families().get(family)
+    return fam.color if fam is not None else "#333"
 
 
 class FrontierPlot(pg.PlotWidget):
@@ -43,16 +49,25 @@ class FrontierPlot(pg.PlotWidget):
                                         label="current", labelOpts={"position": 0.95, "color": "#2ca02c"})
         self._current.hide()
         self.addItem(self._current)
-        for family, color in FAMILY_COLORS.items():
-            scatter = pg.ScatterPlotItem(size=10, brush=pg.mkBrush(color), pen=pg.mkPen("w"), name=family,
+        for family in arch.families():
+            self._scatter(family)
+
+    def _scatter(self, family: str) -> pg.ScatterPlotItem:
+        """The points of ``family`` (one legend entry per family, in its colour)."""
+        scatter = self._scatters.get(family)
+        if scatter is None:
+            scatter = pg.ScatterPlotItem(size=10, brush=pg.mkBrush(_color(family)), pen=pg.mkPen("w"), name=family,
                                          hoverable=True)
             scatter.sigClicked.connect(self._clicked)
             self._scatters[family] = scatter
             self.addItem(scatter)
+        return scatter
 
     def set_points(self, points: list[tuple[str, str, float, float]], x_label: str, y_label: str,
                    current_x: float | None) -> None:
         self.points = [p for p in points if p[2] > 0 and math.isfinite(p[3])]
+        for family in {p[1] for p in self.points}:  # a family registered since
+            self._scatter(family)
         for family, scatter in self._scatters.items():
             mine = [p for p in self.points if p[1] == family]
             scatter.setData(x=[math.log10(p[2]) for p in mine], y=[p[3] for p in mine], data=[p[0] for p in mine])
@@ -60,7 +75,7 @@ class FrontierPlot(pg.PlotWidget):
         for name, family, x, y in self.points:
             text = self._labels.get(name)
             if text is None:
-                text = self._labels[name] = pg.TextItem(name, color=FAMILY_COLORS.get(family, "#333"), anchor=(0, 1))
+                text = self._labels[name] = pg.TextItem(name, color=_color(family), anchor=(0, 1))
                 self.addItem(text)
             text.setPos(math.log10(x), y)
             text.show()
@@ -137,7 +152,9 @@ class SweepPlots(pg.GraphicsLayoutWidget):
                           for r in ok],
         }
         for key, ys in series.items():
-            self.curves[key].setData(xs, np.array(ys, dtype=float))
+            ys = np.array(ys, dtype=float)
+            shown = ~np.isnan(ys)  # a family without a memory-efficient mode has no such curve
+            self.curves[key].setData(xs[shown], ys[shown])
         measured = [(float(r["value"]), r["measured"]["latency_ms"]) for r in ok if r.get("measured")]
         self.curves["latency"].setData([m[0] for m in measured], [m[1] for m in measured])
         title = dict(self.PLOTS)["latency"]
@@ -161,21 +178,3 @@ def render_sweep_png(rows: list[dict], field: str, cfg, path: str, width: int = 
     view = SweepPlots()
     view.set_rows(rows, field, current_value(cfg, field))
     save_offscreen_png(view, path, width, height)
-
-
-def current_value(cfg, field: str) -> float | None:
-    """The configuration's own value of a sweep field (for the marker), if it has one."""
-    if field in ("growth_rate", "compression", "bn_size", "drop_rate", "input_size", "num_classes"):
-        return getattr(cfg, field, None)
-    if field.startswith("block") and field[5:].isdigit():
-        i = int(field[5:]) - 1
-        return cfg.block_depths[i] if i < len(cfg.block_depths) else None
-    if field.startswith("stage") and field[5:].isdigit():
-        i = int(field[5:]) - 1
-        return cfg.stage_depths[i] if i < len(cfg.stage_depths) else None
-    if field == "width":
-        return cfg.widths[0]
-    if field in ("blocks", "stages"):
-        depths = cfg.block_depths if field == "blocks" else cfg.stage_depths
-        return depths[0] if len(set(depths)) == 1 else None
-    return None

@@ -2,7 +2,7 @@
 
 Four cards with the current configuration's figures and, when a baseline is
 pinned, their deltas. Like the channel plots it only renders a
-:class:`~densegui.core.arch.densenet.table.LayerTable` (``set_table`` / ``set_baseline``);
+:class:`~densegui.core.arch.table.LayerTable` of any family (``set_table`` / ``set_baseline``);
 nothing is computed here beyond formatting.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 from PySide6.QtWidgets import QGridLayout, QVBoxLayout, QWidget
 
 from densegui.core.arch import registry as arch
+from densegui.core.arch.family import MEMORY_EFFICIENT
 from densegui.core.arch.table import LayerTable
 from densegui.core.units import human_bytes
 from densegui.gui.widgets import Card, FitLabel
@@ -109,10 +110,15 @@ class Headline(QWidget):
         self.macs_card.value.setText(f"{t.macs / 1e9:.3f} G")
         self.macs_card.detail.setText(f"{t.macs:,} · {2 * t.macs / 1e9:.2f} GFLOPs at {cfg.input_size}²")
         self.channels_card.value.setText(f"{final_channels(t):,}")
-        self.channels_card.detail.setText(f"→ {cfg.num_classes:,} classes · {sum(cfg.block_depths)} dense layers")
-        self.memory_card.value.setText(f"{human_bytes(naive)} → {human_bytes(eff)}")
-        used = "efficient on" if cfg.memory_efficient else "efficient off"
-        self.memory_card.detail.setText(f"per image · {eff / naive:.0%} of naive · {used}")
+        self.channels_card.detail.setText(f"→ {cfg.num_classes:,} classes · {unit_layers(t)}")
+        family = arch.family_of(cfg)
+        if family.can(MEMORY_EFFICIENT):
+            self.memory_card.value.setText(f"{human_bytes(naive)} → {human_bytes(eff)}")
+            used = "efficient on" if cfg.memory_efficient else "efficient off"
+            self.memory_card.detail.setText(f"per image · {eff / naive:.0%} of naive · {used}")
+        else:
+            self.memory_card.value.setText(human_bytes(naive))
+            self.memory_card.detail.setText(f"per image · {family.title}s have no memory-efficient mode")
         if b is None:
             for card in (self.params_card, self.macs_card, self.channels_card, self.memory_card):
                 card.set_delta(None)
@@ -145,5 +151,15 @@ class Headline(QWidget):
 
 
 def final_channels(table: LayerTable) -> int:
-    """Feature maps entering the classifier (the head row's input), for either family."""
+    """Feature maps entering the classifier (the head row's input), for any family."""
     return table.rows[-1].in_channels
+
+
+def unit_layers(table: LayerTable) -> str:
+    """How many layers the blocks or stages hold, in the family's words: "58 dense layers",
+    "16 residual blocks"."""
+    rows = [r for r in table.rows if r.index is not None]
+    layer = arch.family_of(table.config).layer
+    kinds = {r.kind for r in rows}
+    kind = f"{kinds.pop()} " if len(kinds) == 1 and layer not in kinds else ""
+    return f"{len(rows)} {kind}{layer}s"

@@ -32,12 +32,12 @@ def job(name: str):
 
 @job("warm_up")
 def warm_up(*, cancel, progress) -> dict:
-    """Pay a fresh process's import costs (torch alone is ≈ 2 s here) before its first job arrives.
+    """Pay a fresh process's import costs (torch's above all) before its first job arrives.
     The explore lane runs it as soon as its process starts, while the window is being built. No
     summary is run here: the window's first request arrives during the imports, and a warm-up
-    summary would only delay it (a meta summary's first call costs ≈ 0.1 s more than later ones).
+    summary would only delay it (a meta summary's first call is slower than later ones).
     The imported objects are then exempted from the cyclic garbage collector, whose first full
-    collection would otherwise walk all of torch during that first summary (≈ 0.08 s here)."""
+    collection would otherwise walk all of torch during that first summary."""
     import gc
     import os
 
@@ -129,7 +129,7 @@ def load_reuse(path: str, candidate: str | None = None, measure: str = "weights"
     from pathlib import Path
 
     from densegui.core.errors import DenseguiError, user_message
-    from densegui.core.analysis.reuse_data import ReuseCancelled
+    from densegui.core.analysis.reuse_walk import ReuseCancelled
     from densegui.core.analysis.reuse_run import analyse
     from densegui.gui.background import JobCancelled, raise_if_cancelled
 

@@ -330,8 +330,8 @@ class LayerPlots(QWidget):
             self._frame, self._frame_key = self._render_frame(), key
         painter = QPainter(self)
         painter.drawPixmap(0, 0, self._frame)
-        # Antialiased lines cost most of a repaint at 2× device pixels (3 → 9 ms for a k drag,
-        # offscreen), where steps are half as visible: screens of 2× and more draw them plain.
+        # Antialiased lines cost most of a repaint at 2× device pixels, where steps are half as
+        # visible: screens of 2× and more draw them plain.
         antialias = self.devicePixelRatioF() < 2
         for plot in self.plots.values():
             self._paint_curves(painter, plot, antialias)

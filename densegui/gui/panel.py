@@ -6,7 +6,7 @@ methods only:
 * ``Panel(parent=None)`` -- construct cheaply (no heavy work; background
   work only through a TaskRunner);
 * ``set_config(cfg)`` -- called with every new *valid*
-  :class:`~densegui.core.arch.densenet.config.DenseNetConfig` the user makes (possibly
+  configuration (of any family, :mod:`densegui.core.arch.registry`) the user makes (possibly
   many per second while a slider is dragged): store it, schedule work through
   the panel's :class:`~densegui.gui.tasks.TaskRunner` if needed, but never
   compute heavily here;
@@ -30,14 +30,14 @@ from PySide6.QtCore import QEvent, QObject
 from PySide6.QtWidgets import QWidget
 
 if TYPE_CHECKING:  # pragma: no cover
-    from densegui.core.arch.densenet.config import DenseNetConfig
+    from densegui.core.arch.registry import Config
 
 
 @runtime_checkable
 class Panel(Protocol):
     """What the main window requires of a tab."""
 
-    def set_config(self, cfg: DenseNetConfig) -> None: ...
+    def set_config(self, cfg: Config) -> None: ...
 
     def shutdown(self) -> None: ...
 
@@ -48,7 +48,7 @@ class PanelMixin:
     Use as ``class MyPanel(PanelMixin, QWidget)``.
     """
 
-    def set_config(self, cfg: DenseNetConfig) -> None:  # noqa: ARG002
+    def set_config(self, cfg: Config) -> None:  # noqa: ARG002
         return None
 
     def shutdown(self) -> None:
@@ -60,8 +60,8 @@ class WhenShown(QObject):
 
     ``request()`` runs ``refresh`` at once if ``widget`` is visible, else once at its next show.
     Panels keep their data current on every ``set_config`` and defer only what draws it: while a
-    slider is dragged, hidden tabs then cost almost nothing (moving the design tab's markers, the
-    probe's memory estimate and the train tab's label took ≈ 1 ms of every change).
+    slider is dragged, hidden tabs then cost almost nothing (the design tab's markers, the probe's
+    memory estimate and the train tab's label would otherwise run on every change).
     """
 
     def __init__(self, widget: QWidget, refresh: Callable[[], None]) -> None:

@@ -1,12 +1,11 @@
-"""Timing-probe panel (``probePanel``): what the current DenseNet costs on a device.
+"""Timing-probe panel (``probePanel``): what the current network costs on a device.
 
 Settings (device, mode, batch, input size, precision, channels-last,
 memory-efficient) → Run measures one configuration, Sweep walks batch sizes
 up to a memory limit. The measurement runs in the probe's background process
 (jobs ``probe`` and ``sweep``); Cancel reaches the core's cancel check, made
-before and after building the model, before every dense layer and transition
-(and as each layer's gradient arrives in training), so it lands within a
-second. A newer run makes older results stale: they never reach the screen.
+before and after building the model, before every unit of its plan (and as
+each layer's gradient arrives in training), so it lands within a second. A newer run makes older results stale: they never reach the screen.
 Results fill the cards and the per-kind breakdown, and are appended to a
 history table that keeps every configuration measured for comparison.
 """
@@ -37,13 +36,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from densegui.core.arch.densenet.config import DEFAULT_PRESET, LIMITS, DenseNetConfig
-
-from densegui.core.arch.registry import get_preset
+from densegui.core.arch import registry as arch
+from densegui.core.arch.family import MEMORY_EFFICIENT
 from densegui.core.devices import PRECISIONS, cpu_available_memory
 from densegui.core.errors import DenseguiError
-from densegui.core.probe.types import MAX_BATCH, MODES, ProbeSettings
-from densegui.core.arch.registry import estimate_memory
+from densegui.core.probe.types import MAX_BATCH, MODES, ProbeSettings, effective_config
 from densegui.core.units import human_bytes
 from densegui.gui.jobs import PROBE
 from densegui.gui.panel import WhenShown
@@ -62,7 +59,7 @@ class ProbePanel(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("probePanel")
-        self.config: DenseNetConfig = get_preset(DEFAULT_PRESET)
+        self.config: arch.Config = arch.default_config()
         self._estimate = WhenShown(self, self._update_estimate)  # the memory estimate's label
         self.result = None  # the latest ProbeResult shown
         self.sweep_result = None
@@ -85,16 +82,15 @@ class ProbePanel(QWidget):
         self.batch_spin.setRange(1, MAX_BATCH)
         self.batch_spin.setValue(1)
         self.input_spin = QSpinBox(objectName="probeInputSize")
-        lo, hi = LIMITS["input_size"]
-        self.input_spin.setRange(int(lo), int(hi))
         self.input_spin.setSuffix(" px")
         self.precision_combo = QComboBox(objectName="probePrecision")
         for p in PRECISIONS:
             self.precision_combo.addItem(p if p == "fp32" else f"{p} (autocast)", p)
         self.channels_last_check = QCheckBox("channels-last (NHWC)", objectName="probeChannelsLast")
         self.memeff_check = QCheckBox("memory-efficient (recompute)", objectName="probeMemEff")
-        self.memeff_check.setToolTip("Recompute each dense layer's concatenation, BN, ReLU and 1×1 conv in backward "
-                                     "instead of storing them (Pleiss et al.): less memory, some extra time.")
+        self.memeff_tip = ("Recompute each dense layer's concatenation, BN, ReLU and 1×1 conv in backward "
+                           "instead of storing them (Pleiss et al.): less memory, some extra time.")
+        self.memeff_check.setToolTip(self.memeff_tip)
         self.breakdown_check = QCheckBox("per-kind breakdown (profiler)", objectName="probeBreakdown")
         self.breakdown_check.setChecked(True)
         self.max_batch_spin = QSpinBox(objectName="probeMaxBatch")
@@ -246,20 +242,26 @@ class ProbePanel(QWidget):
         self.set_config(self.config)
 
     # ----------------------------------------------------------- panel contract
-    def set_config(self, cfg: DenseNetConfig) -> None:
+    def set_config(self, cfg: arch.Config) -> None:
         """The explorer's current configuration: the one the next Run measures (cheap)."""
         self.config = cfg
+        family = arch.family_of(cfg)
         self.config_label.setText(f"Configuration: <b>{cfg.label()}</b>")
         with QSignalBlocker(self.input_spin), QSignalBlocker(self.memeff_check):
+            size = family.field("input_size")
+            self.input_spin.setRange(int(size.lo or 1), int(size.hi or 8192))
             self.input_spin.setValue(cfg.input_size)
-            self.memeff_check.setChecked(cfg.memory_efficient)
+            efficient = family.can(MEMORY_EFFICIENT)
+            self.memeff_check.setEnabled(efficient)
+            self.memeff_check.setChecked(efficient and cfg.memory_efficient)
+            self.memeff_check.setToolTip(self.memeff_tip if efficient else
+                                         f"{family.title}s have no memory-efficient mode.")
         self._estimate.request()
 
     def shutdown(self) -> None:
         """Stop the measurement in flight (call before the window closes)."""
         self.device_combo.shutdown()
         self.runner.shutdown()
-
 
     # ---------------------------------------------------------------- settings
     def settings(self) -> ProbeSettings:
@@ -272,8 +274,7 @@ class ProbePanel(QWidget):
     def _update_estimate(self) -> None:
         s = self.settings()
         try:
-            cfg = self.config.replace(input_size=s.input_size, memory_efficient=bool(s.memory_efficient)).validate()
-            est = estimate_memory(cfg, s.batch_size, s.mode)
+            est = arch.estimate_memory(effective_config(self.config, s), s.batch_size, s.mode)
         except DenseguiError as exc:
             self.estimate_label.setText(str(exc))
             return
@@ -373,7 +374,7 @@ class ProbePanel(QWidget):
 
     def _append_history(self, r) -> None:
         self.history.append(r)
-        cfg = DenseNetConfig.from_dict(r.config)
+        cfg = arch.config_from_dict(r.config)
         mem = human_bytes(r.peak_memory_bytes) if r.peak_memory_bytes is not None else "n/a"
         values = (cfg.label(), r.device, r.mode, str(r.batch_size), str(r.input_size), r.precision,
                   "yes" if r.channels_last else "no", "yes" if r.memory_efficient else "no",

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from densegui.core.arch.densenet.config import DenseNetConfig
+from densegui.core.arch.registry import Config
 from densegui.gui.jobs import EXPLORE
 from densegui.gui.panel import PanelMixin
 from densegui.gui.tasks import TaskRunner
@@ -62,9 +62,9 @@ class SummaryPanel(PanelMixin, QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("summaryPanel")
-        self._config: DenseNetConfig | None = None
-        self._requested: DenseNetConfig | None = None  # what the task in flight computes
-        self._settled: DenseNetConfig | None = None  # the configuration whose table (or error) is shown
+        self._config: Config | None = None
+        self._requested: Config | None = None  # what the task in flight computes
+        self._settled: Config | None = None  # the configuration whose table (or error) is shown
         self.result = None  # SummaryResult on screen
         self.last_seconds: float | None = None
 
@@ -123,7 +123,7 @@ class SummaryPanel(PanelMixin, QWidget):
         layout.addWidget(self.text_view, 1)
 
     # ----------------------------------------------------------- panel contract
-    def set_config(self, cfg: DenseNetConfig) -> None:
+    def set_config(self, cfg: Config) -> None:
         """Record ``cfg`` and schedule its summary (debounced, in the background process)."""
         self._config = cfg
         self._settled = None
@@ -184,7 +184,7 @@ class SummaryPanel(PanelMixin, QWidget):
         bar.setValue(pos)
 
     def _save_dialog(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Save summary", "densenet_summary.txt", "Text (*.txt)")
+        path, _ = QFileDialog.getSaveFileName(self, "Save summary", f"{self._config.family if self._config else 'network'}_summary.txt", "Text (*.txt)")
         if path:
             try:
                 self.save_text(path)

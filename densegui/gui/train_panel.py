@@ -40,10 +40,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from densegui.core.weights.files import remove_stale_temporaries
-from densegui.core.arch.densenet.config import DenseNetConfig
+from densegui.core.arch import registry as arch
+from densegui.core.arch.family import TRAIN as CAN_TRAIN
 from densegui.core.errors import DenseguiError
 from densegui.core.train.setup import TrainOptions, TrainRequest, adapt_config, dataset_shape, default_config
+from densegui.core.weights.files import remove_stale_temporaries
 from densegui.gui.jobs import TRAIN
 from densegui.gui.panel import WhenShown
 from densegui.gui.tasks import TaskRunner
@@ -59,7 +60,7 @@ class TrainPanel(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("trainPanel")
-        self.config: DenseNetConfig = default_config()
+        self.config: arch.Config = default_config()
         self._label = WhenShown(self, self._update_config_label)  # what the configuration becomes on the dataset
         self.runner = TaskRunner(self, report_cancel=True)
         self.runner.progress.connect(self._on_update)
@@ -217,7 +218,7 @@ class TrainPanel(QWidget):
         self._update_config_label()
 
     # ------------------------------------------------------------ panel contract
-    def set_config(self, cfg: DenseNetConfig) -> None:
+    def set_config(self, cfg: arch.Config) -> None:
         """The explorer's current configuration: what the next run trains (a running one is unaffected)."""
         self.config = cfg
         self._label.request()
@@ -228,7 +229,6 @@ class TrainPanel(QWidget):
         temporary is removed once its process has exited)."""
         self.device_combo.shutdown()
         self.runner.shutdown()
-
 
     # ------------------------------------------------------------------ helpers
     def dataset_spec(self) -> str:
@@ -245,11 +245,22 @@ class TrainPanel(QWidget):
     def _known_shape(self) -> tuple[int, int, int] | None:
         return dataset_shape(self.dataset_spec())
 
+    def _refusal(self) -> str | None:
+        """Why the current configuration cannot be trained here (None: it can)."""
+        family = arch.family_of(self.config)
+        if family.can(CAN_TRAIN):
+            return None
+        takes = " or ".join(f.title for f in arch.families().values() if f.can(CAN_TRAIN))
+        return f"the trainer takes a {takes}, but {self.config.label()} is a {family.title}."
+
     def _update_config_label(self) -> None:
         cfg = self.config
         text = f"<b>{cfg.describe()}</b>"
         shape = self._known_shape()
-        if shape is not None:
+        refusal = self._refusal()
+        if refusal is not None:
+            text += f"<br><span style='color:#c0392b'>cannot train it: {refusal}</span>"
+        elif shape is not None:
             try:
                 _adapted, notes = adapt_config(cfg, shape)
             except DenseguiError as exc:
@@ -286,7 +297,7 @@ class TrainPanel(QWidget):
             return text
         kind = self.dataset_spec().split(":", 1)[0] if ":" in self.dataset_spec() else Path(self.dataset_spec()).name
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        return str(Path(self._runs_dir()) / f"densenet-{kind or 'data'}-{stamp}.pt")
+        return str(Path(self._runs_dir()) / f"{self.config.family}-{kind or 'data'}-{stamp}.pt")
 
     def _log(self, text: str) -> None:
         self.log.appendPlainText(f"{_dt.datetime.now():%H:%M:%S}  {text}")
@@ -298,6 +309,8 @@ class TrainPanel(QWidget):
             return
         self.error_label.hide()
         try:
+            if (refusal := self._refusal()) is not None:
+                raise DenseguiError(refusal)
             options = TrainOptions(epochs=self.epochs_spin.value(), batch_size=self.batch_spin.value(),
                                    lr=float(self.lr_spin.value()), seed=self.seed_spin.value()).validate()
             shape = self._known_shape()

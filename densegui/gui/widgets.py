@@ -13,8 +13,8 @@ class FitLabel(QLabel):
     A plain QLabel reports its text's width as its minimum size, so every new
     value (a longer parameter count, a longer status line in a hidden tab)
     changed the main window's minimum width: Qt re-laid out and repainted the
-    whole window on each slider change (≈ 30 ms on a 2-core machine), and at
-    large configurations the window even grew. This label ignores its text's
+    whole window on each slider change, and at large configurations the
+    window even grew. This label ignores its text's
     width for layout and elides what does not fit ("…", full text in the tooltip).
     :meth:`text` returns the full text, never the elided one.
     """

@@ -3,6 +3,7 @@ analytic sweeps checked against the layer table, a measured sweep, and pinning a
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -12,7 +13,9 @@ from helpers.reference import count_params
 
 from densegui.core.arch import registry as arch
 from densegui.core.arch.densenet.config import DenseNetConfig
+from densegui.core.arch.family import EXPLORE
 from densegui.core.arch.published import published_error
+from densegui.core.analysis.design import current_value
 from densegui.gui.design_panel import DesignPanel
 
 TINY = DenseNetConfig(growth_rate=4, block_depths=(2, 2), stem="cifar", num_classes=10, input_size=16)
@@ -52,13 +55,46 @@ def test_frontier_shows_both_families_at_their_published_error(panel):
     assert panel.frontier_points() == [] and "Measure presets" in panel.frontier_note.text()
 
 
-def test_clicking_a_point_loads_a_densenet_or_pins_a_resnet(qtbot, panel):
-    with qtbot.waitSignal(panel.presetRequested) as loaded:
-        panel._point_clicked("densenet169")
-    assert loaded.args == ["densenet169"]
-    with qtbot.waitSignal(panel.baselineRequested) as pinned:
-        panel._point_clicked("resnet50")
-    assert pinned.args == ["resnet50"]
+def test_clicking_a_point_loads_an_explorable_family_or_pins_another(qtbot, panel):
+    for name in ("densenet169", "resnet50"):
+        with qtbot.waitSignal(panel.presetRequested) as loaded:
+            panel._point_clicked(name)
+        assert loaded.args == [name]
+    resnet = arch.get_family("resnet")
+    arch.register(dataclasses.replace(resnet, capabilities=resnet.capabilities - {EXPLORE}))
+    try:
+        with qtbot.waitSignal(panel.baselineRequested) as pinned:
+            panel._point_clicked("resnet50")
+        assert pinned.args == ["resnet50"]
+    finally:
+        arch.register(resnet)
+
+
+def test_a_resnet_sweeps_its_own_fields_with_its_marker(qtbot, panel):
+    panel.set_config(arch.get_preset("resnet50"))
+    names = [panel.field_combo.itemData(i) for i in range(panel.field_combo.count())]
+    assert {"stages", "stage4", "width"} <= set(names) and "growth_rate" not in names and "stage5" not in names
+    panel.field_combo.setCurrentIndex(panel.field_combo.findData("width"))
+    assert panel.sweep_plots.markers["params"].value() == 64  # the first stage's width
+    assert current_value(arch.get_preset("resnet50"), "stage3") == 6
+    assert current_value(arch.get_preset("resnet50"), "stages") is None  # the stages differ
+    assert current_value(arch.get_preset("resnet20"), "stages") == 3
+    panel.start_spin.setValue(32)
+    panel.stop_spin.setValue(64)
+    panel.step_spin.setValue(32)
+    with qtbot.waitSignal(panel.sweepFinished, timeout=TIMEOUT) as done:
+        panel.start_sweep()
+    assert done.args == [True]
+    want = [arch.layer_table(arch.get_preset("resnet50").replace(widths=w, stem_width=w[0])).params / 1e6
+            for w in ((32, 64, 128, 256), (64, 128, 256, 512))]
+    assert list(panel.sweep_plots.curves["params"].getData()[1]) == pytest.approx(want)
+    _, eff = panel.sweep_plots.curves["efficient"].getData()
+    assert eff is None or len(eff) == 0  # no memory-efficient mode: no curve
+
+
+def test_the_frontier_colours_come_from_the_families(panel):
+    for name, fam in arch.families().items():
+        assert panel.frontier._scatters[name].opts["brush"].color().name() == fam.color
 
 
 def test_analytic_sweep_matches_the_layer_table(qtbot, panel):
@@ -113,12 +149,12 @@ def test_pinning_a_resnet_baseline_in_the_window(qtbot, explorer):
     assert w.channel_panel.x_mode == "depth"  # another family: the plots line up by depth fraction
     xs, _ = w.channel_panel.baseline_series("params")
     assert xs[0] == pytest.approx(0.0, abs=0.05) and xs[-1] == pytest.approx(1.0, abs=0.05)
-    delta = w.params_card.delta.text()
+    delta = w.headline.params_card.delta.text()
     assert f"{7_978_856 - 25_557_032:,}" in delta and "vs baseline" in delta
     assert "resnet50" in label(w, "baselineLabel").text()
     assert "Published for densenet121" in label(w, "publishedLabel").text()
     w.clear_baseline()
-    assert not w.params_card.delta.isVisible()
+    assert not w.headline.params_card.delta.isVisible()
     assert w.tabs.tabText(w.tabs.indexOf(w.design_panel)) == "Design space"
 
 

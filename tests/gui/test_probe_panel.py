@@ -9,7 +9,9 @@ from PySide6.QtCore import QTimer
 
 import densegui.core.probe.run as probe_mod
 from densegui.core.arch.densenet.config import DenseNetConfig
-from densegui.core.arch.registry import get_preset
+from densegui.core.arch.registry import estimate_memory, family_of, get_preset
+from densegui.core.arch.resnet.config import ResNetConfig
+from densegui.core.units import human_bytes
 from densegui.gui.probe_panel import ProbePanel
 
 TIMEOUT = 60_000
@@ -143,3 +145,23 @@ def test_set_config_is_cheap_and_updates_the_estimate(panel):
     assert time.perf_counter() - t0 < 1.0
     assert "Estimated memory" in panel.estimate_label.text()
     assert panel.input_spin.value() == 224
+
+
+def test_a_resnet_is_estimated_and_measured(qtbot, panel):
+    """Any family: the estimate is the registry's, the memory-efficient box is off where the family
+    has no such mode, and the breakdown uses the family's kinds."""
+    cfg = ResNetConfig(stage_depths=(1, 1), widths=(4, 8), block="basic", stem="cifar", stem_width=4, num_classes=10,
+                       input_size=16).validate()
+    panel.set_config(cfg)
+    assert not panel.memeff_check.isEnabled() and not panel.memeff_check.isChecked()
+    assert "ResNets have no memory-efficient mode" in panel.memeff_check.toolTip()
+    panel.batch_spin.setValue(3)
+    assert f"Estimated memory for this run: {human_bytes(estimate_memory(cfg, 3, 'inference'))}" \
+        in panel.estimate_label.text()
+    run(qtbot, panel)
+    r = panel.result
+    assert r.config == cfg.to_dict() and r.memory_efficient is False
+    assert set(r.breakdown) <= set(family_of(cfg).kinds) | {"optimizer", "other"}
+    assert panel.history_table.item(0, 0).text() == cfg.label()
+    panel.set_config(TINY)  # back to a DenseNet: the box is offered again
+    assert panel.memeff_check.isEnabled()

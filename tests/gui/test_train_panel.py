@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from densegui.core.arch.densenet.config import DenseNetConfig
-
 from densegui.core.arch.registry import get_preset
 from densegui.gui.train_panel import TrainPanel
 
@@ -101,6 +100,18 @@ def test_invalid_configuration_is_explained_and_nothing_starts(qtbot, panel, tmp
         panel.start()
     assert finished.args == [False] and "does not exist" in panel.error_label.text()
     assert panel.start_button.isEnabled()
+
+
+def test_a_family_the_trainer_does_not_take_is_explained_and_nothing_starts(qtbot, panel, tmp_path):
+    panel.set_config(get_preset("resnet20"))
+    text = panel.config_label.text()
+    assert "cannot train it: the trainer takes a DenseNet, but resnet20 is a ResNet." in text
+    panel.out_edit.setText(str(tmp_path / "x.pt"))
+    panel.start()
+    assert not panel.is_running() and not (tmp_path / "x.pt").exists()
+    assert panel.error_label.isVisible() and "resnet20 is a ResNet" in panel.error_label.text()
+    panel.set_config(TINY)
+    assert "cannot train" not in panel.config_label.text()
 
 
 def test_two_processes_train_together_and_cancel_stops_the_group(qtbot, panel, tmp_path):
