@@ -107,7 +107,7 @@ def _given(args: argparse.Namespace, names) -> list[str]:
 
 def _check_resume_flags(args: argparse.Namespace):
     """One line naming the first flag that would change the resumed run; else its ResumePlan."""
-    from densegui.core.train.loop import read_resume_plan
+    from densegui.core.train.records import read_resume_plan
 
     model_flags = _given(args, ["preset", "config", *[k for k in field_flags() if k != "memory_efficient"]])
     if model_flags:

@@ -23,21 +23,19 @@ labels. ``spec`` is one of
 Every problem with the data (missing, truncated, malformed, hostile) is a
 :class:`DataError` with a one-line message.
 
-This module holds what a dataset is (splits, held-out policy, augmentation kind per format) and
-the dispatch; decoding the files themselves (pickles, IDX, images) is in
-:mod:`densegui.core.train.data_formats`, which never imports this module.
+This module reads each kind (its held-out policy and augmentation kind) and dispatches on the
+spec; what a dataset is (splits, the stratified held-out split) is in
+:mod:`densegui.core.train.dataset`, decoding the files themselves (pickles, IDX, images) in
+:mod:`densegui.core.train.data_formats`; neither imports this module.
 """
 
 from __future__ import annotations
 
 import gzip
-import math
 import os
 import zlib
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -51,118 +49,22 @@ from densegui.core.train.data_formats import (  # DataError and read_image are a
     read_idx,
     read_image,
 )
+from densegui.core.train.dataset import (  # Split, Dataset and FileSplit are also imported from here
+    HOLDOUT_FRACTION,
+    SPLIT_SEED,
+    Dataset,
+    FileSplit,
+    Split,
+    data_folder,
+    split_dataset,
+)
 
-HOLDOUT_FRACTION = 0.2
-SPLIT_SEED = 0
 DATASET_KINDS = ("digits", "cifar10", "cifar100", "mnist", "fashion-mnist", "folder", "imagenet")
 IMAGE_SUFFIXES = (".png", ".pgm", ".ppm", ".pnm", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 MAX_FOLDER_IMAGES = 200_000
 
 FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
                    "Ankle boot"]
-
-
-@dataclass
-class Split:
-    images: torch.Tensor  # uint8 [N, C, H, W]
-    labels: torch.Tensor  # int64 [N]
-
-    def __len__(self) -> int:
-        return int(self.labels.shape[0])
-
-
-@dataclass
-class Dataset:
-    """A training split and a held-out split of one image dataset."""
-
-    name: str  # one of DATASET_KINDS
-    source: str  # "scikit-learn" or the folder it was read from
-    train: Split
-    test: Split
-    classes: list[str]
-    scale: float = 255.0  # the pixel value that means "white" (16 for digits)
-    split: dict[str, Any] = field(default_factory=dict)  # how the held-out split was made
-    augment: str = "shift"  # "shift" (small translations) or "crop-flip" (CIFAR: pad 4, crop, h-flip)
-    shift: int = 1  # largest translation in pixels
-
-    @property
-    def channels(self) -> int:
-        return int(self.train.images.shape[1])
-
-    @property
-    def size(self) -> int:
-        return int(self.train.images.shape[2])
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
-    @property
-    def spec(self) -> str:
-        return self.name if self.name == "digits" else f"{self.name}:{self.source}"
-
-    def describe(self) -> str:
-        return (f"{self.name} ({len(self.train)} training / {len(self.test)} held-out images, "
-                f"{self.channels}×{self.size}×{self.size}, {self.num_classes} classes)")
-
-    def to_metadata(self) -> dict[str, Any]:
-        """What a checkpoint records about its data (JSON-friendly)."""
-        return {
-            "name": self.name,
-            "spec": self.spec,
-            "source": self.source,
-            "num_train": len(self.train),
-            "num_test": len(self.test),
-            "channels": self.channels,
-            "size": self.size,
-            "classes": list(self.classes),
-            "scale": float(self.scale),
-            "split": dict(self.split),
-            "augment": self.augment if self.augment != "shift" else f"shift ±{self.shift} px",
-        }
-
-    def subset(self, n_train: int | None = None, n_test: int | None = None, seed: int = 0) -> Dataset:
-        """A smaller copy (first ``n`` of a seeded permutation of each split), for quick runs and tests."""
-        g = torch.Generator().manual_seed(seed)
-
-        def cut(s: Split, n: int | None) -> Split:
-            if n is None or n >= len(s):
-                return s
-            idx = torch.randperm(len(s), generator=g)[:n].sort().values
-            return s.take(idx) if isinstance(s, FileSplit) else Split(s.images[idx], s.labels[idx])
-
-        return Dataset(self.name, self.source, cut(self.train, n_train), cut(self.test, n_test), list(self.classes),
-                       self.scale, {**self.split, "subset": [n_train, n_test, seed]}, self.augment, self.shift)
-
-
-# ------------------------------------------------------------------ utilities
-def stratified_split(labels: torch.Tensor, fraction: float = HOLDOUT_FRACTION,
-                     seed: int = SPLIT_SEED) -> tuple[torch.Tensor, torch.Tensor]:
-    """(train indices, held-out indices): ``round(fraction·n_c)`` of each class
-    held out, chosen by a permutation seeded with ``seed``; both sorted."""
-    g = torch.Generator().manual_seed(seed)
-    train, test = [], []
-    for c in torch.unique(labels).tolist():
-        idx = torch.nonzero(labels == c).flatten()
-        idx = idx[torch.randperm(len(idx), generator=g)]
-        k = int(round(fraction * len(idx)))
-        if len(idx) > 1:
-            k = min(max(k, 1), len(idx) - 1)
-        test.append(idx[:k])
-        train.append(idx[k:])
-    return torch.cat(train).sort().values, torch.cat(test).sort().values
-
-
-def _split_dataset(name: str, source: str, images: torch.Tensor, labels: torch.Tensor, classes: list[str],
-                   scale: float, shift: int, fraction: float, seed: int) -> Dataset:
-    if not 0.0 < fraction < 1.0:
-        raise DataError(f"the held-out fraction must be between 0 and 1, got {fraction}.")
-    tr, te = stratified_split(labels, fraction, seed)
-    if len(te) == 0 or len(tr) == 0:
-        raise DataError(f"{name}: too few images ({len(labels)}) for a training and a held-out split.")
-    split = {"kind": "stratified", "fraction": fraction, "seed": seed}
-    return Dataset(name, source, Split(images[tr], labels[tr]), Split(images[te], labels[te]), classes, scale,
-                   split, "shift", shift)
 
 
 # --------------------------------------------------------------------- digits
@@ -183,14 +85,14 @@ def load_digits(fraction: float = HOLDOUT_FRACTION, seed: int = SPLIT_SEED) -> D
         raise DataError(f"the digits shipped with densegui ({path}) are damaged; reinstall densegui.")
     images = torch.from_numpy(rows[:, :64].reshape(-1, 1, 8, 8).copy())
     labels = torch.from_numpy(rows[:, 64].astype(np.int64))
-    return _split_dataset("digits", "scikit-learn", images, labels, [str(i) for i in range(10)], 16.0, 1,
+    return split_dataset("digits", "scikit-learn", images, labels, [str(i) for i in range(10)], 16.0, 1,
                           fraction, seed)
 
 
 # ---------------------------------------------------------------------- CIFAR
 def load_cifar(folder: str | Path, kind: str = "auto") -> Dataset:
     """CIFAR-10 (``data_batch_1..5``, ``test_batch``) or CIFAR-100 (``train``, ``test``) python batches."""
-    root = _folder(folder, "CIFAR")
+    root = data_folder(folder, "CIFAR")
     if kind in ("auto", "cifar10") and (root / "test_batch").exists():
         kind = "cifar10"
     elif kind in ("auto", "cifar100") and (root / "train").is_file() and (root / "test").is_file():
@@ -224,7 +126,7 @@ def load_cifar(folder: str | Path, kind: str = "auto") -> Dataset:
 # ------------------------------------------------------------------------ IDX
 def load_mnist(folder: str | Path, kind: str = "mnist") -> Dataset:
     """MNIST / Fashion-MNIST from the four IDX files; the official test set is held out."""
-    root = _folder(folder, "MNIST")
+    root = data_folder(folder, "MNIST")
     parts = []
     for prefix in ("train", "t10k"):
         x = read_idx(_find_idx(root, prefix, "images-idx3"))
@@ -253,7 +155,7 @@ def load_image_folder(folder: str | Path, size: int | None = None, fraction: flo
                       seed: int = SPLIT_SEED) -> Dataset:
     """One sub-folder per class (sorted names = class indices). Images are resized to ``size``
     (default: the most common side among the images) and made grey if every image is grey, else RGB."""
-    root = _folder(folder, "image-folder")
+    root = data_folder(folder, "image-folder")
     _pillow()
     class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     if len(class_dirs) < 2:
@@ -283,63 +185,15 @@ def load_image_folder(folder: str | Path, size: int | None = None, fraction: flo
             t = t.round().clamp(0, 255).to(torch.uint8)
         out[i] = t
     labels = torch.tensor([lab for _, lab in files], dtype=torch.int64)
-    return _split_dataset("folder", str(root), out, labels, [d.name for d in class_dirs], 255.0,
+    return split_dataset("folder", str(root), out, labels, [d.name for d in class_dirs], 255.0,
                           max(1, size // 8), fraction, seed)
 
 
 # ------------------------------------------------------------ ImageNet-style folders
-@dataclass
-class FileSplit:
-    """A split left on disk, decoded in DataLoader workers. Item ``(i, key)``: image i, uint8 [3, size, size],
-    and its label. Training with ``augment``: a random resized crop (8-100 % of the area, aspect 3/4-4/3)
-    and flip drawn from ``(key, i)``, whatever the worker count; else the centre 87.5 % of the short side."""
-
-    files: list[str]
-    labels: torch.Tensor
-    size: int
-    train: bool
-    augment: bool = True
-
-    def __len__(self) -> int:
-        return len(self.files)
-
-    @property
-    def images(self) -> torch.Tensor:  # the shape alone: the pixels stay in the files
-        return torch.empty((len(self.files), 3, self.size, self.size), dtype=torch.uint8, device="meta")
-
-    def take(self, idx: torch.Tensor) -> FileSplit:
-        return FileSplit([self.files[i] for i in idx.tolist()], self.labels[idx], self.size, self.train, self.augment)
-
-    def __getitem__(self, item: tuple[int, int] | int) -> tuple[torch.Tensor, int]:
-        i, key = item if isinstance(item, tuple) else (item, 0)
-        rng = np.random.default_rng([key, i]) if self.train and self.augment else None
-        Image = _pillow()
-        try:
-            with Image.open(self.files[i]) as im:
-                im = im.convert("RGB")
-                w, h = im.size
-                box, side = None, 0.875 * min(w, h)
-                for _ in range(10 if rng is not None else 0):
-                    area, ratio = w * h * rng.uniform(0.08, 1.0), math.exp(rng.uniform(-0.2877, 0.2877))
-                    cw, ch = round(math.sqrt(area * ratio)), round(math.sqrt(area / ratio))
-                    if 0 < cw <= w and 0 < ch <= h:
-                        x, y = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
-                        box = (x, y, x + cw, y + ch)
-                        break
-                im = im.resize((self.size, self.size), Image.BILINEAR,
-                               box=box or ((w - side) / 2, (h - side) / 2, (w + side) / 2, (h + side) / 2))
-                if rng is not None and rng.random() < 0.5:
-                    im = im.transpose(Image.FLIP_LEFT_RIGHT)
-                arr = np.asarray(im, dtype=np.uint8)
-        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:  # one line
-            raise DataError(f"{Path(self.files[i]).name!r} is not a readable image ({type(exc).__name__}).") from None
-        return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous(), int(self.labels[i])
-
-
 def load_imagenet_folder(folder: str | Path, size: int | None = None) -> Dataset:
     """``train/`` and ``val/``, each one sub-folder per class (train's sorted names = class indices),
     left on disk as :class:`FileSplit`; images become RGB ``size``² crops (default 224)."""
-    root = _folder(folder, "ImageNet-style")
+    root = data_folder(folder, "ImageNet-style")
     _pillow()
     missing = [s for s in ("train", "val") if not (root / s).is_dir()]
     if missing:
@@ -366,18 +220,9 @@ def load_imagenet_folder(folder: str | Path, size: int | None = None) -> Dataset
 
 
 # ------------------------------------------------------------------- dispatch
-def _folder(folder: str | Path, what: str) -> Path:
-    p = Path(folder).expanduser()
-    if not p.exists():
-        raise DataError(f"{what} folder {str(p)!r} does not exist.")
-    if not p.is_dir():
-        raise DataError(f"{str(p)!r} is not a folder ({what} data is a folder of files).")
-    return p
-
-
 def detect_kind(folder: str | Path) -> str:
     """'cifar10', 'cifar100', 'mnist' (or 'fashion-mnist') or 'folder' from the files present."""
-    root = _folder(folder, "dataset")
+    root = data_folder(folder, "dataset")
     names = {p.name for p in root.iterdir()}
     if "test_batch" in names or any(n.startswith("data_batch_") for n in names):
         return "cifar10"

@@ -1,20 +1,17 @@
-"""Training in several processes: torchrun's environment, the process group, shards, the launcher.
+"""Training in several processes: torchrun's environment, shards, the launcher and its events.
 
 Under ``torchrun`` (or ``densegui train --nproc N``, which starts ``torch.distributed.run``)
 every process runs the same training with DistributedDataParallel: gloo on the CPU, NCCL
 on CUDA (one GPU per process, ``cuda:LOCAL_RANK``).
 
 * :class:`DistEnv` reads RANK / WORLD_SIZE / LOCAL_RANK from the launcher's environment.
-* :func:`open_group` starts the process group with a timeout, so a stuck or vanished peer
-  fails a collective instead of hanging it; :class:`Group` holds the collectives training
-  needs (sums, rank 0's value shared with every rank, rank 0's buffers).
 * :func:`shard` gives each rank a disjoint, equal share of an epoch's order.
 * :func:`launch` runs ``python -m torch.distributed.run … -m densegui train --worker-request F``
   as one child process group, streams rank 0's events (JSON lines on stdout) back as
   :class:`Progress`, stops the group on cancel, and turns a failure into one line.
 
-Importing this module does not import torch (the window and the CLI's launcher use
-:class:`DistEnv`, :func:`launch` and the event codec); the group functions import it.
+This module never imports torch (the window and the CLI's launcher use :class:`DistEnv`,
+:func:`launch` and the event codec); the live process group is :mod:`densegui.core.train.group`.
 """
 
 from __future__ import annotations
@@ -32,23 +29,15 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
-from densegui.core.errors import DenseguiError, first_line, user_message
-from densegui.core.train.types import Progress, TrainCancelled, TrainError
-
-if TYPE_CHECKING:
-    import torch
+from densegui.core.train.options import Progress, TrainCancelled, TrainError
 
 T = TypeVar("T")
 EVENT = "densegui-train"  # the key that marks a worker's JSON line
 STOP_GRACE_S = 10.0  # after SIGTERM, how long the launcher waits before SIGKILL
 _NNODES = re.compile(r"^[1-9]\d*(:[1-9]\d*)?$")
 _ROOT_CAUSE = re.compile(r"Root Cause.*?rank\s*:\s*(\d+).*?exitcode\s*:\s*(-?\d+)", re.S)
-
-
-class GroupLost(TrainError):
-    """A collective failed: another rank died, or did not answer within the timeout."""
 
 
 # ---------------------------------------------------------------- environment
@@ -101,134 +90,6 @@ def shard(order: Sequence[T], world_size: int, rank: int) -> Sequence[T]:
     if world_size <= 1:
         return order
     return order[: len(order) - len(order) % world_size][rank::world_size]
-
-
-# ---------------------------------------------------------------------- group
-@dataclass
-class Group:
-    """A live process group and this rank's device."""
-
-    env: DistEnv
-    device: torch.device
-    backend: str
-    timeout: float
-
-    @property
-    def rank(self) -> int:
-        return self.env.rank
-
-    @property
-    def world_size(self) -> int:
-        return self.env.world_size
-
-    def all_sum(self, values: Sequence[float]) -> list[float]:
-        """Element-wise sums over all ranks (float64)."""
-        import torch
-        import torch.distributed as dist
-
-        t = torch.tensor(list(values), dtype=torch.float64, device=self.device)
-        dist.all_reduce(t)
-        return [float(v) for v in t.cpu()]
-
-    def share(self, fn: Callable[[], T]) -> T:
-        """``fn()`` computed on rank 0 and sent to every rank. If it raises there, every rank
-        raises the same one-line error (the others never wait for a value that will not come)."""
-        import torch.distributed as dist
-
-        box: list[Any] = [None]
-        failure: BaseException | None = None
-        if self.rank == 0:
-            try:
-                box[0] = ("ok", fn())
-            except Exception as exc:  # noqa: BLE001 - every rank must learn of it
-                failure = exc
-                box[0] = ("error", user_message(exc))
-        dist.broadcast_object_list(box, src=0)
-        kind, value = box[0]
-        if kind == "error":
-            if failure is not None and isinstance(failure, DenseguiError):
-                raise failure
-            raise TrainError(value)
-        return value
-
-    def sync_buffers(self, module: torch.nn.Module) -> None:
-        """Rank 0's buffers (BatchNorm running statistics) on every rank, as in its checkpoint."""
-        import torch.distributed as dist
-
-        for buf in module.buffers():
-            dist.broadcast(buf, src=0)
-
-    def wrap(self, model: torch.nn.Module, sync_bn: bool = False) -> torch.nn.Module:
-        import torch
-
-        if sync_bn:
-            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        ids = [self.device.index] if self.device.type == "cuda" else None
-        return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
-
-    def barrier(self) -> None:
-        """Wait until every rank is here (a rank that died makes it fail after the timeout)."""
-        import torch.distributed as dist
-
-        dist.barrier()
-
-    def close(self) -> None:
-        import torch.distributed as dist
-
-        if dist.is_initialized():
-            dist.destroy_process_group()
-
-
-def group_device(env: DistEnv, spec: str) -> torch.device:
-    """This rank's device: ``cuda:LOCAL_RANK`` for auto (with CUDA) or cuda, else the CPU."""
-    import torch
-
-    text = (spec or "auto").strip().lower()
-    if text not in ("auto", "cpu", "cuda"):
-        raise TrainError(f"device {spec!r} cannot be shared by {env.world_size} processes; use auto, cpu or cuda "
-                         "(each process takes cuda:LOCAL_RANK).")
-    if text == "cpu" or (text == "auto" and not torch.cuda.is_available()):
-        return torch.device("cpu")
-    if not torch.cuda.is_available():
-        raise TrainError("device 'cuda' is not available: no CUDA GPU is present.")
-    if env.local_rank >= torch.cuda.device_count():
-        raise TrainError(f"local rank {env.local_rank} has no GPU: this machine has {torch.cuda.device_count()}; "
-                         f"start at most {torch.cuda.device_count()} processes per machine.")
-    return torch.device("cuda", env.local_rank)
-
-
-def open_group(env: DistEnv, device: str = "auto", timeout: float = 300.0) -> Group:
-    """Join the process group torchrun set up (env://): NCCL on CUDA, gloo on the CPU."""
-    import datetime
-
-    import torch
-    import torch.distributed as dist
-
-    dev = group_device(env, device)
-    backend = "nccl" if dev.type == "cuda" else "gloo"
-    if dev.type == "cuda":
-        torch.cuda.set_device(dev)
-    try:
-        dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout), rank=env.rank,
-                                world_size=env.world_size)
-    except Exception as exc:  # noqa: BLE001 - rendezvous failures are many kinds of exception
-        raise GroupLost(f"rank {env.rank} could not join the process group: {first_line(exc)}") from None
-    return Group(env, dev, backend, float(timeout))
-
-
-def is_comm_error(exc: BaseException) -> bool:
-    """True for a failed collective (a peer that died, a timeout), as gloo and NCCL report them."""
-    try:
-        import torch.distributed as dist
-
-        if isinstance(exc, getattr(dist, "DistError", ())):
-            return True
-    except ImportError:  # pragma: no cover
-        pass
-    text = str(exc).lower()
-    return isinstance(exc, RuntimeError) and any(
-        k in text for k in ("connection closed by peer", "connection reset", "gloo", "nccl", "timed out",
-                            "broken pipe", "socket"))
 
 
 # ----------------------------------------------------------------- the events
@@ -291,12 +152,6 @@ def torchrun_command(worker_args: Sequence[str], nproc: int, nnodes: str = "1", 
     else:
         cmd += ["--standalone"]
     return cmd + ["--max-restarts", "0", "-m", "densegui", *worker_args]
-
-
-def lost_contact(rank: int, exc: BaseException) -> GroupLost:
-    """The one-line error of a rank whose collective failed (gloo's text starts with a source path)."""
-    reason = re.sub(r"^\[[^\]]*\]\s*", "", first_line(exc, 400)).split(". ")[0][:100]
-    return GroupLost(f"rank {rank} lost contact with the other processes ({reason}); the job stops.")
 
 
 def _failure(errors: list[dict[str, Any]], stderr: str, code: int) -> str:

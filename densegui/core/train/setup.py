@@ -5,8 +5,9 @@ preview the configuration adapted to a dataset (:func:`dataset_shape`,
 :func:`adapt_config`); :func:`run_training` does the whole run (dataset,
 subset, adaptation, resume plan, device, model, training) and is what the
 CLI calls in-process and the GUI calls in a background child process. It
-imports torch only when called. The plain types live in
-:mod:`densegui.core.train.types` and are re-exported here; all of them pickle.
+imports torch only when called. The plain types live in :mod:`densegui.core.train.options`,
+:mod:`densegui.core.train.records` and :mod:`densegui.core.train.types` and are re-exported
+here; all of them pickle.
 
 ``cancel()`` is polled before and after loading the dataset, after building
 the model, after building the optimizer and before every batch; a cancelled
@@ -15,7 +16,7 @@ run raises :class:`TrainCancelled` and leaves only complete checkpoints
 
 Several processes: under ``torchrun`` (RANK / WORLD_SIZE set) every process
 calls :func:`run_training` and joins the process group
-(:mod:`densegui.core.train.distributed`). A request with ``nproc`` > 1 (or several
+(:mod:`densegui.core.train.group`). A request with ``nproc`` > 1 (or several
 machines) is instead launched: :func:`run_training` starts
 ``torch.distributed.run`` with that many processes of
 ``densegui train --worker-request FILE`` (:func:`run_worker`), passes rank 0's
@@ -33,20 +34,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from densegui.core.train import distributed
 from densegui.core.arch.densenet.config import DenseNetConfig
 from densegui.core.errors import DenseguiError, is_out_of_memory, user_message
-from densegui.core.train.types import (  # noqa: F401 - re-exported: the GUI and CLI import them from here
-    DATA_FIELDS,
+from densegui.core.train import distributed
+from densegui.core.train import group as process_group
+from densegui.core.train.options import (  # noqa: F401 - re-exported: the GUI and CLI import them from here
     MILESTONES,
     TRAIN_PRECISIONS,
     Progress,
-    ResumePlan,
     RunSettings,
     TrainCancelled,
     TrainError,
     TrainOptions,
-    TrainResult,
+)
+from densegui.core.train.records import ResumePlan, TrainResult, read_resume_plan  # noqa: F401 - re-exported
+from densegui.core.train.types import (  # noqa: F401
+    DATA_FIELDS,
     adapt_config,
     dataset_shape,
     default_config,
@@ -159,33 +162,32 @@ def run_training(request: TrainRequest, progress: Callable[[Progress], None] | N
         return TrainResult.from_dict(done)
     if not env.distributed:
         return _run_here(request, progress, cancel, say, None)
-    group = distributed.open_group(env, request.device, request.settings.dist_timeout)
+    group = process_group.open_group(env, request.device, request.settings.dist_timeout)
     try:
         result = _run_here(request, progress if env.rank == 0 else None, cancel,
                            say if env.rank == 0 else (lambda _line: None), group)
-        # All ranks tear down together: none closes its connections while another still uses them
-        # (a rank 0 was once seen killed by SIGABRT after its last checkpoint; cause unconfirmed).
+        # All ranks tear down together: none closes its connections while another still uses them.
         group.barrier()
         return result
     except DenseguiError:
         raise
     except Exception as exc:
-        if distributed.is_comm_error(exc):
-            raise distributed.lost_contact(env.rank, exc) from None
+        if process_group.is_comm_error(exc):
+            raise process_group.lost_contact(env.rank, exc) from None
         raise
     finally:
         group.close()
 
 
 def _run_here(request: TrainRequest, progress: Callable[[Progress], None] | None, cancel: Callable[[], bool] | None,
-              say: Callable[[str], None], group: distributed.Group | None) -> TrainResult:
+              say: Callable[[str], None], group: process_group.Group | None) -> TrainResult:
     """The run in this process (alone, or as one rank of ``group``)."""
     stop = cancel or (lambda: False)
     import torch
 
-    from densegui.core.train.data import load_dataset
     from densegui.core.devices import resolve_device
-    from densegui.core.train.loop import read_resume_plan, train
+    from densegui.core.train.data import load_dataset
+    from densegui.core.train.loop import train
 
     if request.threads is not None:
         torch.set_num_threads(request.threads)
@@ -277,7 +279,7 @@ def run_worker(request_file: str | Path) -> int:
         result = run_training(request, progress=send, log=lambda text: distributed.emit("log", text=text))
     except DenseguiError as exc:
         distributed.emit("error", rank=rank, message=user_message(exc),
-                         kind="lost" if isinstance(exc, distributed.GroupLost) else "user")
+                         kind="lost" if isinstance(exc, process_group.GroupLost) else "user")
         return 2
     except Exception as exc:  # noqa: BLE001 - one line for the launcher, which prints it
         distributed.emit("error", rank=rank, message=user_message(exc, "internal error"), kind="internal")

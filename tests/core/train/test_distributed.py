@@ -20,14 +20,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from densegui.core.train import distributed
+from densegui.core.arch import registry
 from densegui.core.arch.densenet import model as model_module
+from densegui.core.train import distributed
+from densegui.core.train import group as group_module
 from densegui.core.train import loop as train_module
+from densegui.core.train import records as records_module
 from densegui.core.weights.checkpoint import load_checkpoint
 from densegui.core.arch.densenet.config import DenseNetConfig
 from densegui.core.train.data import load_dataset
 from densegui.core.train.distributed import DistEnv, per_rank_batch, shard, torchrun_command
-from densegui.core.train.loop import channel_stats, evaluate
+from densegui.core.train.batches import channel_stats, evaluate
 from densegui.core.train.setup import (Progress, RunSettings, TrainCancelled, TrainError, TrainOptions, TrainRequest,
                                        run_training)
 
@@ -117,7 +120,7 @@ def test_two_ranks_share_the_data_and_the_weights_and_write_one_checkpoint(tmp_p
 
     def body(rank):
         inputs, models = [], []
-        model_module.build_model = _recording_build(inputs, models)  # this forked rank only
+        registry.build_model = _recording_build(inputs, models)  # this forked rank only
         result = run_training(TrainRequest(config=TINY, options=NOAUG, out=str(ckdir / "run.pt"), device="cpu",
                                            limit_train=LIMIT, threads=1))
         return {"inputs": inputs, "state": models[0].state_dict(), "world": result.world_size,
@@ -126,7 +129,7 @@ def test_two_ranks_share_the_data_and_the_weights_and_write_one_checkpoint(tmp_p
     ranks = run_ranks(body, tmp_path)
     # the single-process run of the same global batch, for its batches
     inputs, models = [], []
-    monkeypatch.setattr(model_module, "build_model", _recording_build(inputs, models))
+    monkeypatch.setattr(registry, "build_model", _recording_build(inputs, models))
     run_training(TrainRequest(config=TINY, options=NOAUG, out=str(tmp_path / "one.pt"), device="cpu",
                               limit_train=LIMIT, threads=1))
 
@@ -170,7 +173,7 @@ def test_resume_under_torchrun_starts_every_rank_from_rank_0s_file(tmp_path):
             def refuse(path):
                 raise AssertionError(f"rank {rank} read {path}")
 
-            train_module.read_train_checkpoint = refuse
+            records_module.read_train_checkpoint = refuse
         logs = []
         result = run_training(TrainRequest(out=str(part), resume=True, threads=1), log=logs.append)
         return {"history": result.history, "logs": logs}
@@ -283,7 +286,7 @@ def test_launcher_streams_rank_0_and_returns_its_result():
     done = distributed.launch(TrainRequest(nproc=2).to_dict(), nproc=2, progress=got.append, log=logs.append,
                               command=_fake(script))
     assert logs == ["hello"] and len(got) == 1 and got[0].val_accuracy == 0.8 and got[0].kind == "epoch"
-    from densegui.core.train.types import TrainResult
+    from densegui.core.train.records import TrainResult
 
     assert TrainResult.from_dict(done).world_size == 2 and TrainResult.from_dict(done).config == TINY
 
@@ -382,6 +385,6 @@ def test_two_gpus_train_with_nccl(tmp_path):  # pragma: no cover - GPU machines 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_each_rank_takes_the_gpu_of_its_local_rank():  # pragma: no cover - GPU machines only
     env = DistEnv(rank=0, world_size=2, local_rank=0, local_world_size=2)
-    assert distributed.group_device(env, "auto") == torch.device("cuda", 0)
+    assert group_module.group_device(env, "auto") == torch.device("cuda", 0)
     with pytest.raises(TrainError, match="has no GPU"):
-        distributed.group_device(DistEnv(1, 2, torch.cuda.device_count(), 2), "cuda")
+        group_module.group_device(DistEnv(1, 2, torch.cuda.device_count(), 2), "cuda")

@@ -10,7 +10,8 @@ import torch
 from densegui.core.arch.densenet.config import DenseNetConfig
 from densegui.core.train.data import load_dataset
 from densegui.core.errors import ConfigError
-from densegui.core.train.loop import augment_batch, epoch_seed, evaluate, train
+from densegui.core.train.batches import evaluate
+from densegui.core.train.loop import augment_batch, epoch_seed, train
 from densegui.core.train.setup import TrainCancelled, TrainError, TrainOptions, adapt_config, default_config
 
 TINY = DenseNetConfig(growth_rate=4, block_depths=(2, 2, 2), compression=1.0, bottleneck=False, init_features=8,

@@ -1,4 +1,4 @@
-"""core.train_setup / train_types: torch-free types, dataset shapes, and run_training's stages (cancel, resume, errors)."""
+"""core.train setup, options, records and types: torch-free types, dataset shapes, and run_training's stages (cancel, resume, errors)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import sys
 import pytest
 import torch
 
+from densegui.core.arch import registry
 from densegui.core.train import data as data_module
-from densegui.core.arch.densenet import model as model_module
 from densegui.core.train import loop as train_module
 from densegui.core.arch.densenet.config import DenseNetConfig
 from densegui.core.errors import ConfigError
@@ -72,7 +72,7 @@ def test_request_is_validated():
 def recorded(monkeypatch):
     """Counts of dataset loads and model builds during run_training."""
     calls = {"load": 0, "build": 0}
-    real_load, real_build = data_module.load_dataset, model_module.build_model
+    real_load, real_build = data_module.load_dataset, registry.build_model
 
     def load(*args, **kwargs):
         calls["load"] += 1
@@ -84,7 +84,7 @@ def recorded(monkeypatch):
         return real_build(*args, **kwargs)
 
     monkeypatch.setattr(data_module, "load_dataset", load)
-    monkeypatch.setattr(model_module, "build_model", build)
+    monkeypatch.setattr(registry, "build_model", build)
     return calls
 
 

@@ -10,7 +10,8 @@ import torch
 from densegui.core.arch.densenet import model as model_module
 from densegui.core.arch.densenet.config import DenseNetConfig
 from densegui.core.train.data import DataError, FileSplit, detect_kind, load_dataset
-from densegui.core.train.loop import evaluate, train
+from densegui.core.train.batches import evaluate
+from densegui.core.train.loop import train
 from densegui.core.train.setup import RunSettings, TrainError, TrainOptions, TrainRequest, run_training
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
