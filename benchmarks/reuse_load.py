@@ -29,7 +29,7 @@ import torch
 from densegui.core.weights.checkpoint import load_checkpoint, save_checkpoint, save_safetensors
 from densegui.core.arch.registry import get_preset
 from densegui.core.arch.densenet.model import build_model
-from densegui.core.analysis.reuse import reuse_matrices
+from densegui.core.analysis.reuse_measures import reuse_matrices
 
 
 def legacy(sd):

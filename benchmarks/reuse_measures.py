@@ -33,7 +33,9 @@ from densegui.core.arch.registry import get_preset  # noqa: E402
 from densegui.core.train.data import Split  # noqa: E402
 from densegui.core.arch.densenet.model import build_model  # noqa: E402
 from densegui.core.analysis.reuse import default_checkpoint_path  # noqa: E402
-from densegui.core.analysis.reuse_data import EvalData, ablation_blocks, activation_values, network, resolve_data  # noqa: E402
+from densegui.core.analysis.reuse_data import ablation_blocks, activation_values  # noqa: E402
+from densegui.core.analysis.reuse_images import EvalData, resolve_data  # noqa: E402
+from densegui.core.analysis.reuse_walk import network  # noqa: E402
 from densegui.core.analysis.reuse_measures import _untrained_weight_blocks, weight_measure_with_noise  # noqa: E402
 
 import reuse_load  # noqa: E402  (this folder; its machine line)

@@ -13,12 +13,14 @@ For each dense block with input k0 channels, growth rate k and L layers:
   ("no connection"; ``null`` in JSON, empty in CSV); so is the classifier column of a
   state_dict without ``classifier.weight`` (a checkpoint whose head was not recognised).
 
-That is the ``weights`` measure. The other three (``bn-weights``, ``activation``,
-``ablation``) fill the same :class:`BlockReuse` shape; they live in
-:mod:`densegui.core.analysis.reuse_measures` and :mod:`densegui.core.analysis.reuse_data`, with the
-noise floor that says which differences are real.
+That is the ``weights`` measure. All four measures (``weights``, ``bn-weights``, ``activation``,
+``ablation``) fill the same :class:`BlockReuse` shape over the blocks :func:`block_layouts` reads
+from the family's plan (a unit's ``mixer`` is the weight W, its ``source_channels`` the slices).
+The weight measures and their noise floor are in :mod:`densegui.core.analysis.reuse_measures`,
+the data measures in :mod:`densegui.core.analysis.reuse_data`, the pruning curve in
+:mod:`densegui.core.analysis.reuse_prune`.
 
-Imports neither torch nor (until the metric runs) NumPy at module level:
+Imports neither torch nor (until a function needs it) NumPy at module level:
 :class:`BlockReuse` is unpickled in the GUI process, which never imports torch,
 and the CLI reads the choices below whenever it builds its parser.
 """
@@ -27,18 +29,17 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from densegui.core.arch.densenet.config import DenseNetConfig
 from densegui.core.errors import DenseguiError
-from densegui.core.weights.statedict import as_numpy
 
 if TYPE_CHECKING:
     import numpy as np
-    import torch
+
+    from densegui.core.arch.family import Family
+    from densegui.core.arch.plan import Plan, Unit
 
 # The measures (one cell per source → target connection, same shape for each).
 MEASURES = ("weights", "bn-weights", "activation", "ablation")
@@ -130,75 +131,62 @@ def matrix_json(matrix: np.ndarray) -> list[list[float | None]]:
     return [vector_json(row) for row in matrix.tolist()]
 
 
-def target_weight_keys(config: DenseNetConfig, block: int) -> list[str]:
-    """State_dict keys of the first convolution of each target of ``block`` (1-based)."""
-    keys = [f"features.denseblock{block}.denselayer{ell}.conv1.weight"
-            for ell in range(1, config.block_depths[block - 1] + 1)]
-    keys.append(f"features.transition{block}.conv.weight" if block < config.num_blocks else "classifier.weight")
-    return keys
+@dataclass(frozen=True)
+class BlockLayout:
+    """One dense block as the reuse measures see it, read from the family's plan."""
+
+    block: int  # 1-based
+    sources: list[str]  # "input", "layer 1" … (rows)
+    targets: list[str]  # "layer 1" … and "transition b" or "classifier" (columns)
+    ranges: list[tuple[int, int]]  # [start, end) of each source in its targets' input
+    units: tuple[Unit, ...]  # the targets' plan units, in column order
+
+    @property
+    def keys(self) -> list[str]:
+        """State_dict key of each target's mixing weight (its first conv, or the classifier's matrix)."""
+        return [f"{u.mixer}.weight" for u in self.units]
+
+    @property
+    def norms(self) -> list[str]:
+        """Key prefix of the BatchNorm that normalises each target's input."""
+        return [input_norm(u) for u in self.units]
 
 
-def _channel_means(weight: torch.Tensor) -> np.ndarray:
-    """mean |w| per input channel (dimension 1), float64.
-
-    NumPy rather than PyTorch: single-threaded, so it does not stall on a busy machine
-    (see :func:`densegui.core.weights.statedict.as_numpy`); float64 accumulation.
-    """
-    import numpy as np
-
-    w = as_numpy(weight)
-    if w.ndim == 2:
-        w = w[:, :, None, None]
-    count = w.shape[0] * w.shape[2] * w.shape[3]
-    return np.abs(w).sum(axis=(0, 2, 3), dtype=np.float64) / count
+def input_norm(unit: Unit) -> str:
+    """The BatchNorm (key prefix) over ``unit``'s concatenated input: the last one before its mixer."""
+    found = None
+    for t in unit.tensors:
+        if t.key == f"{unit.mixer}.weight":
+            break
+        if t.key.endswith(".running_var") and t.shape == (unit.in_channels,):
+            found = t.key[: -len(".running_var")]
+    if found is None:
+        raise DenseguiError(f"no BatchNorm is known for {unit.mixer}.weight.")
+    return found
 
 
-def block_layout(config: DenseNetConfig, block: int) -> tuple[list[str], list[str], list[tuple[int, int]]]:
-    """(sources, targets, source channel ranges) of dense block ``block`` (1-based)."""
-    k = config.growth_rate
-    k0, _ = config.block_channels()[block - 1]
-    depth = config.block_depths[block - 1]
-    last = block == config.num_blocks
-    sources = ["input"] + [f"layer {j}" for j in range(1, depth + 1)]
-    targets = [f"layer {j}" for j in range(1, depth + 1)] + ["classifier" if last else f"transition {block}"]
-    ranges = [(0, k0)] + [(k0 + (j - 1) * k, k0 + j * k) for j in range(1, depth + 1)]
-    return sources, targets, ranges
+def not_reusable(family: Family) -> DenseguiError:
+    """The one line for a family without the reuse measures (``family.can(REUSE)`` is False)."""
+    return DenseguiError(f"the feature-reuse measures need dense blocks; a {family.title} has none.")
 
 
-def block_reuse(state_dict: Mapping[str, torch.Tensor], config: DenseNetConfig, block: int,
-                per_channel: Any = None, measure: str = DEFAULT_MEASURE) -> BlockReuse:
-    """The reuse matrix of dense block ``block`` (1-based).
-
-    ``per_channel(state_dict, key)`` gives one value per input channel of the target whose first
-    weight is ``key`` (default: mean |w|, the paper's metric); ``None`` leaves the column empty."""
-    import numpy as np
-
-    sources, targets, ranges = block_layout(config, block)
-    per_channel = per_channel or _weight_channels
-    matrix = np.full((len(sources), len(targets)), np.nan, dtype=np.float64)
-    for t, key in enumerate(target_weight_keys(config, block)):
-        if key == "classifier.weight" and key not in state_dict:
-            continue  # a file without a (recognised) classifier: that column stays empty
-        if key not in state_dict:
-            raise DenseguiError(f"tensor {key!r} is missing; cannot compute block {block}'s reuse.")
-        values = per_channel(state_dict, key)
-        if values is None:
-            continue
-        # target t (layer t+1, or the transition/classifier at t = depth) sees sources 0..t
-        expected = ranges[t][1]
-        if values.size != expected:
-            raise DenseguiError(f"tensor {key!r} takes {values.size} input channels, expected {expected}.")
-        matrix[:t + 1, t] = [values[start:end].mean() for start, end in ranges[:t + 1]]
-    return BlockReuse(block, sources, targets, matrix, ranges, measure=measure)
-
-
-def _weight_channels(state_dict: Mapping[str, torch.Tensor], key: str) -> np.ndarray:
-    return _channel_means(state_dict[key])
-
-
-def reuse_matrices(state_dict: Mapping[str, torch.Tensor], config: DenseNetConfig) -> list[BlockReuse]:
-    """Figure 5's matrices for every dense block."""
-    return [block_reuse(state_dict, config, b) for b in range(1, config.num_blocks + 1)]
+def block_layouts(plan: Plan) -> list[BlockLayout]:
+    """Every dense block of ``plan``: the units that mix sources, grouped by their block's input."""
+    groups: dict[str, list[Unit]] = {}
+    for u in plan.units:
+        if u.mixer is not None and u.sources:
+            groups.setdefault(u.sources[0], []).append(u)
+    out = []
+    for b, units in enumerate(groups.values(), 1):
+        last = units[-1]  # the transition or the classifier: it reads every source
+        ranges, start = [], 0
+        for channels in last.source_channels:
+            ranges.append((start, start + channels))
+            start += channels
+        layers = [f"layer {u.index}" for u in units[:-1]]
+        final = "classifier" if last.kind == "head" else f"transition {b}"
+        out.append(BlockLayout(b, ["input", *layers], [*layers, final], ranges, tuple(units)))
+    return out
 
 
 def normalise(matrix: np.ndarray, mode: str = DEFAULT_NORMALISATION) -> np.ndarray:
@@ -229,6 +217,21 @@ def normalise(matrix: np.ndarray, mode: str = DEFAULT_NORMALISATION) -> np.ndarr
         out = np.where(span > 0, (m - lo) / np.where(span > 0, span, 1.0), 1.0)
     out[nan] = np.nan
     return out
+
+
+def check_measure(measure: str) -> str:
+    if measure not in MEASURES:
+        raise DenseguiError(f"unknown measure {measure!r}; use one of {', '.join(MEASURES)}.")
+    return measure
+
+
+def pruning_score(block: BlockReuse) -> np.ndarray:
+    """How a measure orders a block's connections for pruning (low = cut first).
+
+    Ratio measures are judged within each target (value ÷ its column's max: each target loses its
+    least-used inputs first, whatever the target's weight scale); ablation's Δ loss is already
+    comparable across targets."""
+    return block.matrix.copy() if block.measure == "ablation" else normalise(block.matrix, "column-max")
 
 
 def column_rank(matrix: np.ndarray, row: int, col: int) -> tuple[int, int]:

@@ -1,13 +1,14 @@
 """The data-free reuse measures, the noise floor of every measure, and rank agreement.
 
-* ``weights``: the paper's mean |w| (:func:`densegui.core.analysis.reuse.block_reuse`).
+* ``weights``: the paper's mean |w| (:func:`block_reuse`, :func:`reuse_matrices`) over the blocks
+  the family's plan states (:func:`densegui.core.analysis.reuse.block_layouts`).
 * ``bn-weights``: for each input channel c of a target, |γ_c|/√(var_c+ε) of the BatchNorm that
-  normalises the target's input (a dense layer's ``norm1``, the transition's ``norm``,
-  ``norm5`` before the classifier) times mean over output channels and kernel positions of
-  |W[:, c]|; the cell is the mean over the source's channels. This is the weight the conv gives
-  a unit change of the *normalised-away* input: a BatchNorm that shrinks a source's channels
-  makes that source matter less, whatever |w| says. ε is PyTorch's default, 1e-5 (files do not
-  store it).
+  normalises the target's input (the plan unit's last BatchNorm before its mixer: a dense
+  layer's ``norm1``, the transition's ``norm``, ``norm5`` before the classifier) times mean
+  over output channels and kernel positions of |W[:, c]|; the cell is the mean over the source's
+  channels. This is the weight the conv gives a unit change of the *normalised-away* input: a
+  BatchNorm that shrinks a source's channels makes that source matter less, whatever |w| says.
+  ε is PyTorch's default, 1e-5 (files do not store it).
 
 **Noise floor of the weight measures.** An untrained net already shows differences between
 sources: each is a mean of finitely many random weights. The floor of a target column is the
@@ -18,9 +19,9 @@ when it differs from its column's median by no more than that ratio (|log(m / me
 log(ratio)). A column with a single source has nothing to differ from: within noise. With no
 seeds no floor is measured, and no cell is said to be within it.
 
-The untrained target weights are drawn directly, not by building the module (a densenet121 build
-costs 0.2–0.4 s here, the targets' draws a few ms); ``tests/core/analysis/test_reuse_measures.py`` checks
-their distributions against ``build_model``'s.
+The untrained target weights are drawn directly, not by building the module (the draws are a
+small part of a build's cost); ``tests/core/analysis/test_reuse_measures.py`` checks their
+distributions against ``build_model``'s.
 """
 
 from __future__ import annotations
@@ -28,19 +29,21 @@ from __future__ import annotations
 import functools
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from densegui.core.arch.densenet.config import DenseNetConfig
-from densegui.core.errors import DenseguiError
 from densegui.core.analysis.reuse import (
-    MEASURES,
+    DEFAULT_MEASURE,
+    BlockLayout,
     BlockReuse,
-    _channel_means,
-    block_reuse,
-    target_weight_keys,
+    block_layouts,
+    not_reusable,
+    pruning_score,
     vector_json,
 )
+from densegui.core.arch import registry
+from densegui.core.arch.family import REUSE
+from densegui.core.errors import DenseguiError
 from densegui.core.weights.statedict import as_numpy
 
 if TYPE_CHECKING:
@@ -49,18 +52,69 @@ if TYPE_CHECKING:
 
 BN_EPS = 1e-5
 NOISE_SEEDS = 3  # untrained nets per noise floor
-RANDOM_ORDERS = 3  # seeded random pruning orders averaged for the baseline curve
 
 
-def norm_key(config: DenseNetConfig, target_key: str) -> str:
-    """The BatchNorm (key prefix) that normalises the input of the target whose first weight is ``target_key``."""
-    if target_key == "classifier.weight":
-        return "features.norm5"
-    if target_key.endswith(".conv1.weight"):
-        return target_key[: -len(".conv1.weight")] + ".norm1"
-    if target_key.endswith(".conv.weight"):
-        return target_key[: -len(".conv.weight")] + ".norm"
-    raise DenseguiError(f"no BatchNorm is known for {target_key!r}.")
+PerChannel = Callable[[Mapping[str, Any], str, str], "np.ndarray | None"]
+
+
+def layouts(config: Any) -> list[BlockLayout]:
+    """The dense blocks of ``config`` (one line for a family without the reuse measures)."""
+    family = registry.family_of(config)
+    if not family.can(REUSE):
+        raise not_reusable(family)
+    return block_layouts(registry.plan(config))
+
+
+def _channel_means(weight: torch.Tensor) -> np.ndarray:
+    """mean |w| per input channel (dimension 1), float64.
+
+    NumPy rather than PyTorch: single-threaded, so it does not stall when the cores are busy
+    (see :func:`densegui.core.weights.statedict.as_numpy`); float64 accumulation.
+    """
+    import numpy as np
+
+    w = as_numpy(weight)
+    if w.ndim == 2:
+        w = w[:, :, None, None]
+    count = w.shape[0] * w.shape[2] * w.shape[3]
+    return np.abs(w).sum(axis=(0, 2, 3), dtype=np.float64) / count
+
+
+def _weight_channels(state_dict: Mapping[str, Any], key: str, _norm: str) -> np.ndarray:
+    return _channel_means(state_dict[key])
+
+
+def block_reuse(state_dict: Mapping[str, torch.Tensor], layout: BlockLayout, per_channel: PerChannel | None = None,
+                measure: str = DEFAULT_MEASURE) -> BlockReuse:
+    """The reuse matrix of one dense block.
+
+    ``per_channel(state_dict, key, norm)`` gives one value per input channel of the target whose
+    mixing weight is ``key`` and whose input BatchNorm is ``norm`` (default: mean |w|, the paper's
+    metric); ``None`` leaves the column empty."""
+    import numpy as np
+
+    per_channel = per_channel or _weight_channels
+    sources, targets, ranges = layout.sources, layout.targets, layout.ranges
+    matrix = np.full((len(sources), len(targets)), np.nan, dtype=np.float64)
+    for t, (unit, key, norm) in enumerate(zip(layout.units, layout.keys, layout.norms)):
+        if unit.kind == "head" and key not in state_dict:
+            continue  # a file without a (recognised) classifier: that column stays empty
+        if key not in state_dict:
+            raise DenseguiError(f"tensor {key!r} is missing; cannot compute block {layout.block}'s reuse.")
+        values = per_channel(state_dict, key, norm)
+        if values is None:
+            continue
+        # target t (layer t+1, or the transition/classifier at t = depth) sees sources 0..t
+        expected = ranges[t][1]
+        if values.size != expected:
+            raise DenseguiError(f"tensor {key!r} takes {values.size} input channels, expected {expected}.")
+        matrix[:t + 1, t] = [values[start:end].mean() for start, end in ranges[:t + 1]]
+    return BlockReuse(layout.block, list(sources), list(targets), matrix, list(ranges), measure=measure)
+
+
+def reuse_matrices(state_dict: Mapping[str, torch.Tensor], config: Any) -> list[BlockReuse]:
+    """Figure 5's matrices for every dense block."""
+    return [block_reuse(state_dict, layout) for layout in layouts(config)]
 
 
 def bn_scale(state_dict: Mapping[str, Any], prefix: str) -> np.ndarray | None:
@@ -74,60 +128,48 @@ def bn_scale(state_dict: Mapping[str, Any], prefix: str) -> np.ndarray | None:
     return gamma / np.sqrt(as_numpy(var).astype(np.float64) + BN_EPS)
 
 
-def _bn_weight_channels(config: DenseNetConfig):
-    def per_channel(state_dict: Mapping[str, Any], key: str) -> np.ndarray | None:
-        scale = bn_scale(state_dict, norm_key(config, key))
-        if scale is None:
-            return None  # (a head without its BatchNorm: that column stays empty)
-        w = _channel_means(state_dict[key])
-        if scale.size != w.size:
-            raise DenseguiError(f"BatchNorm {norm_key(config, key)!r} has {scale.size} channels, "
-                                f"its conv {key!r} takes {w.size}.")
-        return scale * w
-    return per_channel
+def _bn_weight_channels(state_dict: Mapping[str, Any], key: str, norm: str) -> np.ndarray | None:
+    scale = bn_scale(state_dict, norm)
+    if scale is None:
+        return None  # (a head without its BatchNorm: that column stays empty)
+    w = _channel_means(state_dict[key])
+    if scale.size != w.size:
+        raise DenseguiError(f"BatchNorm {norm!r} has {scale.size} channels, its conv {key!r} takes {w.size}.")
+    return scale * w
 
 
-def weight_measure(state_dict: Mapping[str, Any], config: DenseNetConfig, measure: str) -> list[BlockReuse]:
+def weight_measure(state_dict: Mapping[str, Any], config: Any, measure: str) -> list[BlockReuse]:
     """``weights`` or ``bn-weights`` matrices of every block, without noise floors."""
     if measure == "weights":
         fn = None
     elif measure == "bn-weights":
-        fn = _bn_weight_channels(config)
+        fn = _bn_weight_channels
     else:
         raise DenseguiError(f"{measure!r} is not a weight measure.")
-    return [block_reuse(state_dict, config, b, fn, measure) for b in range(1, config.num_blocks + 1)]
-
-
-def check_measure(measure: str) -> str:
-    if measure not in MEASURES:
-        raise DenseguiError(f"unknown measure {measure!r}; use one of {', '.join(MEASURES)}.")
-    return measure
+    return [block_reuse(state_dict, layout, fn, measure) for layout in layouts(config)]
 
 
 # ------------------------------------------------------------------ untrained weights
-def untrained_targets(config: DenseNetConfig, seed: int) -> dict[str, torch.Tensor]:
-    """The first weights of every target (and their BatchNorms) as the trainer initialises them.
+def untrained_targets(config: Any, seed: int) -> dict[str, torch.Tensor]:
+    """The mixing weights of every target (and their BatchNorms) as the trainer initialises them.
 
     He-normal (fan-in, gain √2) convolutions, as ``DenseNet.reset_parameters``; the classifier
     keeps ``nn.Linear``'s default (kaiming-uniform with a = √5: U(±1/√fan_in)); BatchNorm γ = 1
     and running variance 1."""
     import torch
 
-    from densegui.core.arch.registry import expected_shapes
-
-    shapes = expected_shapes(config)
+    shapes = registry.expected_shapes(config)
     g = torch.Generator().manual_seed(seed)
     out: dict[str, torch.Tensor] = {}
-    for b in range(1, config.num_blocks + 1):
-        for key in target_weight_keys(config, b):
+    for layout in layouts(config):
+        for key, norm in zip(layout.keys, layout.norms):
             shape = tuple(shapes[key])
             fan_in = math.prod(shape[1:])
-            if key == "classifier.weight":
+            if len(shape) == 2:  # a linear layer
                 bound = 1.0 / math.sqrt(fan_in)
                 out[key] = torch.empty(shape).uniform_(-bound, bound, generator=g)
             else:
                 out[key] = torch.empty(shape).normal_(0.0, math.sqrt(2.0 / fan_in), generator=g)
-            norm = norm_key(config, key)
             out[f"{norm}.weight"] = torch.ones(shape[1])
             out[f"{norm}.running_var"] = torch.ones(shape[1])
     return out
@@ -208,18 +250,18 @@ def _nanmax(values: np.ndarray) -> float | None:
 @functools.lru_cache(maxsize=32)
 def _untrained_weight_blocks(config_json: str, seed: int) -> dict[str, list[BlockReuse]]:
     # Both weight measures from one draw: the draw is most of the cost, and switching measure is common.
-    config = DenseNetConfig.from_dict(json.loads(config_json))
+    config = registry.config_from_dict(json.loads(config_json))
     state = untrained_targets(config, seed)
     return {m: weight_measure(state, config, m) for m in ("weights", "bn-weights")}
 
 
-def untrained_weight_blocks(config: DenseNetConfig, measure: str, seed: int) -> list[BlockReuse]:
+def untrained_weight_blocks(config: Any, measure: str, seed: int) -> list[BlockReuse]:
     """A weight measure of an untrained net (cached per architecture: the floor depends on it alone)."""
     arch = config.replace(drop_rate=0.0, memory_efficient=False)
     return _untrained_weight_blocks(json.dumps(arch.to_dict(), sort_keys=True), seed)[measure]
 
 
-def weight_measure_with_noise(state_dict: Mapping[str, Any], config: DenseNetConfig, measure: str,
+def weight_measure_with_noise(state_dict: Mapping[str, Any], config: Any, measure: str,
                               seeds: Sequence[int] = tuple(range(NOISE_SEEDS))) -> list[BlockReuse]:
     """A weight measure of every block with its untrained-spread noise floor attached."""
     blocks = weight_measure(state_dict, config, measure)
@@ -258,17 +300,6 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float | None:
     ra, rb = ra - ra.mean(), rb - rb.mean()
     denom = math.sqrt(float((ra * ra).sum() * (rb * rb).sum()))
     return None if denom == 0 else float((ra * rb).sum() / denom)
-
-
-def pruning_score(block: BlockReuse) -> np.ndarray:
-    """How a measure orders a block's connections for pruning (low = cut first).
-
-    Ratio measures are judged within each target (value ÷ its column's max: each target loses its
-    least-used inputs first, whatever the target's weight scale); ablation's Δ loss is already
-    comparable across targets."""
-    from densegui.core.analysis.reuse import normalise
-
-    return block.matrix.copy() if block.measure == "ablation" else normalise(block.matrix, "column-max")
 
 
 def agreement(measures: Mapping[str, list[BlockReuse]], reference: list[BlockReuse]) -> list[dict[str, Any]]:

@@ -12,9 +12,20 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from densegui.core.analysis.reuse import (
+    DATA_MEASURES,
+    MEASURE_LABELS,
+    MEASURES,
+    BlockReuse,
+    check_measure,
+)
+from densegui.core.analysis.reuse_measures import (
+    NOISE_SEEDS,
+    agreement,
+    layouts,
+    weight_measure_with_noise,
+)
 from densegui.core.errors import DenseguiError
-from densegui.core.analysis.reuse import DATA_MEASURES, MEASURE_LABELS, MEASURES, BlockReuse
-from densegui.core.analysis.reuse_measures import NOISE_SEEDS, agreement, check_measure, weight_measure_with_noise
 
 # Rough share of the time each step takes, to turn its own progress into the run's.
 _COST = {"weights": 0.0, "bn-weights": 0.0, "activation": 1.0, "ablation": 6.0, "prune": 4.0}
@@ -28,7 +39,7 @@ class ReuseAnalysis:
     data: dict[str, Any] | None = None  # EvalData.to_dict() of the images used
     baseline: dict[str, Any] | None = None  # clean held-out loss and accuracy (ablation)
     agreement: list[dict[str, Any]] | None = None  # per block: Spearman ρ of each measure with ablation
-    prune: dict[str, Any] | None = None  # reuse_data.prune_curve()
+    prune: dict[str, Any] | None = None  # reuse_prune.prune_curve()
     seconds: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self, measure: str) -> dict[str, Any]:
@@ -94,7 +105,8 @@ def analyse(loaded, measures: Sequence[str] = ("weights",), *, data: str | None 
             cancel: Callable[[], bool] | None = None,
             progress: Callable[[float, str], None] | None = None) -> ReuseAnalysis:
     """The measures of ``loaded`` (a LoadedCheckpoint). ``prune`` adds all four measures, their
-    agreement with ablation and the pruning curve. Data measures without usable data: one line."""
+    agreement with ablation and the pruning curve. Data measures without usable data, or a family
+    without the reuse measures: one line."""
     names = list(dict.fromkeys(check_measure(m) for m in measures))
     if prune:
         names = list(MEASURES)
@@ -102,6 +114,7 @@ def analyse(loaded, measures: Sequence[str] = ("weights",), *, data: str | None 
         raise DenseguiError("the number of noise seeds cannot be negative.")
     seeds = tuple(range(noise_seeds))
     config, state = loaded.config, loaded.state_dict
+    layouts(config)  # (a family without dense blocks: its one line before anything runs)
     result = ReuseAnalysis({})
     needs_data = prune or any(m in DATA_MEASURES for m in names)
     steps = names + (["prune"] if prune else [])
@@ -117,11 +130,13 @@ def analyse(loaded, measures: Sequence[str] = ("weights",), *, data: str | None 
     eval_data = walk = None
     if needs_data:
         from densegui.core.analysis import reuse_data as rd
+        from densegui.core.analysis.reuse_images import resolve_data
+        from densegui.core.analysis.reuse_walk import network, require_whole_network
 
-        rd.require_whole_network(config, state)  # (before the data: a headless file's first problem)
-        eval_data = rd.resolve_data(config, loaded.metadata, data, max_images)
+        require_whole_network(config, state)  # (before the data: a headless file's first problem)
+        eval_data = resolve_data(config, loaded.metadata, data, max_images)
         result.data = eval_data.to_dict()
-        walk = rd.network(config, state, cancel)  # built once for every data measure and the curve
+        walk = network(config, state, cancel)  # built once for every data measure and the curve
     for name in names:
         t0 = time.perf_counter()
         if name in ("weights", "bn-weights"):
@@ -137,8 +152,10 @@ def analyse(loaded, measures: Sequence[str] = ("weights",), *, data: str | None 
         result.agreement = agreement(result.measures, result.measures["ablation"])
     if prune:
         t0 = time.perf_counter()
-        result.prune = rd.prune_curve(config, state, eval_data, result.measures, cancel=cancel,
-                                      progress=part("prune"), walk=walk)
+        from densegui.core.analysis.reuse_prune import prune_curve
+
+        result.prune = prune_curve(config, state, eval_data, result.measures, cancel=cancel,
+                                   progress=part("prune"), walk=walk)
         result.seconds["prune"] = time.perf_counter() - t0
     if progress is not None:
         progress(1.0, "done")

@@ -16,7 +16,7 @@ def test_imagenet_folder_data_for_a_file_without_recorded_data(tmp_path):
     from PIL import Image
 
     from densegui.core.weights.checkpoint import load_checkpoint
-    from densegui.core.analysis.reuse_data import IMAGENET_MEAN, IMAGENET_STD
+    from densegui.core.analysis.reuse_images import IMAGENET_MEAN, IMAGENET_STD
     from densegui.core.analysis.reuse_run import analyse
 
     cfg = DenseNetConfig(growth_rate=4, block_depths=(2, 2), compression=0.5, bottleneck=True, bn_size=2,

@@ -1,4 +1,4 @@
-"""The reuse measures beyond |w| (core/analysis/reuse_measures.py, core/analysis/reuse_data.py) checked cell by cell
+"""The reuse measures beyond |w| (core/analysis/reuse_measures.py, reuse_data.py, reuse_prune.py) checked cell by cell
 against computations written here: a functional float64 forward from the raw state_dict
 (torch.nn.functional only, not densegui's Walk or model), NumPy means, SciPy's Spearman."""
 
@@ -16,8 +16,8 @@ from densegui.core.arch.densenet.config import DenseNetConfig
 from densegui.core.train.data import load_digits
 from densegui.core.arch.densenet.model import build_model
 from densegui.core.analysis.reuse import MEASURES, BlockReuse
+from densegui.core.analysis.reuse_prune import RANDOM_ORDERS
 from densegui.core.analysis.reuse_measures import (
-    RANDOM_ORDERS,
     column_ratios,
     rank,
     spearman,
@@ -69,7 +69,7 @@ class Net:
 
 @pytest.fixture(scope="module", params=[BASIC, BC], ids=["basic", "bottleneck"])
 def net(request, tmp_path_factory):
-    from densegui.core.analysis.reuse_data import resolve_data
+    from densegui.core.analysis.reuse_images import resolve_data
 
     cfg = request.param
     sd = _state_dict(cfg, seed=3 if cfg.bottleneck else 2)
@@ -287,9 +287,10 @@ def test_ablation_cell_by_cell(net, analysis):
 def test_batches_accumulate(net, analysis, monkeypatch):
     """Several batches (16 + 16 + 8 images) give what one batch of 40 gives."""
     from densegui.core.analysis import reuse_data as rd
+    from densegui.core.analysis.reuse_images import EvalData
 
-    batches = rd.EvalData.batches
-    monkeypatch.setattr(rd.EvalData, "batches", lambda self, batch_size=16: batches(self, 16))
+    batches = EvalData.batches
+    monkeypatch.setattr(EvalData, "batches", lambda self, batch_size=16: batches(self, 16))
     assert [len(y) for _, y in net.data.batches()] == [16, 16, 8]
     for got, want in zip(rd.activation_blocks(net.cfg, net.loaded.state_dict, net.data),
                          analysis.measures["activation"]):
@@ -305,7 +306,8 @@ def test_batches_accumulate(net, analysis, monkeypatch):
 
 
 def test_cancel_stops_ablation(net):
-    from densegui.core.analysis.reuse_data import ReuseCancelled, ablation_blocks
+    from densegui.core.analysis.reuse_data import ablation_blocks
+    from densegui.core.analysis.reuse_walk import ReuseCancelled
 
     calls = []
 
@@ -573,12 +575,13 @@ def test_data_measures_of_a_headless_file_use_no_made_up_classifier(tmp_path):
     """A file without ``classifier.*`` loads with the note "the classifier column stays empty, the
     1000 classes are a placeholder"; the weight measures keep that column empty. The data measures
     must not fill it (nor compute losses) from a classifier initialised at random: they refuse, or
-    (activation) leave the column empty. (Fails today: reuse_data._build loads the state_dict with
-    strict=False into a freshly initialised model, so the column and every Δ loss come from a random
-    head that changes with torch's global seed; reachable from the CLI with 1000-class data.)"""
+    (activation) leave the column empty. (The network loads the state_dict with strict=False into a
+    freshly initialised model, so otherwise the column and every Δ loss would come from a random head
+    that changes with torch's global seed; reachable from the CLI with 1000-class data.)"""
     from densegui.core.train.data import Split
     from densegui.core.errors import DenseguiError
-    from densegui.core.analysis.reuse_data import EvalData, ablation_blocks, activation_blocks
+    from densegui.core.analysis.reuse_data import ablation_blocks, activation_blocks
+    from densegui.core.analysis.reuse_images import EvalData
 
     sd = _state_dict(BASIC, seed=2)
     torch.save({k: v for k, v in sd.items() if not k.startswith("classifier.")}, tmp_path / "headless.pt")

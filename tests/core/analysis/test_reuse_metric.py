@@ -12,7 +12,8 @@ from helpers.reference import naive_matrices
 
 from densegui.core.errors import DenseguiError
 from densegui.core.weights.infer import infer_config
-from densegui.core.analysis.reuse import column_rank, normalise, reuse_matrices, write_csv
+from densegui.core.analysis.reuse import column_rank, normalise, write_csv
+from densegui.core.analysis.reuse_measures import reuse_matrices
 
 
 @pytest.mark.parametrize("cfg", [SMALL_BC, SMALL_BASIC], ids=["bc", "basic"])
@@ -143,3 +144,46 @@ def test_half_and_double_precision_checkpoints(tmp_path, dtype):
     torch.save(sd, tmp_path / "bad.pt")
     with pytest.raises(DenseguiError, match="NaN"):
         load_checkpoint(tmp_path / "bad.pt")
+
+
+@pytest.mark.parametrize("cfg", [SMALL_BC, SMALL_BASIC, "densenet121", "densenet-40-k12"])
+def test_blocks_from_the_plan_are_the_papers(cfg):
+    """The layouts read from the plan: source slices [0, k0), [k0 + (j−1)k, k0 + jk), each target's
+    first conv (torchvision's names) and the BatchNorm before it, as the paper and the module state them."""
+    from densegui.core.arch.registry import get_preset
+    from densegui.core.analysis.reuse_measures import layouts
+
+    cfg = get_preset(cfg) if isinstance(cfg, str) else cfg
+    got = layouts(cfg)
+    assert len(got) == cfg.num_blocks
+    k = cfg.growth_rate
+    for b, layout in enumerate(got, 1):
+        k0 = cfg.block_channels()[b - 1][0]
+        depth = cfg.block_depths[b - 1]
+        last = b == cfg.num_blocks
+        assert layout.block == b
+        assert layout.sources == ["input"] + [f"layer {j}" for j in range(1, depth + 1)]
+        assert layout.targets == [f"layer {j}" for j in range(1, depth + 1)] + ["classifier" if last else f"transition {b}"]
+        assert layout.ranges == [(0, k0)] + [(k0 + (j - 1) * k, k0 + j * k) for j in range(1, depth + 1)]
+        layers = [f"features.denseblock{b}.denselayer{j}" for j in range(1, depth + 1)]
+        assert layout.keys == [f"{p}.conv1.weight" for p in layers] + [
+            "classifier.weight" if last else f"features.transition{b}.conv.weight"]
+        assert layout.norms == [f"{p}.norm1" for p in layers] + ["features.norm5" if last else f"features.transition{b}.norm"]
+
+
+def test_a_family_without_dense_blocks_is_refused_in_one_line():
+    from types import SimpleNamespace
+
+    from densegui.core.arch.registry import build_model, get_preset
+    from densegui.core.analysis.reuse_measures import weight_measure_with_noise
+    from densegui.core.analysis.reuse_run import analyse
+    from densegui.core.analysis.reuse_walk import network
+
+    cfg = get_preset("resnet18")
+    sd = build_model(cfg, "meta").state_dict()
+    message = r"^the feature-reuse measures need dense blocks; a ResNet has none\.$"
+    loaded = SimpleNamespace(config=cfg, state_dict=sd, metadata={})
+    for measure in (lambda: reuse_matrices(sd, cfg), lambda: weight_measure_with_noise(sd, cfg, "bn-weights"),
+                    lambda: network(cfg, sd), lambda: analyse(loaded, ["activation"], prune=True)):
+        with pytest.raises(DenseguiError, match=message):
+            measure()

@@ -28,7 +28,7 @@ from helpers.reference import naive_matrices
 
 from densegui.core.weights.checkpoint import CHOICE_RULE, CheckpointError, load_checkpoint
 from densegui.core.arch.densenet.model import build_model
-from densegui.core.analysis.reuse import reuse_matrices
+from densegui.core.analysis.reuse_measures import reuse_matrices
 
 THIRD_PARTY = ("legacy-with-counters", "lightning", "timm-train", "torchvision-reference", "monai", "pytorch-cifar",
                "nested-deep")

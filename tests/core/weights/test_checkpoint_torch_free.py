@@ -12,7 +12,7 @@ import pytest
 from helpers.corpus import SMALL_BC, known_state_dict
 
 from densegui.core.weights.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from densegui.core.analysis.reuse import reuse_matrices
+from densegui.core.analysis.reuse_measures import reuse_matrices
 
 TORCH_FREE = ["densegui.core.weights.checkpoint", "densegui.core.weights.statedict", "densegui.core.analysis.reuse", "densegui.core.weights.infer",
               "densegui.core.analysis.reuse_measures", "densegui.core.analysis.reuse_run", "densegui.core.weights.pretrained"]

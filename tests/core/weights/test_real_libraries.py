@@ -17,7 +17,7 @@ from helpers.reference import naive_matrices
 from densegui.core.weights.checkpoint import CheckpointError, load_checkpoint
 from densegui.core.arch.registry import get_preset
 from densegui.core.arch.densenet.model import build_model
-from densegui.core.analysis.reuse import reuse_matrices
+from densegui.core.analysis.reuse_measures import reuse_matrices
 
 tv_models, timm_lib, monai = torchvision_models(), timm(), monai_nets()
 needs_torchvision = pytest.mark.skipif(tv_models is None, reason="torchvision not installed here")
