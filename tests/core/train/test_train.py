@@ -18,7 +18,7 @@ TINY = DenseNetConfig(growth_rate=4, block_depths=(2, 2, 2), compression=1.0, bo
                       stem="cifar", in_channels=1, num_classes=10, input_size=8, drop_rate=0.2)
 
 
-# single-threaded: faster for tiny models on a busy 2-core machine, and bit-exact runs
+# single-threaded: bit-exact runs, and tiny models gain nothing from more threads
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
