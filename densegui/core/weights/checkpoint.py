@@ -107,13 +107,17 @@ def find_candidates(obj: Any, name: str) -> list[Candidate]:
     """The DenseNets anywhere in a loaded object (nested dicts and lists), ordered by
     :data:`CHOICE_RULE`; CheckpointError (one line, prefixed with the file ``name``) if none."""
     found: list[Candidate] = []
-    refusals: list[InferenceError] = []
+    damaged: list[InferenceError] = []  # DenseNets with a missing or misshapen tensor
+    absent: list[NotADenseNet] = []
     mappings = _tensor_mappings(obj)
     for path, tensors in mappings:
         try:
             layouts = find_networks(tensors)
+        except NotADenseNet as exc:
+            absent.append(exc)
+            continue
         except InferenceError as exc:
-            refusals.append(exc)
+            damaged.append(exc)
             continue
         for layout in layouts:
             parts = [*path, layout.root] if layout.root else list(path)
@@ -123,8 +127,7 @@ def find_candidates(obj: Any, name: str) -> list[Candidate]:
         if not mappings:
             raise CheckpointError(f"{name!r} holds no state_dict: found {_what(obj)}; needed a mapping of names to "
                                   "tensors (a state_dict), alone or inside a dict.")
-        damaged = [e for e in refusals if not isinstance(e, NotADenseNet)]
-        raise CheckpointError(f"{name}: {(damaged or refusals)[0]}")
+        raise CheckpointError(f"{name}: {(damaged or absent)[0]}")
     return sorted(found, key=lambda c: (bool(_EMA.search(c.name)), c.depth, c.order))
 
 
