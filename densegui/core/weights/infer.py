@@ -12,7 +12,8 @@ gives it, and named as the plan names it:
   the next block's input; one compression θ must give them all (:func:`fit_compression`);
 * **head**: the final BatchNorm and the weight matrix of the last block's output channels
   (torchvision's ``features.norm5`` and ``classifier``, MONAI's ``class_layers.out``, any name);
-* **stem**: the convolutions and BatchNorms left, shape by shape against each of densegui's stems.
+* **stem**: the convolutions and BatchNorms left, shape by shape against each of densegui's stems
+  (torchvision's 7×7 one, the CIFAR 3×3 one, timm's deep stem of three 3×3 convolutions).
 
 A stem or head that is not recognised (a network without classifier) does not stop the analysis,
 since Figure 5 needs only the blocks and transitions: the :class:`Layout` says what was not
@@ -133,6 +134,11 @@ def _check_blocks(scan: Scan, blocks: list[Block]) -> DenseNetConfig:
     return shape
 
 
+# The pooling after a deep stem leaves nothing in the weights.
+_BLUR = ("deep stem read as timm's densenet264d has it, with max pooling: timm's densenetblur121d has the "
+         "same weights but blur-pools, so its activations differ from densegui's model from the stem on")
+
+
 class _Mapper:
     """Assigns a network's modules to the plan's (torchvision's) names, part by part, finding each
     part by the shapes the plan gives it and noting what it cannot place."""
@@ -234,6 +240,8 @@ class _Mapper:
                     and [scan.norm_size(n) for n in norms] == [c for _, c in want_norms]):
                 for (canonical, _), module in zip(want_convs + want_norms, convs + norms):
                     self.take(canonical, module)
+                if name == "deep":
+                    self.notes.append(_BLUR)
                 return name, in_ch
         stem = "imagenet" if norms or len(convs) != 1 else "cifar"
         shown = "a 7×7 convolution and a BatchNorm" if stem == "imagenet" else "one 3×3 convolution"

@@ -223,6 +223,72 @@ def test_meta_build_allocates_nothing_and_matches_cpu():
     assert [(k, v.shape) for k, v in a.items()] == [(k, v.shape) for k, v in b.items()]
 
 
+# ----------------------------------------------------------------------------- timm's deep stem
+DEEP = [DenseNetConfig(growth_rate=4, block_depths=(2, 3), bn_size=2, stem="deep", num_classes=5, input_size=19),
+        DenseNetConfig(growth_rate=3, block_depths=(1, 2, 2), bottleneck=False, compression=0.6, init_features=7,
+                       stem="deep", in_channels=2, num_classes=3, input_size=32, drop_rate=0.3),
+        DenseNetConfig(growth_rate=5, block_depths=(2,), init_features=3, stem="deep", in_channels=1, num_classes=2,
+                       input_size=4)]
+
+
+def deep_stem_keys(k: int, init: int, in_ch: int) -> list[tuple[str, tuple[int, ...]]]:
+    """timm's stem_type="deep" stem: 3×3/2 conv to k, 3×3 to k, 3×3 to init, each with a BatchNorm."""
+    widths = (in_ch, k, k, init)
+    return [item for i in range(3) for item in
+            [(f"features.conv{i}.weight", (widths[i + 1], widths[i], 3, 3)), *_bn(f"features.norm{i}", widths[i + 1])]]
+
+
+def test_deep_stem_keys_and_shapes_are_timms_and_the_plans():
+    from densegui.core.arch.registry import expected_shapes
+
+    cfg = get_preset("densenet121").replace(stem="deep")
+    got = [(k, tuple(v.shape)) for k, v in build_model(cfg, "meta").state_dict().items()]
+    assert got == deep_stem_keys(32, 64, 3) + torchvision_keys(32, (6, 12, 24, 16), 64)[6:]
+    assert list(expected_shapes(cfg).items()) == got
+    top = [n for n, _ in build_model(DEEP[0], "meta").features.named_children()][:10]
+    assert top == ["conv0", "norm0", "relu0", "conv1", "norm1", "relu1", "conv2", "norm2", "relu2", "pool0"]
+
+
+def test_deep_stem_downsamples_by_four_like_the_imagenet_stem():
+    for size in (1, 2, 3, 4, 5, 7, 8, 9, 31, 32, 33, 224):
+        deep, imagenet = (DenseNetConfig(stem=s, input_size=size) for s in ("deep", "imagenet"))
+        assert deep.spatial_sizes() == imagenet.spatial_sizes()
+        assert deep.min_input_size() == imagenet.min_input_size() == 29
+    for cfg in DEEP:
+        model = build_model(cfg).eval()
+        with torch.no_grad():
+            feats = model.features[:10](torch.randn(2, cfg.in_channels, cfg.input_size, cfg.input_size))
+        assert feats.shape == (2, cfg.num_init_features, cfg.spatial_sizes()[0], cfg.spatial_sizes()[0])
+    with pytest.raises(Exception, match=r"input_size 28 is too small for the deep stem and 3 transitions; "
+                                        r"input_size must be at least 29\."):
+        DenseNetConfig(stem="deep", input_size=28).validate()
+
+
+def test_deep_stem_params_macs_and_saved_bytes_are_exact():
+    """The table's stem row against the module, FlopCounterMode and autograd's saved tensors."""
+    from helpers.reference import saved_bytes
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from densegui.core.arch.densenet.table import layer_table
+
+    for i, cfg in enumerate(DEEP):
+        table, model = layer_table(cfg), build_model(cfg).eval()
+        stem = table.rows[0]
+        stem_modules = [m for n, m in model.features.named_children() if re.fullmatch(r"(conv|norm)[0-2]", n)]
+        assert table.params == sum(p.numel() for p in model.parameters())
+        assert stem.params == sum(p.numel() for m in stem_modules for p in m.parameters())
+        assert stem.weighted_layers == 3 and table.depth == layer_table(cfg.replace(stem="imagenet")).depth + 2
+        with FlopCounterMode(display=False) as fc, torch.no_grad():
+            model(torch.randn(1, cfg.in_channels, cfg.input_size, cfg.input_size))
+        counts = {k: sum(v.values()) for k, v in fc.get_flop_counts().items()}
+        assert fc.get_total_flops() == 2 * table.macs
+        assert sum(counts[f"DenseNet.features.conv{j}"] for j in range(3)) == 2 * stem.macs
+        for eff in (False, True):
+            batch = 2 + i
+            got = saved_bytes(cfg.replace(memory_efficient=eff), batch)
+            assert table.activation_bytes(batch, efficient=eff) == got, (cfg, eff)
+
+
 # ----------------------------------------------------------------------------- memory-efficient mode
 def _step(model: DenseNet, x: torch.Tensor, seed: int):
     torch.manual_seed(seed)

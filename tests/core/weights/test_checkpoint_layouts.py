@@ -108,10 +108,23 @@ def test_lightning_and_torchvision_reference_ema_copies(tmp_path):
     assert_exact_matrices(load_checkpoint(tmp_path / "checkpoint.pth", candidate="model_ema/module"), ema)
 
 
-def test_timm_deep_stem_loads_with_a_note_and_exact_matrices(tmp_path):
+def test_timm_deep_stem_loads_strictly_with_its_stem_and_exact_matrices(tmp_path):
+    sd = to_timm_deep_stem(known_state_dict(SMALL_BASIC, seed=5), width=3)  # k = 3: timm's widths
+    torch.save(sd, tmp_path / "densenet-deep.pth")
+    loaded = load_checkpoint(tmp_path / "densenet-deep.pth")
+    assert loaded.config == SMALL_BASIC.replace(stem="deep", input_size=224)  # stem, blocks, θ, head: all from the file
+    assert len(loaded.notes) == 1 and "blur-pools" in loaded.notes[0]
+    assert "deep stem with 5 features" in loaded.describe()
+    build_model(loaded.config).load_state_dict(loaded.state_dict, strict=True)
+    assert all(torch.equal(loaded.state_dict[k], v) for k, v in sd.items())
+    assert_exact_matrices(loaded, sd)
+
+
+def test_a_tiered_deep_stem_loads_with_a_note_and_exact_matrices(tmp_path):
+    """First convolutions of another width than k (timm's "deep_tiered"): densegui has no such stem."""
     sd = known_state_dict(SMALL_BASIC, seed=5)
-    torch.save(to_timm_deep_stem(sd, width=3), tmp_path / "densenetblur.pth")
-    loaded = load_checkpoint(tmp_path / "densenetblur.pth")
+    torch.save(to_timm_deep_stem(sd, width=2), tmp_path / "densenet-tiered.pth")
+    loaded = load_checkpoint(tmp_path / "densenet-tiered.pth")
     assert loaded.config == SMALL_BASIC.replace(input_size=224)  # blocks, θ, head: all from the file
     assert len(loaded.notes) == 1 and loaded.notes[0].startswith("stem not recognised (3 convolutions (3×3, 3×3, 3×3)")
     assert "summary cannot rebuild the file's stem" in loaded.describe()

@@ -129,17 +129,38 @@ def test_unrecognised_stem_is_a_note_not_a_refusal():
 
 
 # ------------------------------------------------------------------ other libraries' names
-def test_timm_deep_stem_densenet264d_is_found_by_its_blocks():
-    """timm's densenet264d: k=48, blocks 6-12-64-48, three 3×3 stem convolutions (k, k, 2k channels)."""
-    cfg = DenseNetConfig(growth_rate=48, block_depths=(6, 12, 64, 48))
-    sd = to_timm_deep_stem(meta_state_dict(cfg), width=48)
+def test_timm_deep_stem_densenet264d_is_inferred_with_its_stem():
+    """timm's densenet264d: k=48, blocks 6-12-64-48, three 3×3 stem convolutions (k, k, 2k channels),
+    timm's names (densegui's too): the configuration summarises to the real module's 72,736,216."""
+    from densegui.core.arch.registry import layer_table
+
+    cfg = DenseNetConfig(growth_rate=48, block_depths=(6, 12, 64, 48), stem="deep")
+    sd = to_timm_deep_stem(meta_state_dict(cfg.replace(stem="imagenet")), width=48)
     assert sd["features.conv2.weight"].shape == (96, 48, 3, 3) and "features.norm2.running_var" in sd
+    assert {k: v.shape for k, v in sd.items()} == {k: v.shape for k, v in meta_state_dict(cfg).items()}
     (layout,) = find_networks(sd)
-    assert layout.config == cfg and layout.unrecognised == ("stem",)
-    assert "3 convolutions (3×3, 3×3, 3×3) and 3 BatchNorms" in layout.notes[0]
-    assert len(layout.notes) == 1  # everything else is recognised
-    body = {k for k in meta_state_dict(cfg) if not k.startswith(("features.conv0", "features.norm0"))}
-    assert set(layout.names) == body and all(layout.names[k] == k for k in body)
+    assert layout.config == cfg and layout.unrecognised == ()
+    assert len(layout.notes) == 1 and "densenetblur121d" in layout.notes[0]  # what the weights cannot tell
+    assert set(layout.names) == set(sd) and all(layout.names[k] == k for k in sd)
+    assert infer_config(sd) == cfg
+    assert layer_table(cfg).params == 72_736_216 and layer_table(cfg.replace(stem="imagenet")).params == 72_686_632
+
+
+def test_a_deep_stem_is_found_by_the_plans_shapes_whatever_its_names():
+    """A deep stem under other names and with init_features ≠ 2k; its first two convolutions must be k
+    wide (timm's "deep"), so a tiered one (other widths) stays an unrecognised stem."""
+    cfg = DenseNetConfig(growth_rate=4, block_depths=(2, 3), bn_size=2, init_features=6, stem="deep", in_channels=2,
+                         num_classes=3)
+    sd = {k.replace("features.conv", "stem.c").replace("features.norm", "stem.n")
+          if k.startswith(("features.conv", "features.norm")) and "norm5" not in k else k: v
+          for k, v in meta_state_dict(cfg).items()}
+    (layout,) = find_networks(sd)
+    assert layout.config == cfg and layout.unrecognised == ()
+    assert layout.names["features.conv1.weight"] == "stem.c1.weight" and layout.names["features.norm2.bias"] == "stem.n2.bias"
+    tiered = to_timm_deep_stem(meta_state_dict(cfg.replace(stem="imagenet")), width=3)
+    (layout,) = find_networks(tiered)
+    assert layout.unrecognised == ("stem",) and layout.config == cfg.replace(stem="imagenet")
+    assert layout.notes[0].startswith("stem not recognised (3 convolutions (3×3, 3×3, 3×3) and 3 BatchNorms")
 
 
 def test_monai_names():

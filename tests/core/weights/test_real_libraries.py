@@ -113,19 +113,49 @@ def test_the_corpus_mirror_of_timms_deep_stem_names_its_keys():
 
 
 @needs_timm
-def test_a_timm_deep_stem_file_is_read_with_a_note(tmp_path):
-    """A stem and blur pooling densegui cannot rebuild: the blocks, transitions and head are still
-    read, with a note saying what is left out."""
+def test_timm_densenet264d_is_inferred_with_its_deep_stem_and_the_real_parameter_count():
+    """The whole densenet264d (on the meta device): its configuration summarises to the module's
+    parameters and its state_dict loads into densegui's model as it is."""
+    from densegui.core.arch.registry import layer_table
+    from densegui.core.weights.infer import infer_config
+
+    with torch.device("meta"):
+        model = timm_lib.create_model("densenet264d", pretrained=False)
+    cfg = infer_config(model.state_dict())
+    assert cfg == get_preset("densenet264").replace(growth_rate=48, stem="deep")
+    assert layer_table(cfg).params == sum(p.numel() for p in model.parameters()) == 72_736_216
+    build_model(cfg, "meta").load_state_dict(model.state_dict(), strict=True)
+
+
+@needs_timm
+def test_a_small_timm_deep_stem_net_gives_timms_outputs(tmp_path):
+    """timm's stem_type="deep" DenseNet, small: the file is inferred with its stem, loads strictly,
+    and densegui's model computes what timm's does."""
+    torch.manual_seed(0)
+    ref = randomise_batchnorm(timm_lib.models.densenet.DenseNet(growth_rate=4, block_config=(2, 3, 2), bn_size=2,
+                                                                stem_type="deep", num_classes=5, in_chans=2))
+    torch.save(ref.state_dict(), tmp_path / "deep.pth")
+    loaded = load_checkpoint(tmp_path / "deep.pth")
+    assert loaded.config.stem == "deep" and loaded.config.num_init_features == 8 and loaded.config.in_channels == 2
+    assert sum(p.numel() for p in build_model(loaded.config).parameters()) == sum(p.numel() for p in ref.parameters())
+    assert_same_network(loaded, ref, in_channels=2)
+    assert_exact_matrices(loaded, ref.state_dict())
+
+
+@needs_timm
+def test_densenetblur121d_is_read_with_its_deep_stem_and_a_note_on_its_pooling(tmp_path):
+    """Blur pooling leaves nothing in the weights: the file reads as a deep-stem DenseNet-121 whose
+    parameters are all there, with a note that its activations are not timm's."""
     torch.manual_seed(0)
     model = timm_lib.create_model("densenetblur121d", num_classes=5).eval()
     torch.save(model.state_dict(), tmp_path / "densenetblur121d.pth")
     loaded = load_checkpoint(tmp_path / "densenetblur121d.pth")
-    assert loaded.config.block_depths == (6, 12, 24, 16) and loaded.config.growth_rate == 32
-    assert loaded.config.num_classes == 5
-    assert len(loaded.notes) == 1 and loaded.notes[0].startswith("stem not recognised (3 convolutions")
-    assert_exact_matrices(loaded, {k: v for k, v in model.state_dict().items()
-                                   if not k.startswith(("features.conv", "features.norm0", "features.norm1",
-                                                        "features.norm2"))})
+    assert loaded.config == get_preset("densenet121").replace(stem="deep", num_classes=5)
+    assert len(loaded.notes) == 1 and "densenetblur121d" in loaded.notes[0] and "blur-pools" in loaded.notes[0]
+    ours = build_model(loaded.config)
+    ours.load_state_dict(loaded.state_dict, strict=True)
+    assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in model.parameters())
+    assert_exact_matrices(loaded, model.state_dict())
 
 
 @needs_monai

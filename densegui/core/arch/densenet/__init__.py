@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 from densegui.core.arch import family as F
-from densegui.core.arch.densenet.config import DEFAULT_PRESET, LIMITS, PRESETS, STEMS, DenseNetConfig, preset_of
+from densegui.core.arch.densenet.config import (
+    DEFAULT_PRESET,
+    LIMITS,
+    PRESETS,
+    SHARED_STEMS,
+    STEMS,
+    DenseNetConfig,
+    preset_of,
+)
 from densegui.core.arch.densenet.plan import plan
 from densegui.core.arch.densenet.table import layer_table
 
-_SHARED = (
-    F.Field("stem", "stem", "choice", "imagenet (7×7/2 conv + max pool) or cifar (3×3 conv)", choices=STEMS,
+_SHARED = (  # (the ResNet family's too; DenseNets have one stem more)
+    F.Field("stem", "stem", "choice", "imagenet (7×7/2 conv + max pool) or cifar (3×3 conv)", choices=SHARED_STEMS,
             sweep=False),
     F.Field("in_channels", "input channels", "int", "input image channels", *LIMITS["in_channels"], sweep=False),
     F.Field("num_classes", "classes", "int", "classifier outputs", *LIMITS["num_classes"], log=True),
@@ -29,7 +37,9 @@ FIELDS = (
     F.Field("init_features", "stem channels", "int", "channels out of the stem (default 2k)",
             *LIMITS["init_features"], optional=True, sweep=False),
     F.Field("drop_rate", "dropout", "float", "dropout after each dense layer's 3×3 conv", 0.0, 0.99),
-    *_SHARED,
+    F.Field("stem", "stem", "choice", "imagenet (7×7/2 conv + max pool), cifar (3×3 conv) or, for DenseNets, deep "
+            "(timm's: three 3×3 convs + max pool)", choices=STEMS, sweep=False),
+    *_SHARED[1:],
     F.Field("memory_efficient", "memory-efficient", "bool",
             "recompute concat+BN+ReLU+first conv in backward (less memory, more time)", run_setting=True,
             sweep=False),
@@ -41,7 +51,7 @@ FAMILY = F.Family(
     preset_of=preset_of, unit="block", layer="layer", depths="block_depths",
     kinds=("stem", "dense convs", "dense BN/ReLU", "concatenation", "transitions", "head"),
     profile=(
-        (r"features\.(conv0|norm0|relu0|pool0)", "stem"),
+        (r"features\.((conv|norm|relu)[0-2]|pool0)", "stem"),  # (the deep stem has three of each)
         (r"features\.denseblock\d+(\.denselayer\d+)?", "concatenation"),  # torch.cat of a layer's inputs, dropout
         (r"features\.denseblock\d+\.denselayer\d+\.conv\d+", "dense convs"),
         (r"features\.denseblock\d+\.denselayer\d+\.(norm|relu)\d+", "dense BN/ReLU"),

@@ -17,7 +17,11 @@ from densegui.core.arch.config_io import show as _show
 from densegui.core.arch.family import Preset
 from densegui.core.errors import ConfigError
 
-STEMS = ("imagenet", "cifar")
+SHARED_STEMS = ("imagenet", "cifar")  # the stems ResNets have too
+# imagenet: 7×7/2 conv, BN, ReLU, 3×3/2 max pool; cifar: one 3×3 conv; deep: timm's stem_type="deep"
+# (densenet264d, densenetblur121d): 3×3/2 conv to k channels, 3×3 to k, 3×3 to the stem's output,
+# each with BN and ReLU, then the 3×3/2 max pool.
+STEMS = (*SHARED_STEMS, "deep")
 
 # Allowed ranges (inclusive). The GUI builds its sliders from these too.
 LIMITS: dict[str, tuple[float, float]] = {
@@ -38,8 +42,8 @@ def _check_int(name: str, value: Any, label: str | None = None) -> None:
 
 def _spatial_sizes(input_size: int, stem: str, num_blocks: int) -> list[int]:
     size = input_size
-    if stem == "imagenet":
-        size = (size - 1) // 2 + 1  # 7×7 conv, stride 2, padding 3
+    if stem in ("imagenet", "deep"):
+        size = (size - 1) // 2 + 1  # 7×7 conv, stride 2, padding 3 (deep: 3×3, padding 1)
         size = (size - 1) // 2 + 1  # 3×3 max pool, stride 2, padding 1
     sizes = [size]
     for _ in range(num_blocks - 1):

@@ -4,7 +4,8 @@ Module names are torchvision's (``features.conv0``,
 ``features.denseblockN.denselayerM.norm1``, ``features.transitionN.conv``,
 ``features.norm5``, ``classifier``), so a torchvision DenseNet state_dict
 loads with ``strict=True``. Beyond torchvision this builder expresses basic
-(non-bottleneck) layers, any compression θ and the CIFAR stem.
+(non-bottleneck) layers, any compression θ, the CIFAR stem and timm's deep stem (timm's names,
+``features.conv0``-``conv2`` and ``norm0``-``norm2``: timm's ``densenet264d`` loads as it is).
 
 Dropout follows torchvision: only after the layer's last (3×3) conv.
 A basic layer is ``norm1 → relu1 → conv1`` (3×3); a bottleneck layer adds
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
+from itertools import pairwise
 
 import torch
 import torch.nn.functional as F
@@ -105,6 +107,14 @@ class DenseNet(nn.Module):
                 ("relu0", nn.ReLU(inplace=True)),
                 ("pool0", nn.MaxPool2d(kernel_size=3, stride=2, padding=1)),
             ]
+        elif cfg.stem == "deep":  # timm's stem_type="deep" (its BatchNormAct2d: BN, then an in-place ReLU)
+            stem = []
+            widths = (cfg.in_channels, cfg.growth_rate, cfg.growth_rate, init)
+            for i, (c_in, c_out) in enumerate(pairwise(widths)):
+                stem += [(f"conv{i}", layers().Conv2d(c_in, c_out, kernel_size=3, stride=1 if i else 2, padding=1,
+                                                      bias=False)),
+                         (f"norm{i}", layers().BatchNorm2d(c_out)), (f"relu{i}", nn.ReLU(inplace=True))]
+            stem.append(("pool0", nn.MaxPool2d(kernel_size=3, stride=2, padding=1)))
         else:
             stem = [("conv0", layers().Conv2d(cfg.in_channels, init, kernel_size=3, stride=1, padding=1, bias=False))]
         self.features = nn.Sequential(OrderedDict(stem))
@@ -114,9 +124,8 @@ class DenseNet(nn.Module):
                 self.features.add_module(f"transition{i + 1}", Transition(c_out, cfg.transition_out(c_out)))
         self.features.add_module("norm5", layers().BatchNorm2d(cfg.final_channels))
         self.classifier = layers().Linear(cfg.final_channels, cfg.num_classes)
-        # On the meta device there are no values to initialise, and meta
-        # normal_() goes through a slow Python decomposition (≈0.4 s for
-        # densenet264, plus a ≈2 s first-call import of torch._dynamo).
+        # On the meta device there are no values to initialise, and meta normal_() goes through
+        # a slow Python decomposition (and a first-call import of torch._dynamo).
         if self.classifier.weight.device.type != "meta":
             self.reset_parameters()
 

@@ -31,6 +31,11 @@ def stem(cfg: DenseNetConfig, size: int | None = None) -> Unit:
         s1 = stride2(size, 7, 3)
         return Unit("features.conv0", "stem", None, None, c_in, init, size, stride2(s1),
                     conv("features.conv0", init, c_in, 7, s1) + bn("features.norm0", init))
+    if cfg.stem == "deep":  # timm's: 3×3/2 conv to k, 3×3 to k, 3×3 to init (each BN, ReLU), 3×3/2 max pool
+        s1, k = stride2(size, 3, 1), cfg.growth_rate
+        tensors = (conv("features.conv0", k, c_in, 3, s1) + bn("features.norm0", k) + conv("features.conv1", k, k, 3, s1)
+                   + bn("features.norm1", k) + conv("features.conv2", init, k, 3, s1) + bn("features.norm2", init))
+        return Unit("features.conv0", "stem", None, None, c_in, init, size, stride2(s1), tensors, weighted_layers=3)
     # one 3×3 conv
     return Unit("features.conv0", "stem", None, None, c_in, init, size, size, conv("features.conv0", init, c_in, 3, size))
 

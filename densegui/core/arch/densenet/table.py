@@ -32,13 +32,8 @@ from functools import lru_cache
 
 from densegui.core.arch.densenet.config import DenseNetConfig
 from densegui.core.arch.densenet.plan import plan
-from densegui.core.arch.plan import stride2
-from densegui.core.arch.table import F32, I64, MASK, LayerRow, LayerTable
-
-
-
-def _bn_vectors(channels: int) -> int:
-    return 2 * channels * F32  # save_mean + save_invstd
+from densegui.core.arch.plan import Unit, stride2
+from densegui.core.arch.table import F32, I64, MASK, LayerRow, LayerTable, bn_vectors
 
 
 def layer_table(config: DenseNetConfig) -> LayerTable:
@@ -62,24 +57,25 @@ def compute_layer_table(config: DenseNetConfig) -> LayerTable:
         hw, hw_out = u.in_size ** 2, u.out_size ** 2
         if u.kind == "stem":
             x_bytes = u.in_channels * hw * F32  # the input, saved by conv0
-            if cfg.stem == "imagenet":
-                s1 = stride2(u.in_size, 7, 3)
-                # conv0 keeps x; norm0 keeps conv0's output; relu0 (in place) and pool0 keep norm0's
-                # output; pool0 keeps int64 indices.
-                saved = x_bytes + 2 * u.out_channels * s1 * s1 * F32 + u.out_channels * hw_out * I64
-                fixed = _bn_vectors(u.out_channels)
-            else:
+            if cfg.stem == "cifar":
                 saved, fixed = x_bytes, 0
+            else:
+                # imagenet: conv0 → norm0 → relu0 → pool0; deep: three conv → norm → relu, then pool0.
+                # Each BN keeps its conv's output; each in-place ReLU and what follows it (the next
+                # conv, or pool0) keep the BN's output; pool0 keeps int64 indices.
+                s1, widths = _stem_size(cfg, u.in_size), _norm_widths(u)
+                saved = x_bytes + sum(2 * c * s1 * s1 * F32 for c in widths) + u.out_channels * hw_out * I64
+                fixed = sum(bn_vectors(c) for c in widths)
             rows.append(_row(u, u.out_channels * hw_out, saved, saved, fixed, fixed))
         elif u.kind == "dense":
             cin, k = u.in_channels, u.out_channels
             if cfg.bottleneck:
                 inner = 2 * inter * hw * F32  # conv1 output (kept by norm2) + norm2 output (kept by conv2)
                 naive, efficient = 2 * cin * hw * F32 + inner, inner
-                fixed, fixed_eff = _bn_vectors(cin) + _bn_vectors(inter), _bn_vectors(inter)  # BN1 is recomputed
+                fixed, fixed_eff = bn_vectors(cin) + bn_vectors(inter), bn_vectors(inter)  # BN1 is recomputed
             else:
                 naive, efficient = 2 * cin * hw * F32, 0  # the concatenation (norm1) + norm1's output (conv1)
-                fixed, fixed_eff = _bn_vectors(cin), 0
+                fixed, fixed_eff = bn_vectors(cin), 0
             mask = k * hw * MASK if drop else 0
             # Efficient mode keeps the layer's inputs for recomputation: the block input once
             # (charged to layer 1) and each new feature map that a later layer reads.
@@ -91,14 +87,14 @@ def compute_layer_table(config: DenseNetConfig) -> LayerTable:
         elif u.kind == "transition":
             # norm keeps the block's concatenation, conv its BN output, pool the conv output.
             saved = 2 * u.in_channels * hw * F32 + u.out_channels * hw * F32
-            rows.append(_row(u, u.out_channels * hw_out, saved, saved, _bn_vectors(u.in_channels),
-                             _bn_vectors(u.in_channels)))
+            rows.append(_row(u, u.out_channels * hw_out, saved, saved, bn_vectors(u.in_channels),
+                             bn_vectors(u.in_channels)))
         else:  # head: norm5 → relu → global average pool → classifier
             c = u.in_channels
             # block concat (norm5), norm5/relu output (pool), pooled vector (linear)
             saved = 2 * c * hw * F32 + c * F32
-            rows.append(_row(u, u.out_channels, saved, saved, _bn_vectors(c), _bn_vectors(c)))
-    return LayerTable(cfg, tuple(rows), _inference_live_elements(cfg))
+            rows.append(_row(u, u.out_channels, saved, saved, bn_vectors(c), bn_vectors(c)))
+    return LayerTable(cfg, tuple(rows), _inference_live_elements(cfg, p.units[0]))
 
 
 def _row(u, out_elements: int, naive: int, efficient: int, fixed: int, fixed_eff: int) -> LayerRow:
@@ -106,15 +102,25 @@ def _row(u, out_elements: int, naive: int, efficient: int, fixed: int, fixed_eff
                     out_elements, naive, efficient, fixed, fixed_eff, u.weighted_layers)
 
 
-def _inference_live_elements(cfg: DenseNetConfig) -> int:
+def _stem_size(cfg: DenseNetConfig, size: int) -> int:
+    """The side of a downsampling stem's conv outputs (before its max pool)."""
+    return stride2(size, 7, 3) if cfg.stem == "imagenet" else stride2(size, 3, 1)
+
+
+def _norm_widths(u: Unit) -> list[int]:
+    """The channels of each BatchNorm of a plan unit, in order."""
+    return [t.shape[0] for t in u.tensors if t.key.endswith(".running_mean")]
+
+
+def _inference_live_elements(cfg: DenseNetConfig, stem: Unit) -> int:
     """The largest dense block's live feature maps in inference (its concatenation, the features
     list it is built from, one layer's BN output and the next layer's input: 4 × the block
-    output), or the stem's conv0 + norm0 outputs if larger; per sample."""
+    output), or the stem's widest conv + BN outputs if larger; per sample."""
     sizes = cfg.spatial_sizes()
     block_out = max(c_end * sizes[i] ** 2 for i, (_, c_end) in enumerate(cfg.block_channels()))
-    s1 = stride2(cfg.input_size, 7, 3)
-    stem = 2 * cfg.num_init_features * s1 * s1 if cfg.stem == "imagenet" else 0
-    return max(4 * block_out, stem)
+    widths = _norm_widths(stem)
+    s1 = _stem_size(cfg, cfg.input_size)
+    return max(4 * block_out, 2 * max(widths) * s1 * s1 if widths else 0)
 
 
 _cached_layer_table = lru_cache(maxsize=64)(compute_layer_table)

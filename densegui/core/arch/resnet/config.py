@@ -30,7 +30,8 @@ from typing import Any, ClassVar
 
 from densegui.core.arch import config_io
 from densegui.core.arch.config_io import ConfigIO, show as _show
-from densegui.core.arch.densenet.config import LIMITS, STEMS
+from densegui.core.arch.densenet.config import LIMITS
+from densegui.core.arch.densenet.config import SHARED_STEMS as STEMS
 from densegui.core.arch.family import Preset
 from densegui.core.arch.plan import stride2
 from densegui.core.errors import ConfigError
