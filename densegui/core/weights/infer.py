@@ -49,14 +49,12 @@ from densegui.core.weights.scan import (
     check_numbered,
     describe_kind,
     describe_stem,
-    find_blocks,
     fmt,
     key_of,
     natural,
-    network_root,
+    networks_of,
     not_a_densenet,
     pick,
-    under,
     unit_convs,
     unit_linears,
     unit_modules,
@@ -327,22 +325,10 @@ def find_networks(state_dict: Mapping[str, torch.Tensor], *, input_size: int | N
     every root (``backbone.features…`` next to ``head.fc``) can be found too.
     """
     scan = Scan(state_dict)
-    # The growth shows only with two layers: one lone 3×3 convolution under a numbered name is no DenseNet.
-    networks = {net: blocks for net, blocks in find_blocks(scan).items()
-                if len(blocks) > 1 or len(blocks[0].layers) > 1}
+    networks, unowned = networks_of(scan)
     if not networks:
         raise not_a_densenet(scan, list(state_dict))
-    roots = {net: network_root(net[0]) for net in networks}
-    owner: dict[str, tuple[str, str] | None] = {}
-    for m in scan.order:
-        holders = [net for net, root in roots.items() if under(m, root)]
-        owner[m] = max(holders, key=lambda net: len(roots[net])) if holders else None
-    unowned = {m for m, net in owner.items() if net is None}
-    layouts = []
-    for net in sorted(networks, key=lambda n: natural(roots[n])):
-        owned = {m for m, holder in owner.items() if holder == net}
-        layouts.append(_network(scan, networks[net], roots[net], owned, unowned, input_size))
-    return layouts
+    return [_network(scan, blocks, root, owned, unowned, input_size) for blocks, root, owned in networks]
 
 
 def infer_config(state_dict: Mapping[str, torch.Tensor], *, input_size: int | None = None) -> DenseNetConfig:

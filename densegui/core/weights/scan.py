@@ -158,6 +158,23 @@ def find_blocks(scan: Scan) -> dict[tuple[str, str], list[Block]]:
     return networks
 
 
+def networks_of(scan: Scan) -> tuple[list[tuple[list[Block], str, set[str]]], set[str]]:
+    """Each network's blocks, root and the modules it owns, in the order of their roots (empty: no
+    network), and the modules no network owns. A module belongs to the network with the longest
+    root that contains it."""
+    # The growth shows only with two layers: one lone 3×3 convolution under a numbered name is no DenseNet.
+    networks = {net: blocks for net, blocks in find_blocks(scan).items()
+                if len(blocks) > 1 or len(blocks[0].layers) > 1}
+    roots = {net: network_root(net[0]) for net in networks}
+    owner: dict[str, tuple[str, str] | None] = {}
+    for m in scan.order:
+        holders = [net for net, root in roots.items() if under(m, root)]
+        owner[m] = max(holders, key=lambda net: len(roots[net])) if holders else None
+    found = [(networks[net], roots[net], {m for m, holder in owner.items() if holder == net})
+             for net in sorted(networks, key=lambda n: natural(roots[n]))]
+    return found, {m for m, net in owner.items() if net is None}
+
+
 def network_root(container: str) -> str:
     """The network's own prefix: its blocks' container, above torchvision's ``features``."""
     head, _, last = container.rpartition(".")
