@@ -15,7 +15,8 @@ from densegui.core.weights.checkpoint import CheckpointError, load_checkpoint, s
 from densegui.core.analysis.reuse_measures import reuse_matrices
 
 TORCH_FREE = ["densegui.core.weights.checkpoint", "densegui.core.weights.statedict", "densegui.core.analysis.reuse", "densegui.core.weights.infer",
-              "densegui.core.analysis.reuse_measures", "densegui.core.analysis.reuse_run", "densegui.core.weights.pretrained"]
+              "densegui.core.analysis.reuse_measures", "densegui.core.analysis.reuse_run", "densegui.core.weights.pretrained",
+              "densegui.core.weights.files", "densegui.core.weights.reading", "densegui.core.weights.scan"]
 
 
 def _run(code: str, stdin: bytes = b"") -> subprocess.CompletedProcess:
@@ -25,6 +26,19 @@ def _run(code: str, stdin: bytes = b"") -> subprocess.CompletedProcess:
 @pytest.mark.parametrize("module", TORCH_FREE)
 def test_module_imports_without_torch(module):
     proc = _run(f"import sys, {module}\nassert 'torch' not in sys.modules, 'torch was imported'")
+    assert proc.returncode == 0, proc.stderr.decode()
+
+
+def test_the_trainers_checkpoint_files_need_no_inference():
+    """What the trainer reads and writes its checkpoints with comes from the file layer alone."""
+    code = """
+import sys
+from densegui.core.weights.files import FORMAT, CheckpointError, read_torch_file, remove_stale_temporaries, save_checkpoint
+loaded = [m for m in ('torch', 'densegui.core.weights.infer', 'densegui.core.weights.scan',
+                      'densegui.core.weights.statedict', 'densegui.core.weights.checkpoint') if m in sys.modules]
+assert not loaded, loaded
+"""
+    proc = _run(code)
     assert proc.returncode == 0, proc.stderr.decode()
 
 
