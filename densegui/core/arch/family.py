@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from densegui.core.arch.published import PUBLISHED, Published
+from densegui.core.arch.published import Preset  # re-exported: a family's presets are these
 
 # Capabilities a family may have; consumers branch on these, never on the family's name.
 MEMORY_EFFICIENT = "memory_efficient"  # recomputes concatenations in backward (the config has the flag)
@@ -53,25 +53,6 @@ class Field:
     @property
     def option(self) -> str:
         return "--" + self.dest.replace("_", "-")
-
-
-@dataclass(frozen=True)
-class Preset:
-    name: str
-    config: Any  # the family's validated configuration
-    description: str
-    params: int  # published parameter count: exact for torchvision/timm, else rounded as published
-    exact: bool = False
-    source: str = ""
-    family: str = ""  # "": the configuration's own family
-    # Published results (densegui.core.arch.published); None: looked up by name there.
-    published: tuple[Published, ...] | None = None
-
-    def __post_init__(self) -> None:
-        if not self.family:
-            object.__setattr__(self, "family", self.config.family)
-        if self.published is None:
-            object.__setattr__(self, "published", PUBLISHED.get(self.name, ()))
 
 
 @dataclass(frozen=True)

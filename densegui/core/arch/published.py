@@ -12,6 +12,7 @@ Values are percentages. Metrics: "error" (CIFAR/SVHN test error), "top-1 error" 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from densegui.core.errors import ConfigError
 
@@ -104,3 +105,22 @@ def published_error(name: str, dataset: str) -> Published | None:
             return Published(dataset, "top-1 error", round(100.0 - p.value, 6),
                              f"100 − top-1 accuracy {p.value:g} ({p.source})")
     return None
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    config: Any  # the family's validated configuration
+    description: str
+    params: int  # published parameter count: exact for torchvision/timm, else rounded as published
+    exact: bool = False
+    source: str = ""
+    family: str = ""  # "": the configuration's own family
+    # Published results (PUBLISHED); None: looked up by name there.
+    published: tuple[Published, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.family:
+            object.__setattr__(self, "family", self.config.family)
+        if self.published is None:
+            object.__setattr__(self, "published", PUBLISHED.get(self.name, ()))
