@@ -10,6 +10,14 @@ from typing import Any
 from densegui.core.errors import ConfigError, first_line
 
 
+# Allowed ranges (inclusive) of the fields every built-in family has (their Fields: arch/fields.py).
+SHARED_LIMITS: dict[str, tuple[int, int]] = {
+    "in_channels": (1, 64),
+    "num_classes": (1, 100_000),
+    "input_size": (1, 2048),
+}
+
+
 def is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 

@@ -3,14 +3,8 @@ flags and the explorer's shared controls mean the same in each family."""
 
 from __future__ import annotations
 
+from densegui.core.arch.config_io import SHARED_LIMITS
 from densegui.core.arch.family import Field
-
-# Allowed ranges (inclusive) of the shared fields.
-SHARED_LIMITS: dict[str, tuple[int, int]] = {
-    "in_channels": (1, 64),
-    "num_classes": (1, 100_000),
-    "input_size": (1, 2048),
-}
 
 
 def shared_fields(stems: tuple[str, ...], stem_help: str) -> tuple[Field, ...]:

@@ -375,14 +375,15 @@ def test_deep_stem_is_a_densenet_stem_only():
     """``stem: "deep"`` validates, round-trips through JSON and is a choice of the DenseNet field and
     flag; a ResNet refuses it (its stems are the shared two); the profiler counts its modules as stem."""
     from densegui.core.arch import registry
-    from densegui.core.arch.densenet.config import SHARED_STEMS, STEMS
+    from densegui.core.arch.densenet.config import STEMS
+    from densegui.core.arch.resnet.config import STEMS as RESNET_STEMS
     from densegui.core.arch.resnet.config import ResNetConfig
 
-    assert STEMS == ("imagenet", "cifar", "deep") and SHARED_STEMS == ("imagenet", "cifar")
+    assert STEMS == ("imagenet", "cifar", "deep") and RESNET_STEMS == ("imagenet", "cifar")
     cfg = get_preset("densenet121").replace(stem="deep").validate()
     assert DenseNetConfig.from_json(cfg.to_json()) == cfg and registry.config_from_dict(cfg.to_dict()) == cfg
     densenet, resnet = registry.get_family("densenet"), registry.get_family("resnet")
-    assert densenet.field("stem").choices == STEMS and resnet.field("stem").choices == SHARED_STEMS
+    assert densenet.field("stem").choices == STEMS and resnet.field("stem").choices == RESNET_STEMS
     with pytest.raises(ConfigError, match=r"^stem must be one of imagenet, cifar, deep, got 'tiny'\.$"):
         DenseNetConfig(stem="tiny").validate()
     with pytest.raises(ConfigError, match=r"^stem must be one of imagenet, cifar, got 'deep'\.$"):

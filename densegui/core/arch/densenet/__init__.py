@@ -3,26 +3,17 @@
 from __future__ import annotations
 
 from densegui.core.arch import family as F
+from densegui.core.arch.fields import shared_fields
 from densegui.core.arch.densenet.config import (
     DEFAULT_PRESET,
     LIMITS,
     PRESETS,
-    SHARED_STEMS,
     STEMS,
     DenseNetConfig,
     preset_of,
 )
 from densegui.core.arch.densenet.plan import plan
 from densegui.core.arch.densenet.table import layer_table
-
-_SHARED = (  # (the ResNet family's too; DenseNets have one stem more)
-    F.Field("stem", "stem", "choice", "imagenet (7×7/2 conv + max pool) or cifar (3×3 conv)", choices=SHARED_STEMS,
-            sweep=False),
-    F.Field("in_channels", "input channels", "int", "input image channels", *LIMITS["in_channels"], sweep=False),
-    F.Field("num_classes", "classes", "int", "classifier outputs", *LIMITS["num_classes"], log=True),
-    F.Field("input_size", "input size", "int", "input image side in pixels", *LIMITS["input_size"],
-            run_setting=True, log=True),
-)
 
 FIELDS = (
     F.Field("growth_rate", "growth rate k", "int", "growth rate k", *LIMITS["growth_rate"], short="-k", metavar="K",
@@ -37,9 +28,8 @@ FIELDS = (
     F.Field("init_features", "stem channels", "int", "channels out of the stem (default 2k)",
             *LIMITS["init_features"], optional=True, sweep=False),
     F.Field("drop_rate", "dropout", "float", "dropout after each dense layer's 3×3 conv", 0.0, 0.99),
-    F.Field("stem", "stem", "choice", "imagenet (7×7/2 conv + max pool), cifar (3×3 conv) or, for DenseNets, deep "
-            "(timm's: three 3×3 convs + max pool)", choices=STEMS, sweep=False),
-    *_SHARED[1:],
+    *shared_fields(STEMS, "imagenet (7×7/2 conv + max pool), cifar (3×3 conv) or, for DenseNets, deep "
+                   "(timm's: three 3×3 convs + max pool)"),
     F.Field("memory_efficient", "memory-efficient", "bool",
             "recompute concat+BN+ReLU+first conv in backward (less memory, more time)", run_setting=True,
             sweep=False),

@@ -12,16 +12,15 @@ import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from densegui.core.arch.config_io import ConfigIO, check_int, is_int
+from densegui.core.arch.config_io import SHARED_LIMITS, ConfigIO, check_int, is_int
 from densegui.core.arch.config_io import show as _show
-from densegui.core.arch.family import Preset
+from densegui.core.arch.published import Preset
 from densegui.core.errors import ConfigError
 
-SHARED_STEMS = ("imagenet", "cifar")  # the stems ResNets have too
 # imagenet: 7×7/2 conv, BN, ReLU, 3×3/2 max pool; cifar: one 3×3 conv; deep: timm's stem_type="deep"
 # (densenet264d, densenetblur121d): 3×3/2 conv to k channels, 3×3 to k, 3×3 to the stem's output,
 # each with BN and ReLU, then the 3×3/2 max pool.
-STEMS = (*SHARED_STEMS, "deep")
+STEMS = ("imagenet", "cifar", "deep")
 
 # Allowed ranges (inclusive). The GUI builds its sliders from these too.
 LIMITS: dict[str, tuple[float, float]] = {
@@ -30,9 +29,7 @@ LIMITS: dict[str, tuple[float, float]] = {
     "block_depth": (1, 128),
     "bn_size": (1, 16),
     "init_features": (1, 2048),
-    "in_channels": (1, 64),
-    "num_classes": (1, 100_000),
-    "input_size": (1, 2048),
+    **SHARED_LIMITS,
 }
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from densegui.core.arch import family as F
-from densegui.core.arch.densenet import _SHARED
-from densegui.core.arch.resnet.config import BLOCKS, PRESETS, RESNET_LIMITS, SHORTCUTS, ResNetConfig, preset_of
+from densegui.core.arch.fields import shared_fields
+from densegui.core.arch.resnet.config import BLOCKS, PRESETS, RESNET_LIMITS, SHORTCUTS, STEMS, ResNetConfig, preset_of
 from densegui.core.arch.resnet.plan import plan
 from densegui.core.arch.resnet.table import resnet_layer_table
 
@@ -29,7 +29,7 @@ FIELDS = (
             sweep=False),
     F.Field("stem_width", "stem width", "int", "channels out of the stem (torchvision: 64)",
             *RESNET_LIMITS["stem_width"], log=True, sweep=False),
-    *_SHARED,
+    *shared_fields(STEMS, "imagenet (7×7/2 conv + max pool) or cifar (3×3 conv)"),
 )
 
 FAMILY = F.Family(

@@ -29,10 +29,9 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from densegui.core.arch import config_io
-from densegui.core.arch.config_io import ConfigIO, show as _show
-from densegui.core.arch.densenet.config import LIMITS
-from densegui.core.arch.densenet.config import SHARED_STEMS as STEMS
-from densegui.core.arch.family import Preset
+from densegui.core.arch.config_io import SHARED_LIMITS, ConfigIO
+from densegui.core.arch.config_io import show as _show
+from densegui.core.arch.published import Preset
 from densegui.core.arch.plan import stride2
 from densegui.core.errors import ConfigError
 
@@ -40,15 +39,14 @@ BLOCKS = ("basic", "bottleneck")
 SHORTCUTS = ("A", "B")
 EXPANSION = {"basic": 1, "bottleneck": 4}
 
-# Allowed ranges (inclusive); in_channels, num_classes and input_size share DenseNet's LIMITS.
+STEMS = ("imagenet", "cifar")
+# Allowed ranges (inclusive); in_channels, num_classes and input_size are every family's.
 RESNET_LIMITS: dict[str, tuple[int, int]] = {
     "num_stages": (1, 8),
     "stage_depth": (1, 256),  # He et al.'s 1202-layer CIFAR net has 200 blocks per stage
     "width": (1, 4096),
     "stem_width": (1, 2048),
-    "in_channels": LIMITS["in_channels"],
-    "num_classes": LIMITS["num_classes"],
-    "input_size": LIMITS["input_size"],
+    **SHARED_LIMITS,
 }
 
 
