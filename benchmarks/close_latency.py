@@ -73,6 +73,11 @@ TRIAL = textwrap.dedent("""
     from PySide6.QtWidgets import QApplication
     from densegui.gui.main_window import MainWindow
 
+    try:  # before any Qt call (densegui/gui/__init__.py; older versions did it at import)
+        from densegui.gui import guard_refcounts
+        guard_refcounts()
+    except ImportError:
+        pass
     app = QApplication([])
     from densegui.gui.collector import MainThreadCollector
     collector = MainThreadCollector(app)

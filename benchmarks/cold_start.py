@@ -36,6 +36,11 @@ CHILD = textwrap.dedent("""
         pass
     from PySide6.QtCore import QEvent, QObject, QEventLoop
     from PySide6.QtWidgets import QApplication
+    try:  # before any Qt call (densegui/gui/__init__.py; older versions did it at import)
+        from densegui.gui import guard_refcounts
+        guard_refcounts()
+    except ImportError:
+        pass
     app = QApplication(["densegui"])
     try:  # as run_app does (absent in older versions)
         from densegui.gui.collector import MainThreadCollector

@@ -65,6 +65,9 @@ def main() -> int:
     from densegui.gui.design_panel import DesignPanel
     from densegui.gui.tasks import close_shared_pool
 
+    from densegui.gui import guard_refcounts
+
+    guard_refcounts()  # before any Qt call (densegui/gui/__init__.py)
     app = QApplication.instance() or QApplication([])
     panel = DesignPanel()
     panel.resize(1300, 800)

@@ -114,6 +114,9 @@ def gui_responsiveness(path: Path, repeats: int) -> None:
 
     from densegui.gui.reuse_panel import ReusePanel
 
+    from densegui.gui import guard_refcounts
+
+    guard_refcounts()  # before any Qt call (densegui/gui/__init__.py)
     app = QApplication.instance() or QApplication([])
     # The panel loads in the background process the explorer starts for its summaries; in the app
     # it is running long before a checkpoint is opened, so start it (and warm it up) first.

@@ -124,6 +124,9 @@ def panel_measurements(path121: Path) -> list[tuple[str, str, str]]:
     from densegui.gui.reuse_panel import ReusePanel
     from densegui.gui.tasks import close_shared_pool, shared_pool
 
+    from densegui.gui import guard_refcounts
+
+    guard_refcounts()  # before any Qt call (densegui/gui/__init__.py)
     app = QApplication.instance() or QApplication([])
     # In the app both lanes are warm long before a measure is chosen.
     shared_pool().get(EXPLORE).run("warm_up")

@@ -233,6 +233,11 @@ def main() -> int:
 
     from densegui.gui.main_window import MainWindow
 
+    try:  # before any Qt call (densegui/gui/__init__.py; older versions did it at import)
+        from densegui.gui import guard_refcounts
+        guard_refcounts()
+    except ImportError:
+        pass
     app = QApplication.instance() or QApplication(sys.argv[:1])
     try:  # as run_app does: garbage collected on the GUI thread only (absent in older versions)
         from densegui.gui.collector import MainThreadCollector
@@ -246,12 +251,15 @@ def main() -> int:
     wait_until(app, window.is_up_to_date)
     startup = time.perf_counter() - t0
     c = window.controls
+    # (older versions: one attribute per DenseNet widget)
+    growth = c.control("growth_rate") if hasattr(c, "control") else c.growth_slider
+    compression = c.control("compression") if hasattr(c, "control") else c.compression_slider
 
     def k(v):
-        c.growth_slider.setValue(v)
+        growth.setValue(v)
 
     def theta(v):
-        c.compression_slider.setValue(v)
+        compression.setValue(v)
 
     def depth(i):
         return lambda v: c.depth_sliders[i].setValue(v)
@@ -275,10 +283,10 @@ def main() -> int:
     # The mouse, through the slider's own event handling (press on the handle, 60 moves/s, release).
     window.load_preset("densenet264")
     wait_until(app, window.is_up_to_date)
-    setter, xs = mouse_drag(c.growth_slider, list(range(1, 65, step)))
+    setter, xs = mouse_drag(growth, list(range(1, 65, step)))
     rows.append(sweep(app, window, "densenet264: mouse drag of k 1→64", setter, xs))
     # (one pixel of the groove is about one step of k, so the handle lands within a step of 64)
-    assert abs(c.growth_slider.value() - (64 - (64 - 1) % step)) <= 1, c.growth_slider.value()
+    assert abs(growth.value() - (64 - (64 - 1) % step)) <= 1, growth.value()
     window.load_preset("densenet264")
     wait_until(app, window.is_up_to_date)
     setter, xs = mouse_drag(c.depth_sliders[2], list(range(64, 0, -step)))

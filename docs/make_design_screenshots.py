@@ -11,6 +11,9 @@ from PySide6.QtWidgets import QApplication
 def main():
     if len(sys.argv) < 2:
         sys.argv.append(os.path.dirname(os.path.abspath(__file__)))
+    from densegui.gui import guard_refcounts
+
+    guard_refcounts()  # before any Qt call (densegui/gui/__init__.py)
     app = QApplication([])
     from densegui.gui.main_window import MainWindow
     w = MainWindow(settings=None); w.resize(1500, 950); w.show()

@@ -20,6 +20,9 @@ def main() -> int:
     from densegui.gui.main_window import MainWindow
 
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "screenshot.png")
+    from densegui.gui import guard_refcounts
+
+    guard_refcounts()  # before any Qt call (densegui/gui/__init__.py)
     app = QApplication(sys.argv[:1])
     app.setStyle("Fusion")
     window = MainWindow(settings=None)
@@ -35,7 +38,7 @@ def main() -> int:
     window.load_preset("densenet121")
     settle()
     window.pin_baseline()
-    window.controls.compression_slider.setValue(1.0)
+    window.controls.control("compression").setValue(1.0)
     settle()
     rows = window.table.rows
     index = next(i for i, r in enumerate(rows) if r.name == "features.denseblock3.denselayer20")

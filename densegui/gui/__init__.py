@@ -1,29 +1,36 @@
 """densegui's Qt layer (PySide6 + pyqtgraph + superqt).
 
-Importing this package applies one process-wide workaround, see
-:func:`_guard_none_refcount`.
+This module itself imports no Qt, so that the CLI can read the window's tabs and the app can start
+its background process before Qt loads. It holds the window's tab keys and :func:`guard_refcounts`,
+which every program must call before it makes a QApplication (``run_app`` does).
 """
 
 from __future__ import annotations
 
 import sys
 
+# The window's tabs, in order: their keys (``--tab``, ``MainWindow.select_tab``) and titles.
+TABS = ("channels", "summary", "reuse", "probe", "train", "design")
+TITLES = ("Channels", "Summary", "Feature reuse", "Timing probe", "Train", "Design space")
 
-def _guard_none_refcount() -> None:
-    """Keep PySide6's over-released ``None``/``True``/``False`` from being deallocated.
+_guarded = False
 
-    PySide6 6.12 on CPython ≤ 3.11 drops one reference to ``None`` each time
-    a void C++ method (``processEvents``, ``setText``, ``repaint``, …) returns,
-    and one to ``True`` each time ``Signal.emit`` returns (measured:
-    ``sys.getrefcount`` falls by exactly one per call). A GUI
-    makes millions of such calls, so the count reaches zero and the process
-    aborts with "Fatal Python error: none_dealloc" (or bool_dealloc) -- mid-session
-    or at exit.
-    CPython 3.12+ makes ``None`` immortal (PEP 683), which hides the bug; here
-    we do the same by adding 2**40 references once (the refcount is the first
-    field of every CPython object).
+
+def guard_refcounts() -> None:
+    """Keep PySide6's over-released ``None``/``True``/``False`` from being deallocated (idempotent).
+
+    PySide6 6.12 on CPython ≤ 3.11 drops one reference to ``None`` each time a void C++ method
+    (``processEvents``, ``setText``, ``repaint``, …) returns, and one to ``True`` each time
+    ``Signal.emit`` returns (measured: ``sys.getrefcount`` falls by exactly one per call). A GUI
+    makes millions of such calls, so the count reaches zero and the process aborts with "Fatal
+    Python error: none_dealloc" (or bool_dealloc), mid-session or at exit. CPython 3.12+ makes
+    them immortal (PEP 683), which hides the bug; here we do the same by adding 2**40 references
+    once (the refcount is the first field of every CPython object). A process-wide change, so it
+    is made by the programs that run Qt (``run_app``, the renderers, the tests' conftest), not by
+    an import.
     """
-    if sys.implementation.name != "cpython" or sys.version_info >= (3, 12):
+    global _guarded
+    if _guarded or sys.implementation.name != "cpython" or sys.version_info >= (3, 12):
         return
     import ctypes
 
@@ -31,6 +38,4 @@ def _guard_none_refcount() -> None:
         refcnt = ctypes.c_ssize_t.from_address(id(singleton))
         if refcnt.value < 1 << 39:
             refcnt.value += 1 << 40
-
-
-_guard_none_refcount()
+    _guarded = True

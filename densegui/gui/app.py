@@ -15,9 +15,10 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from densegui.core.arch.densenet.config import DenseNetConfig
 from densegui.core.errors import DenseguiError
+from densegui.gui import guard_refcounts
 
 SCREENSHOT_TIMEOUT_S = 120.0
 
@@ -117,13 +118,13 @@ def prestart_background() -> None:
     shared_pool().get(EXPLORE).start(fork=True)
 
 
-def run_app(config: DenseNetConfig | None = None, preset: str | None = None, screenshot: str | Path | None = None,
+def run_app(config: Any = None, preset: str | None = None, screenshot: str | Path | None = None,
             argv: Sequence[str] | None = None, tab: str | None = None) -> int:
     """Open the explorer and return the process exit code.
 
-    ``config``/``preset``: what to show first (otherwise the last session's
-    configuration, or densenet121). ``tab``: the tab to show (see
-    ``MainWindow.TABS``). ``screenshot``: render once every panel is up to date
+    ``config``/``preset``: what to show first, a configuration of any family (otherwise the last
+    session's configuration, or the default preset). ``tab``: the tab to show (see
+    ``densegui.gui.TABS``). ``screenshot``: render once every panel is up to date
     (summary included, and the shown tab's own work), save the window as PNG and exit 0.
     """
     check_startup(headless=screenshot is not None)
@@ -135,6 +136,7 @@ def run_app(config: DenseNetConfig | None = None, preset: str | None = None, scr
     from densegui.gui.icon import app_icon
     from densegui.gui.main_window import MainWindow, settings_disabled
 
+    guard_refcounts()  # (before Qt makes its first calls; see densegui/gui/__init__.py)
     app = QApplication.instance() or QApplication(list(argv) if argv is not None else ["densegui"])
     app.setApplicationName("densegui")
     app.setOrganizationName("densegui")

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import QApplication, QWidget
 
 from densegui.core.analysis.design import current_value
 from densegui.core.arch import registry as arch
+from densegui.gui import guard_refcounts
 from densegui.gui.widgets import save_offscreen_png
 
 CURRENT_PEN = pg.mkPen("#2ca02c", width=2, style=Qt.PenStyle.DashLine)
@@ -174,6 +175,7 @@ def render_sweep_png(rows: list[dict], field: str, cfg, path: str, width: int = 
     import os
 
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    guard_refcounts()
     app = QApplication.instance() or QApplication([])  # noqa: F841 - must exist while the view lives
     view = SweepPlots()
     view.set_rows(rows, field, current_value(cfg, field))

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import QApplication, QGraphicsRectItem, QToolTip, QWidget
 
 from densegui.core.errors import DenseguiError
 from densegui.core.analysis.reuse import COLORMAPS, DEFAULT_NORMALISATION, MEASURE_UNITS, NORMALISATIONS, BlockReuse, normalise
+from densegui.gui import guard_refcounts
 from densegui.gui.widgets import save_offscreen_png
 
 
@@ -281,6 +282,7 @@ def render_png(blocks: list[BlockReuse], path: str, *, normalisation: str = DEFA
                cmap: str = "viridis",
                title: str = "", width: int | None = None, height: int = 460) -> None:
     """Render the heatmaps to a PNG without showing a window (needs a Qt platform; offscreen is fine)."""
+    guard_refcounts()
     app = QApplication.instance() or QApplication([])  # noqa: F841 - must exist while the view lives
     try:
         pg.colormap.get(cmap)

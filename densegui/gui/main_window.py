@@ -1,8 +1,8 @@
 """The explorer window: controls dock, headline figures, and one tab per panel.
 
-Data flow (one direction): the controls emit a validated
-:class:`DenseNetConfig` → the window computes ``layer_table(cfg)`` on the
-main thread (pure Python, about a millisecond, cached; see
+Data flow (one direction): the controls emit a validated configuration of
+any family → the window computes ``layer_table(cfg)`` on the main thread
+(pure Python, about a millisecond, cached; see
 ``benchmarks/ui_latency.py``) → the headline figures update at once and
 every panel's ``set_config(cfg)`` is called; the summary panel debounces and
 runs torchinfo in its worker ("latest wins"). The channel plots are redrawn
@@ -21,7 +21,6 @@ once pyqtgraph is imported, the other panels one per event-loop pass
 from __future__ import annotations
 
 import gc
-import json
 import os
 import time
 from pathlib import Path
@@ -42,12 +41,10 @@ from PySide6.QtWidgets import (
 )
 
 from densegui.core.arch import registry as arch
-from densegui.core.arch.densenet.config import DEFAULT_PRESET, PRESETS, DenseNetConfig, preset_of
-from densegui.core.arch.registry import get_preset
-from densegui.core.errors import ConfigError, user_message
-from densegui.core.arch.densenet.table import layer_table
 from densegui.core.arch.table import LayerTable
-from densegui.gui.controls import ControlsWidget
+from densegui.core.errors import ConfigError, user_message
+from densegui.gui import TABS, TITLES
+from densegui.gui.controls import ControlsWidget, default_preset
 from densegui.gui.headline import Headline
 from densegui.gui.icon import app_icon
 from densegui.gui.summary_panel import SummaryPanel
@@ -144,12 +141,11 @@ def settings_disabled() -> bool:
 class MainWindow(QMainWindow):
     """The densegui explorer."""
 
-    plotsUpdated = Signal(object)  # the DenseNetConfig now drawn by the channel plots (next event-loop pass)
+    plotsUpdated = Signal(object)  # the configuration now drawn by the channel plots (next event-loop pass)
     configInvalid = Signal(str)
     panelsBuilt = Signal()  # every tab holds its panel (at once, or after the first paint when staged)
 
-    TABS = ("channels", "summary", "reuse", "probe", "train", "design")
-    TITLES = ("Channels", "Summary", "Feature reuse", "Timing probe", "Train", "Design space")
+    TABS, TITLES = TABS, TITLES  # (defined in densegui.gui, which the CLI reads without Qt)
     DEFERRED = {"channels": ("channel_panel", _channel_panel), "reuse": ("reuse_panel", _reuse_panel),
                 "probe": ("probe_panel", _probe_panel), "train": ("train_panel", _train_panel),
                 "design": ("design_panel", _design_panel)}  # tab → (attribute, factory): after the first paint if staged
@@ -164,7 +160,7 @@ class MainWindow(QMainWindow):
         self.setObjectName("mainWindow")
         self.setWindowIcon(app_icon())
         self.settings = settings
-        self.config: DenseNetConfig | None = None
+        self.config = None  # the current valid configuration (of any family)
         self.table: LayerTable | None = None
         self.baseline: LayerTable | None = None
         self.last_update_ms = 0.0
@@ -195,10 +191,6 @@ class MainWindow(QMainWindow):
 
         # ---- headline
         self.headline = Headline()
-        self.params_card, self.macs_card = self.headline.params_card, self.headline.macs_card
-        self.channels_card, self.memory_card = self.headline.channels_card, self.headline.memory_card
-        self.params_label = self.params_card.value
-        self.baseline_label = self.headline.baseline_label
         self.invalid_label = QLabel()
         self.invalid_label.setObjectName("invalidLabel")
         self.invalid_label.setWordWrap(True)
@@ -248,7 +240,7 @@ class MainWindow(QMainWindow):
         self.resize(1400, 900)
         restored = self._restore_settings() if restore else False
         if not restored:
-            self.apply_config(get_preset(DEFAULT_PRESET), DEFAULT_PRESET)
+            self.load_preset(default_preset())
         if staged:
             _FirstPaint(central, lambda: self._loader.start(import_channel_module))
         else:
@@ -326,31 +318,23 @@ class MainWindow(QMainWindow):
             panel.set_config(self.config)
 
     # ------------------------------------------------------------------ public
-    def apply_config(self, cfg: DenseNetConfig, preset: str | None = None) -> None:
-        """Load ``cfg`` into the controls and update everything (invalid → explanation)."""
+    def apply_config(self, cfg, preset: str | None = None) -> None:
+        """Load ``cfg`` (of any family) into the controls and update everything (invalid → explanation)."""
         self.controls.set_config(cfg, preset)
         self.controls.emit_current()
 
     def load_preset(self, name: str) -> None:
-        self.apply_config(get_preset(name), name)
+        self.apply_config(arch.get_preset(name), name)
 
     def open_config(self, path: str | Path) -> bool:
-        """Load a configuration JSON file (the CLI's format; a ``summary --json``
+        """Load a configuration JSON file of any family (the CLI's format; a ``summary --json``
         object works too). On error the reason is shown and False returned."""
         try:
-            p = Path(path)
-            try:
-                data = json.loads(p.read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-                data = None
-            if isinstance(data, dict) and isinstance(data.get("config"), dict):
-                cfg = DenseNetConfig.from_dict(data["config"])
-            else:
-                cfg = DenseNetConfig.from_file(p)
+            cfg = arch.config_from_file(path)
         except ConfigError as exc:
             self._show_message(f"Could not open the configuration: {exc}")
             return False
-        self.apply_config(cfg, preset_of(cfg))
+        self.apply_config(cfg, arch.preset_of(cfg))
         self.statusBar().showMessage(f"Opened {path}", 5000)
         return True
 
@@ -389,7 +373,7 @@ class MainWindow(QMainWindow):
         self.clear_baseline_action.setEnabled(table is not None)
 
     def pin_preset(self, name: str) -> None:
-        """Pin preset ``name`` (either family: a ResNet too) as the comparison baseline."""
+        """Pin preset ``name`` (of any family) as the comparison baseline."""
         self._set_baseline(arch.layer_table(arch.get_preset(name)))
         self.statusBar().showMessage(f"Baseline: {name}", 5000)
 
@@ -450,15 +434,15 @@ class MainWindow(QMainWindow):
         return done
 
     # ---------------------------------------------------------------- updates
-    def _config_changed(self, cfg: DenseNetConfig) -> None:
+    def _config_changed(self, cfg) -> None:
         t0 = time.perf_counter()
         self.config = cfg
-        self.table = layer_table(cfg)
+        self.table = arch.layer_table(cfg)
         self.invalid_label.hide()
         self.headline.set_table(self.table)
         self._plot_timer.start()  # (a pending update is replaced: only the latest table is drawn)
         self.last_update_ms = (time.perf_counter() - t0) * 1000
-        self.setWindowTitle(f"densegui — DenseNet explorer — {self._preset_label()}")
+        self.setWindowTitle(f"densegui — {arch.family_of(cfg).title} explorer — {self._preset_label()}")
         for panel in self.panels.values():
             if panel is not self.channel_panel:
                 panel.set_config(cfg)
@@ -471,9 +455,8 @@ class MainWindow(QMainWindow):
         self.channel_panel.set_table(table)
         self.last_plot_ms = (time.perf_counter() - t0) * 1000
         cfg = table.config
-        self.statusBar().showMessage(f"{self._preset_label()}: {cfg.num_blocks} blocks {list(cfg.block_depths)}, k={cfg.growth_rate}, "
-                                     f"θ={cfg.compression:g} · headline updated in {self.last_update_ms:.1f} ms, "
-                                     f"plots in {self.last_plot_ms:.1f} ms")
+        self.statusBar().showMessage(f"{self._preset_label()}: {cfg.describe()} · headline updated in "
+                                     f"{self.last_update_ms:.1f} ms, plots in {self.last_plot_ms:.1f} ms")
         self.plotsUpdated.emit(cfg)
 
     def _preset_label(self) -> str:
@@ -490,8 +473,8 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ panels
     def _config_requested(self, cfg) -> None:
-        if isinstance(cfg, DenseNetConfig):
-            self.apply_config(cfg, preset_of(cfg))
+        if arch.is_config(cfg):
+            self.apply_config(cfg, arch.preset_of(cfg))
             self.select_tab("channels")
 
     # ----------------------------------------------------------------- actions
@@ -535,7 +518,7 @@ class MainWindow(QMainWindow):
         compare_menu.addAction(self.pin_action)
         self.pin_preset_menu = compare_menu.addMenu("Pin a preset as baseline")
         self.pin_preset_menu.setObjectName("pinPresetMenu")
-        for family in arch.FAMILIES:
+        for family in arch.families():
             for name in arch.preset_names(family):
                 a = self.pin_preset_menu.addAction(f"{name}  ({family})")
                 a.setObjectName(f"pinPreset_{name}")
@@ -565,7 +548,8 @@ class MainWindow(QMainWindow):
             self.open_config(path)
 
     def _save_dialog(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Save configuration", "densenet.json", "JSON (*.json)")
+        name = f"{arch.family_of(self.config).name}.json" if self.config is not None else ""
+        path, _ = QFileDialog.getSaveFileName(self, "Save configuration", name, "JSON (*.json)")
         if path:
             self.save_config(path)
 
@@ -590,12 +574,13 @@ class MainWindow(QMainWindow):
         if not isinstance(text, str) or not text:
             return False
         try:
-            cfg = DenseNetConfig.from_json(text)
+            cfg = arch.config_from_json(text)
         except ConfigError:
             return False  # stale or hand-edited settings: start from the default preset
         preset = s.value("explorer/preset")
-        self.apply_config(cfg, preset if isinstance(preset, str) and preset in PRESETS
-                          and PRESETS[preset].config == cfg else None)
+        presets = arch.presets()
+        self.apply_config(cfg, preset if isinstance(preset, str) and preset in presets
+                          and presets[preset].config == cfg else None)
         return True
 
     def save_settings(self) -> None:

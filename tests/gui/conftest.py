@@ -15,6 +15,10 @@ import pytest
 from PySide6.QtCore import QCoreApplication, QEvent
 from PySide6.QtWidgets import QApplication, QWidget
 
+from densegui.gui import guard_refcounts
+
+guard_refcounts()  # as run_app does, before pytest-qt makes the QApplication (densegui/gui/__init__.py)
+
 # Transient top-level helpers Qt keeps around on purpose.
 _IGNORED = {"QTipLabel", "QComboBoxPrivateContainer", "QMenu", "QToolTip"}
 

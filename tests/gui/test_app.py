@@ -34,6 +34,28 @@ def test_screenshot_renders_and_exits_cleanly(tmp_path):
     assert len(colours) > 50
 
 
+def test_a_resnet_preset_opens_a_live_resnet_explorer(tmp_path):
+    out = tmp_path / "resnet.png"
+    proc = densegui("gui", "--preset", "resnet50", "--screenshot", str(out))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr and "Fatal" not in proc.stderr
+    assert not QImage(str(out)).isNull()
+
+
+def test_either_family_reaches_the_window(monkeypatch, tmp_path):
+    from densegui.cli import main
+    from densegui.core.arch import registry as arch
+    from densegui.gui import app
+
+    seen = []
+    monkeypatch.setattr(app, "run_app", lambda cfg, **kw: seen.append((cfg, kw["preset"])) or 0)
+    resnet = tmp_path / "r.json"
+    resnet.write_text('{"stage_depths": [2, 2], "widths": [16, 32]}')  # (no "family": read by its fields)
+    assert main(["gui", "--preset", "resnet50"]) == 0
+    assert main(["gui", "--config", str(resnet)]) == 0
+    assert seen == [(arch.get_preset("resnet50"), "resnet50"), (arch.config_from_file(resnet), None)]
+
+
 def test_bad_arguments_give_one_line_and_exit_2(tmp_path, capsys):
     # Checked before any window opens, so in-process is enough (and fast).
     from densegui.cli import main
@@ -47,12 +69,10 @@ def test_bad_arguments_give_one_line_and_exit_2(tmp_path, capsys):
 
     rc, err = run("gui", "--preset", "densenet999")
     assert rc == 2 and len(err) == 1 and "unknown preset 'densenet999'" in err[0]
-    rc, err = run("gui", "--preset", "resnet50")  # a preset of the other family: where to see it
-    assert rc == 2 and len(err) == 1 and "'resnet50' is a ResNet" in err[0] and "Compare menu" in err[0]
     resnet = tmp_path / "r.json"
-    resnet.write_text('{"stage_depths": [2, 2], "widths": [16, 32]}')  # (no "family": read by its fields)
+    resnet.write_text('{"stage_depths": [2, 2], "widths": [16]}')  # (no "family": read by its fields)
     rc, err = run("gui", "--config", str(resnet))
-    assert rc == 2 and len(err) == 1 and "r.json is a ResNet" in err[0]
+    assert rc == 2 and len(err) == 1 and "r.json: widths must list one width per stage" in err[0]
 
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")

@@ -355,6 +355,8 @@ import os, sys
 os.environ["QT_QPA_PLATFORM"] = "offscreen"
 os.environ["QT_SCALE_FACTOR"] = "2"
 from PySide6.QtWidgets import QApplication
+from densegui.gui import guard_refcounts
+guard_refcounts()
 app = QApplication([])
 from densegui.core.arch.registry import get_preset
 from densegui.core.arch.densenet.table import layer_table

@@ -1,6 +1,6 @@
 """The window process never imports torch: a whole session (summary, feature reuse, a probe, a
-training run, preset changes, close) in a fresh interpreter, with the window built as ``run_app``
-builds it (staged), then ``torch`` is looked up in ``sys.modules``. Also: a staged window paints
+training run, preset changes of both families, close) in a fresh interpreter, with the window built
+as ``run_app`` builds it (staged), then ``torch`` is looked up in ``sys.modules``. Also: a staged window paints
 before pyqtgraph is loaded, builds its channel plots before it too, and ends up with the same tabs
 as an eager one; closing the window
 0.3 s after starting a probe and a training run, or before its panels are built, returns at once
@@ -18,7 +18,9 @@ PRELUDE = textwrap.dedent("""
     from pathlib import Path
     from PySide6.QtCore import QEvent, QEventLoop, QObject
     from PySide6.QtWidgets import QApplication
+    from densegui.gui import guard_refcounts
 
+    guard_refcounts()
     app = QApplication([])
     from densegui.core.arch.densenet.config import DenseNetConfig
     from densegui.core.arch.registry import get_preset
@@ -64,6 +66,10 @@ SESSION = PRELUDE + textwrap.dedent("""
     assert train.result is not None, train.error_label.text()
     wait(lambda: w.reuse_panel.loaded is not None and w.reuse_panel.loaded.path == sys.argv[1], "reuse refresh")
 
+    w.load_preset("resnet50")  # another family, explored live
+    w.controls.depth_sliders[2].setValue(4)
+    wait(w.is_up_to_date, "the ResNet's summary")
+    assert w.summary_panel.result.config.stage_depths == (3, 4, 4, 3)
     w.load_preset("densenet-bc-100-k12")
     wait(w.is_up_to_date, "the preset's summary")
     pids = [p.pid for p in shared_pool().processes() if p.pid]
@@ -78,7 +84,9 @@ CLOSE_EARLY = textwrap.dedent("""
     import multiprocessing, os, sys, time
     from PySide6.QtCore import QEventLoop
     from PySide6.QtWidgets import QApplication
+    from densegui.gui import guard_refcounts
 
+    guard_refcounts()
     app = QApplication([])
     from densegui.core.arch.registry import get_preset
     from densegui.gui.app import finish_app
