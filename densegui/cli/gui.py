@@ -10,7 +10,7 @@ from pathlib import Path
 
 from densegui.core.arch import registry as arch
 from densegui.core.errors import ConfigError
-from densegui.gui import TABS
+from densegui.gui import TABS, cannot_explore
 
 # The window's options, which `densegui` alone accepts too (`densegui --preset densenet121`).
 OPTIONS = ("--preset", "--config", "--screenshot", "--tab")
@@ -34,6 +34,8 @@ def run(args) -> int:
         cfg = arch.config_from_file(args.config)
     elif args.preset:
         cfg = arch.get_preset(args.preset)
+    if cfg is not None and (refusal := cannot_explore(cfg)) is not None:
+        raise ConfigError(refusal)
     if args.screenshot:
         out = Path(args.screenshot)
         if out.is_dir():

@@ -1,17 +1,32 @@
 """densegui's Qt layer (PySide6 + pyqtgraph + superqt).
 
-This module itself imports no Qt, so that the CLI can read the window's tabs and the app can start
-its background process before Qt loads. It holds the window's tab keys and :func:`guard_refcounts`,
-which every program must call before it makes a QApplication (``run_app`` does).
+This module itself imports no Qt, so that the CLI can read it and the app can start its background
+process before Qt loads. It holds the window's tab keys, what the explorer can edit
+(:func:`cannot_explore`) and :func:`guard_refcounts`, which every program must call before it makes
+a QApplication (``run_app`` does).
 """
 
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 # The window's tabs, in order: their keys (``--tab``, ``MainWindow.select_tab``) and titles.
 TABS = ("channels", "summary", "reuse", "probe", "train", "design")
 TITLES = ("Channels", "Summary", "Feature reuse", "Timing probe", "Train", "Design space")
+
+
+def cannot_explore(cfg: Any) -> str | None:
+    """Why the explorer cannot edit ``cfg`` (its family lacks the EXPLORE capability), or None."""
+    from densegui.core.arch import registry
+    from densegui.core.arch.family import EXPLORE
+
+    family = registry.family_of(cfg)
+    if family.can(EXPLORE):
+        return None
+    can = " or ".join(f.title for f in registry.families().values() if f.can(EXPLORE))
+    return (f"{cfg.label()} is a {family.title}; the explorer edits a {can}. Pin it as the baseline from the "
+            "Compare menu, or see it with 'densegui summary' or 'densegui compare'.")
 
 _guarded = False
 

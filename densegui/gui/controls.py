@@ -36,7 +36,7 @@ from PySide6.QtWidgets import (
 from superqt import QLabeledDoubleSlider, QLabeledSlider
 
 from densegui.core.arch import registry as arch
-from densegui.core.arch.family import Family, Field
+from densegui.core.arch.family import EXPLORE, Family, Field
 from densegui.core.errors import ConfigError
 
 CUSTOM = "__custom__"
@@ -443,6 +443,8 @@ class ControlsWidget(QWidget):
         last = None
         for name, preset in arch.presets().items():
             family = arch.family_of(preset.config)
+            if not family.can(EXPLORE):  # (its presets can still be pinned as the baseline)
+                continue
             if last is not None and family is not last:
                 self.preset_combo.insertSeparator(self.preset_combo.count())
             last = family

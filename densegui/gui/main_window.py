@@ -43,7 +43,7 @@ from PySide6.QtWidgets import (
 from densegui.core.arch import registry as arch
 from densegui.core.arch.table import LayerTable
 from densegui.core.errors import ConfigError, user_message
-from densegui.gui import TABS, TITLES
+from densegui.gui import TABS, TITLES, cannot_explore
 from densegui.gui.controls import ControlsWidget, default_preset
 from densegui.gui.headline import Headline
 from densegui.gui.icon import app_icon
@@ -318,10 +318,16 @@ class MainWindow(QMainWindow):
             panel.set_config(self.config)
 
     # ------------------------------------------------------------------ public
-    def apply_config(self, cfg, preset: str | None = None) -> None:
-        """Load ``cfg`` (of any family) into the controls and update everything (invalid → explanation)."""
+    def apply_config(self, cfg, preset: str | None = None) -> bool:
+        """Load ``cfg`` (of any family the explorer can edit) into the controls and update everything
+        (invalid → explanation); False, with the reason shown, for a family it cannot edit."""
+        refusal = cannot_explore(cfg)
+        if refusal is not None:
+            self._show_message(refusal)
+            return False
         self.controls.set_config(cfg, preset)
         self.controls.emit_current()
+        return True
 
     def load_preset(self, name: str) -> None:
         self.apply_config(arch.get_preset(name), name)
@@ -334,7 +340,8 @@ class MainWindow(QMainWindow):
         except ConfigError as exc:
             self._show_message(f"Could not open the configuration: {exc}")
             return False
-        self.apply_config(cfg, arch.preset_of(cfg))
+        if not self.apply_config(cfg, arch.preset_of(cfg)):
+            return False
         self.statusBar().showMessage(f"Opened {path}", 5000)
         return True
 
@@ -579,9 +586,8 @@ class MainWindow(QMainWindow):
             return False  # stale or hand-edited settings: start from the default preset
         preset = s.value("explorer/preset")
         presets = arch.presets()
-        self.apply_config(cfg, preset if isinstance(preset, str) and preset in presets
-                          and presets[preset].config == cfg else None)
-        return True
+        return self.apply_config(cfg, preset if isinstance(preset, str) and preset in presets
+                                 and presets[preset].config == cfg else None)
 
     def save_settings(self) -> None:
         s = self.settings

@@ -221,3 +221,34 @@ def test_what_a_family_cannot_do_is_one_line_or_a_disabled_control(qtbot, explor
     assert "cannot train" not in train.config_label.text()
     assert w.probe_panel.memeff_check.isEnabled()
     assert w.findChild(QWidget, "memoryEfficientToggle").isVisible()
+
+
+def test_a_family_the_explorer_cannot_edit_is_refused_in_one_line(qtbot, toy_family, widget_leak_check, qt_flush,
+                                                                   tmp_path, capsys):
+    """Without the EXPLORE capability a family's presets are not offered, its configurations are
+    refused in one line (window and CLI), and it can still be pinned as the baseline."""
+    import dataclasses
+
+    arch.register(dataclasses.replace(toy_family, capabilities=frozenset()))
+    w = MainWindow(settings=None)
+    try:
+        assert w.findChild(QComboBox, "presetCombo").findData("toynet-s") == -1
+        before = w.config
+        assert not w.apply_config(arch.get_preset("toynet-s"))
+        text = label(w, "invalidLabel").text()
+        assert "toynet-s is a ToyNet; the explorer edits a DenseNet or ResNet" in text and "\n" not in text
+        assert w.config == before and w.controls.family() is arch.default_family()
+        path = tmp_path / "toy.json"
+        path.write_text(arch.get_preset("toynet-m").to_json())
+        assert not w.open_config(path) and w.config == before
+        w.pin_preset("toynet-m")
+        assert w.baseline.config == arch.get_preset("toynet-m")
+    finally:
+        w.close()
+        w.deleteLater()
+        qt_flush()
+    from densegui.cli import main
+
+    assert main(["gui", "--preset", "toynet-s"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "the explorer edits a DenseNet or ResNet" in err[0]
