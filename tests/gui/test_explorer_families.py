@@ -252,3 +252,36 @@ def test_a_family_the_explorer_cannot_edit_is_refused_in_one_line(qtbot, toy_fam
     assert main(["gui", "--preset", "toynet-s"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "the explorer edits a DenseNet or ResNet" in err[0]
+
+
+def test_every_field_kind_has_a_widget_that_round_trips_its_value(qtbot, widget_leak_check):
+    from densegui.core.arch.family import Field
+    from densegui.gui.controls import FACTORIES
+
+    family = arch.default_family()
+    cases = [
+        (Field("depth", "depth", "int", lo=1, hi=64), 17, "depthSlider"),
+        (Field("width", "width", "int", "channels", lo=1, hi=4096), 300, "widthSpin"),
+        (Field("stem", "stem", "int", "stem channels (default 2k)", lo=1, hi=2048, optional=True), None, "stemSpin"),
+        (Field("rate", "rate", "float", lo=0.0, hi=1.0), 0.35, "rateSlider"),
+        (Field("decay", "decay", "float"), 12.5, "decaySpin"),
+        (Field("scale", "scale", "float", lo=0.0, hi=2.0, optional=True), None, "scaleSpin"),
+        (Field("on", "on", "bool"), True, "onToggle"),
+        (Field("mode", "mode", "choice", choices=("a", "b")), "b", "modeCombo"),
+    ]
+    for field, value, name in cases:
+        control = FACTORIES[field.kind](field, family)
+        qtbot.addWidget(control.widget)
+        assert control.widget.objectName() == name
+        seen = []
+        control.changed.connect(lambda *_: seen.append(1))
+        control.set(value)
+        assert control.get() == value, field
+        assert seen or value is None, f"{name} did not signal the change"
+    auto = FACTORIES["int"](cases[2][0], family)
+    qtbot.addWidget(auto.widget)
+    assert auto.widget.specialValueText() == "2k (auto)" and auto.get() is None
+    auto.set(64)
+    assert auto.get() == 64
+    auto.set(None)
+    assert auto.get() is None
