@@ -45,7 +45,8 @@ MAX_UNITS = 8  # the unit-count spin box's top (a family's validation says when 
 INT_MAX = 2**31 - 1
 
 # Longer tooltips than a field's one-line help, by field name ("<name>.count" / "<name>.item": the
-# unit-count spin box and one unit's slider of a "depths" field). A field without one shows its help.
+# unit-count spin box and one unit's slider of a "depths" field; "<name>=<choice>": one line per
+# choice, those of the field's choices shown). A field without one shows its help.
 TIPS = {
     "preset": "Start from a published network of any family: each entry's tooltip gives its published "
               "results. Any edit below turns the selection into “custom (from …)”.",
@@ -65,8 +66,11 @@ TIPS = {
                          "of all preceding layers, so its input channels grow linearly with depth.",
     "init_features": "Channels produced by the stem convolution. “2k (auto)” follows the paper "
                      "(2k for the ImageNet nets and DenseNet-BC); the basic CIFAR nets use 16.",
-    "stem": "imagenet: 7×7 convolution, stride 2, then BN, ReLU and 3×3 max pooling, stride 2 (÷4 resolution). "
-            "cifar: a single 3×3 convolution at full resolution.",
+    "stem=imagenet": "imagenet: 7×7 convolution, stride 2, then BN, ReLU and 3×3 max pooling, stride 2 "
+                     "(÷4 resolution).",
+    "stem=cifar": "cifar: a single 3×3 convolution at full resolution.",
+    "stem=deep": "deep (timm's densenet264d): three 3×3 convolutions, the first with stride 2, each with BN "
+                 "and ReLU, then the 3×3 max pooling (÷4 resolution).",
     "input_size": "Side of the square input image in pixels (224 for ImageNet, 32 for CIFAR). The stem and "
                   "every downsampling after it shrink the resolution, so too small an input leaves nothing "
                   "for the last {unit}.",
@@ -107,6 +111,9 @@ def _words(text: str) -> str:
 
 def _tip(field: Field, family: Family, key: str = "", default: str = "", **fmt: Any) -> str:
     tip = TIPS.get(field.name + key)
+    if tip is None and not key and field.choices:
+        lines = [TIPS[f"{field.name}={c}"] for c in field.choices if f"{field.name}={c}" in TIPS]
+        tip = " ".join(lines) if len(lines) == len(field.choices) else None
     if tip is None:
         return default or field.help or field.label
     return tip.format(unit=family.unit, **fmt)
