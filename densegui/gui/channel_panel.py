@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from densegui.core.arch import registry as arch
+from densegui.core.arch.family import MEMORY_EFFICIENT
 from densegui.core.arch.table import LayerTable
 from densegui.core.units import human_bytes
 from densegui.gui.layer_plots import LayerPlots, PlotSpec, Series
@@ -67,6 +68,7 @@ def table_arrays(table: LayerTable, x_mode: str = "layer") -> dict[str, np.ndarr
     family overlay."""
     rows = table.rows
     xs = np.array(table.depth_fraction(), dtype=float) if x_mode == "depth" else np.arange(len(rows), dtype=float)
+    efficient = arch.family_of(table.config).can(MEMORY_EFFICIENT)  # else no efficient curve (NaN)
     return {
         "x": xs,
         "in": np.array([r.in_channels for r in rows], dtype=float),
@@ -74,7 +76,8 @@ def table_arrays(table: LayerTable, x_mode: str = "layer") -> dict[str, np.ndarr
         "params": np.array([r.params for r in rows], dtype=float),
         "macs": np.array([r.macs for r in rows], dtype=float),
         "naive": np.array([r.saved_naive + r.fixed_naive for r in rows], dtype=float),
-        "efficient": np.array([r.saved_efficient + r.fixed_efficient for r in rows], dtype=float),
+        "efficient": np.array([r.saved_efficient + r.fixed_efficient if efficient else np.nan for r in rows],
+                              dtype=float),
     }
 
 
@@ -228,8 +231,9 @@ class ChannelPanel(PanelMixin, QWidget):
             self.graphics.set_cursor(float(self._arrays["x"][index]) if self._arrays is not None else float(index))
             text = (f"{r.name}  ·  {r.in_channels:,} → {r.out_channels:,} channels at {r.out_size}×{r.out_size}"
                     f"  ·  params {r.params:,}  ·  MACs {r.macs:,}"
-                    f"  ·  saved {human_bytes(r.saved_naive + r.fixed_naive)} naive, "
-                    f"{human_bytes(r.saved_efficient + r.fixed_efficient)} efficient")
+                    f"  ·  saved {human_bytes(r.saved_naive + r.fixed_naive)}")
+            if arch.family_of(self.table.config).can(MEMORY_EFFICIENT):
+                text = f"{text} naive, {human_bytes(r.saved_efficient + r.fixed_efficient)} efficient"
             self.hover_label.setText(text)
         return text
 

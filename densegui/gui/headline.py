@@ -116,9 +116,12 @@ class Headline(QWidget):
             self.memory_card.value.setText(f"{human_bytes(naive)} → {human_bytes(eff)}")
             used = "efficient on" if cfg.memory_efficient else "efficient off"
             self.memory_card.detail.setText(f"per image · {eff / naive:.0%} of naive · {used}")
+            self.memory_card.detail.setToolTip("")
         else:
             self.memory_card.value.setText(human_bytes(naive))
-            self.memory_card.detail.setText(f"per image · {family.title}s have no memory-efficient mode")
+            self.memory_card.detail.setText("per image · no memory-efficient mode")
+            self.memory_card.detail.setToolTip(f"{family.title}s have no memory-efficient mode: the figure is what "
+                                               "autograd keeps for backward in a training step.")
         if b is None:
             for card in (self.params_card, self.macs_card, self.channels_card, self.memory_card):
                 card.set_delta(None)

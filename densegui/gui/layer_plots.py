@@ -533,7 +533,9 @@ class LayerPlots(QWidget):
             self._paint_legend(painter, plot, QFontMetrics(self.font()))
 
     def _paint_legend(self, painter: QPainter, plot: _Plot, fm: QFontMetrics) -> None:
-        entries = [(QPen(QColor(s.color), s.width), s.label) for s in plot.spec.series]
+        # (a series with no values, e.g. the memory-efficient curve of a family without that mode, is not listed)
+        entries = [(QPen(QColor(s.color), s.width), s.label) for s in plot.spec.series
+                   if np.isfinite(self.data.get(s.key, np.zeros(0))).any()]
         if plot.spec.legend_baseline and self.base_x is not None:
             entries.append((QPen(BASELINE, 1.5, Qt.PenStyle.DashLine), "baseline"))
         sample, pad, line_h = 22, 6, fm.height() + 2

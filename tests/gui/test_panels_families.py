@@ -3,6 +3,7 @@ any family: the family's words, its kinds of rows and, where it has none, no mem
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from helpers.explorer import TIMEOUT
 
@@ -48,7 +49,11 @@ def test_channel_plots_name_the_units_in_the_familys_words(shown):
     spans, transitions = block_spans(panel.table)
     assert [(b, hi - lo + 1) for b, lo, hi in spans] == [(1, 3), (2, 4), (3, 6), (4, 3)] and transitions == []
     assert "layer1.0" in panel.hover_index(1) and "256 channels" in panel.hover_index(1)
+    # one saved-activations curve, no "efficient" figure: a ResNet has no memory-efficient mode
+    assert "efficient" not in panel.hover_index(1)
+    assert np.isnan(panel.series("efficient")[1]).all() and np.isfinite(panel.series("naive")[1]).all()
     panel.set_table(arch.layer_table(arch.get_preset("densenet121")))
+    assert "efficient" in panel.hover_index(1) and np.isfinite(panel.series("efficient")[1]).all()
     assert _names(panel) == ["block 1", "block 2", "block 3", "block 4"] and len(panel.graphics.lines) == 3
     panel.set_baseline(arch.layer_table(arch.get_preset("resnet50")))  # another family: by depth fraction
     assert panel.x_mode == "depth"
@@ -62,7 +67,8 @@ def test_the_headline_of_a_resnet_has_no_memory_efficient_figure(shown):
     assert head.channels_card.value.text() == "2,048"
     assert head.channels_card.detail.text() == "→ 1,000 classes · 16 residual blocks"
     assert head.memory_card.value.text() == human_bytes(table.naive_bytes)
-    assert "ResNets have no memory-efficient mode" in head.memory_card.detail.text()
+    assert "no memory-efficient mode" in head.memory_card.detail.text()
+    assert "ResNets have no memory-efficient mode" in head.memory_card.detail.toolTip()
     assert "Published for resnet50: ImageNet" in head.published_label.text()
     head.set_table(arch.layer_table(arch.get_preset("densenet121")))
     head.set_baseline(table)
@@ -87,4 +93,4 @@ def test_a_family_registered_at_runtime_is_drawn_in_its_words(shown, toy_family)
     head = shown(Headline)
     head.set_table(arch.layer_table(cfg))
     assert head.channels_card.detail.text() == "→ 10 classes · 6 convs"
-    assert "ToyNets have no memory-efficient mode" in head.memory_card.detail.text()
+    assert "ToyNets have no memory-efficient mode" in head.memory_card.detail.toolTip()
