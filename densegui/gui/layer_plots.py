@@ -538,6 +538,8 @@ class LayerPlots(QWidget):
                    if np.isfinite(self.data.get(s.key, np.zeros(0))).any()]
         if plot.spec.legend_baseline and self.base_x is not None:
             entries.append((QPen(BASELINE, 1.5, Qt.PenStyle.DashLine), "baseline"))
+        if not entries:  # nothing drawn yet
+            return
         sample, pad, line_h = 22, 6, fm.height() + 2
         width = sample + 6 + max(fm.horizontalAdvance(text) for _pen, text in entries) + 2 * pad
         box = QRectF(plot.rect.left() + 8, plot.rect.top() + 8, width, len(entries) * line_h + pad)
