@@ -369,7 +369,7 @@ def test_a_command_may_refuse_a_family(capsys):
     import argparse
 
     from densegui.cli.common import add_model_args, config_from_args
-    from densegui.core.arch.family import TRAIN, WEIGHTS
+    from densegui.core.arch.family import EXPLORE, TRAIN
     from densegui.core.errors import ConfigError
 
     parser = argparse.ArgumentParser()
@@ -377,7 +377,7 @@ def test_a_command_may_refuse_a_family(capsys):
     args = parser.parse_args(["--preset", "resnet20"])
     with pytest.raises(ConfigError, match="takes a DenseNet, but resnet20 is a ResNet"):
         config_from_args(args, need=TRAIN)
-    assert config_from_args(args, need=WEIGHTS) == arch.get_preset("resnet20")
+    assert config_from_args(args, need=EXPLORE) == arch.get_preset("resnet20")
 
 
 

@@ -110,7 +110,7 @@ def _flop_counts(model, cfg, device="cpu"):
 
 
 def test_macs_of_every_weight_against_the_flop_counter(family):
-    for cfg in small_configs(family, 4, 20):
+    for cfg in small_configs(family, 4, 14):
         model = registry.build_model(cfg)
         total, per_module = _flop_counts(model, cfg)
         plan = registry.plan(cfg)
@@ -123,7 +123,7 @@ def test_macs_of_every_weight_against_the_flop_counter(family):
 
 def test_macs_of_the_presets_against_the_flop_counter(family):
     names = list(family.presets)
-    for name in names[:2] + names[-1:]:  # the first two and the last: big and small nets of each family
+    for name in names[:1] + names[-1:]:  # the first and the last: an ImageNet and a CIFAR net of each family
         cfg = family.presets[name].config
         total, _ = _flop_counts(_meta_model(cfg), cfg, "meta")
         assert total == 2 * registry.layer_table(cfg).macs, name
@@ -131,7 +131,7 @@ def test_macs_of_the_presets_against_the_flop_counter(family):
 
 # ----------------------------------------------------------------------------- channels and sizes
 def test_channels_and_sizes_against_forward_hooks(family):
-    for cfg in small_configs(family, 5, 20):
+    for cfg in small_configs(family, 5, 14):
         model = registry.build_model(cfg).eval()
         plan = registry.plan(cfg)
         seen: dict[str, tuple] = {}

@@ -22,7 +22,7 @@ from densegui.core.arch.published import Preset  # re-exported: a family's prese
 MEMORY_EFFICIENT = "memory_efficient"  # recomputes concatenations in backward (the config has the flag)
 REUSE = "reuse"  # the feature-reuse measures apply (dense blocks with a source-slice mixer)
 TRAIN = "train"  # densegui's trainer and checkpoints accept it
-WEIGHTS = "weights"  # state dicts of it are recognised and inferred
+WEIGHTS = "weights"  # its checkpoints are loaded, their configuration read or inferred
 EXPLORE = "explore"  # the live explorer can edit it (fields with limits)
 CAPABILITIES = (MEMORY_EFFICIENT, REUSE, TRAIN, WEIGHTS, EXPLORE)
 

@@ -44,7 +44,7 @@ FAMILY = F.Family(
         (r"layer\d+\.\d+\.conv\d", "residual convs"),
         (r"layer\d+\.\d+\.(bn\d|relu)", "residual BN/ReLU"),
     ),
-    capabilities=frozenset({F.WEIGHTS, F.EXPLORE}),
+    capabilities=frozenset({F.EXPLORE}),  # (densegui loads no ResNet checkpoints)
     color="#d62728",
     sweeps={"width": ("first stage's width (the others keep their ratio)", True, _scale_widths,
                        lambda cfg: cfg.widths[0])},
