@@ -82,3 +82,19 @@ def test_pin_as_baseline(toy_family, qtbot):
     finally:
         window.shutdown()
         window.finish_shutdown()
+
+
+def test_the_entry_point_scan_agrees_with_importlib_metadata(toy_family):
+    from importlib.metadata import entry_points
+
+    found = registry._entry_point_specs()
+    assert ("toynet", "densegui_toy:FAMILY") in found
+    assert sorted(found) == sorted((ep.name, ep.value) for ep in entry_points(group=registry.GROUP))
+
+
+def test_a_broken_family_entry_point_is_left_out_with_a_warning(toy_family, monkeypatch):
+    monkeypatch.setattr(registry, "_entry_point_specs", lambda: [("broken", "no_such_module_here:FAMILY"),
+                                                                 ("toynet", "densegui_toy:FAMILY")])
+    with pytest.warns(UserWarning, match="family entry point 'broken'"):
+        families = registry.reload()
+    assert list(families) == ["densenet", "resnet", "toynet"]

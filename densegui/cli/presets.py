@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from densegui.cli.common import join_words
-from densegui.core.arch.registry import PRESETS, families, family_of, layer_table
+from densegui.core.arch.registry import families, family_of, layer_table, presets
 
 
 def register(sub) -> None:
@@ -23,7 +23,7 @@ def _structure(c) -> tuple[str, str]:
 
 
 def preset_json(name: str) -> dict:
-    p = PRESETS[name]
+    p = presets()[name]
     return {"family": p.family, "description": p.description, "params": layer_table(p.config).params,
             "published_params": p.params, "published_params_exact": p.exact, "config": p.config.to_dict(),
             "published": [r.to_dict() for r in p.published]}
@@ -31,11 +31,11 @@ def preset_json(name: str) -> dict:
 
 def run(args) -> int:
     if args.json:
-        print(json.dumps({name: preset_json(name) for name in PRESETS}, indent=2))
+        print(json.dumps({name: preset_json(name) for name in presets()}, indent=2))
         return 0
     print(f"{'preset':<21}{'family':<10}{'L':>4}  {'blocks/stages':<14}{'details':<24}{'stem':<10}{'params':>12}"
           f"{'GMACs':>8}  description")
-    for name, p in PRESETS.items():
+    for name, p in presets().items():
         c = p.config
         t = layer_table(c)
         blocks, details = _structure(c)
