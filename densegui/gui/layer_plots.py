@@ -208,6 +208,7 @@ class LayerPlots(QWidget):
         self.log = False
         self.x = np.zeros(0)
         self.data: dict[str, np.ndarray] = {}
+        self._has_values: dict[str, bool] = {}
         self.base_x: np.ndarray | None = None
         self.base_data: dict[str, np.ndarray] = {}
         self.x_range = (0.0, 1.0)
@@ -233,6 +234,7 @@ class LayerPlots(QWidget):
         """The curves (``series``: key → y over ``x``) and everything on the shared x axis."""
         self.x = np.asarray(x, dtype=float)
         self.data = {k: np.asarray(v, dtype=float) for k, v in series.items()}
+        self._has_values = {k: bool(np.isfinite(v).any()) for k, v in self.data.items()}  # (for the legends)
         self.x_range = (float(x_range[0]), float(x_range[1]))
         self.ticks, self.minor = list(ticks), [float(v) for v in minor]
         self.spans, self.lines = [tuple(map(float, s)) for s in spans], [float(v) for v in lines]
@@ -535,7 +537,7 @@ class LayerPlots(QWidget):
     def _paint_legend(self, painter: QPainter, plot: _Plot, fm: QFontMetrics) -> None:
         # (a series with no values, e.g. the memory-efficient curve of a family without that mode, is not listed)
         entries = [(QPen(QColor(s.color), s.width), s.label) for s in plot.spec.series
-                   if np.isfinite(self.data.get(s.key, np.zeros(0))).any()]
+                   if self._has_values.get(s.key, False)]
         if plot.spec.legend_baseline and self.base_x is not None:
             entries.append((QPen(BASELINE, 1.5, Qt.PenStyle.DashLine), "baseline"))
         if not entries:  # nothing drawn yet

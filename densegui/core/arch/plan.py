@@ -15,12 +15,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from math import prod
-from typing import Any
+from typing import Any, NamedTuple
 
 
-@dataclass(frozen=True)
-class Tensor:
-    """One state-dict entry of a unit."""
+class Tensor(NamedTuple):
+    """One state-dict entry of a unit. (Named tuples, not dataclasses: a plan has thousands of
+    these and is rebuilt on every slider change.)"""
 
     key: str  # the full state-dict key ("features.denseblock1.denselayer1.conv1.weight")
     shape: tuple[int, ...]
@@ -32,8 +32,7 @@ class Tensor:
         return prod(self.shape)
 
 
-@dataclass(frozen=True)
-class Unit:
+class Unit(NamedTuple):
     """One row of a network: a stem, a dense layer, a transition, a residual block, a head …"""
 
     path: str  # module path, torchvision's or timm's names ("features.denseblock2.denselayer7", "layer1.0")
@@ -57,11 +56,18 @@ class Unit:
 
     @property
     def params(self) -> int:
-        return sum(t.numel for t in self.tensors if not t.buffer)
+        n = 0
+        for t in self.tensors:
+            if not t[2]:  # (buffer)
+                n += prod(t[1])
+        return n
 
     @property
     def macs(self) -> int:
-        return sum(t.macs for t in self.tensors)
+        n = 0
+        for t in self.tensors:
+            n += t[3]
+        return n
 
 
 @dataclass(frozen=True)
@@ -98,6 +104,8 @@ class Plan:
 
 
 # ----------------------------------------------------------------------------- spec builders
+_new = tuple.__new__  # a Tensor without the keyword handling of its constructor (plans are rebuilt per edit)
+
 def param(key: str, *shape: int, buffer: bool = False, macs: int = 0) -> Tensor:
     return Tensor(key, tuple(shape), buffer, macs)
 
@@ -105,16 +113,18 @@ def param(key: str, *shape: int, buffer: bool = False, macs: int = 0) -> Tensor:
 def conv(prefix: str, out_ch: int, in_ch: int, kernel: int, out_size: int, *, groups: int = 1,
          bias: bool = False) -> tuple[Tensor, ...]:
     """A Conv2d's weight (and bias) with its MACs at ``out_size``² output positions."""
-    w = Tensor(f"{prefix}.weight", (out_ch, in_ch // groups, kernel, kernel), False,
-               out_ch * (in_ch // groups) * kernel * kernel * out_size * out_size)
-    return (w, Tensor(f"{prefix}.bias", (out_ch,))) if bias else (w,)
+    per_group = in_ch // groups
+    w = _new(Tensor, (f"{prefix}.weight", (out_ch, per_group, kernel, kernel), False,
+                      out_ch * per_group * kernel * kernel * out_size * out_size))
+    return (w, _new(Tensor, (f"{prefix}.bias", (out_ch,), False, 0))) if bias else (w,)
 
 
 def bn(prefix: str, channels: int) -> tuple[Tensor, ...]:
     """A BatchNorm2d: affine weight and bias, running statistics and the batch counter."""
-    return (Tensor(f"{prefix}.weight", (channels,)), Tensor(f"{prefix}.bias", (channels,)),
-            Tensor(f"{prefix}.running_mean", (channels,), True), Tensor(f"{prefix}.running_var", (channels,), True),
-            Tensor(f"{prefix}.num_batches_tracked", (), True))
+    c = (channels,)
+    return (_new(Tensor, (f"{prefix}.weight", c, False, 0)), _new(Tensor, (f"{prefix}.bias", c, False, 0)),
+            _new(Tensor, (f"{prefix}.running_mean", c, True, 0)), _new(Tensor, (f"{prefix}.running_var", c, True, 0)),
+            _new(Tensor, (f"{prefix}.num_batches_tracked", (), True, 0)))
 
 
 def ln(prefix: str, channels: int) -> tuple[Tensor, ...]:

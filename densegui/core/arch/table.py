@@ -12,8 +12,8 @@ block inside it (1-based). The conventions of the numbers are in :mod:`densegui.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 F32 = 4
 I64 = 8
@@ -27,8 +27,7 @@ def bn_vectors(channels: int) -> int:
     return 2 * channels * F32
 
 
-@dataclass(frozen=True)
-class LayerRow:
+class LayerRow(NamedTuple):  # (a named tuple: a table of hundreds of rows is rebuilt on every slider change)
     name: str  # module path of the group (torchvision's names)
     kind: str  # "stem" | "dense" | "transition" | "head" (DenseNet); "stem" | "residual" | "head" (ResNet)
     block: int | None  # 1-based dense block or ResNet stage (stem and head: None, transition N: N)
@@ -48,7 +47,7 @@ class LayerRow:
     weighted_layers: int = 1
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return self._asdict()
 
 
 @dataclass(frozen=True)

@@ -45,17 +45,20 @@ def dense_block(cfg: DenseNetConfig, b: int, c0: int, size: int = 1,
     """Dense block ``b``'s layers when it takes ``c0`` channels, and its output channels
     (``block_input``: the path of the unit whose output it takes)."""
     k, inter = cfg.growth_rate, cfg.bn_size * cfg.growth_rate
+    depth = cfg.block_depths[b - 1]
+    paths = tuple(f"features.denseblock{b}.denselayer{i}" for i in range(1, depth + 1))
+    # Layer i reads the block input and layers 1 … i−1: prefixes of one tuple (slices are cheap).
+    sources, channels = (block_input, *paths), (c0, *(k,) * depth)
     units: list[Unit] = []
-    for i in range(1, cfg.block_depths[b - 1] + 1):
-        p = f"features.denseblock{b}.denselayer{i}"
+    for i, p in enumerate(paths, 1):
         cin = c0 + (i - 1) * k
         if cfg.bottleneck:
             tensors = (bn(f"{p}.norm1", cin) + conv(f"{p}.conv1", inter, cin, 1, size) + bn(f"{p}.norm2", inter)
                        + conv(f"{p}.conv2", k, inter, 3, size))
         else:
             tensors = bn(f"{p}.norm1", cin) + conv(f"{p}.conv1", k, cin, 3, size)
-        units.append(Unit(p, "dense", b, i, cin, k, size, size, tensors, (block_input, *(u.path for u in units)),
-                          (c0, *(k,) * len(units)), 2 if cfg.bottleneck else 1, f"{p}.conv1"))
+        units.append(Unit(p, "dense", b, i, cin, k, size, size, tensors, sources[:i], channels[:i],
+                          2 if cfg.bottleneck else 1, f"{p}.conv1"))
     return units, c0 + len(units) * k
 
 
