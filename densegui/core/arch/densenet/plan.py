@@ -85,7 +85,9 @@ def _sources(layers: tuple[Unit, ...], block_input: str) -> tuple[tuple[str, ...
     return (block_input, *(u.path for u in layers)), (layers[0].source_channels[0], *(u.out_channels for u in layers))
 
 
-@lru_cache(maxsize=64)
+# A few plans only: the layer tables are cached, and a plan is thousands of objects the cyclic
+# garbage collector would otherwise walk in every full collection.
+@lru_cache(maxsize=4)
 def _plan(cfg: DenseNetConfig) -> Plan:
     units = [stem(cfg)]
     sizes = cfg.spatial_sizes()

@@ -14,7 +14,9 @@ def plan(config: ResNetConfig) -> Plan:
     return _plan(config.validate())
 
 
-@lru_cache(maxsize=64)
+# A few plans only: the layer tables are cached, and a plan is thousands of objects the cyclic
+# garbage collector would otherwise walk in every full collection.
+@lru_cache(maxsize=4)
 def _plan(cfg: ResNetConfig) -> Plan:
     sw, size = cfg.stem_width, cfg.input_size
     stem_conv_size = size if cfg.stem == "cifar" else stride2(size, 7, 3)
