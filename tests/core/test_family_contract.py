@@ -26,6 +26,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from densegui.core.arch import registry
 from densegui.core.arch.family import MEMORY_EFFICIENT
+from densegui.core.arch.densenet.config import DenseNetConfig
 from densegui.core.arch.resnet.config import ResNetConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
@@ -36,10 +37,14 @@ RESNET_EDGE = [ResNetConfig(stage_depths=(1, 1, 1), widths=(3, 3, 3), block=b, s
                for b, e in (("basic", 1), ("bottleneck", 4)) for s in "AB"]
 
 
+DEEP_STEM = [DenseNetConfig(growth_rate=3, block_depths=(2, 3), stem="deep", input_size=20, bottleneck=b,
+                            drop_rate=d, num_classes=4) for b, d in ((True, 0.0), (False, 0.2))]
+
+
 def small_configs(family, seed: int, count: int) -> list:
     """Configurations small enough to run on the CPU: random ones where the tests have a generator."""
     if family.name == "densenet":
-        return random_valid_configs(seed, count, MEASURED_SPACE)
+        return random_valid_configs(seed, count, MEASURED_SPACE) + DEEP_STEM
     if family.name == "resnet":
         return random_resnet_configs(seed, count) + RESNET_EDGE
     return [p.config for p in family.presets.values()]
@@ -167,8 +172,10 @@ def test_channels_and_sizes_against_forward_hooks(family):
 # ----------------------------------------------------------------------------- activation memory
 def test_activation_bytes_against_autograd_saved_tensors(family):
     configs = small_configs(family, 6, 10)
-    if family.name == "densenet":  # dropout masks too
-        configs += random_valid_configs(7, 5, MEASURED_SPACE, drop_rate=0.3)
+    if family.name == "densenet":  # every stem, both layer kinds, with and without dropout masks
+        configs = (random_valid_configs(404, 10, MEASURED_SPACE, drop_rate=0.0)
+                   + random_valid_configs(405, 8, MEASURED_SPACE, drop_rate=0.3) + DEEP_STEM)
+        assert len({(c.stem, c.bottleneck, c.drop_rate > 0) for c in configs}) >= 8
     modes = (False, True) if family.can(MEMORY_EFFICIENT) else (False,)
     for i, cfg in enumerate(configs):
         batch = 2 + i % 3
