@@ -110,9 +110,8 @@ def _ensure_platform(headless: bool) -> None:
 
 
 def prestart_background() -> None:
-    """Start the summary's background process now: its torch import (≈ 2 s of one core on the
-    2-core development machine) then overlaps with importing Qt and building the window on the
-    other core. Before Qt is loaded, on Linux, the child is forked (see ``fork_is_safe``)."""
+    """Start the summary's background process now: its torch import (seconds of one core) then
+    overlaps with importing Qt and building the window on another core. Before Qt is loaded, on Linux, the child is forked (see ``fork_is_safe``)."""
     from densegui.gui.jobs import EXPLORE, shared_pool
 
     shared_pool().get(EXPLORE).start(fork=True)

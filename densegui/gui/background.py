@@ -152,7 +152,7 @@ def raise_if_cancelled(cancel: Callable[[], bool] | None) -> None:
 def fork_is_safe() -> bool:
     """Whether this process may fork instead of spawning: on Linux, before any second thread and
     before Qt or torch are loaded (what the app's start-up is when it starts the explore lane).
-    A forked child skips a fresh interpreter's start and re-imports (≈ 0.15 s here)."""
+    A forked child skips a fresh interpreter's start and re-imports."""
     return (sys.platform.startswith("linux") and threading.active_count() == 1
             and not any(name == "torch" or name.startswith("PySide6") for name in sys.modules))
 

@@ -58,7 +58,7 @@ def freeze_startup_objects() -> None:
     """Exempt what exists after start-up from the cyclic garbage collector (once per process).
 
     pyqtgraph, NumPy and Qt's wrappers leave ≈ 95,000 long-lived objects; a full collection walks
-    all of them, ≈ 50 ms on the 2-core development machine, a visible freeze in a slider drag
+    all of them (tens of milliseconds on a small machine), a visible freeze in a slider drag
     every few hundred changes. ``gc.freeze()`` moves them to a permanent
     generation (after one collection so that no garbage is frozen): later full collections only
     walk objects created since. Reference counting still frees everything as usual.
@@ -72,7 +72,7 @@ def freeze_startup_objects() -> None:
 
 
 # The deferred panels: their modules are imported by these factories, so that a staged window paints
-# before NumPy and pyqtgraph (≈ 0.6 s here) are loaded. The channel plots need NumPy only.
+# before NumPy and pyqtgraph (a large part of the start-up) are loaded. The channel plots need NumPy only.
 def _channel_panel() -> QWidget:
     from densegui.gui.channel_panel import ChannelPanel
 

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 from densegui.core.arch.config_io import SHARED_LIMITS, ConfigIO, check_int, is_int
 from densegui.core.arch.config_io import show as _show
+from densegui.core.arch.plan import stride2
 from densegui.core.arch.published import Preset
 from densegui.core.errors import ConfigError
 
@@ -40,8 +41,7 @@ def _check_int(name: str, value: Any, label: str | None = None) -> None:
 def _spatial_sizes(input_size: int, stem: str, num_blocks: int) -> list[int]:
     size = input_size
     if stem in ("imagenet", "deep"):
-        size = (size - 1) // 2 + 1  # 7×7 conv, stride 2, padding 3 (deep: 3×3, padding 1)
-        size = (size - 1) // 2 + 1  # 3×3 max pool, stride 2, padding 1
+        size = stride2(stride2(size, 7, 3))  # 7×7/2 conv (deep: 3×3/2, the same size), then 3×3/2 max pool
     sizes = [size]
     for _ in range(num_blocks - 1):
         size //= 2  # 2×2 average pool, stride 2
