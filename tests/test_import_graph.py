@@ -10,6 +10,7 @@ to its parent packages, whose partial initialisation Python handles.
 from __future__ import annotations
 
 import ast
+import functools
 import pathlib
 
 import pytest
@@ -60,6 +61,7 @@ class _Imports(ast.NodeVisitor):
             self._add(sub if sub in self.modules else base_name, node.lineno)
 
 
+@functools.lru_cache(maxsize=None)  # (parsed once for the tests below; callers only read it)
 def import_graph(package: str = "densegui", root: pathlib.Path = ROOT) -> dict[str, dict[str, int]]:
     """{module: {imported module of the package: line}} for every module under ``package``."""
     paths = sorted(root.joinpath(*package.split(".")).rglob("*.py"))

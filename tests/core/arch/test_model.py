@@ -366,7 +366,9 @@ needs_torchvision = pytest.mark.skipif(tv_models is None, reason="torchvision no
 
 
 @needs_torchvision
-@pytest.mark.parametrize("name", list(TV))
+# k = 32 and k = 48 (169 and 201 differ from 121 only in block depths, whose layouts the generated
+# torchvision state dicts above load for every preset)
+@pytest.mark.parametrize("name", ["densenet121", "densenet161"])
 def test_real_torchvision_state_dict_loads_and_gives_same_outputs(name):
     torch.manual_seed(0)
     ref = getattr(tv_models, name)(weights=None).eval()
