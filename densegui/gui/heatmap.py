@@ -205,6 +205,11 @@ class HeatmapView(pg.GraphicsLayoutWidget):
             plot.setRange(xRange=(0, depth + gap + 1), yRange=(0, len(b.sources)), padding=0.02)
         self._refresh_images()
 
+    def clear_selection(self) -> None:
+        """Remove the clicked cell's outline and the hover tooltip."""
+        self._clear_marker()
+        QToolTip.hideText()
+
     def _clear_marker(self) -> None:
         if self._marker is not None and self._marker.scene() is not None:
             self._marker.scene().removeItem(self._marker)

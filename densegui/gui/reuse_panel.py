@@ -309,7 +309,7 @@ class ReusePanel(QWidget):
         self._fallback_message = _fallback
         self._pending_default = None
         self._request = (str(path), remember, candidate)
-        self.hover_label.setText(" ")  # a read-out of the file being replaced is stale (issue #26)
+        self._clear_readouts()  # a read-out of the file being replaced is stale
         self._run("load", f"{Path(path).name}: loading in the background … %p%")
 
     def _options(self, prune: bool = False) -> dict:
@@ -381,7 +381,7 @@ class ReusePanel(QWidget):
         self.measure_combo.blockSignals(False)
 
     def _on_failed(self, message: str) -> None:
-        self.hover_label.setText(" ")
+        self._clear_readouts()
         if self._fall_back_to_weights(message):
             return
         self._fallback_message = ""
@@ -626,6 +626,13 @@ class ReusePanel(QWidget):
         self.hover_label.setText(success)
 
     # ------------------------------------------------------------ hover, click
+    def _clear_readouts(self) -> None:
+        """Forget the hovered and the clicked cell (their text, outline and tooltip)."""
+        self.selected = None
+        self.view.clear_selection()
+        self.hover_label.setText(" ")
+        self.detail_label.setText("Click a cell for its details.")
+
     def _hovered(self, cell) -> None:
         self.hover_label.setText(self.view.tooltip_text(*cell) if cell is not None else " ")
 

@@ -279,3 +279,41 @@ def test_a_file_with_an_ema_copy_lets_the_user_pick_the_weights(qtbot, panel, tm
     np.testing.assert_allclose(panel.blocks[0].matrix, naive_matrices(ema)[0], rtol=1e-5, equal_nan=True)
     load(qtbot, panel, write_good("state_dict", tmp_path / "plain.pt", sd, SMALL_BC))
     assert not combo.isVisible()  # one DenseNet: nothing to choose
+
+
+def test_cell_readouts_are_cleared_when_the_checkpoint_changes(qtbot, panel, tmp_path):
+    """Issue #26: the hover and click read-outs never outlive the file they describe (another file
+    opened, a failed open, training rewriting the checkpoint in place)."""
+    sd = known_state_dict(SMALL_BC, seed=2)
+    a = write_good("densegui", tmp_path / "a.pt", sd, SMALL_BC)
+    b = write_good("state_dict", tmp_path / "b.pt", known_state_dict(SMALL_BC, seed=3), SMALL_BC)
+    load(qtbot, panel, a)
+    idle = panel.detail_label.text()
+
+    def point_at_a_cell():
+        pos = panel.view.scene_pos_of(1, 2, 4)
+        panel.view._on_move(pos)
+        panel.view.select(*panel.view.cell_at(pos))
+        assert "→" in panel.hover_label.text() and "input channels" in panel.detail_label.text()
+        assert panel.selected is not None and panel.view._marker is not None
+
+    def cleared():
+        return (panel.hover_label.text().strip() == "" and panel.detail_label.text() == idle
+                and panel.selected is None and panel.view._marker is None)
+
+    point_at_a_cell()
+    panel.load_checkpoint(str(b))
+    assert cleared()  # at once, while the new file loads
+    qtbot.waitUntil(lambda: not panel.is_loading(), timeout=TIMEOUT)
+    assert cleared() and Path(panel.loaded.path) == b
+
+    point_at_a_cell()
+    (tmp_path / "bad").mkdir()
+    bad, _phrase = write_bad("random-bytes", tmp_path / "bad")
+    load(qtbot, panel, bad, ok=False)
+    assert cleared() and Path(panel.loaded.path) == b
+
+    point_at_a_cell()  # training saves over the shown file and the window reloads it
+    write_good("state_dict", b, known_state_dict(SMALL_BC, seed=4), SMALL_BC)
+    load(qtbot, panel, b)
+    assert cleared()
