@@ -106,6 +106,11 @@ class FrontierPlot(pg.PlotWidget):
             self.pointClicked.emit(str(spots[0].data()))
 
 
+def _number(value, unit: float = 1.0) -> float:
+    """``value / unit``, NaN when it is unknown."""
+    return np.nan if value is None else value / unit
+
+
 class SweepPlots(pg.GraphicsLayoutWidget):
     """Parameters, MACs, activation memory and (optionally) latency against the swept field."""
 
@@ -149,15 +154,16 @@ class SweepPlots(pg.GraphicsLayoutWidget):
             "params": [r["params"] / 1e6 for r in ok],
             "macs": [r["macs"] / 1e9 for r in ok],
             "naive": [r["memory"]["naive_bytes"] / 2**20 for r in ok],
-            "efficient": [np.nan if r["memory"]["efficient_bytes"] is None else r["memory"]["efficient_bytes"] / 2**20
-                          for r in ok],
+            "efficient": [_number(r["memory"]["efficient_bytes"], 2**20) for r in ok],
+            "latency": [_number((r.get("measured") or {}).get("latency_ms")) for r in ok],
         }
         for key, ys in series.items():
             ys = np.array(ys, dtype=float)
-            shown = ~np.isnan(ys)  # a family without a memory-efficient mode has no such curve
+            # Only the finite points: pyqtgraph warns "All-NaN slice" on a curve with none (a
+            # family without a memory-efficient mode, a sweep not measured).
+            shown = np.isfinite(ys)
             self.curves[key].setData(xs[shown], ys[shown])
-        measured = [(float(r["value"]), r["measured"]["latency_ms"]) for r in ok if r.get("measured")]
-        self.curves["latency"].setData([m[0] for m in measured], [m[1] for m in measured])
+        measured = bool(np.isfinite(series["latency"]).any())
         title = dict(self.PLOTS)["latency"]
         self.plots["latency"].setTitle(title if measured else f"{title}: not measured")
         for key, plot in self.plots.items():

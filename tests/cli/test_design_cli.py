@@ -43,6 +43,16 @@ def test_sweep_text_csv_and_png(capsys, tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.parametrize("argv", [["--preset", "resnet18", "--vary", "width=32,64"],  # no memory-efficient mode
+                                  ["--preset", "densenet-40-k12", "--vary", "k=6,12"]])
+def test_sweep_png_prints_only_its_own_line(capsys, tmp_path, recwarn, argv):
+    png = tmp_path / "sweep.png"
+    code, out, err = run(["sweep", *argv, "--png", str(png)], capsys)
+    assert code == 0 and out == f"wrote {png}\n"
+    assert "All-NaN" not in err and "Warning" not in err
+    assert not [str(w.message) for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
 def test_sweep_measured_adds_latency(capsys):
     code, out, err = run(["sweep", "--preset", "densenet-bc-100-k12", "--blocks", "2,2,2", "--vary", "k=4,8",
                           "--measure", "--device", "cpu", "--rounds", "1", "--repeats", "3", "--json"], capsys)
