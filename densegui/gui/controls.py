@@ -10,7 +10,7 @@ family's page and hides the others, and an edit never rebuilds a widget.
 Each user edit rebuilds the configuration from the shown page, validates it and emits either
 ``configChanged(cfg)`` (valid) or ``configInvalid(message)`` (the one-line reason from the
 configuration's ``validate``); nothing here raises. Any edit turns the preset selector into
-"custom (from <preset>)".
+"custom (from <origin>)", the origin being the preset it was edited from or the file it was opened from.
 """
 
 from __future__ import annotations
@@ -441,6 +441,7 @@ class ControlsWidget(QWidget):
         self.setObjectName("controls")
         self._loading = False
         self._base_preset = default_preset()
+        self._origin: str | None = self._base_preset  # a preset's name, a file's name, or None (unknown)
         self.pages: dict[str, FamilyControls] = {}  # family name → its controls, built on first use
         self.page: FamilyControls | None = None  # the shown one
 
@@ -459,7 +460,7 @@ class ControlsWidget(QWidget):
             self.preset_combo.setItemData(self.preset_combo.count() - 1, preset_tooltip(name),
                                           Qt.ItemDataRole.ToolTipRole)
         self.preset_combo.insertSeparator(self.preset_combo.count())
-        self.preset_combo.addItem(f"custom (from {self._base_preset})", CUSTOM)
+        self.preset_combo.addItem(self._custom_text(), CUSTOM)
         self.preset_combo.currentIndexChanged.connect(self._preset_selected)
         self.preset_desc = QLabel()
         self.preset_desc.setObjectName("presetDescription")
@@ -483,6 +484,10 @@ class ControlsWidget(QWidget):
     def base_preset(self) -> str:
         return self._base_preset
 
+    def origin(self) -> str | None:
+        """What the shown configuration came from: a preset's or a file's name (None: unknown)."""
+        return self._origin
+
     def family(self) -> Family | None:
         """The family of the shown controls."""
         return self.page.family if self.page is not None else None
@@ -497,18 +502,23 @@ class ControlsWidget(QWidget):
         """The shown family's per-unit depth sliders."""
         return self.page.depth_sliders() if self.page is not None else []
 
-    def set_config(self, cfg: Any, preset: str | None = None) -> None:
+    def set_config(self, cfg: Any, preset: str | None = None, origin: str | None = None) -> None:
         """Show ``cfg`` (of any family) in its family's widgets (no signal). ``preset`` names it if it
-        is a preset; otherwise the selector shows "custom (from <base preset>)"."""
+        is a preset; otherwise the selector shows "custom (from <origin>)", ``origin`` naming the
+        preset it was edited from or the file it was opened from (None: plain "custom")."""
         family = arch.family_of(cfg)
         self._loading = True
         try:
-            if preset is not None and preset in arch.presets():
-                self._base_preset = preset
+            presets = arch.presets()
+            if preset is not None and preset in presets:
+                self._base_preset = self._origin = preset
                 self.preset_combo.setCurrentIndex(self.preset_combo.findData(preset))
             else:
-                base = arch.presets().get(self._base_preset)
-                if base is None or arch.family_of(base.config) is not family:
+                self._origin = origin
+                if origin in presets:
+                    self._base_preset = origin
+                elif (self._base_preset not in presets
+                      or arch.family_of(presets[self._base_preset].config) is not family):
                     self._base_preset = family.default_preset
                 self._show_custom()
             self._update_description()
@@ -548,15 +558,22 @@ class ControlsWidget(QWidget):
 
     def _show_custom(self) -> None:
         index = self.preset_combo.findData(CUSTOM)
-        self.preset_combo.setItemText(index, f"custom (from {self._base_preset})")
+        self.preset_combo.setItemText(index, self._custom_text())
         self.preset_combo.setCurrentIndex(index)
+
+    def _custom_text(self) -> str:
+        return "custom" if self._origin is None else f"custom (from {self._origin})"
 
     def _update_description(self) -> None:
         name = self.preset_name()
-        if name is None:
-            self.preset_desc.setText(f"Edited from {arch.presets()[self._base_preset].description}.")
+        presets = arch.presets()
+        if name is None and self._origin in presets:
+            self.preset_desc.setText(f"Edited from {presets[self._origin].description}.")
+        elif name is None:
+            self.preset_desc.setText("A custom configuration." if self._origin is None
+                                     else f"Loaded from {self._origin}.")
         else:
-            p = arch.presets()[name]
+            p = presets[name]
             self.preset_desc.setText(f"{p.description}; published parameters {p.params:,} ({p.source}).")
 
     def _preset_selected(self, _index: int) -> None:

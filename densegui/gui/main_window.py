@@ -318,14 +318,15 @@ class MainWindow(QMainWindow):
             panel.set_config(self.config)
 
     # ------------------------------------------------------------------ public
-    def apply_config(self, cfg, preset: str | None = None) -> bool:
+    def apply_config(self, cfg, preset: str | None = None, origin: str | None = None) -> bool:
         """Load ``cfg`` (of any family the explorer can edit) into the controls and update everything
-        (invalid → explanation); False, with the reason shown, for a family it cannot edit."""
+        (invalid → explanation); False, with the reason shown, for a family it cannot edit.
+        ``origin``: the preset or file a non-preset ``cfg`` came from, for "custom (from …)"."""
         refusal = cannot_explore(cfg)
         if refusal is not None:
             self._show_message(refusal)
             return False
-        self.controls.set_config(cfg, preset)
+        self.controls.set_config(cfg, preset, origin)
         self.controls.emit_current()
         return True
 
@@ -340,7 +341,7 @@ class MainWindow(QMainWindow):
         except ConfigError as exc:
             self._show_message(f"Could not open the configuration: {exc}")
             return False
-        if not self.apply_config(cfg, arch.preset_of(cfg)):
+        if not self.apply_config(cfg, arch.preset_of(cfg), Path(path).name):
             return False
         self.statusBar().showMessage(f"Opened {path}", 5000)
         return True
@@ -481,7 +482,9 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ panels
     def _config_requested(self, cfg) -> None:
         if arch.is_config(cfg):
-            self.apply_config(cfg, arch.preset_of(cfg))
+            loaded = getattr(self.reuse_panel, "loaded", None)  # the checkpoint it was read from
+            origin = Path(loaded.path).name if loaded is not None and loaded.config is cfg else None
+            self.apply_config(cfg, arch.preset_of(cfg), origin)
             self.select_tab("channels")
 
     # ----------------------------------------------------------------- actions
@@ -586,8 +589,10 @@ class MainWindow(QMainWindow):
             return False  # stale or hand-edited settings: start from the default preset
         preset = s.value("explorer/preset")
         presets = arch.presets()
+        origin = s.value("explorer/origin")
         return self.apply_config(cfg, preset if isinstance(preset, str) and preset in presets
-                                 and presets[preset].config == cfg else None)
+                                 and presets[preset].config == cfg else None,
+                                 origin if isinstance(origin, str) and origin else None)
 
     def save_settings(self) -> None:
         s = self.settings
@@ -599,6 +604,7 @@ class MainWindow(QMainWindow):
         if self.config is not None:
             s.setValue("explorer/config", self.config.to_json(indent=None))
             s.setValue("explorer/preset", self.controls.preset_name() or "")
+            s.setValue("explorer/origin", self.controls.origin() or "")
         s.sync()
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt API

@@ -126,7 +126,7 @@ def test_open_save_and_share_a_resnet(qtbot, explorer, tmp_path):
     assert w.config == cfg and w.controls.family() is arch.family_of(cfg)
     assert [page_child(w, f"stageDepthSlider{i}").value() for i in (1, 2)] == [2, 2]
     assert label(w, "paramsLabel").text() == f"{arch.layer_table(cfg).params:,}"
-    assert w.findChild(QComboBox, "presetCombo").currentText() == "custom (from resnet50)"
+    assert w.findChild(QComboBox, "presetCombo").currentText() == "custom (from r.json)"
 
     summary = tmp_path / "summary.json"  # a `summary --json` output of a ResNet preset
     summary.write_text(json.dumps({"config": arch.get_preset("resnet20").to_dict(), "total_params": 1}))
