@@ -109,6 +109,27 @@ def _ensure_platform(headless: bool) -> None:
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
 
 
+# Qt's offscreen platform plugin (--screenshot) says this whenever a window's size hints change.
+QUIET_QT_MESSAGES = frozenset({"This plugin does not support propagateSizeHints()"})
+
+
+def quiet_qt_messages():
+    """Install a Qt message handler that drops ``QUIET_QT_MESSAGES`` and writes every other
+    message as Qt would; returns a function that restores the previous handler."""
+    from PySide6.QtCore import qFormatLogMessage, qInstallMessageHandler
+
+    def handler(kind, context, message: str) -> None:
+        if message in QUIET_QT_MESSAGES:
+            return
+        if previous is not None:
+            previous(kind, context, message)
+        else:
+            print(qFormatLogMessage(kind, context, message), file=sys.stderr, flush=True)
+
+    previous = qInstallMessageHandler(handler)
+    return lambda: qInstallMessageHandler(previous)
+
+
 def prestart_background() -> None:
     """Start the summary's background process now: its torch import (seconds of one core) then
     overlaps with importing Qt and building the window on another core. Before Qt is loaded, on Linux, the child is forked (see ``fork_is_safe``)."""
@@ -136,6 +157,7 @@ def run_app(config: Any = None, preset: str | None = None, screenshot: str | Pat
     from densegui.gui.main_window import MainWindow, settings_disabled
 
     guard_refcounts()  # (before Qt makes its first calls; see densegui/gui/__init__.py)
+    restore_messages = quiet_qt_messages()
     app = QApplication.instance() or QApplication(list(argv) if argv is not None else ["densegui"])
     app.setApplicationName("densegui")
     app.setOrganizationName("densegui")
@@ -198,6 +220,7 @@ def run_app(config: Any = None, preset: str | None = None, screenshot: str | Pat
         for t in timers:
             t.stop()
         finish_app(app, window, collector)
+        restore_messages()
     return outcome["rc"]
 
 

@@ -26,12 +26,28 @@ def test_screenshot_renders_and_exits_cleanly(tmp_path):
     proc = densegui("--config", str(cfg), "--screenshot", str(out))  # the bare command takes gui's options
     assert proc.returncode == 0, proc.stderr[-2000:]  # a crash at shutdown would show as a signal exit code
     assert "Traceback" not in proc.stderr and "Fatal" not in proc.stderr
+    assert "propagateSizeHints" not in proc.stderr  # (the offscreen plugin's notice, filtered)
     image = QImage(str(out))
     assert not image.isNull()
     assert image.width() >= 1200 and image.height() >= 800
     # the picture is not blank: many distinct colours (plots, text, shading)
     colours = {image.pixel(x, y) for x in range(0, image.width(), 7) for y in range(0, image.height(), 7)}
     assert len(colours) > 50
+
+
+def test_quiet_qt_messages_drops_only_the_offscreen_notice(qtlog):
+    from PySide6.QtCore import qWarning
+
+    from densegui.gui.app import quiet_qt_messages
+
+    restore = quiet_qt_messages()
+    try:
+        qWarning("This plugin does not support propagateSizeHints()")
+        qWarning("a message of its own")
+    finally:
+        restore()
+    # (the previous handler, here pytest-qt's, gets every other message unchanged)
+    assert [r.message for r in qtlog.records] == ["a message of its own"]
 
 
 def test_either_family_reaches_the_window(monkeypatch, tmp_path):
