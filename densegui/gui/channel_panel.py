@@ -34,6 +34,7 @@ from densegui.core.arch import registry as arch
 from densegui.core.arch.family import MEMORY_EFFICIENT
 from densegui.core.arch.table import LayerTable
 from densegui.core.units import human_bytes
+from densegui.gui.feedback import confirm
 from densegui.gui.layer_plots import LayerPlots, PlotSpec, Series
 from densegui.gui.panel import PanelMixin
 from densegui.gui.widgets import FitLabel
@@ -286,3 +287,5 @@ class ChannelPanel(PanelMixin, QWidget):
                 self.export_png(key, path)
             except Exception as exc:  # noqa: BLE001 - show, never crash
                 self.hover_label.setText(f"Could not export {path}: {exc}")
+            else:
+                confirm(self, f"Saved {path}", self.hover_label)

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from densegui.core.arch.registry import Config
+from densegui.gui.feedback import confirm
 from densegui.gui.jobs import EXPLORE
 from densegui.gui.panel import PanelMixin
 from densegui.gui.tasks import TaskRunner
@@ -145,6 +146,7 @@ class SummaryPanel(PanelMixin, QWidget):
 
     def copy_to_clipboard(self) -> None:
         QGuiApplication.clipboard().setText(self.text())
+        confirm(self, "Summary table copied", self.status_label)
 
     def save_text(self, path: str | Path) -> None:
         Path(path).write_text(self.text() + "\n", encoding="utf-8")
@@ -190,3 +192,5 @@ class SummaryPanel(PanelMixin, QWidget):
                 self.save_text(path)
             except OSError as exc:
                 self.status_label.setText(f"Could not save {path}: {exc.strerror or exc}")
+            else:
+                confirm(self, f"Saved {path}", self.status_label)

@@ -84,6 +84,31 @@ def test_channel_panel_hover_log_and_png_export(qtbot, explorer, tmp_path):
         panel.export_png("nope", tmp_path / "x.png")
 
 
+def test_export_png_button_confirms_the_saved_file(qtbot, explorer, tmp_path, monkeypatch):
+    from PySide6.QtCore import Qt
+
+    from densegui.gui import channel_panel
+    from densegui.gui.channel_panel import ChannelPanel
+
+    chosen = []
+    monkeypatch.setattr(channel_panel.QFileDialog, "getSaveFileName", lambda *a: (chosen[-1], ""))
+    panel = explorer.channel_panel
+    chosen.append(str(tmp_path / "params.png"))
+    qtbot.mouseClick(panel.export_button, Qt.MouseButton.LeftButton)
+    assert (tmp_path / "params.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert explorer.statusBar().currentMessage() == f"Saved {chosen[-1]}"
+    chosen.append(str(tmp_path / "missing" / "x.png"))
+    qtbot.mouseClick(panel.export_button, Qt.MouseButton.LeftButton)
+    assert panel.hover_label.text().startswith(f"Could not export {chosen[-1]}")
+
+    alone = ChannelPanel()  # no window with a status bar: its read-out line says it
+    qtbot.addWidget(alone)
+    alone.set_table(explorer.table)
+    chosen.append(str(tmp_path / "alone.png"))
+    qtbot.mouseClick(alone.export_button, Qt.MouseButton.LeftButton)
+    assert alone.hover_label.text() == f"Saved {chosen[-1]}" and (tmp_path / "alone.png").exists()
+
+
 def test_hovering_with_the_mouse_reads_out_the_row_under_it(qtbot, explorer):
     """A real mouse move over a plot selects the nearest row in every plot; leaving clears it."""
     from PySide6.QtTest import QTest

@@ -95,3 +95,21 @@ def test_summary_filter_depth_and_save(qtbot, explorer, tmp_path):
     assert "denselayer" not in panel.text()
     panel.save_text(tmp_path / "summary.txt")
     assert (tmp_path / "summary.txt").read_text().strip() == panel.text().strip()
+
+
+def test_summary_copy_and_save_say_so(qtbot, explorer, tmp_path, monkeypatch):
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QGuiApplication
+
+    from densegui.gui import summary_panel
+
+    w = explorer
+    panel = w.summary_panel
+    wait_summary(qtbot, w)
+    qtbot.mouseClick(panel.copy_button, Qt.MouseButton.LeftButton)
+    assert QGuiApplication.clipboard().text() == panel.text()
+    assert w.statusBar().currentMessage() == "Summary table copied"
+    path = str(tmp_path / "summary.txt")
+    monkeypatch.setattr(summary_panel.QFileDialog, "getSaveFileName", lambda *a: (path, ""))
+    qtbot.mouseClick(panel.save_button, Qt.MouseButton.LeftButton)
+    assert w.statusBar().currentMessage() == f"Saved {path}" and (tmp_path / "summary.txt").exists()
