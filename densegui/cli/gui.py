@@ -44,4 +44,5 @@ def run(args) -> int:
             raise ConfigError(f"--screenshot: folder {str(out.parent)!r} does not exist.")
     from densegui.gui.app import run_app
 
-    return run_app(cfg, preset=args.preset, screenshot=args.screenshot, tab=args.tab)
+    origin = Path(args.config).name if args.config else None
+    return run_app(cfg, preset=args.preset, screenshot=args.screenshot, tab=args.tab, origin=origin)

@@ -139,11 +139,12 @@ def prestart_background() -> None:
 
 
 def run_app(config: Any = None, preset: str | None = None, screenshot: str | Path | None = None,
-            argv: Sequence[str] | None = None, tab: str | None = None) -> int:
+            argv: Sequence[str] | None = None, tab: str | None = None, origin: str | None = None) -> int:
     """Open the explorer and return the process exit code.
 
     ``config``/``preset``: what to show first, a configuration of any family (otherwise the last
-    session's configuration, or the default preset). ``tab``: the tab to show (see
+    session's configuration, or the default preset); ``origin``: the file ``config`` came from, for
+    "custom (from …)". ``tab``: the tab to show (see
     ``densegui.gui.TABS``). ``screenshot``: render once every panel is up to date
     (summary included, and the shown tab's own work), save the window as PNG and exit 0.
     """
@@ -173,7 +174,7 @@ def run_app(config: Any = None, preset: str | None = None, screenshot: str | Pat
     settings = None if settings_disabled() or screenshot is not None else QSettings("densegui", "densegui")
     window = MainWindow(settings, staged=True)
     if config is not None:
-        window.apply_config(config, preset)
+        window.apply_config(config, preset, origin)
     elif preset is not None:
         window.load_preset(preset)
     if tab is not None:

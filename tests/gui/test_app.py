@@ -56,12 +56,12 @@ def test_either_family_reaches_the_window(monkeypatch, tmp_path):
     from densegui.gui import app
 
     seen = []
-    monkeypatch.setattr(app, "run_app", lambda cfg, **kw: seen.append((cfg, kw["preset"])) or 0)
+    monkeypatch.setattr(app, "run_app", lambda cfg, **kw: seen.append((cfg, kw["preset"], kw["origin"])) or 0)
     resnet = tmp_path / "r.json"
     resnet.write_text('{"stage_depths": [2, 2], "widths": [16, 32]}')  # (no "family": read by its fields)
     assert main(["gui", "--preset", "resnet50"]) == 0
     assert main(["gui", "--config", str(resnet)]) == 0
-    assert seen == [(arch.get_preset("resnet50"), "resnet50"), (arch.config_from_file(resnet), None)]
+    assert seen == [(arch.get_preset("resnet50"), "resnet50", None), (arch.config_from_file(resnet), None, "r.json")]
 
 
 def test_bad_arguments_give_one_line_and_exit_2(tmp_path, capsys):
