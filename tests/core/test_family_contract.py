@@ -115,7 +115,7 @@ def _flop_counts(model, cfg, device="cpu"):
 
 
 def test_macs_of_every_weight_against_the_flop_counter(family):
-    for cfg in small_configs(family, 4, 14):
+    for cfg in small_configs(family, 4, 10):
         model = registry.build_model(cfg)
         total, per_module = _flop_counts(model, cfg)
         plan = registry.plan(cfg)
@@ -136,7 +136,7 @@ def test_macs_of_the_presets_against_the_flop_counter(family):
 
 # ----------------------------------------------------------------------------- channels and sizes
 def test_channels_and_sizes_against_forward_hooks(family):
-    for cfg in small_configs(family, 5, 14):
+    for cfg in small_configs(family, 5, 10):
         model = registry.build_model(cfg).eval()
         plan = registry.plan(cfg)
         seen: dict[str, tuple] = {}
