@@ -50,6 +50,14 @@ class LayerRow(NamedTuple):  # (a named tuple: a table of hundreds of rows is re
         return self._asdict()
 
 
+def row_of(unit: Any, out_elements: int, saved_naive: int, saved_efficient: int, fixed_naive: int,
+           fixed_efficient: int) -> LayerRow:
+    """The row of a plan unit (``densegui.core.arch.plan.Unit``) with the bytes its family counts."""
+    return LayerRow(unit.path, unit.kind, unit.block, unit.index, unit.in_channels, unit.out_channels, unit.out_size,
+                    unit.params, unit.macs, out_elements, saved_naive, saved_efficient, fixed_naive, fixed_efficient,
+                    unit.weighted_layers)
+
+
 @dataclass(frozen=True)
 class LayerTable:
     config: Any  # a DenseNetConfig, ResNetConfig, …: any family's validated configuration

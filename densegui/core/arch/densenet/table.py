@@ -33,7 +33,7 @@ from functools import lru_cache
 from densegui.core.arch.densenet.config import DenseNetConfig
 from densegui.core.arch.densenet.plan import plan
 from densegui.core.arch.plan import Unit, stride2
-from densegui.core.arch.table import F32, I64, MASK, LayerRow, LayerTable, bn_vectors
+from densegui.core.arch.table import F32, I64, MASK, LayerRow, LayerTable, bn_vectors, row_of
 
 
 def layer_table(config: DenseNetConfig) -> LayerTable:
@@ -66,7 +66,7 @@ def compute_layer_table(config: DenseNetConfig) -> LayerTable:
                 s1, widths = _stem_size(cfg, u.in_size), _norm_widths(u)
                 saved = x_bytes + sum(2 * c * s1 * s1 * F32 for c in widths) + u.out_channels * hw_out * I64
                 fixed = sum(bn_vectors(c) for c in widths)
-            rows.append(_row(u, u.out_channels * hw_out, saved, saved, fixed, fixed))
+            rows.append(row_of(u, u.out_channels * hw_out, saved, saved, fixed, fixed))
         elif u.kind == "dense":
             cin, k = u.in_channels, u.out_channels
             if cfg.bottleneck:
@@ -83,23 +83,18 @@ def compute_layer_table(config: DenseNetConfig) -> LayerTable:
                 efficient += u.source_channels[0] * hw * F32
             if u.index < cfg.block_depths[u.block - 1]:
                 efficient += k * hw * F32
-            rows.append(_row(u, k * hw, naive + mask, efficient + mask, fixed, fixed_eff))
+            rows.append(row_of(u, k * hw, naive + mask, efficient + mask, fixed, fixed_eff))
         elif u.kind == "transition":
             # norm keeps the block's concatenation, conv its BN output, pool the conv output.
             saved = 2 * u.in_channels * hw * F32 + u.out_channels * hw * F32
-            rows.append(_row(u, u.out_channels * hw_out, saved, saved, bn_vectors(u.in_channels),
+            rows.append(row_of(u, u.out_channels * hw_out, saved, saved, bn_vectors(u.in_channels),
                              bn_vectors(u.in_channels)))
         else:  # head: norm5 → relu → global average pool → classifier
             c = u.in_channels
             # block concat (norm5), norm5/relu output (pool), pooled vector (linear)
             saved = 2 * c * hw * F32 + c * F32
-            rows.append(_row(u, u.out_channels, saved, saved, bn_vectors(c), bn_vectors(c)))
+            rows.append(row_of(u, u.out_channels, saved, saved, bn_vectors(c), bn_vectors(c)))
     return LayerTable(cfg, tuple(rows), _inference_live_elements(cfg, p.units[0]))
-
-
-def _row(u, out_elements: int, naive: int, efficient: int, fixed: int, fixed_eff: int) -> LayerRow:
-    return LayerRow(u.path, u.kind, u.block, u.index, u.in_channels, u.out_channels, u.out_size, u.params, u.macs,
-                    out_elements, naive, efficient, fixed, fixed_eff, u.weighted_layers)
 
 
 def _stem_size(cfg: DenseNetConfig, size: int) -> int:

@@ -14,7 +14,7 @@ from functools import lru_cache
 from densegui.core.arch.plan import stride2
 from densegui.core.arch.resnet.config import ResNetConfig
 from densegui.core.arch.resnet.plan import plan
-from densegui.core.arch.table import F32, I64, LayerRow, LayerTable
+from densegui.core.arch.table import F32, I64, LayerRow, LayerTable, row_of
 from densegui.core.arch.table import bn_vectors as _bn
 
 
@@ -59,8 +59,7 @@ def compute_resnet_layer_table(config: ResNetConfig) -> LayerTable:
 
 
 def _row(u, out_elements: int, saved: int, fixed: int) -> LayerRow:
-    return LayerRow(u.path, u.kind, u.block, u.index, u.in_channels, u.out_channels, u.out_size, u.params, u.macs,
-                    out_elements, saved, saved, fixed, fixed, u.weighted_layers)
+    return row_of(u, out_elements, saved, saved, fixed, fixed)  # (no memory-efficient mode: the same bytes)
 
 
 _cached = lru_cache(maxsize=64)(compute_resnet_layer_table)

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 from densegui.core.arch import family as F
 from densegui.core.arch.config_io import ConfigIO, check_int, show
 from densegui.core.arch.plan import Plan, Unit, bn, conv, linear
-from densegui.core.arch.table import F32, I64, LayerRow, LayerTable
+from densegui.core.arch.table import F32, I64, LayerTable, row_of
 from densegui.core.errors import ConfigError
 
 
@@ -126,8 +126,7 @@ def _cached_table(cfg: ToyConfig) -> LayerTable:
             elif si != so:  # the stage's max pool: int64 indices and its output (kept by the conv)
                 saved += u.in_channels * so * so * (I64 + F32)
             live = max(live, u.in_channels * si * si + 2 * u.out_channels * so * so)
-        rows.append(LayerRow(u.path, u.kind, u.block, u.index, u.in_channels, u.out_channels, u.out_size, u.params,
-                             u.macs, u.out_channels * so * so, saved, saved, fixed, fixed, u.weighted_layers))
+        rows.append(row_of(u, u.out_channels * so * so, saved, saved, fixed, fixed))
     return LayerTable(cfg, tuple(rows), live)
 
 
