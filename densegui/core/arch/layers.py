@@ -56,6 +56,16 @@ def meta_build() -> Iterator[None]:
 _TORCH_CLASS = {cls: cls.__base__ for cls in vars(_META).values()}
 
 
+def build_on(factory, device: torch.device | str | None = None) -> nn.Module:
+    """``factory()`` built on ``device``: on ``"meta"`` inside :func:`meta_build` (no memory, no
+    initialisation), elsewhere built on the CPU and moved (``None``: left on the CPU)."""
+    if device is not None and str(device) == "meta":
+        with meta_build():
+            return as_torch_classes(factory())
+    model = factory()
+    return model.to(device) if device is not None else model
+
+
 def as_torch_classes(model: nn.Module) -> nn.Module:
     """``model`` with every uninitialised layer turned back into torch's class (in place): a meta
     model can then be pickled, and ``to_empty()`` + ``reset_parameters()`` initialise it as usual."""

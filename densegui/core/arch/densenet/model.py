@@ -24,7 +24,7 @@ import torch.utils.checkpoint as cp
 from torch import Tensor, nn
 
 from densegui.core.arch.densenet.config import DenseNetConfig
-from densegui.core.arch.layers import as_torch_classes, layers, meta_build
+from densegui.core.arch.layers import build_on, layers
 from densegui.core.weights.statedict import rename_legacy_keys
 
 
@@ -174,8 +174,4 @@ def shape_only_ops(model: DenseNet) -> Iterator[tuple[nn.Module, str, str]]:
 
 def build_model(config: DenseNetConfig, device: torch.device | str | None = None) -> DenseNet:
     """Build a DenseNet for ``config``; on ``device="meta"`` no memory is allocated."""
-    if device is not None and str(device) == "meta":
-        with meta_build():
-            return as_torch_classes(DenseNet(config))
-    model = DenseNet(config)
-    return model.to(device) if device is not None else model
+    return build_on(lambda: DenseNet(config), device)

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from densegui.core.arch.layers import as_torch_classes, layers, meta_build
+from densegui.core.arch.layers import build_on, layers
 from densegui.core.arch.resnet.config import ResNetConfig
 
 
@@ -177,8 +177,4 @@ def shape_only_ops(model: ResNet) -> Iterator[tuple[nn.Module, str, Any]]:
 
 def build_model(config: ResNetConfig, device: torch.device | str | None = None) -> ResNet:
     """Build a ResNet for ``config``; on ``device="meta"`` no memory is allocated."""
-    if device is not None and str(device) == "meta":
-        with meta_build():
-            return as_torch_classes(ResNet(config))
-    model = ResNet(config)
-    return model.to(device) if device is not None else model
+    return build_on(lambda: ResNet(config), device)
