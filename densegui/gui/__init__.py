@@ -12,8 +12,8 @@ import sys
 from typing import Any
 
 # The window's tabs, in order: their keys (``--tab``, ``MainWindow.select_tab``) and titles.
-TABS = ("channels", "summary", "reuse", "probe", "train", "design")
-TITLES = ("Channels", "Summary", "Feature reuse", "Timing probe", "Train", "Design space")
+TABS = ("architecture", "channels", "summary", "reuse", "probe", "train", "design")
+TITLES = ("Architecture", "Channels", "Summary", "Feature reuse", "Timing probe", "Train", "Design space")
 
 
 def cannot_explore(cfg: Any) -> str | None:

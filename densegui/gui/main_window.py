@@ -44,6 +44,7 @@ from densegui.core.arch import registry as arch
 from densegui.core.arch.table import LayerTable
 from densegui.core.errors import ConfigError, user_message
 from densegui.gui import TABS, TITLES, cannot_explore
+from densegui.gui.architecture_panel import ArchitecturePanel
 from densegui.gui.controls import ControlsWidget, default_preset
 from densegui.gui.headline import Headline
 from densegui.gui.icon import app_icon
@@ -204,10 +205,16 @@ class MainWindow(QMainWindow):
         self.tabs.setDocumentMode(True)
         self.channel_panel = self.reuse_panel = self.probe_panel = self.train_panel = self.design_panel = None
         self.summary_panel = SummaryPanel()
+        self.architecture_panel = ArchitecturePanel()
+        self.architecture_panel.layerSelected.connect(lambda path: self.select_layer(path, self.architecture_panel))
+        self.panels[self.architecture_panel.objectName()] = self.architecture_panel
+        if hasattr(self.summary_panel, "layerSelected"):
+            self.summary_panel.layerSelected.connect(lambda path: self.select_layer(path, self.summary_panel))
         self.panels[self.summary_panel.objectName()] = self.summary_panel
+        built = {"summary": self.summary_panel, "architecture": self.architecture_panel}
         for key, title in zip(self.TABS, self.TITLES, strict=True):
-            if key == "summary":
-                self.tabs.addTab(self.summary_panel, title)
+            if key in built:
+                self.tabs.addTab(built[key], title)
             else:
                 placeholder = QLabel("Loading…")
                 placeholder.setObjectName(f"{key}Placeholder")
@@ -307,8 +314,12 @@ class MainWindow(QMainWindow):
         if key == "channels":
             panel.set_baseline(self.baseline)
             self._plot_timer.start()
+            if hasattr(panel, "layerSelected"):
+                panel.layerSelected.connect(lambda path: self.select_layer(path, panel))
         elif key == "reuse":
             panel.configRequested.connect(self._config_requested)
+            if hasattr(panel, "reuseShown"):
+                panel.reuseShown.connect(self.architecture_panel.set_reuse)
         elif key == "design":
             panel.presetRequested.connect(self.load_preset)
             panel.baselineRequested.connect(self.pin_preset)
@@ -378,6 +389,7 @@ class MainWindow(QMainWindow):
         if self.channel_panel is not None:
             self.channel_panel.set_baseline(table)
         self.headline.set_baseline(table)
+        self.architecture_panel.set_baseline(None if table is None else table.config)
         self.clear_baseline_action.setEnabled(table is not None)
 
     def pin_preset(self, name: str) -> None:
@@ -387,6 +399,12 @@ class MainWindow(QMainWindow):
 
     def clear_baseline(self) -> None:
         self._set_baseline(None)
+
+    def select_layer(self, path: str, origin: QWidget | None = None) -> None:
+        """Select the unit at module path ``path`` ("" clears) in every linked view but ``origin``."""
+        for panel in (self.architecture_panel, self.channel_panel, self.summary_panel):
+            if panel is not None and panel is not origin and hasattr(panel, "select_path"):
+                panel.select_path(path)
 
     def plots_up_to_date(self) -> bool:
         """The channel plots show the current configuration's table."""

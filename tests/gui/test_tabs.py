@@ -113,7 +113,8 @@ def test_a_staged_window_whose_channel_tab_fails_still_builds_the_others(qtbot, 
         qtbot.waitUntil(w.panels_built, timeout=60_000)
         assert w.probe_panel is not None and w.design_panel is not None and w.train_panel is not None
         if how == "import":
-            assert w.tabs.widget(0).text() == "Could not load the Channels tab: ImportError: no numpy here"
+            assert w.tabs.widget(MainWindow.TABS.index("channels")).text() == (
+                "Could not load the Channels tab: ImportError: no numpy here")
     finally:
         w.close()
         w.deleteLater()

@@ -53,6 +53,7 @@ class Unit(NamedTuple):
     # The module whose weight is the unit's first channel mixing over its sources (the reuse metric
     # reads its input-channel slices): "…denselayer3.conv1"; None where the unit mixes no sources.
     mixer: str | None = None
+    residual: bool = False  # the unit adds its input to its output (a residual block's identity or projection)
 
     @property
     def params(self) -> int:

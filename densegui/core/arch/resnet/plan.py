@@ -38,7 +38,7 @@ def _plan(cfg: ResNetConfig) -> Plan:
             if cfg.reshapes(st, i) and cfg.shortcut == "B":
                 t += conv(f"{p}.downsample.0", c_out, cin, 1, s_out) + bn(f"{p}.downsample.1", c_out)
             units.append(Unit(p, "residual", st, i, cin, c_out, s_in, s_out, t,
-                              weighted_layers=2 if cfg.block == "basic" else 3))
+                              weighted_layers=2 if cfg.block == "basic" else 3, residual=True))
         size = s_out
     c = cfg.final_channels
     units.append(Unit("fc", "head", None, None, c, cfg.num_classes, size, 1, linear("fc", c, cfg.num_classes)))
