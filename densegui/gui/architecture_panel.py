@@ -21,7 +21,6 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QFileDialog,
     QHBoxLayout,
     QLabel,
     QPushButton,
@@ -395,15 +394,19 @@ class ArchitecturePanel(PanelMixin, QWidget):
         return save_painting(path, int(w), int(h), self.view.paint_export, title=title)
 
     def _export_dialog(self) -> None:
-        from densegui.gui.export import save_dialog_filter, with_suffix
+        from densegui.gui.export import ask_save_path
 
         name = f"{self.config.label() if self.config is not None else 'network'}.svg".replace(" ", "_")
-        path, chosen = QFileDialog.getSaveFileName(self, "Export the diagram", name, save_dialog_filter())
-        if not path:
-            return
+        path = ask_save_path(self, "Export the diagram", name, first="svg")
+        if path:
+            self.save_to(path)
+
+    def save_to(self, path: str) -> bool:
+        """Export to ``path`` and say so (or why not) in the read-out line."""
         try:
-            out = self.export(with_suffix(path, chosen))
+            out = self.export(path)
         except DenseguiError as exc:
             self.readout.setText(f"Could not export: {exc}")
-            return
+            return False
         self.readout.setText(f"Saved {out}")
+        return True
