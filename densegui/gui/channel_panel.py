@@ -4,7 +4,8 @@ Four plots over the whole network sharing one x axis (x = row of ``layer_table``
 stem, every dense layer, transitions, head): input/output channels,
 parameters, MACs, and the activation bytes a training step keeps per sample
 (naive vs memory-efficient). Dense blocks are shaded and named on the x axis,
-transitions are dashed lines, hovering shows the layer's name and values, a check
+transitions are dashed lines, hovering shows the layer's name and values, a click
+selects a layer (``layerSelected``; ``select_path`` marks one without emitting), a check
 box switches to log scale and each plot exports to PNG. A pinned baseline is drawn
 as grey dashed curves.
 
@@ -18,7 +19,7 @@ import math
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -110,6 +111,8 @@ def span_edges(xs: np.ndarray, first: int, last: int) -> tuple[float, float]:
 class ChannelPanel(PanelMixin, QWidget):
     """Layer-by-layer plots of the analytic table, with a baseline overlay."""
 
+    layerSelected = Signal(str)  # a row's module path clicked in a plot ("" for a click beside them)
+
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("channelPanel")
@@ -118,11 +121,14 @@ class ChannelPanel(PanelMixin, QWidget):
         self._arrays: dict[str, np.ndarray] | None = None
         self._base_arrays: dict[str, np.ndarray] | None = None
         self._hover_index: int | None = None
+        self.selected_path: str | None = None  # the row marked selected (its module path)
+        self._row_index: dict[str, int] = {}  # module path → row
         self.x_mode = "layer"
 
         self.graphics = LayerPlots(SPECS)
         self.graphics.setObjectName("channelGraphics")
         self.graphics.hovered.connect(self._hovered)
+        self.graphics.clicked.connect(self._clicked)
 
         # ---- toolbar
         self.log_check = QCheckBox("Log scale")
@@ -168,6 +174,7 @@ class ChannelPanel(PanelMixin, QWidget):
     def set_table(self, table: LayerTable) -> None:
         """Draw ``table`` (the current configuration's analytic table)."""
         self.table = table
+        self._row_index = {r.name: i for i, r in enumerate(table.rows)}
         a = self._arrays = table_arrays(table, self.x_mode)
         xs = a["x"]
         spans, transitions = block_spans(table)
@@ -181,6 +188,7 @@ class ChannelPanel(PanelMixin, QWidget):
         pad = 0.01 * (hi - lo)
         self.graphics.set_data(xs, {key: a[key] for key in CURVES}, x_range=(lo - pad, hi + pad),
                                ticks=ticks, minor=lines, spans=edges, lines=lines)
+        self.select_path(self.selected_path)  # kept where the new table has that row, else cleared
         if self._hover_index is not None:
             self.hover_index(self._hover_index)
 
@@ -220,23 +228,32 @@ class ChannelPanel(PanelMixin, QWidget):
         self._draw_baseline()
 
     def hover_index(self, index: int | None) -> str:
-        """Show the read-out of row ``index`` (None clears it); returns the text."""
+        """Show the read-out of row ``index`` (None clears it: the selected row's, if any, is
+        shown instead); returns the hovered row's text ("" for none)."""
         if self.table is None or index is None or not 0 <= index < len(self.table.rows):
             self._hover_index = None
             self.graphics.set_cursor(None)
-            text = ""
-            self.hover_label.setText("Hover over a plot to read a layer's values.")
-        else:
-            self._hover_index = index
-            r = self.table.rows[index]
-            self.graphics.set_cursor(float(self._arrays["x"][index]) if self._arrays is not None else float(index))
-            text = (f"{r.name}  ·  {r.in_channels:,} → {r.out_channels:,} channels at {r.out_size}×{r.out_size}"
-                    f"  ·  params {r.params:,}  ·  MACs {r.macs:,}"
-                    f"  ·  saved {human_bytes(r.saved_naive + r.fixed_naive)}")
-            if arch.family_of(self.table.config).can(MEMORY_EFFICIENT):
-                text = f"{text} naive, {human_bytes(r.saved_efficient + r.fixed_efficient)} efficient"
-            self.hover_label.setText(text)
+            selected = self._row_index.get(self.selected_path) if self.selected_path else None
+            self.hover_label.setText(f"Selected: {self._readout(selected)}" if selected is not None
+                                     else "Hover over a plot to read a layer's values.")
+            return ""
+        self._hover_index = index
+        self.graphics.set_cursor(self._x_of(index))
+        text = self._readout(index)
+        self.hover_label.setText(text)
         return text
+
+    def select_path(self, path: str | None) -> None:
+        """Mark the row of module ``path`` in every plot (None, "" or a path the table lacks: no
+        mark). Never emits ``layerSelected``; cheap (the plots' cached frame is kept)."""
+        index = self._row_index.get(path) if path else None
+        before, self.selected_path = self.selected_path, path if index is not None else None
+        if index is None:
+            self.graphics.set_selection(None)
+        else:
+            self.graphics.set_selection(self._x_of(index), span_edges(self._arrays["x"], index, index))
+        if self._hover_index is None and (before or self.selected_path):
+            self.hover_index(None)  # the selected row's read-out (or, once cleared, the hint)
 
     def series(self, key: str) -> tuple[np.ndarray, np.ndarray]:
         """(x, y) of curve ``key`` (one of CURVES) as plotted (y NaN where a log scale cannot show it)."""
@@ -272,11 +289,36 @@ class ChannelPanel(PanelMixin, QWidget):
         else:
             self.graphics.set_baseline(b["x"], {key: b[key] for key in BASELINE_CURVES})
 
-    def _hovered(self, x: float | None) -> None:
+    def _row_at(self, x: float | None) -> int | None:
+        """The row nearest x (data units): the one the hover read-out and a click take."""
         if x is not None and math.isfinite(x) and self._arrays is not None and len(self._arrays["x"]):
-            self.hover_index(int(np.argmin(np.abs(self._arrays["x"] - x))))
+            return int(np.argmin(np.abs(self._arrays["x"] - x)))
+        return None
+
+    def _x_of(self, index: int) -> float:
+        return float(self._arrays["x"][index]) if self._arrays is not None else float(index)
+
+    def _readout(self, index: int) -> str:
+        r = self.table.rows[index]
+        text = (f"{r.name}  ·  {r.in_channels:,} → {r.out_channels:,} channels at {r.out_size}×{r.out_size}"
+                f"  ·  params {r.params:,}  ·  MACs {r.macs:,}"
+                f"  ·  saved {human_bytes(r.saved_naive + r.fixed_naive)}")
+        if arch.family_of(self.table.config).can(MEMORY_EFFICIENT):
+            text = f"{text} naive, {human_bytes(r.saved_efficient + r.fixed_efficient)} efficient"
+        return text
+
+    def _hovered(self, x: float | None) -> None:
+        index = self._row_at(x)
+        if index is not None:
+            self.hover_index(index)
         elif self._hover_index is not None:
             self.hover_index(None)
+
+    def _clicked(self, x: float | None) -> None:
+        index = self._row_at(x)
+        path = self.table.rows[index].name if index is not None and self.table is not None else ""
+        self.select_path(path)
+        self.layerSelected.emit(path)
 
     def _export_dialog(self) -> None:
         key = self.export_combo.currentData()

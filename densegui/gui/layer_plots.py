@@ -11,7 +11,8 @@ What it draws: a title per plot; a left axis with round ticks (decimal counts,
 binary byte units, or decades on a log scale); a bottom axis with named ticks
 (the panel passes block names) and minor ticks; shaded x spans and dashed
 vertical lines behind the curves; solid curves and grey dashed baseline curves
-(NaN breaks a curve); a legend; a vertical cursor. Nothing here knows about
+(NaN breaks a curve); a legend; a vertical cursor; a selected x (an amber band, drawn
+over the cached frame, so selecting never redraws it). Nothing here knows about
 DenseNet; ``channel_panel`` maps the layer table onto it.
 """
 
@@ -32,6 +33,8 @@ from densegui.core.units import human_bytes, human_count
 FG = QColor("#333333")
 BASELINE = QColor("#7f7f7f")
 CURSOR = QColor("#444444")
+SELECTION_FILL = QColor("#ffe08a")  # the selected row's band (opaque: exact pixels, no blending)
+SELECTION_LINE = QColor("#e69500")  # its centre line
 LINE_GREY = QColor("#888888")
 AXIS_WIDTH = 64  # left axis: room for "1.5 GiB" or "128 KiB"
 LOG2 = math.log10(2.0)
@@ -200,6 +203,7 @@ class LayerPlots(QWidget):
 
     painted = Signal(float, float)  # (perf_counter at the end of a paint, its duration in ms)
     hovered = Signal(object)  # the x (data units) under the mouse, or None when it leaves the plots
+    clicked = Signal(object)  # the x (data units) of a left click, or None for one outside the data areas
 
     def __init__(self, specs: Sequence[PlotSpec], columns: int = 2, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -218,6 +222,7 @@ class LayerPlots(QWidget):
         self.spans: list[tuple[float, float]] = []  # shaded x spans (alternating tints)
         self.lines: list[float] = []  # dashed vertical lines
         self.cursor: float | None = None
+        self.selection: tuple[float, float, float] | None = None  # (x, band from, band to), data units
         self.last_paint_end = 0.0
         self.last_paint_ms = 0.0
         self._frame: QPixmap | None = None  # titles, axes, shading: all but the curves and legends
@@ -264,6 +269,14 @@ class LayerPlots(QWidget):
     def set_cursor(self, x: float | None) -> None:
         if x != self.cursor:
             self.cursor = x
+            self.update()
+
+    def set_selection(self, x: float | None, span: tuple[float, float] | None = None) -> None:
+        """Mark ``x`` (None: no mark) with a band over ``span`` (data units; default: ``x`` alone,
+        at least a few pixels wide) and a line, in every plot. Drawn over the cached frame."""
+        sel = None if x is None else (float(x), *(map(float, span) if span is not None else (x, x)))
+        if sel != self.selection:
+            self.selection = sel
             self.update()
 
     # ------------------------------------------------------------- queries
@@ -335,6 +348,8 @@ class LayerPlots(QWidget):
         # Antialiased lines cost most of a repaint at 2× device pixels, where steps are half as
         # visible: screens of 2× and more draw them plain.
         antialias = self.devicePixelRatioF() < 2
+        if self.selection is not None:
+            self._paint_selection(painter)
         for plot in self.plots.values():
             self._paint_curves(painter, plot, antialias)
         if self.cursor is not None:
@@ -349,14 +364,21 @@ class LayerPlots(QWidget):
         self.painted.emit(self.last_paint_end, self.last_paint_ms)
 
     def mouseMoveEvent(self, event) -> None:  # noqa: N802 - Qt API
-        pos = event.position()
+        self.hovered.emit(self.x_at(event.position()))
+
+    def mousePressEvent(self, event) -> None:  # noqa: N802 - Qt API
+        if event.button() == Qt.MouseButton.LeftButton:
+            self.clicked.emit(self.x_at(event.position()))
+        super().mousePressEvent(event)
+
+    def x_at(self, pos: QPointF) -> float | None:
+        """The x (data units) at widget pixel ``pos``, or None outside every data area."""
         for plot in self.plots.values():
             r = plot.rect
             if r.contains(pos) and r.width() > 0:
                 x0, x1 = self.x_range
-                self.hovered.emit(x0 + (pos.x() - r.left()) / r.width() * (x1 - x0))
-                return
-        self.hovered.emit(None)
+                return x0 + (pos.x() - r.left()) / r.width() * (x1 - x0)
+        return None
 
     def leaveEvent(self, event) -> None:  # noqa: N802 - Qt API
         super().leaveEvent(event)
@@ -509,6 +531,22 @@ class LayerPlots(QWidget):
                     break
         if self.x_label:
             painter.drawText(QRectF(r.left(), top + fm.height() + 2, r.width(), fm.height()), centre, self.x_label)
+
+    def _paint_selection(self, painter: QPainter) -> None:
+        """The selected x: a band (at least 4 px) and a 2 px centre line, inside each data area
+        (the axes stay visible), behind the curves."""
+        x, lo, hi = self.selection
+        for plot in self.plots.values():
+            r = plot.rect
+            if r.width() <= 1 or r.height() <= 1:
+                continue
+            cx, left, right = self._x_pixels(plot, np.array([x, lo, hi]))
+            left, right = min(left, cx - 2), max(right, cx + 2)
+            band = QRectF(QPointF(left, r.top()), QPointF(right, r.bottom())).intersected(r.adjusted(1, 0, 0, -1))
+            if band.width() > 0:
+                painter.fillRect(band, SELECTION_FILL)
+                if r.left() < cx < r.right():
+                    painter.fillRect(QRectF(round(cx) - 1, band.top(), 2, band.height()), SELECTION_LINE)
 
     def _paint_curves(self, painter: QPainter, plot: _Plot, antialias: bool = True) -> None:
         """The baseline's and the table's curves (clipped to the data area), then the legend."""

@@ -6,14 +6,18 @@ it) and (re)starts a short debounce timer; then the job ``summary`` runs on
 the meta device (no activation is allocated). The task runner shows only the
 newest request's result: while a slider is dragged, the panel ends on the
 last configuration.
+
+Linked selection: a click on a layer's line emits ``layerSelected`` with the plan unit it belongs
+to; ``select_path`` highlights a unit's line (the worker maps lines to modules and units:
+``SummaryResult.line_paths``/``line_units``).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QTimer, Signal
-from PySide6.QtGui import QFontDatabase, QGuiApplication
+from PySide6.QtCore import QEvent, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QFontDatabase, QGuiApplication, QTextCursor, QTextFormat
 from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
@@ -22,6 +26,7 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QPushButton,
     QSpinBox,
+    QTextEdit,
     QVBoxLayout,
     QWidget,
 )
@@ -37,21 +42,32 @@ DEBOUNCE_MS = 60  # a 60 Hz drag (16 ms per change) never fires it; a pause does
 MAX_DEPTH = 4  # torchinfo depth: 1 = features/classifier … 4 = every conv/BN inside a dense layer
 
 
+HIGHLIGHT = QColor("#ffe08a")  # the selected layer's line (amber, as the channel plots' selection)
+
+
+def filter_lines(text: str, needle: str) -> tuple[list[str], list[int | None]]:
+    """The lines :func:`filter_summary` keeps, and the index in ``text.splitlines()`` of each
+    (None for the "no layer matches" line)."""
+    lines = text.splitlines()
+    needle = needle.strip().lower()
+    if not needle:
+        return lines, list(range(len(lines)))
+    rules = [i for i, line in enumerate(lines) if line.startswith("=")]
+    if len(rules) < 3:  # not a torchinfo table: plain line filter
+        kept = [i for i, line in enumerate(lines) if needle in line.lower()]
+        return [lines[i] for i in kept], kept
+    start, end = rules[1] + 1, rules[2]  # the layer rows lie between the 2nd and 3rd rule
+    rows: list[int | None] = [i for i in range(start, end) if needle in lines[i].lower()]
+    index = list(range(start)) + (rows or [None]) + list(range(end, len(lines)))
+    return [f"(no layer matches {needle!r})" if i is None else lines[i] for i in index], index
+
+
 def filter_summary(text: str, needle: str) -> str:
     """Keep the header and totals of a torchinfo table, and only the layer
     rows that contain ``needle`` (case-insensitive)."""
-    needle = needle.strip().lower()
-    if not needle:
+    if not needle.strip():
         return text
-    lines = text.splitlines()
-    rules = [i for i, line in enumerate(lines) if line.startswith("=")]
-    if len(rules) < 3:  # not a torchinfo table: plain line filter
-        return "\n".join(line for line in lines if needle in line.lower())
-    start, end = rules[1] + 1, rules[2]  # the layer rows lie between the 2nd and 3rd rule
-    rows = [line for line in lines[start:end] if needle in line.lower()]
-    if not rows:
-        rows = [f"(no layer matches {needle!r})"]
-    return "\n".join(lines[:start] + rows + lines[end:])
+    return "\n".join(filter_lines(text, needle)[0])
 
 
 class SummaryPanel(PanelMixin, QWidget):
@@ -59,6 +75,7 @@ class SummaryPanel(PanelMixin, QWidget):
 
     summaryUpdated = Signal(object)  # SummaryResult now on screen (for the latest configuration)
     summaryFailed = Signal(str)
+    layerSelected = Signal(str)  # a plan unit's path: the user clicked one of its lines
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -68,6 +85,9 @@ class SummaryPanel(PanelMixin, QWidget):
         self._settled: Config | None = None  # the configuration whose table (or error) is shown
         self.result = None  # SummaryResult on screen
         self.last_seconds: float | None = None
+        self.selected_path: str | None = None  # the plan unit shown selected (set_config keeps it)
+        self._shown: list[int | None] = []  # per line on screen: its index in result.text's lines
+        self._scroll_pending = False  # select_path came before a table that shows its line
 
         self.runner = TaskRunner(self)
         self.runner.done.connect(self._finished)
@@ -117,6 +137,7 @@ class SummaryPanel(PanelMixin, QWidget):
         font = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
         font.setPointSize(max(font.pointSize(), 9))
         self.text_view.setFont(font)
+        self.text_view.viewport().installEventFilter(self)  # clicks select a layer
 
         layout = QVBoxLayout(self)
         layout.addLayout(bar)
@@ -151,6 +172,73 @@ class SummaryPanel(PanelMixin, QWidget):
     def save_text(self, path: str | Path) -> None:
         Path(path).write_text(self.text() + "\n", encoding="utf-8")
 
+    # ------------------------------------------------------------ selection
+    def select_path(self, path: str | None) -> None:
+        """Highlight the line of ``path`` (a plan unit's, or any module's) and scroll it into view,
+        without emitting ``layerSelected``; None, "" or a path the network lacks: none. Kept for
+        the next summaries while their configuration has that module."""
+        known = self.result is None or path in self.result.units or path in self.result.line_paths
+        self.selected_path = path if path and known else None  # (checked again when a summary arrives)
+        self._scroll_pending = self.selected_path is not None
+        self._highlight()
+
+    def line_of(self, path: str | None) -> int | None:
+        """The line on screen (block number) that shows ``path``: its own row, else (a depth too
+        shallow to show it) its deepest ancestor's row; None where there is none or the filter
+        hides it."""
+        lines = self.result.line_paths if self.result is not None else ()
+        if not path or not lines:
+            return None
+        where = {p: i for i, p in enumerate(lines) if p}
+        probe = path
+        while probe and probe not in where:
+            probe = probe.rpartition(".")[0]
+        if not probe:
+            return None
+        try:
+            return self._shown.index(where[probe])
+        except ValueError:  # filtered out
+            return None
+
+    def unit_at_line(self, block: int) -> str:
+        """The plan unit line ``block`` on screen belongs to ("" for none)."""
+        units = self.result.line_units if self.result is not None else ()
+        index = self._shown[block] if 0 <= block < len(self._shown) else None
+        return units[index] if index is not None and index < len(units) else ""
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt API
+        if (obj is self.text_view.viewport() and event.type() == QEvent.Type.MouseButtonPress
+                and event.button() == Qt.MouseButton.LeftButton):
+            unit = self.unit_at_line(self.text_view.cursorForPosition(event.position().toPoint()).blockNumber())
+            if unit:  # (a header, total or container line selects nothing)
+                self.selected_path = unit
+                self._scroll_pending = False
+                self._highlight()
+                self.layerSelected.emit(unit)
+        return False  # the view still places its cursor and selects text
+
+    def _highlight(self) -> None:
+        block = self.line_of(self.selected_path)
+        if block is None:
+            self.text_view.setExtraSelections([])
+            return
+        selection = QTextEdit.ExtraSelection()
+        selection.format.setBackground(HIGHLIGHT)
+        selection.format.setProperty(QTextFormat.Property.FullWidthSelection, True)
+        selection.cursor = QTextCursor(self.text_view.document().findBlockByNumber(block))
+        self.text_view.setExtraSelections([selection])
+        if self._scroll_pending:
+            self._scroll_pending = False
+            self._scroll_to(block)
+
+    def _scroll_to(self, block: int) -> None:
+        """Centre line ``block`` unless it is already in view (the vertical scroll bar counts lines)."""
+        view = self.text_view
+        first = view.firstVisibleBlock().blockNumber()
+        visible = max(1, view.viewport().height() // max(1, view.fontMetrics().lineSpacing()))
+        if not first <= block < first + visible - 1:
+            view.verticalScrollBar().setValue(max(0, block - visible // 2))
+
     # --------------------------------------------------------------- internals
     def _depth_changed(self, _depth: int) -> None:
         if self._config is not None:
@@ -166,6 +254,8 @@ class SummaryPanel(PanelMixin, QWidget):
         self.result = result
         self.last_seconds = seconds
         self._settled = self._requested
+        if self.selected_path and self.selected_path not in result.units + result.line_paths:
+            self.selected_path = None  # the new configuration has no such unit
         self._render()
         self.status_label.setText(
             f"torchinfo (background process), meta device, batch 1, depth {result.depth} · computed in {seconds:.2f} s · "
@@ -182,8 +272,11 @@ class SummaryPanel(PanelMixin, QWidget):
             return
         bar = self.text_view.verticalScrollBar()
         pos = bar.value()
-        self.text_view.setPlainText(filter_summary(self.result.text, self.filter_edit.text()))
+        needle = self.filter_edit.text()
+        lines, self._shown = filter_lines(self.result.text, needle)
+        self.text_view.setPlainText("\n".join(lines) if needle.strip() else self.result.text)
         bar.setValue(pos)
+        self._highlight()
 
     def _save_dialog(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Save summary", f"{self._config.family if self._config else 'network'}_summary.txt", "Text (*.txt)")

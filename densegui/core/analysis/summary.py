@@ -47,6 +47,11 @@ class SummaryResult:
     rows: tuple[SummaryRow, ...]  # the rows of ``text``: modules down to ``depth``
     total_params: int
     total_macs: int
+    # Per line of ``text`` (``text.splitlines()``): the module path of a layer row ("" elsewhere and
+    # for the root), and the plan unit that row belongs to ("" for none); for linked selection.
+    line_paths: tuple[str, ...] = ()
+    line_units: tuple[str, ...] = ()
+    units: tuple[str, ...] = ()  # every plan unit's path, also those deeper than ``depth``
 
 
 _UNITS = {"KILOBYTES": "K", "MEGABYTES": "M", "GIGABYTES": "G", "TERABYTES": "T"}
@@ -179,6 +184,33 @@ def _list_inputs_in_full(summary_list, names: dict[int, str], cfg: Config) -> No
             info.input_size = [n, channels, h, w]
 
 
+def unit_of(path: str, units: set[str], owners: dict[str, str]) -> str:
+    """The plan unit module ``path`` belongs to: the deepest of it and its ancestors that is a unit
+    path, else the unit that owns its state-dict entries (a ResNet's ``bn1`` is in the ``conv1``
+    stem); "" for none (the root, a container of several units, a stem's ReLU)."""
+    probe = path
+    while probe:
+        if probe in units:
+            return probe
+        probe = probe.rpartition(".")[0]
+    return owners.get(path, "")
+
+
+def line_paths(text: str, rows: tuple[SummaryRow, ...], units) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(module path, unit path) per line of ``text``: torchinfo prints one line per row, in order,
+    between the 2nd and 3rd rule; ("", "") for every line when that does not hold. ``units``: the
+    plan's."""
+    lines = text.splitlines()
+    rules = [i for i, line in enumerate(lines) if line and set(line) == {"="}]
+    paths = [""] * len(lines)
+    if len(rules) >= 3 and rules[2] - rules[1] - 1 == len(rows):
+        for i, row in enumerate(rows):
+            paths[rules[1] + 1 + i] = row.name
+    unit_paths = {u.path for u in units}
+    owners = {t.key.rpartition(".")[0]: u.path for u in units for t in u.tensors}
+    return tuple(paths), tuple(unit_of(p, unit_paths, owners) if p else "" for p in paths)
+
+
 def summarize(config: Config, depth: int = 3, device: str | torch.device = "meta", batch: int = 1) -> SummaryResult:
     """Run torchinfo on a model built from ``config`` (any family; validated first)."""
     import torch
@@ -214,7 +246,10 @@ def summarize(config: Config, depth: int = 3, device: str | torch.device = "meta
             for info in stats.summary_list
             if info.depth <= depth  # the rows the text shows (torchinfo traces every depth)
         )
-        return SummaryResult(cfg, depth, _fix_units(str(stats)), rows, int(stats.total_params),
-                             int(stats.total_mult_adds))
+        text = _fix_units(str(stats))
+        units = plan(cfg).units
+        paths, line_units = line_paths(text, rows, units)
+        return SummaryResult(cfg, depth, text, rows, int(stats.total_params), int(stats.total_mult_adds),
+                             paths, line_units, tuple(u.path for u in units))
     finally:
         _clear_cache()
