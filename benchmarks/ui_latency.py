@@ -72,14 +72,23 @@ def wait_until(app, predicate, timeout_s: float = 60.0) -> None:
         time.sleep(0.001)
 
 
-def sweep(app, window, name: str, setter, values, pace_ms: int = 16) -> dict:
-    """Apply values one per pace_ms from the event loop; measure everything."""
+def sweep(app, window, name: str, setter, values, pace_ms: int = 16, view: str = "channels") -> dict:
+    """Apply values one per pace_ms from the event loop; measure everything. ``view``: the tab whose
+    drawing counts as "on screen" ("channels": the plots; "architecture": the diagram)."""
+    if hasattr(window, "select_tab") and view in getattr(window, "TABS", ()):
+        window.select_tab(view)
+        wait_until(app, window.is_up_to_date)
     monitor = StallMonitor()
     per_change: list[float] = []
     state = {"i": 0, "t_last": 0.0, "t_summary": None, "drawn": 0}
     pending: list[tuple[int, float]] = []  # (index, setValue time) of the changes not on screen yet
     loop = QEventLoop()
-    canvas = window.channel_panel.graphics
+    if view == "architecture":
+        diagram = window.architecture_panel
+        canvas, updated = diagram.view, diagram.diagramUpdated
+        up_to_date = diagram.is_up_to_date
+    else:
+        canvas, updated, up_to_date = window.channel_panel.graphics, window.plotsUpdated, window.plots_up_to_date
 
     paints: list[float] = []
 
@@ -94,7 +103,7 @@ def sweep(app, window, name: str, setter, values, pace_ms: int = 16) -> dict:
         per_change.extend((t_end - t0) * 1000 for t0 in shown)
         pending[:] = [(i, t0) for i, t0 in pending if i >= state["drawn"]]
 
-    window.plotsUpdated.connect(plotted)
+    updated.connect(plotted)
     canvas.painted.connect(painted)
 
     def summary_done(_result) -> None:
@@ -114,7 +123,7 @@ def sweep(app, window, name: str, setter, values, pace_ms: int = 16) -> dict:
         if changed is not False:  # (a mouse move within one slider step changes nothing)
             pending.append((i, t0))
         state["i"] = i + 1
-        if window.plots_up_to_date():  # (the change led back to the table already drawn)
+        if up_to_date():  # (the change led back to the table already drawn)
             state["drawn"] = state["i"]
         state["t_last"] = t0
         if state["i"] >= len(values):
@@ -134,7 +143,7 @@ def sweep(app, window, name: str, setter, values, pace_ms: int = 16) -> dict:
     window.summary_panel.summaryUpdated.disconnect(summary_done)
     wait_until(app, lambda: not pending, 10.0)
     canvas.painted.disconnect(painted)
-    window.plotsUpdated.disconnect(plotted)
+    updated.disconnect(plotted)
     summary_s = (state["t_summary"] - state["t_last"]) if state["t_summary"] else float("nan")
     return {
         "sweep": name,
@@ -192,6 +201,36 @@ def single_changes(app, window, name: str, setter, values) -> dict:
     return {"sweep": name, "changes": len(values), "p50": statistics.median(heads), "p95": max(heads),
             "max": max(heads), "summary_s": statistics.median(times), "summary_max": max(times), "stall": stall,
             "paints": len(paints), "paint_p50": statistics.median(paints), "paint_max": max(paints)}
+
+
+def diagram_events(app, window, repeats: int = 7) -> list[str]:
+    """The Architecture tab's one-off costs: its first paint after it is shown (the configuration
+    changed while another tab was up), and expanding/collapsing densenet264's 64-layer block."""
+    panel = window.architecture_panel
+    firsts, expands, collapses, layouts = [], [], [], []
+    for i in range(repeats):
+        window.select_tab("channels")
+        window.load_preset("densenet264" if i % 2 == 0 else "densenet201")
+        wait_until(app, window.is_up_to_date)
+        times: list[float] = []
+        panel.view.painted.connect(lambda t_end, _ms: times.append(t_end))
+        t0 = time.perf_counter()
+        window.select_tab("architecture")
+        wait_until(app, lambda: bool(times) and panel.is_up_to_date())
+        panel.view.painted.disconnect()
+        firsts.append((times[0] - t0) * 1000)
+        layouts.append(panel.last_layout_ms)
+    window.load_preset("densenet264")
+    wait_until(app, window.is_up_to_date)
+    for _ in range(repeats):
+        expands.append(panel.expand_block(3, True))
+        collapses.append(panel.expand_block(3, False))
+        app.processEvents()
+    med = statistics.median
+    return [f"[diagram] first paint after the tab is shown (densenet264/201): p50 {med(firsts):.1f} ms, "
+            f"max {max(firsts):.1f} ms (layout p50 {med(layouts):.1f} ms)",
+            f"[diagram] expand densenet264 block 3 (64 layers, 2,080+65 arcs), layout + repaint: p50 "
+            f"{med(expands):.1f} ms, max {max(expands):.1f} ms; collapse p50 {med(collapses):.1f} ms"]
 
 
 def mouse_drag(slider, values) -> tuple:
@@ -292,6 +331,24 @@ def main() -> int:
     setter, xs = mouse_drag(c.depth_sliders[2], list(range(64, 0, -step)))
     rows.append(sweep(app, window, "densenet264: mouse drag of block 3 64→1", setter, xs))
 
+    arch_rows, arch_events = [], []
+    if "architecture" in getattr(window, "TABS", ()):
+        # The Architecture tab shown: a change counts when the diagram's first repaint showing it ends.
+        for preset, label, setter_of, values in (
+                ("densenet121", "k 1→64", lambda: k, list(range(1, 65, step))),
+                ("densenet264", "k 1→64", lambda: k, list(range(1, 65, step))),
+                ("densenet264", "block 3 depth 1→64", lambda: depth(2), list(range(1, 65, step)))):
+            window.load_preset(preset)
+            wait_until(app, window.is_up_to_date)
+            arch_rows.append(sweep(app, window, f"[diagram] {preset}: {label}", setter_of(), values,
+                                   view="architecture"))
+        window.load_preset("densenet264")
+        wait_until(app, window.is_up_to_date)
+        setter, xs = mouse_drag(growth, list(range(1, 65, step)))
+        arch_rows.append(sweep(app, window, "[diagram] densenet264: mouse drag of k 1→64", setter, xs,
+                               view="architecture"))
+        arch_events = diagram_events(app, window)
+
     singles = []
     window.load_preset("densenet121")
     wait_until(app, window.is_up_to_date)  # (the preset switch itself is measured below, not here)
@@ -332,11 +389,13 @@ def main() -> int:
     head = f"{'sweep':44} {'changes':>7} {'head p50':>9} {'p95':>7} {'max':>7} {'summary':>8} {'stall':>7} {'paints':>6} {'paint p50':>9} {'max':>6}"
     print(head)
     print("-" * len(head))
-    for r in rows + singles:
+    for r in rows + arch_rows + singles:
         print(f"{r['sweep']:44} {r['changes']:7d} {r['p50']:9.1f} {r['p95']:7.1f} {r['max']:7.1f} "
               f"{r['summary_s']:7.2f}s {r['stall']:7.1f} {r['paints']:6d} {r['paint_p50']:9.1f} {r['paint_max']:6.1f}")
-    worst_head = max(r["max"] for r in rows + singles)
-    worst_stall = max(r["stall"] for r in rows + singles)
+    for text in arch_events:
+        print(text)
+    worst_head = max(r["max"] for r in rows + arch_rows + singles)
+    worst_stall = max(r["stall"] for r in rows + arch_rows + singles)
     s121 = singles[0]["summary_max"]
     print(f"\ntargets: headline+plots ≤ 100 ms: worst {worst_head:.1f} ms; stall ≤ 50 ms: worst {worst_stall:.1f} ms; "
           f"densenet121 summary ≤ 1 s: worst {s121:.2f} s")

@@ -192,7 +192,8 @@ class ArchitecturePanel(PanelMixin, QWidget):
 
     def is_up_to_date(self) -> bool:
         lay = self.view.layout_
-        return self.config is not None and lay is not None and lay.config is self.config and not self._timer.isActive()
+        return (self.config is not None and lay is not None and not self._timer.isActive()
+                and not self._when_shown.pending and lay.config == self.config)
 
     def _relayout(self) -> None:
         cfg = self.config
