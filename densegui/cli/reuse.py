@@ -10,8 +10,8 @@ checkpoint records).
 "blocks": [{"block", "sources", "targets", "matrix", "noise_floor"}]}`` (raw values, ``null``
 where no connection); ``--prune-curve`` adds every measure, their rank agreement with
 ablation and the pruning curve.
-``--png`` renders the heatmaps without a window; ``--csv DIR`` writes one
-CSV per block.
+``--png``, ``--svg`` and ``--pdf`` render the heatmaps without a window (SVG and PDF as vector
+figures: a rectangle per cell, text as text); ``--csv DIR`` writes one CSV per block.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from densegui.core.weights.checkpoint import CHOICE_RULE
 from densegui.core.weights.pretrained import pretrained_names
 
 PRETRAINED_NAMES = tuple(pretrained_names())
+FIGURES = ("png", "svg", "pdf")  # --png, --svg, --pdf
 
 
 def register(sub) -> None:
@@ -70,12 +71,14 @@ def register(sub) -> None:
                    help=f"which DenseNet of a file that holds several (named in the output; default: {CHOICE_RULE})")
     p.add_argument("--json", action="store_true", help="print one JSON object (config + raw matrices)")
     p.add_argument("--png", metavar="OUT.png", help="render the heatmaps to a PNG file (no window needed)")
+    p.add_argument("--svg", metavar="OUT.svg", help="render the heatmaps to an SVG file (vector, for papers)")
+    p.add_argument("--pdf", metavar="OUT.pdf", help="render the heatmaps to a one-page PDF file (vector, for papers)")
     p.add_argument("--csv", metavar="DIR", help="write one CSV per block (block1.csv, ...) into DIR")
     scales = "; ".join(f"{mode}: {NORMALISATION_LABELS[mode]}" for mode in NORMALISATIONS)
     p.add_argument("--normalise", choices=NORMALISATIONS,
-                   help=f"colour scale of --png ({scales}; default: raw for ablation, column-max otherwise, "
+                   help=f"colour scale of the figures ({scales}; default: raw for ablation, column-max otherwise, "
                         "so that init-sized differences stay small colour steps)")
-    p.add_argument("--cmap", default=DEFAULT_COLORMAP, help=f"colour map of --png (default {DEFAULT_COLORMAP})")
+    p.add_argument("--cmap", default=DEFAULT_COLORMAP, help=f"colour map of the figures (default {DEFAULT_COLORMAP})")
     p.set_defaults(func=run)
 
 
@@ -193,6 +196,9 @@ def run(args) -> int:
 
     if args.max_images is not None and args.max_images < 2:
         raise DenseguiError("--max-images must be at least 2 (a standard error needs two images).")
+    figures = [(fmt, getattr(args, fmt)) for fmt in FIGURES if getattr(args, fmt)]
+    if figures:
+        _check_figures(figures, args.cmap)  # before the analysis: a bad path or colour map fails at once
     path = checkpoint_path(args)
     loaded = load_checkpoint(path, args.candidate)
     needs_data = args.prune_curve or args.measure in DATA_MEASURES
@@ -206,13 +212,13 @@ def run(args) -> int:
         written = write_csv(blocks, args.csv)
         if not args.json:
             print(f"wrote {len(written)} CSV files to {args.csv}")
-    if args.png:
-        _render_png(loaded, blocks, args.png, args.normalise or DEFAULT_NORMALISATIONS[args.measure], args.cmap)
+    for fmt, out in figures:
+        _render(loaded, blocks, fmt, out, args.normalise or DEFAULT_NORMALISATIONS[args.measure], args.cmap)
         if not args.json:
-            print(f"wrote {args.png}")
+            print(f"wrote {out}")
     if args.json:
         print(json.dumps(reuse_json(loaded, analysis, args.measure), indent=2, default=_plain))
-    elif not (args.csv or args.png):
+    elif not (args.csv or figures):
         print(_text(loaded, analysis, args.measure))
     return 0
 
@@ -225,14 +231,26 @@ def _plain(value):
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-def _render_png(loaded, blocks, out: str, normalisation: str, cmap: str) -> None:
+def _figure_modules():
+    """gui.export and gui.heatmap, on Qt's offscreen platform when there is no display."""
     if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY") and sys.platform.startswith("linux"):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     try:
-        from densegui.gui.heatmap import render_png
+        from densegui.gui import export, heatmap
     except ImportError as exc:
-        raise DenseguiError(f"--png needs the Qt libraries ({exc.name or exc}).") from None
-    scale = NORMALISATION_LABELS[normalisation]
+        raise DenseguiError(f"--png, --svg and --pdf need the Qt libraries ({exc.name or exc}).") from None
+    return export, heatmap
+
+
+def _check_figures(figures: list[tuple[str, str]], cmap: str) -> None:
+    export, heatmap = _figure_modules()
+    for _fmt, out in figures:
+        export.check_writable(out)
+    heatmap.colormap_of(cmap)
+
+
+def _render(loaded, blocks, fmt: str, out: str, normalisation: str, cmap: str) -> None:
+    _export, heatmap = _figure_modules()
     measure = blocks[0].measure if blocks else DEFAULT_MEASURE
-    title = f"{Path(loaded.path).name}: {MEASURE_LABELS[measure]} ({scale}; dots: within the noise floor)"
-    render_png(blocks, out, normalisation=normalisation, cmap=cmap, title=title)
+    title = heatmap.figure_title(Path(loaded.path).name, measure, normalisation)
+    heatmap.render(blocks, out, normalisation=normalisation, cmap=cmap, title=title, fmt=fmt)

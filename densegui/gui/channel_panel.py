@@ -6,8 +6,8 @@ parameters, MACs, and the activation bytes a training step keeps per sample
 (naive vs memory-efficient). Dense blocks are shaded and named on the x axis,
 transitions are dashed lines, hovering shows the layer's name and values, a click
 selects a layer (``layerSelected``; ``select_path`` marks one without emitting), a check
-box switches to log scale and each plot exports to PNG. A pinned baseline is drawn
-as grey dashed curves.
+box switches to log scale and each plot exports to PNG, or to SVG or PDF as a vector
+figure (gui/export.py). A pinned baseline is drawn as grey dashed curves.
 
 The drawing is :class:`~densegui.gui.layer_plots.LayerPlots` (QPainter): a slider
 drag redraws all four plots up to 60 times a second, on the main thread.
@@ -23,7 +23,6 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QFileDialog,
     QHBoxLayout,
     QLabel,
     QPushButton,
@@ -34,7 +33,9 @@ from PySide6.QtWidgets import (
 from densegui.core.arch import registry as arch
 from densegui.core.arch.family import MEMORY_EFFICIENT
 from densegui.core.arch.table import LayerTable
+from densegui.core.errors import user_message
 from densegui.core.units import human_bytes
+from densegui.gui import export
 from densegui.gui.feedback import confirm
 from densegui.gui.layer_plots import LayerPlots, PlotSpec, Series
 from densegui.gui.panel import PanelMixin
@@ -146,10 +147,12 @@ class ChannelPanel(PanelMixin, QWidget):
         self.export_combo.setObjectName("channelExportCombo")
         for key, title in PLOTS.items():
             self.export_combo.addItem(title.split(" (")[0], key)
-        self.export_button = QPushButton("Export PNG…")
-        self.export_button.setObjectName("channelExportPng")
-        self.export_button.setToolTip("Save the chosen plot as a PNG image")
+        self.export_button = QPushButton("Export…")
+        self.export_button.setObjectName("channelExport")
+        self.export_button.setToolTip("Save the chosen plot as a PNG image, or as an SVG or PDF vector figure "
+                                      "(for papers)")
         self.export_button.clicked.connect(self._export_dialog)
+        self._export_format = "png"  # the dialog offers the last format used first
         # A FitLabel: a new read-out on every mouse move must not re-lay out the window.
         self.hover_label = FitLabel("Hover over a plot to read a layer's values.")
         self.hover_label.setObjectName("channelHover")
@@ -269,13 +272,15 @@ class ChannelPanel(PanelMixin, QWidget):
         """The y range plot ``key`` shows now (for tests and exports)."""
         return self.graphics.y_range(key)
 
+    def export(self, key: str, path: str | Path, width: int = 1200) -> Path:
+        """Save plot ``key`` (one of PLOTS) as PNG, SVG or PDF, by ``path``'s suffix: its on-screen
+        proportions; a PNG ``width`` pixels wide, the vector files as large in points as the plot is
+        on screen in pixels. DenseguiError (one line) for a bad path or suffix."""
+        return self._export(export.format_of(path), key, path, width)
+
     def export_png(self, key: str, path: str | Path, width: int = 1200) -> Path:
-        """Save plot ``key`` (one of PLOTS) as a PNG file."""
-        if key not in PLOTS:
-            raise ValueError(f"unknown plot {key!r}; choose one of {', '.join(PLOTS)}")
-        if not self.graphics.render_plot(key, width).save(str(path), "PNG"):
-            raise OSError(f"cannot write {path}")
-        return Path(path)
+        """Save plot ``key`` as a PNG file, whatever the suffix."""
+        return self._export("png", key, path, width)
 
     # ----------------------------------------------------------- panel contract
     def set_config(self, cfg) -> None:  # noqa: ARG002 - the window passes the table
@@ -320,14 +325,27 @@ class ChannelPanel(PanelMixin, QWidget):
         self.select_path(path)
         self.layerSelected.emit(path)
 
+    def _export(self, fmt: str, key: str, path: str | Path, width: int) -> Path:
+        if key not in PLOTS:
+            raise ValueError(f"unknown plot {key!r}; choose one of {', '.join(PLOTS)}")
+        w, h = self.graphics.plot_size(key)
+        return export.write_painting(fmt, path, w, h, lambda painter, rect: self.graphics.paint_plot(painter, key, rect),
+                                     title=PLOTS[key], scale=width / w)
+
     def _export_dialog(self) -> None:
         key = self.export_combo.currentData()
-        name = f"{self.table.family if self.table else 'network'}_{key}.png"
-        path, _ = QFileDialog.getSaveFileName(self, "Export plot as PNG", name, "PNG image (*.png)")
+        name = f"{self.table.family if self.table else 'network'}_{key}"  # the chosen filter adds the suffix
+        path = export.ask_save_path(self, "Export plot", name, self._export_format)
         if path:
-            try:
-                self.export_png(key, path)
-            except Exception as exc:  # noqa: BLE001 - show, never crash
-                self.hover_label.setText(f"Could not export {path}: {exc}")
-            else:
-                confirm(self, f"Saved {path}", self.hover_label)
+            self.save_export(key, path)
+
+    def save_export(self, key: str, path: str) -> bool:
+        """What the Export button does once a file is chosen: save, then say so (or why not)."""
+        try:
+            self.export(key, path)
+        except Exception as exc:  # noqa: BLE001 - show, never crash
+            self.hover_label.setText(f"Could not export {path}: {user_message(exc)}")
+            return False
+        self._export_format = export.format_of(path)
+        confirm(self, f"Saved {path}", self.hover_label)
+        return True

@@ -1,4 +1,4 @@
-"""The Figure-5 heatmap view and its PNG rendering (Qt, no torch; used by the panel and the CLI).
+"""The Figure-5 heatmap view and its figures (Qt, no torch; used by the panel and the CLI).
 
 One heatmap per dense block, side by side: rows are sources (block input,
 then layers 1..L, top to bottom), columns are targets (layers 1..L, then,
@@ -6,22 +6,37 @@ set apart by a blank column, the transition or the classifier). Cells with
 no connection are transparent (NaN). Cells within the measure's noise floor
 carry a small grey dot (``set_show_noise``). :class:`PruneView` plots the
 pruning curve.
+
+The view is pyqtgraph's; figures for files are drawn by :func:`paint_heatmaps` with
+QPainter alone (one filled rectangle per cell, text as text), from the same numbers,
+colour map and levels, so :func:`render` writes PNG, SVG and PDF alike (gui/export.py).
 """
 
 from __future__ import annotations
 
 import math
+import os
+import sys
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QCursor, QPen
+from PySide6.QtGui import QColor, QCursor, QFont, QGuiApplication, QLinearGradient, QPainter, QPen
 from PySide6.QtWidgets import QApplication, QGraphicsRectItem, QToolTip, QWidget
 
+from densegui.core.analysis.reuse import (
+    COLORMAPS,
+    DEFAULT_NORMALISATION,
+    MEASURE_LABELS,
+    MEASURE_UNITS,
+    NORMALISATION_LABELS,
+    NORMALISATIONS,
+    BlockReuse,
+    normalise,
+)
 from densegui.core.errors import DenseguiError
-from densegui.core.analysis.reuse import COLORMAPS, DEFAULT_NORMALISATION, MEASURE_UNITS, NORMALISATIONS, BlockReuse, normalise
-from densegui.gui import guard_refcounts
-from densegui.gui.widgets import save_offscreen_png
+from densegui.gui import export, guard_refcounts
+from densegui.gui.layer_plots import linear_ticks
 
 
 def _short_target(name: str, block: int) -> str:
@@ -49,6 +64,58 @@ def _ticks(labels: list[tuple[int, str]], limit: int = 14) -> list[tuple[float, 
 def gap_columns(depth: int) -> int:
     """Blank columns between the last layer and the transition/classifier column."""
     return max(1, round(depth / 16))
+
+
+# ------------------------------------------------------------------ what a figure shows (pure)
+def column_of(block: BlockReuse, target: int) -> int:
+    """The image column of ``target`` (the transition/classifier is set apart by the gap)."""
+    depth = len(block.targets) - 1
+    return target if target < depth else depth + gap_columns(depth)
+
+
+def color_levels(blocks: list[BlockReuse], normalisation: str) -> tuple[float, float]:
+    """The values at the two ends of the colour bar: 0 … 1 for the normalised scales, else
+    min(0, lowest) … highest over every block."""
+    if normalisation != "raw":
+        return 0.0, 1.0
+    finite = [b.matrix[~np.isnan(b.matrix)] for b in blocks]
+    finite = [f for f in finite if f.size]
+    peak = max((float(f.max()) for f in finite), default=1.0)
+    low = min((float(f.min()) for f in finite), default=0.0)
+    return min(0.0, low), peak if peak > min(0.0, low) else min(0.0, low) + 1.0
+
+
+def noise_cells_of(block: BlockReuse) -> list[tuple[int, int]]:
+    """(row, target) of ``block``'s connected cells within its noise floor."""
+    if block.within_noise is None:
+        return []
+    rows, targets = np.nonzero(block.within_noise & ~np.isnan(block.matrix))
+    return list(zip(rows.tolist(), targets.tolist()))
+
+
+def block_ticks(block: BlockReuse) -> tuple[list[tuple[float, str]], list[tuple[float, str]]]:
+    """(bottom, left) axis ticks of a block's heatmap, at cell centres: (column or row + 0.5, label)."""
+    depth = len(block.targets) - 1
+    xl = [(c, _short_target(t, block.block)) for c, t in enumerate(block.targets[:-1])]
+    ticks_x = _ticks(xl, limit=8 if depth > 16 else 14)
+    if depth > 16:  # keep the transition/classifier label clear of the last layer labels
+        ticks_x = [t for t in ticks_x if t[0] < depth * 0.85]
+    ticks_x.append((column_of(block, depth) + 0.5, _short_target(block.targets[-1], block.block)))
+    ticks_y = _ticks([(r, _short_source(name)) for r, name in enumerate(block.sources)])
+    return ticks_x, ticks_y
+
+
+def scale_label(blocks: list[BlockReuse], normalisation: str) -> str:
+    """The colour bar's label: the measure's unit and the scale."""
+    unit = MEASURE_UNITS[blocks[0].measure] if blocks else "mean |w|"
+    return {"raw": unit, "column-max": f"{unit} ÷ column max",
+            "column": f"{unit}, column min–max", "block": f"{unit}, block min–max"}[normalisation]
+
+
+def figure_title(name: str, measure: str, normalisation: str, show_noise: bool = True) -> str:
+    """A figure's title: the checkpoint's file name, the measure and the scale."""
+    dots = "; dots: within the noise floor" if show_noise else ""
+    return f"{name}: {MEASURE_LABELS[measure]} ({NORMALISATION_LABELS[normalisation]}{dots})"
 
 
 class HeatmapView(pg.GraphicsLayoutWidget):
@@ -89,21 +156,11 @@ class HeatmapView(pg.GraphicsLayoutWidget):
         return out
 
     def levels(self) -> tuple[float, float]:
-        if self.normalisation != "raw":
-            return 0.0, 1.0
-        finite = [b.matrix[~np.isnan(b.matrix)] for b in self.blocks]
-        finite = [f for f in finite if f.size]
-        peak = max((float(f.max()) for f in finite), default=1.0)
-        low = min((float(f.min()) for f in finite), default=0.0)
-        return min(0.0, low), peak if peak > min(0.0, low) else min(0.0, low) + 1.0
+        return color_levels(self.blocks, self.normalisation)
 
     def noise_cells(self, index: int) -> list[tuple[int, int]]:
         """(row, target) of the cells of block ``index`` within the noise floor."""
-        b = self.blocks[index]
-        if b.within_noise is None:
-            return []
-        rows, targets = np.nonzero(b.within_noise & ~np.isnan(b.matrix))
-        return list(zip(rows.tolist(), targets.tolist()))
+        return noise_cells_of(self.blocks[index])
 
     def set_show_noise(self, on: bool) -> None:
         self.show_noise = bool(on)
@@ -124,8 +181,7 @@ class HeatmapView(pg.GraphicsLayoutWidget):
         return None
 
     def target_to_column(self, index: int, target: int) -> int:
-        depth = len(self.blocks[index].targets) - 1
-        return target if target < depth else depth + gap_columns(depth)
+        return column_of(self.blocks[index], target)
 
     # ----------------------------------------------------------------- building
     def set_blocks(self, blocks: list[BlockReuse], title: str = "") -> None:
@@ -194,12 +250,7 @@ class HeatmapView(pg.GraphicsLayoutWidget):
             depth = len(b.targets) - 1
             gap = gap_columns(depth)
             plot.separator.setPos(depth + gap / 2)
-            xl = [(c, _short_target(t, b.block)) for c, t in enumerate(b.targets[:-1])]
-            ticks_x = _ticks(xl, limit=8 if depth > 16 else 14)
-            if depth > 16:  # keep the transition/classifier label clear of the last layer labels
-                ticks_x = [t for t in ticks_x if t[0] < depth * 0.85]
-            ticks_x.append((depth + gap + 0.5, _short_target(b.targets[-1], b.block)))
-            ticks_y = _ticks([(r, _short_source(name)) for r, name in enumerate(b.sources)])
+            ticks_x, ticks_y = block_ticks(b)
             plot.getAxis("bottom").setTicks([ticks_x, []])
             plot.getAxis("left").setTicks([ticks_y, []])
             plot.setRange(xRange=(0, depth + gap + 1), yRange=(0, len(b.sources)), padding=0.02)
@@ -223,10 +274,7 @@ class HeatmapView(pg.GraphicsLayoutWidget):
             image.setImage(self.image_array(i), autoLevels=False)
         if self.colorbar is not None:
             self.colorbar.setLevels((lo, hi))
-            unit = MEASURE_UNITS[self.blocks[0].measure] if self.blocks else "mean |w|"
-            label = {"raw": unit, "column-max": f"{unit} ÷ column max",
-                     "column": f"{unit}, column min–max", "block": f"{unit}, block min–max"}[self.normalisation]
-            self.colorbar.axis.setLabel(label)
+            self.colorbar.axis.setLabel(scale_label(self.blocks, self.normalisation))
             self.colorbar.axis.setPen("k")
             self.colorbar.axis.setTextPen("k")
         self._refresh_noise()
@@ -283,22 +331,248 @@ class HeatmapView(pg.GraphicsLayoutWidget):
         self.cellClicked.emit((index, row, target))
 
 
-def render_png(blocks: list[BlockReuse], path: str, *, normalisation: str = DEFAULT_NORMALISATION,
-               cmap: str = "viridis",
-               title: str = "", width: int | None = None, height: int = 460) -> None:
-    """Render the heatmaps to a PNG without showing a window (needs a Qt platform; offscreen is fine)."""
-    guard_refcounts()
-    app = QApplication.instance() or QApplication([])  # noqa: F841 - must exist while the view lives
+# ------------------------------------------------------------------ figures (QPainter: PNG, SVG, PDF)
+GRID = 180.0  # a block's heatmap side in a figure of the default size (logical units, ≈ points)
+MARGIN = 10.0
+TICK_LENGTH = 4.0
+BAR_WIDTH = 14.0
+INK = QColor("black")
+SEPARATOR = QColor(120, 120, 120)  # the dashed line before the transition/classifier column
+NOISE_DOT = QColor(150, 150, 150, 220)
+_APP = None  # the QApplication a figure made without a window (kept: fonts need it alive)
+
+
+def colormap_of(name: str) -> pg.ColorMap:
+    """pyqtgraph's colour map ``name``; DenseguiError (one line) if it has none of that name."""
     try:
-        pg.colormap.get(cmap)
+        return pg.colormap.get(name)
     except Exception:  # noqa: BLE001 - pyqtgraph raises various errors for unknown names
-        raise DenseguiError(f"unknown colour map {cmap!r}; try one of {', '.join(COLORMAPS)}.") from None
-    view = HeatmapView()
-    view.normalisation = normalisation
-    view.cmap_name = cmap
-    view.set_blocks(blocks, title=title)
-    total = sum(len(b.targets) + 1 for b in blocks)
-    save_offscreen_png(view, path, width or max(520, min(2400, 160 + 240 * len(blocks) + 6 * total)), height)
+        raise DenseguiError(f"unknown colour map {name!r}; try one of {', '.join(COLORMAPS)}.") from None
+
+
+def _bar_label(value: float, span: float) -> str:
+    return "0" if abs(value) < 1e-9 * span else f"{value:.3g}"
+
+
+class HeatmapFigure:
+    """The heatmaps of ``blocks`` as one figure: a panel per block (title, cells, axes, noise dots,
+    the dashed line before the transition/classifier column), a colour bar, a title. Drawn with
+    QPainter into any rectangle (:meth:`paint`), in the colours and levels :class:`HeatmapView`
+    shows; every connected cell is one filled rectangle, a cell without connection stays empty."""
+
+    def __init__(self, blocks: list[BlockReuse], *, normalisation: str = DEFAULT_NORMALISATION,
+                 cmap: str = "viridis", title: str = "", show_noise: bool = True) -> None:
+        from PySide6.QtGui import QFontMetricsF
+
+        if not blocks:
+            raise DenseguiError("there are no heatmaps to draw (no dense blocks).")
+        if normalisation not in NORMALISATIONS:
+            raise DenseguiError(f"unknown normalisation {normalisation!r}.")
+        self.blocks, self.normalisation, self.title, self.show_noise = list(blocks), normalisation, title, show_noise
+        self.colormap = colormap_of(cmap)
+        self.levels = color_levels(self.blocks, normalisation)
+        self.font = QFont(QGuiApplication.font())
+        self.font.setPointSizeF(9.0)
+        self.title_font = QFont(self.font)
+        self.title_font.setPointSizeF(11.0)
+        self.fm, self.tfm = QFontMetricsF(self.font), QFontMetricsF(self.title_font)
+        self.ticks = [block_ticks(b) for b in self.blocks]
+        lo, hi = self.levels
+        self.bar_ticks = [(v, _bar_label(v, hi - lo)) for v in linear_ticks(lo, hi, 5)]
+        fh = self.fm.height()
+        self.label_width = max((self.fm.horizontalAdvance(t) for ticks in self.ticks for _p, t in ticks[1]), default=0.0)
+        # Left of a grid: "source" (turned), the row labels, the ticks; below it: ticks, labels, "target".
+        self.left = fh + 4 + self.label_width + 3 + TICK_LENGTH + 2
+        self.bottom = 2 + TICK_LENGTH + 2 + fh + 2 + fh
+        self.head = fh + 4  # "Block b"
+        bar_labels = max((self.fm.horizontalAdvance(t) for _v, t in self.bar_ticks), default=0.0)
+        self.bar = 14 + BAR_WIDTH + TICK_LENGTH + 3 + bar_labels + 6 + fh
+
+    # ------------------------------------------------------------ geometry
+    def title_height(self, width: float) -> float:
+        if not self.title:
+            return 0.0
+        box = self.tfm.boundingRect(QRectF(0, 0, max(10.0, width - 2 * MARGIN), 1e4),
+                                    int(Qt.TextFlag.TextWordWrap | Qt.AlignmentFlag.AlignHCenter), self.title)
+        return box.height() + 8
+
+    def size(self, grid: float = GRID) -> tuple[int, int]:
+        """The figure's default size: each block's heatmap about ``grid`` units square."""
+        width = 2 * MARGIN + len(self.blocks) * (self.left + grid + 12) + self.bar
+        height = MARGIN + self.title_height(width) + self.head + grid + self.bottom + MARGIN
+        return math.ceil(width), math.ceil(height)
+
+    def grids(self, rect: QRectF) -> list[tuple[QRectF, float]]:
+        """Each block's cell area in ``rect`` and its cell side: square cells, centred in the panel."""
+        top = rect.top() + MARGIN + self.title_height(rect.width()) + self.head
+        avail_h = rect.bottom() - MARGIN - self.bottom - top
+        panel = (rect.width() - 2 * MARGIN - self.bar) / len(self.blocks)
+        out = []
+        for i, b in enumerate(self.blocks):
+            depth = len(b.targets) - 1
+            cols, rows = depth + gap_columns(depth) + 1, len(b.sources)
+            avail_w = panel - self.left - 12
+            cell = max(0.0, min(avail_w / cols, avail_h / rows))
+            x = rect.left() + MARGIN + i * panel + self.left + (avail_w - cell * cols) / 2
+            y = top + (avail_h - cell * rows) / 2
+            out.append((QRectF(x, y, cell * cols, cell * rows), cell))
+        return out
+
+    # ------------------------------------------------------------ drawing
+    def paint(self, painter: QPainter, rect: QRectF) -> None:
+        """Draw the figure to fill ``rect`` (see gui/export.py for files)."""
+        painter.save()
+        try:
+            if self.title:
+                painter.setFont(self.title_font)
+                painter.setPen(INK)
+                painter.drawText(QRectF(rect.left() + MARGIN, rect.top() + MARGIN, rect.width() - 2 * MARGIN,
+                                        self.title_height(rect.width())),
+                                 int(Qt.TextFlag.TextWordWrap | Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop),
+                                 self.title)
+            painter.setFont(self.font)
+            grids = self.grids(rect)
+            for index, (grid, cell) in enumerate(grids):
+                if cell > 0:
+                    self._paint_block(painter, index, grid, cell)
+            bar_left = rect.right() - MARGIN - self.bar + 14
+            top, bottom = min(g.top() for g, _c in grids), max(g.bottom() for g, _c in grids)
+            if bottom - top > 1:
+                self._paint_bar(painter, QRectF(bar_left, top, BAR_WIDTH, bottom - top))
+        finally:
+            painter.restore()
+
+    def _paint_block(self, painter: QPainter, index: int, grid: QRectF, cell: float) -> None:
+        b = self.blocks[index]
+        shown = normalise(b.matrix, self.normalisation)
+        lo, hi = self.levels
+        columns = np.array([column_of(b, t) for t in range(shown.shape[1])])
+        rows, targets = np.nonzero(~np.isnan(shown))
+        values = np.clip((shown[rows, targets] - lo) / (hi - lo), 0.0, 1.0)
+        colours = self.colormap.map(values, mode="byte") if len(values) else np.zeros((0, 4), np.uint8)
+        # Each cell reaches a little into a connected neighbour on its right and below, which is
+        # drawn later over it: no hairline seams where a viewer antialiases the shared edges.
+        filled = np.zeros((shown.shape[0], int(columns.max()) + 2), dtype=bool)
+        filled[rows, columns[targets]] = True
+        overlap = min(0.5, 0.05 * cell)
+        painter.setPen(Qt.PenStyle.NoPen)
+        for r, c, colour in zip(rows.tolist(), columns[targets].tolist(), colours.tolist()):
+            right = overlap if filled[r, c + 1] else 0.0
+            below = overlap if r + 1 < filled.shape[0] and filled[r + 1, c] else 0.0
+            painter.fillRect(QRectF(grid.left() + c * cell, grid.top() + r * cell, cell + right, cell + below),
+                             QColor(*colour[:3]))
+        if self.show_noise:
+            painter.setBrush(NOISE_DOT)
+            radius = min(2.0, 0.22 * cell)
+            for r, t in noise_cells_of(b):
+                painter.drawEllipse(QPointF(grid.left() + (column_of(b, t) + 0.5) * cell, grid.top() + (r + 0.5) * cell),
+                                    radius, radius)
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+        depth = len(b.targets) - 1
+        painter.setPen(QPen(SEPARATOR, 1, Qt.PenStyle.DashLine))
+        x = grid.left() + (depth + gap_columns(depth) / 2) * cell
+        painter.drawLine(QPointF(x, grid.top()), QPointF(x, grid.bottom()))
+        self._paint_axes(painter, index, grid, cell)
+
+    def _paint_axes(self, painter: QPainter, index: int, grid: QRectF, cell: float) -> None:
+        b, (ticks_x, ticks_y) = self.blocks[index], self.ticks[index]
+        fm, fh = self.fm, self.fm.height()
+        painter.setPen(QPen(INK, 1))
+        painter.drawText(QRectF(grid.left() - 20, grid.top() - self.head, grid.width() + 40, fh),
+                         int(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop), f"Block {b.block}")
+        ax, ay = grid.left() - 2, grid.bottom() + 2  # the axes sit just off the cells
+        painter.drawLine(QPointF(ax, grid.top()), QPointF(ax, grid.bottom()))
+        painter.drawLine(QPointF(grid.left(), ay), QPointF(grid.right(), ay))
+        right = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        last = -math.inf
+        for pos, label in ticks_y:
+            y = grid.top() + pos * cell
+            painter.drawLine(QPointF(ax - TICK_LENGTH, y), QPointF(ax, y))
+            if y - fh / 2 >= last:  # a label that would overlap the one above is left out
+                painter.drawText(QRectF(ax - TICK_LENGTH - 3 - self.label_width, y - fh / 2, self.label_width, fh),
+                                 right, label)
+                last = y + fh / 2
+        centre = int(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop)
+        last = -math.inf
+        for pos, label in ticks_x:
+            x = grid.left() + pos * cell
+            painter.drawLine(QPointF(x, ay), QPointF(x, ay + TICK_LENGTH))
+            width = fm.horizontalAdvance(label)
+            if x - width / 2 >= last + 3:
+                painter.drawText(QRectF(x - width / 2 - 2, ay + TICK_LENGTH + 2, width + 4, fh), centre, label)
+                last = x + width / 2
+        painter.drawText(QRectF(grid.left() - 20, ay + TICK_LENGTH + 2 + fh + 2, grid.width() + 40, fh), centre, "target")
+        self._turned_text(painter, QPointF(ax - TICK_LENGTH - 3 - self.label_width - 4 - fh / 2, grid.center().y()),
+                          "source")
+
+    def _paint_bar(self, painter: QPainter, bar: QRectF) -> None:
+        lo, hi = self.levels
+        gradient = QLinearGradient(QPointF(0, bar.bottom()), QPointF(0, bar.top()))
+        steps = 32
+        for i, colour in enumerate(self.colormap.map(np.linspace(0.0, 1.0, steps + 1), mode="byte").tolist()):
+            gradient.setColorAt(i / steps, QColor(*colour[:3]))
+        painter.fillRect(bar, gradient)
+        painter.setPen(QPen(INK, 1))
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        painter.drawRect(bar)
+        fh = self.fm.height()
+        widest = 0.0
+        for value, label in self.bar_ticks:
+            y = bar.bottom() - (value - lo) / (hi - lo) * bar.height()
+            painter.drawLine(QPointF(bar.right(), y), QPointF(bar.right() + TICK_LENGTH, y))
+            painter.drawText(QRectF(bar.right() + TICK_LENGTH + 3, y - fh / 2, 200, fh),
+                             int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter), label)
+            widest = max(widest, self.fm.horizontalAdvance(label))
+        self._turned_text(painter, QPointF(bar.right() + TICK_LENGTH + 3 + widest + 6 + fh / 2, bar.center().y()),
+                          scale_label(self.blocks, self.normalisation))
+
+    def _turned_text(self, painter: QPainter, centre: QPointF, text: str) -> None:
+        """``text`` centred on ``centre``, turned a quarter left (read bottom to top)."""
+        painter.save()
+        painter.translate(centre)
+        painter.rotate(-90)
+        width = self.fm.horizontalAdvance(text) + 8
+        painter.drawText(QRectF(-width / 2, -self.fm.height() / 2, width, self.fm.height()),
+                         int(Qt.AlignmentFlag.AlignCenter), text)
+        painter.restore()
+
+
+def paint_heatmaps(painter: QPainter, rect: QRectF, blocks: list[BlockReuse], **options) -> None:
+    """Draw the heatmaps of ``blocks`` into ``rect`` of ``painter`` (options: see :class:`HeatmapFigure`)."""
+    HeatmapFigure(blocks, **options).paint(painter, rect)
+
+
+def _application() -> None:
+    """A QApplication to draw with when there is none (the CLI): fonts need one."""
+    global _APP
+    guard_refcounts()
+    if QApplication.instance() is None:
+        if not os.environ.get("QT_QPA_PLATFORM") and not os.environ.get("DISPLAY") \
+                and not os.environ.get("WAYLAND_DISPLAY") and sys.platform.startswith("linux"):
+            os.environ["QT_QPA_PLATFORM"] = "offscreen"
+        _APP = QApplication([])
+
+
+def render(blocks: list[BlockReuse], path, *, normalisation: str = DEFAULT_NORMALISATION, cmap: str = "viridis",
+           title: str = "", show_noise: bool = True, width: int | None = None, height: int | None = None,
+           scale: float = 2.0, fmt: str | None = None):
+    """Write the heatmaps to ``path`` as PNG, SVG or PDF, by its suffix (``fmt`` forces one), without
+    a window: vector cells and text in SVG and PDF; a PNG ``scale`` pixels per unit. The size is
+    :meth:`HeatmapFigure.size` unless given. DenseguiError (one line) for a bad path, suffix,
+    normalisation or colour map; returns the path written."""
+    fmt = fmt or export.format_of(path)
+    _application()
+    figure = HeatmapFigure(blocks, normalisation=normalisation, cmap=cmap, title=title, show_noise=show_noise)
+    w, h = figure.size()
+    return export.write_painting(fmt, path, width or w, height or h, figure.paint, title=title, scale=scale)
+
+
+def render_png(blocks: list[BlockReuse], path, *, normalisation: str = DEFAULT_NORMALISATION,
+               cmap: str = "viridis", title: str = "", width: int | None = None, height: int | None = None,
+               show_noise: bool = True):
+    """:func:`render` as a PNG, whatever the suffix (needs a Qt platform; offscreen is fine)."""
+    return render(blocks, path, normalisation=normalisation, cmap=cmap, title=title, show_noise=show_noise,
+                  width=width, height=height, fmt="png")
 
 
 class PruneView(pg.PlotWidget):

@@ -173,6 +173,29 @@ def polylines(px: np.ndarray, py: np.ndarray) -> list[QPolygonF]:
     return out
 
 
+def clip_x(x: np.ndarray, y: np.ndarray, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray]:
+    """The curve (x, y) cut to lo ≤ x ≤ hi, ending on the borders where it crosses them: a clip in
+    the points, for the SVG generator, which ignores QPainter's clip (a baseline longer than the
+    table ran past the frame). ``x`` ascends (a shared x axis); otherwise points outside are NaN."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if np.any(np.diff(x) < 0):
+        return x, np.where((x >= lo) & (x <= hi), y, np.nan)
+    if not len(x) or (x[0] >= lo and x[-1] <= hi):
+        return x, y
+    first, last = int(np.searchsorted(x, lo, "left")), int(np.searchsorted(x, hi, "right"))
+
+    def border(edge: float, before: int) -> tuple[list[float], list[float]]:
+        """The point where the segment from ``before`` crosses ``edge`` (none if it does not)."""
+        after = before + 1
+        if 0 <= before and after < len(x) and x[before] < edge < x[after]:
+            t = (edge - x[before]) / (x[after] - x[before])
+            return [edge], [y[before] + t * (y[after] - y[before])]  # (NaN if an end is NaN)
+        return [], []
+
+    (x0, y0), (x1, y1) = border(lo, first - 1), border(hi, last - 1)
+    return np.concatenate((x0, x[first:last], x1)), np.concatenate((y0, y[first:last], y1))
+
+
 def _polygon(xs: np.ndarray, ys: np.ndarray) -> QPolygonF:
     n = len(xs)
     poly = QPolygonF()
@@ -308,26 +331,42 @@ class LayerPlots(QWidget):
         px, py = self._to_pixels(self.plots[key], np.array([x], float), self._shown(np.array([y], float)))
         return QPointF(float(px[0]), float(py[0]))
 
+    def plot_size(self, key: str) -> tuple[int, int]:
+        """Plot ``key``'s size on screen (its cell of the grid), or 600 × 400 while the widget is too
+        small to show it: the proportions an export keeps."""
+        index = list(self.plots).index(key)
+        cell = self._cell(index) if self.width() > 0 else QRectF(0, 0, 600, 400)
+        if cell.width() < 200 or cell.height() < 150:
+            cell = QRectF(0, 0, 600, 400)
+        return round(cell.width()), round(cell.height())
+
+    def paint_plot(self, painter: QPainter, key: str, rect: QRectF) -> None:
+        """Draw plot ``key`` alone (title, axes, shading, curves, legend; no cursor) to fill ``rect``
+        of any painter: the widget's frame, a PNG, an SVG or a PDF (gui/export.py)."""
+        plot = self.plots[key]
+        saved = plot.rect
+        painter.save()
+        try:
+            painter.translate(rect.topLeft())
+            cell = QRectF(0, 0, rect.width(), rect.height())
+            plot.rect = self._data_rect(cell)
+            self._paint_frame(painter, plot, cell)
+            self._paint_curves(painter, plot, cut=True)
+        finally:
+            plot.rect = saved
+            painter.restore()
+
     def render_plot(self, key: str, width: int = 1200) -> QImage:
         """Plot ``key`` alone as an image ``width`` pixels wide (its on-screen proportions, text and
         lines scaled with it)."""
-        plot = self.plots[key]
-        self._layout()
-        cell = self._cell(list(self.plots).index(key)) if self.width() > 0 else QRectF(0, 0, 600, 400)
-        if cell.width() < 200 or cell.height() < 150:
-            cell = QRectF(0, 0, 600, 400)
-        scale = width / cell.width()
-        image = QImage(width, max(1, round(cell.height() * scale)), QImage.Format.Format_RGB32)
+        w, h = self.plot_size(key)
+        scale = width / w
+        image = QImage(width, max(1, round(h * scale)), QImage.Format.Format_RGB32)
         image.fill(QColor("white"))
         painter = QPainter(image)
         try:
             painter.scale(scale, scale)
-            painter.translate(-cell.topLeft())
-            saved = plot.rect
-            plot.rect = self._data_rect(cell)
-            self._paint_frame(painter, plot, cell)
-            self._paint_curves(painter, plot)
-            plot.rect = saved
+            self.paint_plot(painter, key, QRectF(0, 0, w, h))
         finally:
             painter.end()
         return image
@@ -548,9 +587,15 @@ class LayerPlots(QWidget):
                 if r.left() < cx < r.right():
                     painter.fillRect(QRectF(round(cx) - 1, band.top(), 2, band.height()), SELECTION_LINE)
 
-    def _paint_curves(self, painter: QPainter, plot: _Plot, antialias: bool = True) -> None:
-        """The baseline's and the table's curves (clipped to the data area), then the legend."""
+    def _paint_curves(self, painter: QPainter, plot: _Plot, antialias: bool = True, cut: bool = False) -> None:
+        """The baseline's and the table's curves (clipped to the data area; ``cut``: their data cut
+        to the x range too, see :func:`clip_x`), then the legend."""
         r, spec = plot.rect, plot.spec
+
+        def curve(x, y):
+            px, py = self._to_pixels(plot, x, y)
+            return polylines(*(clip_x(px, py, r.left(), r.right()) if cut else (px, py)))
+
         if r.width() <= 1 or r.height() <= 1:
             return
         painter.save()
@@ -560,12 +605,12 @@ class LayerPlots(QWidget):
             painter.setPen(QPen(BASELINE, 1.5, Qt.PenStyle.DashLine))
             for key in spec.baseline:
                 if key in self.base_data:
-                    for poly in polylines(*self._to_pixels(plot, self.base_x, self.base_data[key])):
+                    for poly in curve(self.base_x, self.base_data[key]):
                         painter.drawPolyline(poly)
         for s in spec.series:
             if s.key in self.data:
                 painter.setPen(QPen(QColor(s.color), s.width))
-                for poly in polylines(*self._to_pixels(plot, self.x, self.data[s.key])):
+                for poly in curve(self.x, self.data[s.key]):
                     painter.drawPolyline(poly)
         painter.restore()
         if spec.legend:

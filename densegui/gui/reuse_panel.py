@@ -58,7 +58,9 @@ from densegui.core.analysis.reuse import (
     column_rank,
     default_checkpoint_path,
 )
-from densegui.gui.heatmap import HeatmapView, PruneView
+from densegui.gui import export
+from densegui.gui.feedback import confirm
+from densegui.gui.heatmap import HeatmapView, PruneView, figure_title, render
 from densegui.gui.jobs import EXPLORE, REUSE
 from densegui.gui.tasks import TaskRunner
 from densegui.gui.widgets import FitLabel
@@ -154,8 +156,11 @@ class ReusePanel(QWidget):
         self.cmap_combo.setObjectName("reuseColormap")
         self.cmap_combo.addItems(COLORMAPS)
         self.cmap_combo.currentTextChanged.connect(self._colormap_changed)
-        self.png_button = QPushButton("Export PNG…")
-        self.png_button.clicked.connect(self._export_png_dialog)
+        self.export_button = QPushButton("Export…")
+        self.export_button.setObjectName("reuseExport")
+        self.export_button.setToolTip("Save the heatmaps as a PNG image, or as an SVG or PDF vector figure (for papers)")
+        self.export_button.clicked.connect(self._export_dialog)
+        self._export_format = "png"  # the dialog offers the last format used first
         self.csv_button = QPushButton("Export CSV…")
         self.csv_button.clicked.connect(self._export_csv_dialog)
         self.send_button = QPushButton("Send to explorer")
@@ -181,7 +186,7 @@ class ReusePanel(QWidget):
         bar.addWidget(self.prune_button)
         bar.addWidget(self.candidate_combo)
         bar.addStretch(1)
-        bar.addWidget(self.png_button)
+        bar.addWidget(self.export_button)
         bar.addWidget(self.csv_button)
         bar.addWidget(self.send_button)
         bar2 = QHBoxLayout()
@@ -523,7 +528,7 @@ class ReusePanel(QWidget):
 
     def _set_enabled_actions(self) -> None:
         has = self.loaded is not None
-        for w in (self.png_button, self.csv_button, self.send_button, self.prune_button):
+        for w in (self.export_button, self.csv_button, self.send_button, self.prune_button):
             w.setEnabled(has)
 
     # ------------------------------------------------------------ recent files
@@ -596,34 +601,54 @@ class ReusePanel(QWidget):
         if self.loaded is not None:
             self.configRequested.emit(self.loaded.config)
 
-    def export_png(self, path: str) -> None:
-        if not self.view.grab().save(str(path), "PNG"):
-            raise DenseguiError(f"cannot write {str(path)!r}.")
+    def export(self, path: str, fmt: str | None = None) -> Path:
+        """Save the shown heatmaps as PNG, SVG or PDF by ``path``'s suffix (``fmt`` forces one): the
+        figure gui/heatmap.py draws, in the shown scale, colours and noise dots; vector in SVG and PDF."""
+        if not self.blocks:
+            raise DenseguiError("there are no heatmaps to export yet.")
+        name = Path(self.loaded.path).name if self.loaded is not None else "reuse"
+        view = self.view
+        title = figure_title(name, self.measure, view.normalisation, view.show_noise)
+        return render(self.blocks, path, normalisation=view.normalisation, cmap=view.cmap_name, title=title,
+                      show_noise=view.show_noise, fmt=fmt)
+
+    def export_png(self, path: str) -> Path:
+        """:meth:`export` as a PNG, whatever the suffix."""
+        return self.export(path, "png")
 
     def export_csv(self, folder: str) -> list[Path]:
         from densegui.core.analysis.reuse import write_csv
 
         return write_csv(self.blocks, folder)
 
-    def _export_png_dialog(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export heatmaps as PNG", "reuse.png", "PNG image (*.png)")
+    def _export_dialog(self) -> None:
+        stem = Path(self.loaded.path).stem if self.loaded is not None else "reuse"
+        path = export.ask_save_path(self, "Export heatmaps", f"{stem}_{self.measure}", self._export_format)
         if path:
-            self._report(lambda: self.export_png(path), f"wrote {path}")
+            self.save_export(path)
+
+    def save_export(self, path: str) -> bool:
+        """What the Export button does once a file is chosen: save, then say so (or why not)."""
+        if not self._report(lambda: self.export(path), f"Saved {path}"):
+            return False
+        self._export_format = export.format_of(path)
+        return True
 
     def _export_csv_dialog(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Export one CSV per block into…")
         if folder:
             self._report(lambda: self.export_csv(folder), f"wrote {len(self.blocks)} CSV files to {folder}")
 
-    def _report(self, action, success: str) -> None:
+    def _report(self, action, success: str) -> bool:
         try:
             action()
         except DenseguiError as exc:
             self.message_label.setText(str(exc))
             self.message_label.show()
-            return
+            return False
         self.message_label.hide()
-        self.hover_label.setText(success)
+        confirm(self, success, self.hover_label)
+        return True
 
     # ------------------------------------------------------------ hover, click
     def _clear_readouts(self) -> None:

@@ -86,12 +86,12 @@ def test_channel_panel_hover_log_and_png_export(qtbot, explorer, tmp_path):
 
 def test_export_png_button_confirms_the_saved_file(qtbot, explorer, tmp_path, monkeypatch):
     from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QFileDialog
 
-    from densegui.gui import channel_panel
     from densegui.gui.channel_panel import ChannelPanel
 
     chosen = []
-    monkeypatch.setattr(channel_panel.QFileDialog, "getSaveFileName", lambda *a: (chosen[-1], ""))
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a: (chosen[-1], ""))
     panel = explorer.channel_panel
     chosen.append(str(tmp_path / "params.png"))
     qtbot.mouseClick(panel.export_button, Qt.MouseButton.LeftButton)

@@ -55,7 +55,7 @@ def test_empty_state_without_shipped_checkpoint(panel):
     assert panel.objectName() == "reusePanel"
     assert panel.stack.currentWidget() is panel.empty_label
     assert "not available" in panel.empty_label.text()
-    assert not panel.send_button.isEnabled() and not panel.png_button.isEnabled()
+    assert not panel.send_button.isEnabled() and not panel.export_button.isEnabled()
 
 
 def test_open_checkpoint_plots_the_independent_values(qtbot, panel, tmp_path):
