@@ -115,6 +115,7 @@ def test_hovering_with_the_mouse_reads_out_the_row_under_it(qtbot, explorer):
 
     w = explorer
     w.resize(1400, 900)
+    w.select_tab("channels")
     w.show()
     qtbot.waitExposed(w)
     panel = w.channel_panel
@@ -261,6 +262,7 @@ def test_block_shading_is_painted_where_the_blocks_are(qtbot, explorer):
     from densegui.gui.layer_plots import SHADES
 
     w = explorer
+    w.select_tab("channels")
     w.load_preset("densenet-bc-100-k12")  # 3 blocks of 16 layers: wide spans
     panel = w.channel_panel
     qtbot.waitUntil(w.plots_up_to_date, timeout=2000)
