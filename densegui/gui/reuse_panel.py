@@ -74,6 +74,7 @@ class ReusePanel(QWidget):
 
     configRequested = Signal(object)  # the loaded checkpoint's DenseNetConfig ("Send to explorer")
     loadFinished = Signal(bool)  # True: new heatmaps shown; False: error shown, previous kept
+    reuseShown = Signal(object)  # what the heatmaps show, for the Architecture tab (reuse_payload)
 
     def __init__(self, parent: QWidget | None = None, *, load_default: bool = True) -> None:
         super().__init__(parent)
@@ -146,7 +147,7 @@ class ReusePanel(QWidget):
         self.noise_check.setObjectName("reuseMarkNoise")
         self.noise_check.setToolTip("Dot the cells whose difference is within the measure's noise floor")
         self.noise_check.setChecked(True)
-        self.noise_check.toggled.connect(lambda on: self.view.set_show_noise(on))
+        self.noise_check.toggled.connect(lambda on: (self.view.set_show_noise(on), self._emit_shown()))
         self.norm_combo = QComboBox()
         self.norm_combo.setObjectName("reuseNormalisation")
         for mode in NORMALISATIONS:
@@ -461,6 +462,34 @@ class ReusePanel(QWidget):
             self.prune = None
             self.prune_view.set_analysis(None)
             self.agreement_label.setText("")
+        self._emit_shown()
+
+    def reuse_payload(self) -> dict | None:
+        """The shown measure as the Architecture tab colours its arcs: every cell on the colour
+        bar's [0, 1] (the heatmap's normalisation and levels), its noise marks, the colour map as 256
+        RGB tuples, and the checkpoint's configuration; None before a checkpoint is shown."""
+        if self.loaded is None or not self.blocks:
+            return None
+        from densegui.gui.heatmap import color_levels, colormap_of
+
+        view = self.view
+        lo, hi = color_levels(self.blocks, view.normalisation)
+        table = colormap_of(view.cmap_name).getLookupTable(0.0, 1.0, 256, alpha=False)
+        blocks = []
+        for i, b in enumerate(self.blocks):
+            scaled = (view.displayed(i) - lo) / ((hi - lo) or 1.0)
+            noise = b.within_noise.tolist() if b.within_noise is not None and view.show_noise else None
+            blocks.append((b.block, scaled.tolist(), noise))
+        label = (f"{MEASURE_LABELS[self.measure]} of {Path(self.loaded.path).name} "
+                 f"({NORMALISATION_LABELS[view.normalisation]} scale)")
+        return {"config": self.loaded.config, "label": label, "lut": [tuple(int(c) for c in row[:3]) for row in table],
+                "blocks": blocks}
+
+    def _emit_shown(self) -> None:
+        shown = self.view.blocks
+        if len(shown) == len(self.blocks) and all(a is b for a, b in zip(shown, self.blocks, strict=True)):
+            # (not half-way through _display, which changes the scale before the blocks)
+            self.reuseShown.emit(self.reuse_payload())
 
     def noise_text(self) -> str:
         """What the data measures ran on, then one line per block: the measure's spread against its noise floor."""
@@ -593,9 +622,11 @@ class ReusePanel(QWidget):
         self.view.set_normalisation(self.norm_combo.currentData())
         if self.selected is not None:
             self._clicked(self.selected)
+        self._emit_shown()
 
     def _colormap_changed(self, name: str) -> None:
         self.view.set_colormap(name)
+        self._emit_shown()
 
     def _send_config(self) -> None:
         if self.loaded is not None:

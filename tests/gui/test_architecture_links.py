@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from PySide6.QtCore import Qt
 
 
@@ -42,3 +43,44 @@ def test_selecting_a_layer_inside_a_collapsed_block_expands_it(qtbot, explorer):
     assert not next(r for r in panel.view.layout_.rows if r.block == 3).collapsed
     assert panel.view.selected == "features.denseblock3.denselayer40"
     assert "features.denseblock3.denselayer40" in panel.readout.text()
+
+
+def test_the_reuse_tabs_checkpoint_colours_the_diagram(qtbot, explorer):
+    import numpy as np
+
+    from densegui.core.analysis.reuse import normalise
+
+    w = explorer
+    w.select_tab("reuse")
+    reuse = w.reuse_panel
+    qtbot.waitUntil(lambda: reuse.loaded is not None, timeout=60_000)
+    reuse.norm_combo.setCurrentIndex(reuse.norm_combo.findData("column"))
+    reuse._send_config()  # "Send to explorer": the diagram now draws the checkpoint's network
+    panel = w.architecture_panel
+    w.select_tab("architecture")
+    qtbot.waitUntil(panel.is_up_to_date, timeout=5000)
+    panel.colour_combo.setCurrentIndex(panel.colour_combo.findData("reuse"))
+    c = panel.view.colouring
+    assert c is not None and reuse.loaded.path.endswith(".pt") and "column" in c.label
+    for b in reuse.blocks:  # every connection of every block, at the heatmap's values
+        want = normalise(b.matrix, "column")
+        for (s, t), v in np.ndenumerate(want):
+            assert (c.values.get((b.block, s, t)) is None) == bool(np.isnan(v))
+            if not np.isnan(v):
+                assert c.values[(b.block, s, t)] == pytest.approx(v)
+    n_noise = sum(int((b.within_noise & ~np.isnan(b.matrix)).sum()) for b in reuse.blocks if b.within_noise is not None)
+    assert len(c.noise) == n_noise
+    # pixels: the arcs carry the colour map's colours (viridis: no blue-only pixels in structure mode)
+    panel.view.repaint()
+    image = panel.view.grab().toImage()
+    row = panel.view.layout_.rows[0]
+    y0 = int(panel.view.to_widget(0, row.y + 30).y())
+    y1 = int(panel.view.to_widget(0, row.baseline - 52).y())
+    lut = {tuple(x) for x in c.lut}
+    hits = sum(1 for y in range(y0, y1, 2) for x in range(0, image.width(), 2)
+               if min(sum(abs(a - b) for a, b in zip(image.pixelColor(x, y).getRgb()[:3], col)) for col in
+                      list(lut)[::8]) < 30)
+    assert hits > 30
+    panel.hide_slider.setValue(100)
+    hidden, total, _params, _macs = panel.hidden_cost()
+    assert total == len(c.values) and hidden == sum(1 for v in c.values.values() if v < 1.0)
