@@ -42,6 +42,9 @@ LEGEND = ("Bar height ∝ √(input channels), colour: MACs (log), number: input
           "drag: pan, double-click: fit")
 
 
+HINT = "Hover over a layer to read it; click it to select it in the other tabs."
+
+
 def si(n: float, unit: str = "") -> str:
     for prefix, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
         if abs(n) >= scale:
@@ -125,7 +128,7 @@ class ArchitecturePanel(PanelMixin, QWidget):
         self.reuse_label = FitLabel("")
         self.reuse_label.setObjectName("architectureReuse")
         self.reuse_label.setStyleSheet("color: palette(mid);")
-        self.readout = FitLabel("Hover over a layer to read it; click it to select it in the other tabs.")
+        self.readout = FitLabel(HINT)
         self.readout.setObjectName("architectureReadout")
         self.readout.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.readout.setMinimumHeight(22)
@@ -215,6 +218,12 @@ class ArchitecturePanel(PanelMixin, QWidget):
             base = dl.layout(base_plan, arch.family_of(self.baseline_config), self.expanded, scale_in=scale_in,
                              scale_macs=scale_macs)
         self.view.set_layout(lay, base)
+        selected = self.view.selected
+        if selected and selected not in lay.by_path and selected not in lay.inside:
+            self.view.set_selected("")  # (that unit is gone: a shallower block, another family)
+            self.readout.setText(HINT)
+        elif selected:
+            self.readout.setText(self.describe_path(selected))
         if self.view.colouring is not None or self._reuse is not None:
             self._apply_colouring(repaint=False)
         self.last_layout_ms = (time.perf_counter() - t0) * 1000

@@ -251,3 +251,15 @@ def test_export_is_vector_where_it_should_be(qtbot, panel, tmp_path, suffix):
         assert data.startswith(b"\x89PNG")
     assert not panel.save_to(str(tmp_path / "missing" / "x.svg"))
     assert panel.readout.text().startswith("Could not export")
+
+
+def test_a_selection_that_no_longer_exists_is_cleared(qtbot, panel):
+    draw(qtbot, panel, arch.get_preset("densenet121"))
+    panel.select_path("features.denseblock3.denselayer20")
+    assert "in 864×14×14" in panel.readout.text()
+    draw(qtbot, panel, arch.get_preset("densenet-40-k12"))  # 12 layers per block
+    assert panel.view.selected == "" and "denselayer20" not in panel.readout.text()
+    panel.select_path("features.denseblock2.denselayer3")
+    before = panel.readout.text()
+    draw(qtbot, panel, arch.get_preset("densenet-40-k12").replace(growth_rate=24))
+    assert panel.view.selected == "features.denseblock2.denselayer3" and panel.readout.text() != before
