@@ -17,11 +17,11 @@ import sys
 from collections.abc import Sequence
 
 from densegui import __version__
-from densegui.cli import compare, gui, presets, probe, reuse, summary, sweep, train
+from densegui.cli import compare, graph, gui, presets, probe, reuse, summary, sweep, train
 from densegui.core.errors import DenseguiError, first_line
 
 # Subcommand modules, in the order `densegui --help` lists them.
-COMMANDS = (presets, summary, compare, sweep, probe, reuse, train, gui)
+COMMANDS = (presets, summary, compare, graph, sweep, probe, reuse, train, gui)
 
 EXIT_USAGE = 2
 
