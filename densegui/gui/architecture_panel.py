@@ -76,6 +76,7 @@ class ArchitecturePanel(PanelMixin, QWidget):
         self.view.clicked.connect(self._clicked)
         self.view.toggled.connect(self._toggle)
         self.view.toolTipFor = self.describe  # type: ignore[method-assign]
+        self.view.painted.connect(self._painted)
 
         self.fit_button = QPushButton("Fit")
         self.fit_button.setObjectName("architectureFit")
@@ -340,6 +341,12 @@ class ArchitecturePanel(PanelMixin, QWidget):
             text += (f" Hidden below {c.threshold:.2f}: {hidden:,} of {total:,} connections, carrying "
                      f"{si(params)} of {si(cfg_plan.params)} params and {si(macs)} of {si(cfg_plan.macs)} MACs.")
         self.reuse_label.setText(text)
+
+    def _painted(self, _t_end: float, _ms: float) -> None:
+        step = self.view.thinning()
+        self.legend.setText(LEGEND if step == 1 else f"At this zoom about 1 in {step} connections of the densest "
+                            f"blocks is drawn (each layer's nearest and its block input always; zoom in or export "
+                            f"for all) · {LEGEND}")
 
     # --------------------------------------------------------------- read-out
     def _row_of(self, path: str):

@@ -10,10 +10,10 @@ are dropped where they would be smaller than ~6 px on screen (level of detail).
 from __future__ import annotations
 
 import time
-from math import log1p
+from math import ceil, log1p
 
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPainterPath, QPen
+from PySide6.QtGui import QColor, QFont, QFontMetricsF, QImage, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import QSizePolicy, QToolTip, QWidget
 
 from densegui.gui import diagram_layout as dl
@@ -90,7 +90,8 @@ class DiagramView(QWidget):
         self._bold.setBold(True)
         self.last_paint_ms = 0.0
         self._cache: tuple | None = None
-        self._path_step = 1
+        self._path_steps: tuple[int, ...] = ()
+        self._titles_width: tuple = (None, 0.0)
         self.drawn_arcs = 0
 
     # ------------------------------------------------------------------ state
@@ -156,13 +157,22 @@ class DiagramView(QWidget):
             return None
         return c.values.get((row.block, arc.source, arc.target))
 
-    def lod_step(self, zoom: float | None = None) -> int:
-        """Draw one in ``step`` of a target's connections (always its nearest and farthest, and all of
-        the selected unit's): 1 while a layer slot is ≥ ``LOD_PX`` screen pixels wide."""
-        zoom = self.zoom if zoom is None else zoom
-        return max(1, int(self.LOD_PX / max(dl.PITCH * zoom, 1e-6) + 0.999))
+    LOD_PX = 14.0  # below this many screen pixels per layer slot, a row's arcs are thinned out
+    MAX_ARCS = 700  # and below 20 px, a row draws about this many at most
 
-    LOD_PX = 14.0
+    def lod_steps(self, zoom: float | None = None) -> tuple[int, ...]:
+        """Per row, draw one in ``step`` of each target's connections (always its nearest and its
+        block input, and all of the selected unit's): 1 when the slots are wide enough to tell the
+        arcs apart. A frame then costs about the same at densenet264's 2,145 arcs as at 300."""
+        if self.layout_ is None:
+            return ()
+        px = dl.PITCH * (self.zoom if zoom is None else zoom)
+        base = max(1, ceil(self.LOD_PX / max(px, 1e-6))) if px < self.LOD_PX else 1
+        return tuple(max(base, ceil(len(r.arcs) / self.MAX_ARCS)) if px < 20 else base for r in self.layout_.rows)
+
+    def thinning(self) -> int:
+        """The largest step of the drawn rows (1: every connection is drawn)."""
+        return max(self._path_steps, default=1)
 
     def _drawn(self, row: dl.Row, step: int) -> list[dl.Arc]:
         if step == 1:
@@ -174,16 +184,16 @@ class DiagramView(QWidget):
                 out.append(a)
         return out
 
-    def _rebuild_paths(self, step: int | None = None) -> None:
+    def _rebuild_paths(self, steps: tuple[int, ...] | None = None) -> None:
         """The arcs of every row as a few paths: one colour in structure mode, ``BINS`` colours when
-        coloured by reuse (hidden connections left out); thinned out by :meth:`lod_step`."""
+        coloured by reuse (hidden connections left out); thinned out by :meth:`lod_steps`."""
         self._paths, self._noise_dots = {}, {}
         self._cache = None
-        self._path_step = step = self.lod_step() if step is None else step
+        self._path_steps = steps = self.lod_steps() if steps is None else steps
         self.drawn_arcs = 0
         if self.layout_ is None:
             return
-        for row in self.layout_.rows:
+        for row, step in zip(self.layout_.rows, steps, strict=True):
             if not row.arcs:
                 continue
             arcs = self._drawn(row, step)
@@ -379,7 +389,7 @@ class DiagramView(QWidget):
         if self.layout_ is None:
             p.end()
             return
-        if self.lod_step() != self._path_step:
+        if self.lod_steps() != self._path_steps:
             self._rebuild_paths()
         cached = self._arc_image()
         if cached is not None:
@@ -419,10 +429,16 @@ class DiagramView(QWidget):
         return image
 
     def scene_size(self) -> tuple[float, float]:
+        """The drawing's extent: the layout's, widened to the block titles (an export shows them whole)."""
         lay = self.layout_
         if lay is None:
             return 400.0, 200.0
-        w, h = lay.width, lay.height
+        if self._titles_width[0] is not lay:
+            fm = QFontMetricsF(self._bold)
+            widest = max((r.header[0] + fm.horizontalAdvance(f"▾ {r.title}") + dl.MARGIN for r in lay.rows if r.title),
+                         default=0.0)
+            self._titles_width = (lay, widest)
+        w, h = max(lay.width, self._titles_width[1]), lay.height
         if self.baseline is not None:
             w, h = max(w, self.baseline.width), max(h, self.baseline.height)
         return w, h
@@ -436,9 +452,9 @@ class DiagramView(QWidget):
         p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
         p.translate(rect.topLeft())
         p.scale(s, s)
-        thinned = self._path_step != 1
+        thinned = self.thinning() > 1
         if thinned:  # (an export draws every connection)
-            self._rebuild_paths(1)
+            self._rebuild_paths((1,) * len(self.layout_.rows))
         self.paint_scene(p, None, max(s, 1.0))
         if thinned:
             self._rebuild_paths()
