@@ -178,6 +178,8 @@ def single_changes(app, window, name: str, setter, values) -> dict:
         loop.exec()
         window.summary_panel.summaryUpdated.disconnect(done)
 
+    if "channels" in getattr(window, "TABS", ()):
+        window.select_tab("channels")  # (its plots' repaint is what this waits for)
     canvas = window.channel_panel.graphics
     monitor.start()
     for v in values:
