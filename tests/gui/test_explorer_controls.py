@@ -21,13 +21,15 @@ def test_structure_and_initial_numbers(qtbot, explorer):
     w = explorer
     for name in ("presetCombo", "growthRateSlider", "compressionSlider", "bottleneckToggle", "bnSizeSlider",
                  "blockCountSpin", "blockDepthSlider1", "blockDepthSlider4", "stemCombo", "inputSizeSpin",
-                 "paramsLabel", "summaryPanel", "channelPanel"):
+                 "paramsLabel", "summaryPanel", "channelPanel", "architecturePanel"):
         found = w.findChild(QWidget, name)
         assert found is not None, name
-        assert found.toolTip() or name in ("paramsLabel", "summaryPanel", "channelPanel"), f"{name} has no tooltip"
+        assert found.toolTip() or name in ("paramsLabel", "summaryPanel", "channelPanel", "architecturePanel"), \
+            f"{name} has no tooltip"
     assert w.findChild(QWidget, "blockDepthSlider5") is None
     tabs = [w.tabs.tabText(i) for i in range(w.tabs.count())]
-    assert tabs[:2] == ["Channels", "Summary"]
+    assert tabs[:3] == ["Architecture", "Channels", "Summary"]
+    assert w.tabs.currentWidget() is w.architecture_panel  # the network itself is what a new window shows
     cfg = get_preset("densenet121")
     assert w.config == cfg
     assert label(w, "paramsLabel").text() == f"{count_params(cfg):,}" == "7,978,856"
