@@ -90,6 +90,7 @@ class DiagramView(QWidget):
         self._bold.setBold(True)
         self.last_paint_ms = 0.0
         self._cache: tuple | None = None
+        self._direct_paints = 0
         self._path_steps: tuple[int, ...] = ()
         self._titles_width: tuple = (None, 0.0)
         self.drawn_arcs = 0
@@ -189,6 +190,7 @@ class DiagramView(QWidget):
         coloured by reuse (hidden connections left out); thinned out by :meth:`lod_steps`."""
         self._paths, self._noise_dots = {}, {}
         self._cache = None
+        self._direct_paints = 0  # paints since the paths changed (the first draws directly: see _arc_image)
         self._path_steps = steps = self.lod_steps() if steps is None else steps
         self.drawn_arcs = 0
         if self.layout_ is None:
@@ -407,12 +409,17 @@ class DiagramView(QWidget):
 
     def _arc_image(self) -> QImage | None:
         """The arcs of the whole scene at the current zoom, rendered once (hover, selection and pan
-        then cost a blit); None where that image would be too large (the arcs are drawn directly)."""
+        then cost a blit); None where that image would be too large, and for the first paint of new
+        paths (a slider drag repaints each configuration once: the image would be thrown away), when
+        the visible arcs are drawn directly."""
         w, h = self.scene_size()
         dpr = self.devicePixelRatioF()
         key = (self.zoom, dpr)
         if self._cache is not None and self._cache[0] == key:
             return self._cache[1]
+        self._direct_paints += 1
+        if self._direct_paints == 1:
+            return None
         pw, ph = int(w * self.zoom * dpr) + 2, int(h * self.zoom * dpr) + 2
         if pw * ph > self.CACHE_PIXELS:
             return None
