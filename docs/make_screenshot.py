@@ -26,6 +26,7 @@ def main() -> int:
     app = QApplication(sys.argv[:1])
     app.setStyle("Fusion")
     window = MainWindow(settings=None)
+    window.select_tab("channels")
     window.show()
 
     def settle() -> None:
