@@ -182,7 +182,7 @@ class MainWindow(QMainWindow):
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setWidget(self.controls)
-        self.dock = QDockWidget("Architecture", self)
+        self.dock = QDockWidget("Configuration", self)  # (the Architecture tab draws it)
         self.dock.setObjectName("controlsDock")
         self.dock.setWidget(scroll)
         self.dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
