@@ -89,6 +89,8 @@ def _add(group, f: Field, example: Family) -> None:
         kw["type"] = _ints(",".join(map(str, value)))
     elif f.kind == "choice":
         kw["choices"] = f.choices
+    elif f.kind == "spec":
+        kw["type"] = str  # (the configuration's validate() says what is wrong, in one line)
     else:
         kw["type"] = float if f.kind == "float" else int
     group.add_argument(*names, **kw)

@@ -104,7 +104,8 @@ def test_the_real_shipped_default_is_what_its_sidecar_says(capsys):
     assert main(["reuse", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["checkpoint"].endswith(DEFAULT_CHECKPOINT) and side["file"] == DEFAULT_CHECKPOINT
-    assert out["inferred"] is False and out["config"] == side["config"]
+    # (the sidecar predates the connectivity field: its absence means dense)
+    assert out["inferred"] is False and out["config"] == {**side["config"], "connectivity": "dense"}
     assert out["metadata"]["heldout_accuracy"] == side["heldout_accuracy"]
     depths = side["config"]["block_depths"]
     assert [(len(b["sources"]), len(b["targets"])) for b in out["blocks"]] == [(d + 1, d + 1) for d in depths]

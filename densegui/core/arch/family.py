@@ -33,7 +33,9 @@ class Field:
 
     name: str  # the configuration attribute
     label: str  # short words for a control ("growth rate k")
-    kind: str  # "int" | "float" | "bool" | "choice" | "depths" (one int per block) | "ints" (per block)
+    # "int" | "float" | "bool" | "choice" | "depths" (one int per block) | "ints" (per block) |
+    # "spec": a string, one of ``choices``, where a choice ending in ":W" takes a whole number in lo … hi
+    kind: str
     help: str = ""  # one line for --help and tooltips
     lo: float | None = None  # inclusive range (per item for "depths"/"ints")
     hi: float | None = None

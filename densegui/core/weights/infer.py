@@ -33,6 +33,7 @@ from itertools import pairwise
 from typing import TYPE_CHECKING
 
 from densegui.core.arch.densenet.config import STEMS, DenseNetConfig
+from densegui.core.arch.densenet.connectivity import infer as infer_connectivity
 from densegui.core.arch.densenet.plan import dense_block
 from densegui.core.arch.densenet.plan import head as plan_head
 from densegui.core.arch.densenet.plan import plan as dense_plan
@@ -111,6 +112,13 @@ def _check_blocks(scan: Scan, blocks: list[Block]) -> DenseNetConfig:
                              f"channels, its 3×3 one gives {k} (bn_size·k must be a multiple of k).")
     shape = DenseNetConfig(growth_rate=k, bn_size=inter // k, bottleneck=bottleneck,
                            block_depths=tuple(len(block.layers) for block in blocks))
+    # Which earlier feature maps each layer reads shows in its first conv's input channels.
+    reads = [([scan.weight(layer.convs[0])[1] for layer in block.layers], scan.weight(block.layers[0].convs[0])[1])
+             for block in blocks]
+    if all(layer.kind == first.kind for block in blocks for layer in block.layers):
+        spec = infer_connectivity(reads, k)
+        if spec is not None:
+            shape = shape.replace(connectivity=spec)
     for b, block in enumerate(blocks, 1):
         check_numbered([layer.index for layer in block.layers], f"block {b}'s dense layer")
         block.c0 = scan.weight(block.layers[0].convs[0])[1]
@@ -123,7 +131,7 @@ def _check_blocks(scan: Scan, blocks: list[Block]) -> DenseNetConfig:
             if got != want:
                 raise InferenceError(f"tensor {key_of(layer.convs[0], 'weight')!r} has shape {fmt(got)}, expected "
                                      f"{fmt(want)} (k={k}, {unit.in_channels} input channels); the weights are "
-                                     "inconsistent.")
+                                     "inconsistent (no dense, log or window:W connectivity reads those channels).")
             needed = len(unit_norms(unit))
             if len(layer.norms) != needed:
                 raise InferenceError(

@@ -34,7 +34,7 @@ TORCHVISION = {"densenet121": 7_978_856, "densenet161": 28_681_000, "densenet169
 PAPER_M = {"densenet264": 33.3, "densenet-40-k12": 1.0, "densenet-100-k12": 7.0, "densenet-100-k24": 27.2,
            "densenet-bc-100-k12": 0.8, "densenet-bc-250-k24": 15.3, "densenet-bc-190-k40": 25.6}
 FIELDS = ["growth_rate", "block_depths", "compression", "bottleneck", "bn_size", "init_features", "stem",
-          "in_channels", "num_classes", "drop_rate", "input_size", "memory_efficient"]
+          "in_channels", "num_classes", "drop_rate", "connectivity", "input_size", "memory_efficient"]
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py

@@ -12,6 +12,7 @@ from densegui.core.arch.densenet.config import (
     DenseNetConfig,
     preset_of,
 )
+from densegui.core.arch.densenet.connectivity import MAX_WINDOW, SPEC_HELP
 from densegui.core.arch.densenet.plan import plan
 from densegui.core.arch.densenet.table import layer_table
 
@@ -28,6 +29,8 @@ FIELDS = (
     F.Field("init_features", "stem channels", "int", "channels out of the stem (default 2k)",
             *LIMITS["init_features"], optional=True, sweep=False),
     F.Field("drop_rate", "dropout", "float", "dropout after each dense layer's 3×3 conv", 0.0, 0.99),
+    F.Field("connectivity", "connectivity", "spec", f"which earlier feature maps a dense layer concatenates: {SPEC_HELP}",
+            1, MAX_WINDOW, choices=("dense", "window:W", "log"), metavar="SPEC"),
     *shared_fields(STEMS, "imagenet (7×7/2 conv + max pool), cifar (3×3 conv) or, for DenseNets, deep "
                    "(timm's: three 3×3 convs + max pool)"),
     F.Field("memory_efficient", "memory-efficient", "bool",

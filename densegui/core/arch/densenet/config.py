@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from densegui.core.arch.config_io import SHARED_LIMITS, ConfigIO, check_int, is_int
+from densegui.core.arch.densenet import connectivity as conn
 from densegui.core.arch.config_io import show as _show
 from densegui.core.arch.plan import stride2
 from densegui.core.arch.published import Preset
@@ -72,6 +73,7 @@ class DenseNetConfig(ConfigIO):
     in_channels: int = 3
     num_classes: int = 1000
     drop_rate: float = 0.0
+    connectivity: str = "dense"  # which earlier feature maps a dense layer reads (densenet/connectivity.py)
     input_size: int = 224
     memory_efficient: bool = False
 
@@ -79,6 +81,10 @@ class DenseNetConfig(ConfigIO):
         # Accept lists (from JSON) but store an immutable tuple.
         if isinstance(self.block_depths, list):
             object.__setattr__(self, "block_depths", tuple(self.block_depths))
+        try:  # one spelling per connectivity ("Window:04" → "window:4"); validate() rejects the rest
+            object.__setattr__(self, "connectivity", conn.normal(self.connectivity))
+        except ConfigError:
+            pass
         # Accept ints for the float fields (JSON "1" for θ = 1).
         for name in ("compression", "drop_rate"):
             value = getattr(self, name)
@@ -97,6 +103,14 @@ class DenseNetConfig(ConfigIO):
     @property
     def num_blocks(self) -> int:
         return len(self.block_depths)
+
+    def layer_sources(self, i: int) -> tuple[int, ...]:
+        """The sources layer ``i`` (1-based) of a block concatenates (0: the block input, j: layer j)."""
+        return conn.sources(self.connectivity, i)
+
+    def backprop_distance(self) -> int:
+        """The most layers a gradient crosses between two feature maps of one block (1 when dense)."""
+        return max(conn.longest_path(self.connectivity, d) for d in self.block_depths)
 
     def transition_out(self, channels: int) -> int:
         """Channels after a transition that receives ``channels``: ⌊θ·m⌋.
@@ -161,6 +175,7 @@ class DenseNetConfig(ConfigIO):
         _check_int("input_size", self.input_size)
         if not isinstance(self.memory_efficient, bool):
             raise ConfigError(f"memory_efficient must be true or false, got {_show(self.memory_efficient)}.")
+        conn.parse(self.connectivity)
         # Combinations.
         channels = self.num_init_features
         for i, depth in enumerate(self.block_depths[:-1], 1):
@@ -196,17 +211,23 @@ class DenseNetConfig(ConfigIO):
         name = preset_of(self, ignore_run_settings=True)
         if name is not None:
             return name
-        return f"{self.variant} k={self.growth_rate} blocks {','.join(map(str, self.block_depths))} {self.stem}"
+        base = self.replace(connectivity=conn.DENSE)
+        if self.connectivity != conn.DENSE and preset_of(base, ignore_run_settings=True) is not None:
+            return f"{preset_of(base, ignore_run_settings=True)} ({self.connectivity})"
+        return (f"{self.variant} k={self.growth_rate} blocks {','.join(map(str, self.block_depths))} {self.stem}"
+                f"{'' if self.connectivity == conn.DENSE else f' {self.connectivity}'}")
 
     def brief(self) -> str:
         """The choices besides the depths, in a few characters (``densegui presets``)."""
-        return f"k={self.growth_rate} θ={self.compression:g}{' B' if self.bottleneck else ''}"
+        return (f"k={self.growth_rate} θ={self.compression:g}{' B' if self.bottleneck else ''}"
+                f"{'' if self.connectivity == conn.DENSE else f' {self.connectivity}'}")
 
     def describe(self) -> str:
         """One line with every architectural choice."""
         return (f"{self.variant}, k={self.growth_rate}, blocks {','.join(map(str, self.block_depths))}, "
                 f"θ={self.compression:g}, {self.stem} stem, {self.in_channels}×{self.input_size}×{self.input_size} "
-                f"in, {self.num_classes} classes")
+                f"in, {self.num_classes} classes"
+                f"{'' if self.connectivity == conn.DENSE else f', {self.connectivity} connectivity'}")
 
     def python_snippet(self) -> str:
         """Python code that rebuilds this model with densegui."""

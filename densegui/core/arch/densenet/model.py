@@ -67,10 +67,15 @@ class DenseLayer(nn.Module):
 class DenseBlock(nn.ModuleDict):
     def __init__(self, depth: int, in_channels: int, cfg: DenseNetConfig) -> None:
         super().__init__()
-        for i in range(depth):
+        k = cfg.growth_rate
+        # Which earlier feature maps each layer reads: None where it reads them all (dense).
+        self.picks: list[tuple[int, ...] | None] = []
+        for i in range(1, depth + 1):
+            picked = cfg.layer_sources(i)
+            self.picks.append(None if picked == tuple(range(i)) else picked)
             self.add_module(
-                f"denselayer{i + 1}",
-                DenseLayer(in_channels + i * cfg.growth_rate, cfg.growth_rate, cfg.bn_size, cfg.bottleneck,
+                f"denselayer{i}",
+                DenseLayer(sum(in_channels if j == 0 else k for j in picked), k, cfg.bn_size, cfg.bottleneck,
                            cfg.drop_rate, cfg.memory_efficient),
             )
 
@@ -78,8 +83,8 @@ class DenseBlock(nn.ModuleDict):
 
     def forward(self, x: Tensor) -> Tensor:
         features = [x]
-        for layer in self.values():
-            features.append(layer(features))
+        for layer, picked in zip(self.values(), self.picks):
+            features.append(layer(features if picked is None else [features[j] for j in picked]))
         return self.concat(features, 1)
 
 

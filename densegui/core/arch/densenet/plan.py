@@ -47,17 +47,23 @@ def dense_block(cfg: DenseNetConfig, b: int, c0: int, size: int = 1,
     k, inter = cfg.growth_rate, cfg.bn_size * cfg.growth_rate
     depth = cfg.block_depths[b - 1]
     paths = tuple(f"features.denseblock{b}.denselayer{i}" for i in range(1, depth + 1))
-    # Layer i reads the block input and layers 1 … i−1: prefixes of one tuple (slices are cheap).
+    # Densely, layer i reads the block input and layers 1 … i−1: prefixes of one tuple (slices are cheap).
     sources, channels = (block_input, *paths), (c0, *(k,) * depth)
+    dense = cfg.connectivity == "dense"
     units: list[Unit] = []
     for i, p in enumerate(paths, 1):
-        cin = c0 + (i - 1) * k
+        if dense:
+            srcs, chans = sources[:i], channels[:i]
+        else:
+            picked = cfg.layer_sources(i)
+            srcs, chans = tuple(sources[j] for j in picked), tuple(channels[j] for j in picked)
+        cin = sum(chans)
         if cfg.bottleneck:
             tensors = (bn(f"{p}.norm1", cin) + conv(f"{p}.conv1", inter, cin, 1, size) + bn(f"{p}.norm2", inter)
                        + conv(f"{p}.conv2", k, inter, 3, size))
         else:
             tensors = bn(f"{p}.norm1", cin) + conv(f"{p}.conv1", k, cin, 3, size)
-        units.append(Unit(p, "dense", b, i, cin, k, size, size, tensors, sources[:i], channels[:i],
+        units.append(Unit(p, "dense", b, i, cin, k, size, size, tensors, srcs, chans,
                           2 if cfg.bottleneck else 1, f"{p}.conv1"))
     return units, c0 + len(units) * k
 
