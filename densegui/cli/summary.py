@@ -7,6 +7,7 @@ import json
 from densegui.cli.common import add_model_args, config_from_args, join_words
 from densegui.core.analysis.summary import summarize
 from densegui.core.arch.family import MEMORY_EFFICIENT
+from densegui.core.arch.graph import backprop_distance, connections
 from densegui.core.arch.registry import families, family_of, layer_table, plan
 from densegui.core.errors import ConfigError
 from densegui.core.units import human_bytes
@@ -35,6 +36,8 @@ def summary_json(cfg, batch: int = 1) -> dict:
         "macs": table.macs,
         "macs_convention": "conv + linear multiply-accumulates, batch 1 (FLOPs ≈ 2 × MACs)",
         "final_channels": plan(cfg).units[-1].in_channels,  # into the classifier
+        "connections": connections(plan(cfg)),  # feature maps concatenated, over the whole network
+        "backprop_distance": backprop_distance(plan(cfg)),  # in layers, within a block (None: no concatenation)
         "layers": [r.to_dict() for r in table.rows],
         "memory": {
             "batch_size": batch,
@@ -63,6 +66,10 @@ def run(args) -> int:
           f"batch 1, {cfg.input_size}×{cfg.input_size}; FLOPs ≈ 2 × MACs; torchinfo's Mult-Adds above also "
           f"count BatchNorm scale/shift and the classifier bias)")
     print(f"Final channels:        {plan(cfg).units[-1].in_channels}")
+    distance = backprop_distance(plan(cfg))
+    if distance is not None:
+        print(f"Connections:           {connections(plan(cfg)):,} concatenated feature maps; backprop distance "
+              f"{distance} layer{'s' if distance != 1 else ''} (the most any gradient crosses inside a block)")
     family = family_of(cfg)
     if not family.can(MEMORY_EFFICIENT):
         print(f"Activation memory:     {human_bytes(naive)} (float32 tensors saved for backward, batch "

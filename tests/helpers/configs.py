@@ -5,7 +5,8 @@ configuration (valid or not) from it, :func:`random_valid_configs` a list of val
 
 * :data:`LIMITS_SPACE` (test_config): small fields over the whole accepted range, input sizes
   down to 1 and compressions down to 0.01, so that many configurations fail validation.
-* :data:`MEASURED_SPACE` (test_stats): models small enough to build, run and measure on the CPU.
+* :data:`MEASURED_SPACE` (test_stats, the family contract): models small enough to build, run and
+  measure on the CPU, with every connectivity.
 * :data:`FORWARD_SPACE` (test_model): small models with inputs of at least 8 pixels, no dropout.
 """
 
@@ -32,6 +33,7 @@ class ConfigSpace:
     num_classes: tuple[int, int]
     drop_rates: tuple[float, ...] | None  # None: not drawn (the default drop rate)
     input_size: tuple[int, int]
+    connectivities: tuple[str, ...] | None = None  # None: not drawn (dense)
 
 
 LIMITS_SPACE = ConfigSpace(growth_rate=(1, 6), num_blocks=(1, 4), block_depth=(1, 3),
@@ -39,7 +41,8 @@ LIMITS_SPACE = ConfigSpace(growth_rate=(1, 6), num_blocks=(1, 4), block_depth=(1
                            in_channels=(1, 4), num_classes=(1, 7), drop_rates=(0.0, 0.3), input_size=(1, 40))
 MEASURED_SPACE = ConfigSpace(growth_rate=(1, 7), num_blocks=(1, 4), block_depth=(1, 4),
                              compressions=(1.0, 0.5, 0.3, 0.75, 0.2), bn_size=(1, 4), init_features=(1, 12),
-                             in_channels=(1, 4), num_classes=(1, 12), drop_rates=(0.0, 0.25), input_size=(5, 40))
+                             in_channels=(1, 4), num_classes=(1, 12), drop_rates=(0.0, 0.25), input_size=(5, 40),
+                             connectivities=("dense", "log", "window:1", "window:2", "window:3"))
 FORWARD_SPACE = ConfigSpace(growth_rate=(1, 6), num_blocks=(1, 4), block_depth=(1, 3),
                             compressions=(1.0, 0.5, 0.3), bn_size=(1, 4), init_features=(1, 9),
                             in_channels=(1, 4), num_classes=(1, 9), drop_rates=None, input_size=(8, 40))
@@ -62,6 +65,8 @@ def random_config(rng: random.Random, space: ConfigSpace, **fixed) -> DenseNetCo
     if space.drop_rates is not None:
         values["drop_rate"] = rng.choice(space.drop_rates)
     values["input_size"] = rng.randint(*space.input_size)
+    if space.connectivities is not None:
+        values["connectivity"] = rng.choice(space.connectivities)
     values.update(fixed)
     return DenseNetConfig(**values)
 

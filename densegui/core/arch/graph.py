@@ -151,3 +151,31 @@ def to_dot(graph: Graph, *, title: str = "", block_word: str = "block") -> str:
                      f"macs={e.macs}];")
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def backprop_distance(plan: Plan) -> int | None:
+    """The most layers a gradient must cross between two feature maps of one block, along the
+    connections (the Log-DenseNet paper's backprop distance: 1 when every layer reads every
+    earlier one); None for a network whose layers concatenate nothing (a ResNet)."""
+    blocks: dict[int, list[Unit]] = {}
+    for u in plan.units:
+        if u.block is not None and u.index is not None and u.sources:
+            blocks.setdefault(u.block, []).append(u)
+    worst = None
+    for layers in blocks.values():
+        maps = [layers[0].sources[0], *(u.path for u in layers)]  # the block input, then each layer
+        reads = {u.path: set(u.sources) for u in layers}
+        for s_i, s in enumerate(maps):
+            dist = {s: 0}
+            for t in maps[s_i + 1:]:
+                reach = [dist[x] for x in reads[t] if x in dist]
+                if reach:
+                    dist[t] = min(reach) + 1
+            far = max(dist.values())
+            worst = far if worst is None else max(worst, far)
+    return worst
+
+
+def connections(plan: Plan) -> int:
+    """Feature maps concatenated by every unit of the network (transitions and head included)."""
+    return sum(len(u.sources) for u in plan.units)
