@@ -7,11 +7,13 @@ For each dense block with input k0 channels, growth rate k and L layers:
   classifier after the last block);
 * cell (s, t) is mean(|W[:, slice_s]|) over the target's first convolution W
   (the 1×1 conv of a bottleneck layer; the transition's conv; the classifier's
-  weight matrix), where source 0 owns input channels [0, k0) and source j owns
-  [k0 + (j−1)k, k0 + jk);
-* a source that does not feed the target (s ≥ t for layer targets) is NaN
-  ("no connection"; ``null`` in JSON, empty in CSV); so is the classifier column of a
-  state_dict without ``classifier.weight`` (a checkpoint whose head was not recognised).
+  weight matrix), where slice_s is source s's channels in *that target's* input: its
+  sources are concatenated in increasing order (densely, source 0 owns [0, k0) and
+  source j owns [k0 + (j−1)k, k0 + jk); a sparse connectivity skips some);
+* a source that does not feed the target (s ≥ t for layer targets, and the sources a
+  ``log`` or ``window:W`` layer skips) is NaN ("no connection"; ``null`` in JSON, empty
+  in CSV); so is the classifier column of a state_dict without ``classifier.weight`` (a
+  checkpoint whose head was not recognised).
 
 That is the ``weights`` measure. All four measures (``weights``, ``bn-weights``, ``activation``,
 ``ablation``) fill the same :class:`BlockReuse` shape over the blocks :func:`block_layouts` reads
@@ -96,11 +98,20 @@ class BlockReuse:
     sources: list[str]
     targets: list[str]
     matrix: np.ndarray  # float64, rows = sources, columns = targets
-    source_channels: list[tuple[int, int]]  # [start, end) of each source in its targets' input
+    source_channels: list[tuple[int, int]]  # [start, end) of each source in the block's output (the last target's input)
     measure: str = DEFAULT_MEASURE
     noise: dict[str, Any] | None = None
     within_noise: np.ndarray | None = None  # bool, same shape (False where no connection)
     extra: dict[str, np.ndarray] = field(default_factory=dict)
+    # Per target column: (source row, start, end) of each source it reads, in its own input.
+    # None: every target reads sources 0..t at ``source_channels`` (dense).
+    reads: list[tuple[tuple[int, int, int], ...]] | None = None
+
+    def channels(self, row: int, target: int) -> tuple[int, int] | None:
+        """[start, end) of source ``row`` in target ``target``'s input; None where it does not read it."""
+        if self.reads is None:
+            return tuple(self.source_channels[row]) if row <= target else None
+        return next(((s, e) for r, s, e in self.reads[target] if r == row), None)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -138,8 +149,11 @@ class BlockLayout:
     block: int  # 1-based
     sources: list[str]  # "input", "layer 1" … (rows)
     targets: list[str]  # "layer 1" … and "transition b" or "classifier" (columns)
-    ranges: list[tuple[int, int]]  # [start, end) of each source in its targets' input
+    ranges: list[tuple[int, int]]  # [start, end) of each source in the block's output (the last target's input)
     units: tuple[Unit, ...]  # the targets' plan units, in column order
+    # Per target: (source row, start, end) of each source it reads, in its own input, in increasing
+    # row order (the plan unit's sources; densely rows 0..t at ``ranges``, sparsely fewer).
+    reads: tuple[tuple[tuple[int, int, int], ...], ...] = ()
 
     @property
     def keys(self) -> list[str]:
@@ -171,22 +185,38 @@ def not_reusable(family: Family) -> DenseguiError:
 
 
 def block_layouts(plan: Plan) -> list[BlockLayout]:
-    """Every dense block of ``plan``: the units that mix sources, grouped by their block's input."""
-    groups: dict[str, list[Unit]] = {}
+    """Every dense block of ``plan``: its layers (the mixing units with a layer index), closed by
+    the unit that reads the whole block (a transition, or the classifier). Each target reads what
+    its plan unit says: rows and channel slices from its ``sources`` and ``source_channels``."""
+    out: list[BlockLayout] = []
+    units: list[Unit] = []
     for u in plan.units:
-        if u.mixer is not None and u.sources:
-            groups.setdefault(u.sources[0], []).append(u)
-    out = []
-    for b, units in enumerate(groups.values(), 1):
-        last = units[-1]  # the transition or the classifier: it reads every source
-        ranges, start = [], 0
-        for channels in last.source_channels:
-            ranges.append((start, start + channels))
-            start += channels
-        layers = [f"layer {u.index}" for u in units[:-1]]
-        final = "classifier" if last.kind == "head" else f"transition {b}"
-        out.append(BlockLayout(b, ["input", *layers], [*layers, final], ranges, tuple(units)))
+        if u.mixer is None or not u.sources:
+            continue
+        units.append(u)
+        if u.index is None:  # the transition or the classifier: it reads every source, in row order
+            out.append(_layout(len(out) + 1, units))
+            units = []
     return out
+
+
+def _layout(b: int, units: list[Unit]) -> BlockLayout:
+    last = units[-1]
+    row_of = {path: row for row, path in enumerate(last.sources)}
+    reads = []
+    for u in units:
+        if any(p not in row_of for p in u.sources):
+            raise DenseguiError(f"{u.path} reads a feature map outside block {b}; the reuse measures need "
+                                "each layer to read its own block only.")
+        cells, start = [], 0
+        for path, channels in zip(u.sources, u.source_channels, strict=True):
+            cells.append((row_of[path], start, start + channels))
+            start += channels
+        reads.append(tuple(cells))
+    layers = [f"layer {u.index}" for u in units[:-1]]
+    final = "classifier" if last.kind == "head" else f"transition {b}"
+    ranges = [(s, e) for _, s, e in reads[-1]]
+    return BlockLayout(b, ["input", *layers], [*layers, final], ranges, tuple(units), tuple(reads))
 
 
 def normalise(matrix: np.ndarray, mode: str = DEFAULT_NORMALISATION) -> np.ndarray:

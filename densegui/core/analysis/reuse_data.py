@@ -52,6 +52,7 @@ SE_WITHIN = 2.0  # |Δ| ≤ this many standard errors: within noise
 
 
 def _blocks_from(walk: Walk, values: Mapping[Target, np.ndarray], measure: str) -> list[BlockReuse]:
+    """Block matrices from per-target values, one per source the target reads (in its read order)."""
     out = []
     for layout in walk.layouts:
         sources, targets = layout.sources, layout.targets
@@ -59,8 +60,9 @@ def _blocks_from(walk: Walk, values: Mapping[Target, np.ndarray], measure: str) 
         for t in range(len(targets)):
             v = values.get((layout.block, t))
             if v is not None:
-                m[:v.size, t] = v
-        out.append(BlockReuse(layout.block, list(sources), list(targets), m, list(layout.ranges), measure=measure))
+                m[walk.rows((layout.block, t)), t] = v
+        out.append(BlockReuse(layout.block, list(sources), list(targets), m, list(layout.ranges), measure=measure,
+                              reads=list(layout.reads)))
     return out
 
 
@@ -79,7 +81,7 @@ def activation_values(walk: Walk, data: EvalData, cancel: Cancel = None,
         linear = isinstance(module, nn.Linear)
         n = a.shape[0]
         out, per_image = None, []
-        for s, e in walk.sources(target):
+        for _, s, e in walk.sources(target):
             piece = walk.piece(target, a[:, s:e], s, e)
             per_image.append(piece.abs().reshape(n, -1).mean(1).double())  # (float32 sums of ≤ 10⁴ terms)
             out = piece if out is None else out.add_(piece)
@@ -159,7 +161,8 @@ class _Cutter:
 
     Exact and incremental: BatchNorm and ReLU act per channel and a first conv is linear in its
     input channels, so inside the cut's block each later target's first conv changes only by the
-    conv of its *changed* input channels (those of the cut target's output and later layers):
+    conv of its *changed* input channels (the cut target's output and the later layers that read a
+    changed feature map; densely all later layers, under ``log`` or ``window:W`` perhaps fewer):
     ``first' = first + conv(ReLU(BN(x'))[changed] − ReLU(BN(x))[changed], W[:, changed])``.
     After the block everything changes and is run again."""
 
@@ -177,9 +180,10 @@ class _Cutter:
         self.feats, self.pooled = keep[:-1], keep[-1]
 
     def logits_without(self, target: Target, source: int) -> Tensor:
+        """The logits with the connection from source row ``source`` to ``target`` cut."""
         walk, (b, t) = self.walk, target
         depth = walk.depth(b)
-        start, end = walk.sources(target)[source]
+        start, end = walk.channels(target, source)
         last_block = b == len(walk.layouts)
         if last_block and t == depth:  # the classifier: its input stays
             return self.logits - walk.piece(target, self.pooled[:, start:end], start, end)
@@ -189,25 +193,45 @@ class _Cutter:
                                                    start, end)
             return walk.after_transition(b, cut)
         layers = walk.layers[b - 1]
-        ranges = walk.ranges[b - 1]
         first = self.firsts[target] - walk.piece(target, _bn_relu(walk.norm(target), feats[source], start, end),
                                                  start, end)
-        new = [after_mixer(layers[t], first)]  # sources t+1 … : the ones that changed
-        lo = ranges[t + 1][0]
+        new = {t + 1: after_mixer(layers[t], first)}  # the rows that changed: t+1, and those that read a changed one
         for j in range(t + 1, depth if last_block else depth + 1):  # (the classifier's input is pooled below)
-            hi = ranges[j][1]
+            runs = _changed_runs(walk.sources((b, j)), new)
+            if not runs:
+                continue  # (sparse connectivity: layer j+1 reads no changed row, its output stays)
             norm = walk.norm((b, j))
-            changed = _bn_relu(norm, torch.cat(new, 1), lo, hi) - _bn_relu(norm, torch.cat(feats[t + 1:j + 1], 1), lo, hi)
-            first = self.firsts[(b, j)] + walk.piece((b, j), changed, lo, hi)
+            first = self.firsts[(b, j)]
+            for rows, lo, hi in runs:
+                changed = (_bn_relu(norm, torch.cat([new[r] for r in rows], 1), lo, hi)
+                           - _bn_relu(norm, torch.cat([feats[r] for r in rows], 1), lo, hi))
+                first = first + walk.piece((b, j), changed, lo, hi)
             if j < depth:
-                new.append(after_mixer(layers[j], first))
+                new[j + 1] = after_mixer(layers[j], first)
         if not last_block:
             return walk.after_transition(b, first)
         pooled = self.pooled.clone()
         norm5 = walk.norm5
-        pooled[:, lo:] = torch.flatten(F.adaptive_avg_pool2d(_bn_relu(norm5, torch.cat(new, 1), lo, norm5.num_features),
-                                                             1), 1)
+        for rows, lo, hi in _changed_runs(walk.sources(walk.head), new):
+            pooled[:, lo:hi] = torch.flatten(F.adaptive_avg_pool2d(_bn_relu(norm5, torch.cat([new[r] for r in rows], 1),
+                                                                            lo, hi), 1), 1)
         return walk.module(walk.head)(pooled)
+
+
+def _changed_runs(reads: tuple[tuple[int, int, int], ...],
+                  new: Mapping[int, Tensor]) -> list[tuple[list[int], int, int]]:
+    """The changed rows among a target's ``reads``, grouped into runs of adjacent channels (rows, lo, hi):
+    one narrow conv per run (densely the changed rows are one run, a single conv)."""
+    runs: list[tuple[list[int], int, int]] = []
+    for row, start, end in reads:
+        if row not in new:
+            continue
+        if runs and runs[-1][2] == start:
+            rows, lo, _ = runs[-1]
+            runs[-1] = (rows + [row], lo, end)
+        else:
+            runs.append(([row], start, end))
+    return runs
 
 
 @torch.no_grad()
@@ -237,7 +261,8 @@ def ablation_blocks(config: Any, state_dict: Mapping[str, Tensor], data: EvalDat
     for (target, s), (sd, sd2, sa, sa2) in stats.items():
         for name, value in (("delta_loss", sd / n), ("delta_accuracy", sa / n),
                             ("stderr", _stderr(sd, sd2, n)), ("stderr_accuracy", _stderr(sa, sa2, n))):
-            matrices[name].setdefault(target, np.full(len(walk.sources(target)), np.nan))[s] = value
+            column = matrices[name].setdefault(target, np.full(len(walk.sources(target)), np.nan))
+            column[walk.rows(target).index(s)] = value  # (in the target's read order, as _blocks_from takes it)
     blocks = _blocks_from(walk, matrices["delta_loss"], "ablation")
     for name in ("delta_accuracy", "stderr", "stderr_accuracy"):
         for b, other in zip(blocks, _blocks_from(walk, matrices[name], "ablation")):

@@ -104,12 +104,15 @@ def block_reuse(state_dict: Mapping[str, torch.Tensor], layout: BlockLayout, per
         values = per_channel(state_dict, key, norm)
         if values is None:
             continue
-        # target t (layer t+1, or the transition/classifier at t = depth) sees sources 0..t
-        expected = ranges[t][1]
+        # target t (layer t+1, or the transition/classifier at t = depth) sees the sources its plan unit reads
+        reads = layout.reads[t]
+        expected = reads[-1][2]
         if values.size != expected:
             raise DenseguiError(f"tensor {key!r} takes {values.size} input channels, expected {expected}.")
-        matrix[:t + 1, t] = [values[start:end].mean() for start, end in ranges[:t + 1]]
-    return BlockReuse(layout.block, list(sources), list(targets), matrix, list(ranges), measure=measure)
+        for row, start, end in reads:
+            matrix[row, t] = values[start:end].mean()
+    return BlockReuse(layout.block, list(sources), list(targets), matrix, list(ranges), measure=measure,
+                      reads=list(layout.reads))
 
 
 def reuse_matrices(state_dict: Mapping[str, torch.Tensor], config: Any) -> list[BlockReuse]:

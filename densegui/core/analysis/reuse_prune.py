@@ -55,12 +55,12 @@ def slice_cost(unit: Unit, channels: int) -> tuple[int, int]:
 @torch.no_grad()
 def evaluate_removed(walk: Walk, data: EvalData, removed: Mapping[Target, Sequence[int]],
                      cancel: Cancel = None) -> tuple[float, float]:
-    """(accuracy, mean loss) with the given source slices of each target's first weight zeroed."""
+    """(accuracy, mean loss) with the given source rows' slices of each target's first weight zeroed."""
     weights = {}
     for target, sources in removed.items():
         w = walk.weight(target).detach().clone()
         for s in sources:
-            start, end = walk.sources(target)[s]
+            start, end = walk.channels(target, s)
             w[:, start:end] = 0
         weights[target] = w
 
@@ -84,8 +84,8 @@ def prune_curve(config: Any, state_dict: Mapping[str, Tensor], data: EvalData,
     walk = walk or network(config, state_dict, cancel)
     cells = walk.connections()
     cost = {}
-    for target, s in cells:
-        start, end = walk.sources(target)[s]
+    for target, s in cells:  # (the real connections only: a sparse net's missing ones are not orderable)
+        start, end = walk.channels(target, s)
         cost[(target, s)] = slice_cost(walk.layouts[target[0] - 1].units[target[1]], end - start)
     orders: dict[str, list[list[tuple[Target, int]]]] = {}
     for name, blocks in measures.items():

@@ -57,7 +57,10 @@ class Walk:
     def __init__(self, model: nn.Module, layouts: list[BlockLayout]) -> None:
         self.model = model
         self.layouts = layouts
-        self.ranges = [layout.ranges for layout in layouts]
+        # (source row, start, end) of each source a target reads, in its input (the plan's; sparse
+        # connectivity reads fewer than every earlier row)
+        self._reads = {(layout.block, t): reads for layout in layouts for t, reads in enumerate(layout.reads)}
+        self._rows = {target: [r for r, _, _ in reads] for target, reads in self._reads.items()}
         self.layers = [[model.get_submodule(u.path) for u in layout.units[:-1]] for layout in layouts]
         self.ends = [model.get_submodule(layout.units[-1].path) for layout in layouts[:-1]]  # the transitions
         self._mixers = {(layout.block, t): model.get_submodule(u.mixer)
@@ -98,16 +101,27 @@ class Walk:
             return a @ w.T
         return F.conv2d(a, w, None, module.stride, module.padding, module.dilation, module.groups)
 
-    def sources(self, target: Target) -> list[tuple[int, int]]:
-        b, t = target
-        return self.ranges[b - 1][:t + 1]
+    def sources(self, target: Target) -> tuple[tuple[int, int, int], ...]:
+        """(source row, start, end) of each source ``target`` reads, in increasing row order."""
+        return self._reads[target]
+
+    def rows(self, target: Target) -> list[int]:
+        """The source rows ``target`` reads, in order."""
+        return self._rows[target]
+
+    def channels(self, target: Target, row: int) -> tuple[int, int]:
+        """[start, end) of source ``row`` in ``target``'s input."""
+        for r, start, end in self._reads[target]:
+            if r == row:
+                return start, end
+        raise KeyError((target, row))
 
     def targets(self) -> list[Target]:
         return [(layout.block, t) for layout in self.layouts for t in range(len(layout.units))]
 
     def connections(self) -> list[tuple[Target, int]]:
-        """Every (target, source index) pair, in block, target, source order."""
-        return [(t, s) for t in self.targets() for s in range(len(self.sources(t)))]
+        """Every real (target, source row) connection, in block, target, source order."""
+        return [(t, r) for t in self.targets() for r in self.rows(t)]
 
     def run_stem(self, x: Tensor) -> Tensor:
         for m in self.stem:
@@ -120,7 +134,9 @@ class Walk:
         for t in range(len(feats) - 1, len(layers)):
             check(self.cancel)
             layer, target = layers[t], (b, t)
-            out = first(target, self.module(target), layer.relu1(self.norm(target)(torch.cat(feats, 1))))
+            rows = self.rows(target)
+            x = torch.cat(feats if len(rows) == len(feats) else [feats[r] for r in rows], 1)
+            out = first(target, self.module(target), layer.relu1(self.norm(target)(x)))
             feats.append(after_mixer(layer, out))
         return torch.cat(feats, 1)
 
