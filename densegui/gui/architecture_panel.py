@@ -317,9 +317,10 @@ class ArchitecturePanel(PanelMixin, QWidget):
             elif u.sources and blocks:  # a head reading the last block
                 blocks[max(blocks)].append(u)
         for block, readers in blocks.items():
+            row_of = {path: j for j, path in enumerate(readers[-1].sources)}  # (the unit reading the whole block)
             for t, u in enumerate(readers):
-                for s, ch in enumerate(u.source_channels):
-                    v = c.values.get((block, s, t))
+                for src, ch in zip(u.sources, u.source_channels, strict=True):
+                    v = c.values.get((block, row_of[src], t))
                     if v is None:
                         continue
                     total += 1

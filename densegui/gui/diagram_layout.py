@@ -219,7 +219,12 @@ def layout(plan: Any, family: Any, expanded: dict[int, bool] | None = None, *,
         # Connections: arcs for the feature maps a unit concatenates, straight links otherwise.
         seen: set[int] = set()
         t = 0
-        for u in layers + (closing if b is not None else tail):
+        readers = layers + (closing if b is not None else tail)
+        # A source's row in the block's reuse matrix: its place among the feature maps of the unit that
+        # reads the whole block (the transition or head); a sparse layer reads only some of them.
+        whole = next((u.sources for u in reversed(readers) if u.sources), ())
+        row_of = {path: j for j, path in enumerate(whole)}
+        for u in readers:
             dst = row_items[u.path]
             if id(dst) in seen:  # (the layers of a collapsed block share its box)
                 continue
@@ -228,7 +233,7 @@ def layout(plan: Any, family: Any, expanded: dict[int, bool] | None = None, *,
                 for s_i, (src_path, ch) in enumerate(zip(u.sources, u.source_channels, strict=True)):
                     src = row_items.get(src_path)
                     if src is not None:
-                        row.arcs.append(Arc(src, dst, ch, s_i, t, 0.0))
+                        row.arcs.append(Arc(src, dst, ch, row_of.get(src_path, s_i), t, 0.0))
                 t += 1
             else:
                 i = row.items.index(dst)

@@ -698,7 +698,7 @@ class ReusePanel(QWidget):
 
     def detail_text(self, index: int, row: int, target: int) -> str:
         b = self.blocks[index]
-        start, end = b.source_channels[row]
+        start, end = b.channels(row, target) or b.source_channels[row]  # (in this target's input)
         value = b.matrix[row, target]
         shown = self.view.displayed(index)[row, target]
         rank, count = column_rank(b.matrix, row, target)

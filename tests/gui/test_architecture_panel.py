@@ -151,19 +151,21 @@ def synthetic_reuse(cfg, seed=0):
             readers.setdefault(u.block if u.block is not None else max(readers), []).append(u)
     for block, us in readers.items():
         n = len(us)
+        rows = {path: j for j, path in enumerate(us[-1].sources)}  # (the transition/head reads every map)
         matrix = [[float("nan")] * n for _ in range(n)]
         noise = [[False] * n for _ in range(n)]
         for t, u in enumerate(us):
-            for s in range(len(u.sources)):
-                matrix[s][t] = rng.random()
-                noise[s][t] = rng.random() < 0.2
+            for src in u.sources:
+                matrix[rows[src]][t] = rng.random()
+                noise[rows[src]][t] = rng.random() < 0.2
         blocks.append((block, matrix, noise))
     lut = [(round(255 * i / 255), 40, round(255 * (1 - i / 255))) for i in range(256)]  # blue → red
     return {"config": cfg, "label": "a test measure", "lut": lut, "blocks": blocks}
 
 
-def test_reuse_colours_the_arcs_and_hiding_counts_what_the_hidden_connections_carry(qtbot, panel):
-    cfg = arch.get_preset("densenet-40-k12")
+@pytest.mark.parametrize("spec", ["dense", "log"])
+def test_reuse_colours_the_arcs_and_hiding_counts_what_the_hidden_connections_carry(qtbot, panel, spec):
+    cfg = arch.get_preset("densenet-40-k12").replace(connectivity=spec)
     lay = draw(qtbot, panel, cfg)
     row = lay.rows[0]
     top = panel.view.to_widget(0, row.y + dl.HEADER_H).y()
@@ -190,11 +192,12 @@ def test_reuse_colours_the_arcs_and_hiding_counts_what_the_hidden_connections_ca
     for block, matrix, _noise in payload["blocks"]:
         readers = [u for u in arch.plan(cfg).units if u.sources and (u.block == block or
                                                                        (u.block is None and block == 3))]
+        rows = {path: j for j, path in enumerate(readers[-1].sources)}
         for t, u in enumerate(readers):
             start = 0
-            for s, ch in enumerate(u.source_channels):
+            for src, ch in zip(u.sources, u.source_channels, strict=True):
                 n_total += 1
-                if matrix[s][t] < 0.5:
+                if matrix[rows[src]][t] < 0.5:
                     want_n += 1
                     mixer = model.get_submodule(u.mixer)
                     w = mixer.weight[:, start:start + ch]
@@ -203,6 +206,14 @@ def test_reuse_colours_the_arcs_and_hiding_counts_what_the_hidden_connections_ca
                 start += ch
     assert (hidden, total, params, macs) == (want_n, n_total, want_p, want_m)
     assert f"{hidden:,} of {total:,} connections" in panel.reuse_label.text()
+    # every drawn arc has its own cell's value (a sparse layer's sources are rows of the whole block)
+    values = {(b, s, t): m[s][t] for b, m, _ in payload["blocks"] for s in range(len(m)) for t in range(len(m))}
+    for r in panel.view.layout_.rows:
+        whole = [i.path for i in r.items if i.role in ("port", "unit")][:1] + \
+                [i.path for i in r.items if i.role == "layer"]
+        for a in r.arcs:
+            assert whole[a.source] == a.src.path or (a.source == 0 and a.src.role in ("port", "unit"))
+            assert values[(r.block, a.source, a.target)] == values[(r.block, a.source, a.target)]  # not NaN
     panel.view.repaint()
     thinned = panel.view.grab().toImage()
     assert ink(thinned, 0, top, thinned.width(), bottom) < ink(coloured, 0, top, coloured.width(), bottom)
