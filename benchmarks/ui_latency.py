@@ -332,6 +332,14 @@ def main() -> int:
     wait_until(app, window.is_up_to_date)
     setter, xs = mouse_drag(c.depth_sliders[2], list(range(64, 0, -step)))
     rows.append(sweep(app, window, "densenet264: mouse drag of block 3 64→1", setter, xs))
+    fields = getattr(getattr(c, "family", lambda: None)(), "field_names", ())
+    editor = c.control("connectivity") if "connectivity" in fields else None
+    if editor is not None:  # (absent before the connectivity field) window:W, W through its spin box
+        window.load_preset("densenet264")
+        editor.combo.setCurrentIndex(editor.combo.findText("window"))
+        wait_until(app, window.is_up_to_date)
+        rows.append(sweep(app, window, "densenet264: window:W, W 1→32", editor.spin.setValue,
+                          list(range(1, 33, step))))
 
     arch_rows, arch_events = [], []
     if "architecture" in getattr(window, "TABS", ()):

@@ -2,8 +2,9 @@
 
 A family states its editable fields (:class:`densegui.core.arch.family.Field`); :data:`FACTORIES`
 maps a field's kind to the widget that edits it ("int" a slider or, for wide ranges, a spin box;
-"float" a slider; "bool" a check box; "choice" a combo box; "depths" one slider per unit, with the
-"ints" fields beside them). A family's page of controls (:class:`FamilyControls`) is built the first
+"float" a slider; "bool" a check box; "choice" a combo box; "spec" a combo box of its choices and,
+for a choice that takes a number ("window:W"), a spin box for it; "depths" one slider per unit, with
+the "ints" fields beside them). A family's page of controls (:class:`FamilyControls`) is built the first
 time one of its configurations is shown and kept: a preset or file of another family shows that
 family's page and hides the others, and an edit never rebuilds a widget.
 
@@ -28,6 +29,7 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QGridLayout,
     QGroupBox,
+    QHBoxLayout,
     QLabel,
     QSpinBox,
     QVBoxLayout,
@@ -43,6 +45,7 @@ CUSTOM = "__custom__"
 SLIDER_STEPS = 256  # an int field with a wider range gets a spin box (a slider step would be several values)
 MAX_UNITS = 8  # the unit-count spin box's top (a family's validation says when it allows fewer)
 INT_MAX = 2**31 - 1
+SPEC_NUMBER = 4  # the number a "spec" choice that takes one starts at (window:4), within the field's range
 
 # Longer tooltips than a field's one-line help, by field name ("<name>.count" / "<name>.item": the
 # unit-count spin box and one unit's slider of a "depths" field; "<name>=<choice>": one line per
@@ -217,8 +220,82 @@ def _choice_control(field: Field, family: Family) -> Control:
                    lambda v: combo.setCurrentText(str(v)), combo.currentIndexChanged)
 
 
+class SpecEditor(QWidget):
+    """A "spec" field: a combo box of its choices ("window:W" shown as "window") and a spin box for
+    the number of a choice that takes one, shown only while such a choice is picked. ``edited``: the
+    user changed the value (never while :meth:`set_value` shows one)."""
+
+    edited = Signal()
+
+    def __init__(self, field: Field, family: Family) -> None:
+        super().__init__()
+        name, tip = _camel(field.name), _tip(field, family)
+        self.setObjectName(name + "Editor")
+        self.setToolTip(tip)
+        self._loading = False
+        self.combo = QComboBox()
+        self.combo.setObjectName(name + "Combo")
+        self.combo.setToolTip(tip)
+        for choice in field.choices:
+            self.combo.addItem(choice.partition(":")[0], choice)
+        lo, hi = _limits(field)
+        numbered = [c for c in field.choices if ":" in c]
+        letter = numbered[0].partition(":")[2] if numbered else "N"
+        spin_tip = f"{letter} of {' or '.join(numbered) or 'a choice'}: a whole number from {lo} to {hi}. {tip}"
+        self.spin = _spin(name + "Spin", lo, hi, spin_tip)
+        self.spin.setPrefix(f"{letter} = ")
+        self.spin.setValue(min(max(SPEC_NUMBER, lo), hi))
+        h = QHBoxLayout(self)
+        h.setContentsMargins(0, 0, 0, 0)
+        h.addWidget(self.combo, 1)
+        h.addWidget(self.spin)
+        self._show_spin()
+        self.combo.currentIndexChanged.connect(self._combo_changed)
+        self.spin.valueChanged.connect(self._spin_changed)
+
+    def value(self) -> str:
+        choice = self.combo.currentData()
+        return f"{choice.partition(':')[0]}:{self.spin.value()}" if ":" in choice else choice
+
+    def set_value(self, value: Any) -> None:
+        """Show ``value`` ("window:8": "window" and 8); one no choice matches leaves the widgets."""
+        word, _, number = str(value).partition(":")
+        index = next((i for i in range(self.combo.count())
+                      if self.combo.itemData(i).partition(":")[0].lower() == word.strip().lower()), -1)
+        self._loading = True
+        try:
+            if index >= 0:
+                self.combo.setCurrentIndex(index)
+            if number.strip().isdecimal():
+                self.spin.setValue(int(number))
+            self._show_spin()
+        finally:
+            self._loading = False
+
+    def _takes_number(self) -> bool:
+        return ":" in (self.combo.currentData() or "")
+
+    def _show_spin(self) -> None:
+        self.spin.setVisible(self._takes_number())
+
+    def _combo_changed(self, _index: int) -> None:
+        self._show_spin()
+        if not self._loading:
+            self.edited.emit()
+
+    def _spin_changed(self, _value: int) -> None:
+        if not self._loading and self._takes_number():
+            self.edited.emit()
+
+
+def _spec_control(field: Field, family: Family) -> Control:
+    editor = SpecEditor(field, family)
+    return Control(field, editor, editor.value, editor.set_value, editor.edited)
+
+
 FACTORIES: dict[str, Callable[[Field, Family], Control]] = {
     "int": _int_control, "float": _float_control, "bool": _bool_control, "choice": _choice_control,
+    "spec": _spec_control,
 }
 UNIT_KINDS = ("depths", "ints")  # one value per unit: the rows of :class:`UnitRows`
 

@@ -8,7 +8,9 @@ pins it as the baseline where its family cannot be explored. Right, a sweep:
 one field over a range, with parameters, MACs and activation memory against
 it, computed analytically on a worker thread, and optionally the latency of
 every point measured in the probe's background process, with progress and
-cancel.
+cancel. A "spec" field (connectivity) takes a list of values instead of a
+range, and its plots stand each value at the fraction of the connections it
+keeps.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QProgressBar,
     QPushButton,
     QSplitter,
@@ -29,7 +32,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from densegui.core.analysis.design import FIELDS, Vary, current_value, fields_for, sweep_rows
+from densegui.core.analysis.design import (
+    FIELDS,
+    Vary,
+    current_value,
+    default_values,
+    fields_for,
+    format_value,
+    sweep_rows,
+    sweep_x,
+)
 from densegui.core.arch import registry as arch
 from densegui.core.arch.family import EXPLORE
 from densegui.core.arch.published import DATASETS, published_error
@@ -51,7 +63,7 @@ DEFAULT_RANGES = {"growth_rate": (4, 64, 4), "compression": (0.1, 1.0, 0.1), "bn
 
 
 def _sweep(cfg, vary: Vary, *, cancel, progress) -> tuple[list[dict], str, float | None]:
-    return sweep_rows(cfg, vary), vary.field, current_value(cfg, vary.field)
+    return sweep_rows(cfg, vary), vary.field, sweep_x(cfg, vary.field)
 
 
 class DesignPanel(QWidget):
@@ -109,6 +121,8 @@ class DesignPanel(QWidget):
         for spin in (self.start_spin, self.stop_spin, self.step_spin):
             spin.setRange(0, 100_000)
             spin.setDecimals(2)
+        self.values_edit = QLineEdit(objectName="designValues")  # a "spec" field's values, by commas
+        self.values_edit.setToolTip("The values to sweep, separated by commas (each one of the field's choices)")
         self.measure_check = QCheckBox("measure latency of every point", objectName="designMeasure")
         self.measure_check.setToolTip("Time every point with the timing probe (inference, batch 1, on the chosen "
                                       "device) in the probe's background process, with progress and cancel")
@@ -128,6 +142,8 @@ class DesignPanel(QWidget):
             rng.addWidget(QLabel(label))
             rng.addWidget(spin)
         form.addRow("Range", rng)
+        form.addRow("Values", self.values_edit)
+        self._form = form
         form.addRow("", self.measure_check)
         buttons = QHBoxLayout()
         buttons.addWidget(self.sweep_button)
@@ -231,7 +247,7 @@ class DesignPanel(QWidget):
 
     def _mark_current(self) -> None:
         self.frontier.set_current_x(self._current_x())
-        value = current_value(self.config, self.field_combo.currentData() or "")
+        value = sweep_x(self.config, self.field_combo.currentData() or "")
         for marker in self.sweep_plots.markers.values():
             if value is None:
                 marker.hide()
@@ -271,6 +287,13 @@ class DesignPanel(QWidget):
         if name is None:
             return
         field = FIELDS[name]
+        spec = field.spec is not None
+        self._form.setRowVisible(1, not spec)  # (the range row)
+        self._form.setRowVisible(self.values_edit, spec)
+        if spec:
+            self.values_edit.setText(",".join(default_values(field)))
+            self._mark_current()
+            return
         value = current_value(self.config, name)
         start, stop, step = DEFAULT_RANGES.get(name) or (1, max(2 * int(value or 8), 4), 1)
         decimals = 0 if field.integer else 2
@@ -283,6 +306,8 @@ class DesignPanel(QWidget):
         from densegui.core.analysis.design import parse_vary
 
         name = self.field_combo.currentData()
+        if FIELDS[name].spec is not None:
+            return parse_vary(f"{name}={self.values_edit.text()}")
         fmt = (lambda v: str(int(round(v)))) if FIELDS[name].integer else (lambda v: f"{v:g}")
         return parse_vary(f"{name}={fmt(self.start_spin.value())}:{fmt(self.stop_spin.value())}:"
                           f"{fmt(self.step_spin.value())}")
@@ -312,7 +337,7 @@ class DesignPanel(QWidget):
         self.sweep_rows = rows
         self.sweep_plots.set_rows(rows, field, current)
         bad = [r for r in rows if r.get("error")]
-        note = f"; {len(bad)} invalid (e.g. {bad[0]['value']:g}: {bad[0]['error']})" if bad else ""
+        note = f"; {len(bad)} invalid (e.g. {format_value(bad[0]['value'])}: {bad[0]['error']})" if bad else ""
         self.status.setText(f"{len(rows) - len(bad)} points of {field}, analytic{note}")
         if self.measure_check.isChecked() and len(rows) > len(bad):
             valid = [r for r in rows if r.get("config")]
@@ -341,7 +366,7 @@ class DesignPanel(QWidget):
         for r, m in zip(valid, results, strict=True):
             r["measured"] = m
         field = self.field_combo.currentData()
-        self.sweep_plots.set_rows(self.sweep_rows, field, current_value(self.config, field))
+        self.sweep_plots.set_rows(self.sweep_rows, field, sweep_x(self.config, field))
         self.status.setText(f"{len(valid)} points measured on {results[0]['device']}" if results else "")
         self._set_running(False)
         self.sweepFinished.emit(True)

@@ -5,7 +5,9 @@ point, one colour per family, error against parameters, MACs or measured
 latency on a log axis (the paper's Figures 3-4), plus a vertical line at the
 current configuration's x (its error is unknown). :class:`SweepPlots` draws
 parameters, MACs, activation memory (naive vs memory-efficient) and, when
-measured, latency against the swept field, with the current value marked.
+measured, latency against the swept field, with the current value marked; a
+"spec" field (connectivity) is drawn against the fraction of the connections
+each value keeps, as labelled points.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QApplication, QWidget
 
-from densegui.core.analysis.design import current_value
+from densegui.core.analysis.design import FIELDS, sweep_x
 from densegui.core.arch import registry as arch
 from densegui.gui import guard_refcounts
 from densegui.gui.widgets import save_offscreen_png
@@ -144,12 +146,21 @@ class SweepPlots(pg.GraphicsLayoutWidget):
                                                              symbolSize=6, name="memory-efficient")
         self.curves["latency"] = self.plots["latency"].plot([], [], pen=pg.mkPen("#9467bd", width=2), symbol="o",
                                                             symbolSize=5)
+        self.pens = {key: curve.opts["pen"] for key, curve in self.curves.items()}
+        self.sizes = {key: curve.opts["symbolSize"] for key, curve in self.curves.items()}
+        self.labels: dict[str, list[pg.TextItem]] = {key: [] for key in self.PLOTS_LABELLED}  # made once, reused
         self.rows: list[dict] = []
 
+    # A spec's points are labelled in these curves (the memory plot's naive one only).
+    PLOTS_LABELLED = {"params": "params", "macs": "macs", "naive": "memory", "latency": "latency"}
+
     def set_rows(self, rows: list[dict], field: str, current: float | None) -> None:
+        """``current``: the current configuration's x (:func:`densegui.core.analysis.design.sweep_x`)."""
         self.rows = rows
-        ok = [r for r in rows if r.get("config")]
-        xs = np.array([float(r["value"]) for r in ok])
+        spec = field in FIELDS and FIELDS[field].spec is not None
+        ok = [r for r in rows if r.get("config") and (not spec or r.get("fraction_kept") is not None)]
+        # A spec's values are no axis: its points stand at the fraction of the connections they keep.
+        xs = np.array([float(r["fraction_kept"] if spec else r["value"]) for r in ok])
         series = {
             "params": [r["params"] / 1e6 for r in ok],
             "macs": [r["macs"] / 1e9 for r in ok],
@@ -162,18 +173,43 @@ class SweepPlots(pg.GraphicsLayoutWidget):
             # Only the finite points: pyqtgraph warns "All-NaN slice" on a curve with none (a
             # family without a memory-efficient mode, a sweep not measured).
             shown = np.isfinite(ys)
-            self.curves[key].setData(xs[shown], ys[shown])
+            # (a spec's points in the order given: a line through them would read as a continuum)
+            self.curves[key].setData(xs[shown], ys[shown], pen=None if spec else self.pens[key],
+                                     symbolSize=self.sizes[key] + (3 if spec else 0))
+            if key in self.labels:
+                self._label(key, [str(r["value"]) for r, s in zip(ok, shown) if s] if spec else [],
+                            xs[shown], ys[shown])
         measured = bool(np.isfinite(series["latency"]).any())
         title = dict(self.PLOTS)["latency"]
         self.plots["latency"].setTitle(title if measured else f"{title}: not measured")
         for key, plot in self.plots.items():
-            plot.setLabel("bottom", field)
+            plot.setLabel("bottom", "fraction of connections kept" if spec else field)
             plot.enableAutoRange()
             if current is not None:
                 self.markers[key].setValue(float(current))
                 self.markers[key].show()
             else:
                 self.markers[key].hide()
+        if spec and len(xs):  # room right of the points for their labels (the x axes are linked)
+            lo, hi = float(xs.min()), float(xs.max())
+            span = max(hi - lo, 0.05)
+            self.plots["params"].setXRange(lo - 0.05 * span, hi + 0.3 * span, padding=0)
+
+
+    def _label(self, key: str, texts: list[str], xs, ys) -> None:
+        """One text item per point of curve ``key`` (none: hidden), reusing those made before."""
+        items, plot = self.labels[key], self.plots[self.PLOTS_LABELLED[key]]
+        while len(items) < len(texts):
+            item = pg.TextItem("", color="#1f77b4", anchor=(0, 1))
+            plot.addItem(item)
+            items.append(item)
+        for i, item in enumerate(items):
+            if i < len(texts):
+                item.setText(texts[i])
+                item.setPos(float(xs[i]), float(ys[i]))
+                item.show()
+            else:
+                item.hide()
 
 
 def render_sweep_png(rows: list[dict], field: str, cfg, path: str, width: int = 1400, height: int = 380) -> None:
@@ -184,5 +220,5 @@ def render_sweep_png(rows: list[dict], field: str, cfg, path: str, width: int = 
     guard_refcounts()
     app = QApplication.instance() or QApplication([])  # noqa: F841 - must exist while the view lives
     view = SweepPlots()
-    view.set_rows(rows, field, current_value(cfg, field))
+    view.set_rows(rows, field, sweep_x(cfg, field))
     save_offscreen_png(view, path, width, height)

@@ -8,10 +8,12 @@ analytic layer table. A value that makes the configuration invalid keeps its
 row, with the reason instead of the figures. A comparison gives the same row
 for named presets or configurations, with their published results.
 
-The fields come from each registered family (:func:`family_fields`): its ``int`` and ``float``
-fields with ``sweep``, its per-unit depths as one axis for all of them (named by the CLI flag,
-"blocks") and one per unit ("block3"), and its extra ``sweeps``; ``Family.sweep_axes`` orders
-them and words them where a field's help does not fit.
+The fields come from each registered family (:func:`family_fields`): its ``int``, ``float``
+and ``spec`` fields with ``sweep``, its per-unit depths as one axis for all of them (named by the
+CLI flag, "blocks") and one per unit ("block3"), and its extra ``sweeps``; ``Family.sweep_axes``
+orders them and words them where a field's help does not fit. A ``spec`` field's values are
+strings (``connectivity=dense,log,window:2``), checked against its choices; their rows are
+plotted against the fraction of the connections they keep (:func:`fraction_kept`).
 
 Measured figures (latency, throughput, peak memory) come from the timing
 probe: :func:`measure` runs it round-robin over the configurations, so that a
@@ -21,16 +23,20 @@ slow spell of a shared machine hits every configuration alike.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, is_dataclass, replace
+from dataclasses import fields as dataclass_fields
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from densegui.core.arch import registry as arch
 from densegui.core.arch.family import MEMORY_EFFICIENT
+from densegui.core.arch.graph import backprop_distance
 from densegui.core.errors import ConfigError, DenseguiError
 
 if TYPE_CHECKING:  # pragma: no cover
     from densegui.core.arch.family import Family
+    from densegui.core.arch.family import Field as FamilyField
 
 MAX_POINTS = 500
 MAX_UNITS = 8  # one-depth fields "block1" … "block8" (the built-in families' most blocks or stages)
@@ -50,6 +56,7 @@ class Field:
     index: int | None = None  # 1-based block/stage of a one-depth field
     log: bool = False  # a range of it steps geometrically (growth rate, widths)
     value: Callable[[Any], Any] = _no_value  # the configuration's own value, or None
+    spec: FamilyField | None = None  # a "spec" field: its values are strings, one of this field's choices
 
 
 def _set(attr: str) -> Callable[[Any, float], Any]:
@@ -94,6 +101,9 @@ def family_fields(family: Family) -> tuple[list[Field], list[Field]]:
         if f.kind in ("int", "float"):
             fields[f.dest] = Field(f.dest, (), words.get(f.dest) or f.help, f.kind == "int", _set(f.name), None,
                                    f.log, _get(f.name))
+        elif f.kind == "spec":
+            fields[f.dest] = Field(f.dest, (), words.get(f.dest) or f.help, False, _set(f.name), None, False,
+                                   _get(f.name), f)
         elif f.kind == "depths" and f.name == family.depths:
             fields[f.dest] = Field(f.dest, (), words.get(f.dest) or f"every {family.unit}'s depth", True,
                                    _all_depths(f.name), None, f.log, _common_depth(f.name))
@@ -191,7 +201,7 @@ def current_value(cfg, name: str) -> Any:
 @dataclass(frozen=True)
 class Vary:
     field: str
-    values: tuple[float, ...]
+    values: tuple[Any, ...]  # numbers, or the strings of a "spec" field
 
 
 def _number(text: str, integer: bool) -> float:
@@ -208,8 +218,50 @@ def _number(text: str, integer: bool) -> float:
     return value
 
 
+def spec_value(field: Field, text: str) -> str:
+    """One value of a "spec" field in its own spelling: one of the field's choices, or a choice
+    ending in ":W" with a whole number W in the field's lo … hi ("Window:04" → "window:4");
+    ConfigError (one line) for anything else. (The configuration still validates the result.)"""
+    spec = field.spec
+    assert spec is not None, field.name
+    given = text.strip()
+    head, sep, number = given.lower().partition(":")
+    for choice in spec.choices:
+        word, takes, letter = choice.partition(":")
+        if head != word.lower():
+            continue
+        if not takes and not sep:
+            return choice
+        if takes:
+            lo, hi = int(spec.lo if spec.lo is not None else 0), int(spec.hi if spec.hi is not None else 2**31 - 1)
+            if sep and re.fullmatch(r"\d+", number.strip(), re.ASCII) and lo <= int(number) <= hi:
+                return f"{word}:{int(number)}"
+            raise ConfigError(f"{field.name} {choice} needs a whole number {letter} from {lo} to {hi}, "
+                              f"got {given!r}.")
+    raise ConfigError(f"{field.name} must be one of {', '.join(spec.choices)}, got {given!r}.")
+
+
+def default_values(field: Field, count: int = 8) -> tuple[str, ...]:
+    """The values a sweep of a "spec" field starts from: its plain choices, then each choice that
+    takes a number with the first ``count`` numbers allowed (dense, log, window:1 … window:8)."""
+    spec = field.spec
+    assert spec is not None, field.name
+    plain = [c for c in spec.choices if ":" not in c]
+    lo = int(spec.lo if spec.lo is not None else 0)
+    hi = int(spec.hi if spec.hi is not None else lo + count - 1)
+    numbers = range(lo, min(hi, lo + count - 1) + 1)
+    numbered = [f"{c.partition(':')[0]}:{n}" for c in spec.choices if ":" in c for n in numbers]
+    return (*plain, *numbered)
+
+
+def format_value(value: Any) -> str:
+    """A sweep value for a table or a message: a spec as it is, a number with ``g``."""
+    return value if isinstance(value, str) else f"{value:g}"
+
+
 def parse_vary(text: str) -> Vary:
-    """``FIELD=START:STOP:STEP`` (STOP included when the steps land on it) or ``FIELD=v1,v2,…``."""
+    """``FIELD=START:STOP:STEP`` (STOP included when the steps land on it) or ``FIELD=v1,v2,…``
+    (a "spec" field: only the list, each value checked by :func:`spec_value`)."""
     name, sep, spec = text.partition("=")
     name = ALIASES.get(name.strip(), name.strip())
     if not sep or not spec.strip():
@@ -218,6 +270,11 @@ def parse_vary(text: str) -> Vary:
         raise ConfigError(f"unknown field {name!r}; choose one of {', '.join(FIELDS)} "
                           f"(aliases: {', '.join(ALIASES)}).")
     field = FIELDS[name]
+    if field.spec is not None:  # (its values hold ":" themselves: no ranges)
+        texts = [p for p in spec.split(",") if p.strip()]
+        if not texts or len(texts) > MAX_POINTS:
+            raise ConfigError(f"give 1 to {MAX_POINTS} values, got {len(texts)}.")
+        return Vary(name, tuple(spec_value(field, p) for p in texts))
     if ":" in spec:
         parts = spec.split(":")
         if len(parts) != 3:
@@ -236,8 +293,50 @@ def parse_vary(text: str) -> Vary:
     return Vary(name, values)
 
 
+def _links(plan) -> int:
+    """Feature maps the plan's layers inside their blocks or stages concatenate (a transition or
+    head that reads a whole block is not counted)."""
+    return sum(len(u.sources) for u in plan.units if u.index is not None)
+
+
+def fraction_kept(cfg) -> float | None:
+    """The share of the connections into the layers that ``cfg`` keeps, against the same
+    configuration with its family's "spec" fields at their defaults (the paper's dense pattern),
+    from the two plans; None where the layers concatenate nothing (plain residual stages)."""
+    family = arch.family_of(cfg)
+    specs = {f.name for f in family.fields if f.kind == "spec"}
+    defaults = {f.name: f.default for f in dataclass_fields(cfg) if f.name in specs} if is_dataclass(cfg) else {}
+    reference = cfg.replace(**defaults) if any(getattr(cfg, n) != v for n, v in defaults.items()) else cfg
+    whole = _links(arch.plan(reference))
+    return _links(arch.plan(cfg)) / whole if whole else None
+
+
+def connection_figures(cfg) -> dict[str, Any]:
+    """:func:`fraction_kept` and ``backprop_distance``, the most layers a gradient crosses between
+    two feature maps of a block (None: the layers concatenate nothing): the configuration's own
+    ``backprop_distance()`` where its class has one (cached per block), else from the plan."""
+    own = getattr(cfg, "backprop_distance", None)
+    distance = own() if callable(own) else backprop_distance(arch.plan(cfg))
+    return {"fraction_kept": fraction_kept(cfg), "backprop_distance": None if distance is None else int(distance)}
+
+
+def sweep_x(cfg, name: str) -> float | None:
+    """Where ``cfg`` sits on the x axis of a sweep of ``name``: its own value, or for a "spec"
+    field the fraction of the connections it keeps (None: not on the axis)."""
+    field = _own_fields(cfg)[1].get(name)
+    if field is None:
+        return None
+    if field.spec is not None:
+        try:
+            return fraction_kept(cfg)
+        except DenseguiError:  # (an invalid configuration is not on the axis)
+            return None
+    return field.value(cfg)
+
+
 def row(cfg, name: str | None = None) -> dict[str, Any]:
-    """The analytic figures of one validated configuration (the ``summary --json`` fields)."""
+    """The analytic figures of one validated configuration (the ``summary --json`` fields), with
+    its :func:`connection_figures`."""
     table = arch.layer_table(cfg)
     preset = name if name is not None else arch.preset_of(cfg)
     published = arch.PRESETS[preset].published if preset in arch.PRESETS else ()
@@ -252,6 +351,7 @@ def row(cfg, name: str | None = None) -> dict[str, Any]:
         "memory": {"naive_bytes": table.naive_bytes,
                    "efficient_bytes": table.efficient_bytes if family.can(MEMORY_EFFICIENT) else None,
                    "convention": "float32 bytes autograd saves for backward, per image"},
+        **connection_figures(cfg),
         "published": [{"dataset": p.dataset, "metric": p.metric, "value": p.value, "source": p.source}
                       for p in published],
     }
