@@ -7,7 +7,7 @@ import pathlib
 import re
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-FAMILY_PACKAGES = [ROOT / "densegui" / "core" / "arch" / name for name in ("densenet", "resnet")]
+FAMILY_PACKAGES = [ROOT / "densegui" / "core" / "arch" / name for name in ("densenet", "resnet", "rdnet")]
 # A family's name as a string, or an isinstance test on a family's module classes.
 PATTERN = re.compile(r'"(resnet|densenet)"|isinstance\(.*(ResNet|DenseNet|DenseLayer|DenseBlock|BasicBlock|Bottleneck|'
                      r'Transition)')

@@ -97,4 +97,4 @@ def test_a_broken_family_entry_point_is_left_out_with_a_warning(toy_family, monk
                                                                  ("toynet", "densegui_toy:FAMILY")])
     with pytest.warns(UserWarning, match="family entry point 'broken'"):
         families = registry.reload()
-    assert list(families) == ["densenet", "resnet", "toynet"]
+    assert list(families) == ["densenet", "resnet", "rdnet", "toynet"]

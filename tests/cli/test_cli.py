@@ -334,7 +334,7 @@ def test_every_resnet_override_flag(capsys, flags, field, value):
     (["--preset", "resnet50", "--blocks", "2,2"], ["--blocks is a DenseNet flag", "use --stages"]),
     (["--preset", "resnet50", "--no-bottleneck"], ["--bottleneck is a DenseNet flag"]),
     (["--preset", "resnet50", "--drop-rate", "0.1"], ["--drop-rate is a DenseNet flag"]),
-    (["--preset", "densenet121", "--stages", "2,2"], ["--stages is a ResNet flag", "is a DenseNet", "use --blocks"]),
+    (["--preset", "densenet121", "--stages", "2,2"], ["--stages is a ResNet", "is a DenseNet", "use --blocks"]),
     (["--widths", "8,8,8,8"], ["--widths is a ResNet flag"]),
     (["--preset", "densenet121", "--block", "basic"], ["--block is a ResNet flag"]),
     (["--preset", "densenet121", "--shortcut", "A"], ["--shortcut is a ResNet flag"]),
@@ -387,7 +387,7 @@ def test_a_family_registered_at_runtime_gets_its_flags(capsys, toy_family):
     code, out, _ = run(["summary", "--help"], capsys)
     text = " ".join(out.split())
     assert code == 0 and "ToyNet: fields of a ToyNet configuration --depths D1,D2,.. conv units per stage" in text
-    assert "a DenseNet, ResNet or ToyNet preset" in text and "DenseNets and ResNets: imagenet" in text
+    assert "a DenseNet, ResNet, RDNet or ToyNet preset" in text and "DenseNets, ResNets and RDNets: imagenet" in text
     code, out, err = run(["summary", "--preset", "toynet-m", "--widths", "4,4,8", "--depths", "1,1,1", "--json"],
                          capsys)
     data = json.loads(out)
@@ -396,10 +396,10 @@ def test_a_family_registered_at_runtime_gets_its_flags(capsys, toy_family):
     assert data["params"] == arch.layer_table(toy_family.config(depths=(1, 1, 1), widths=(4, 4, 8))).params
     assert data["final_channels"] == 8 and data["memory"]["efficient_bytes"] is None
     for argv, needles in [
-        (["--stages", "1,1"], ["--stages is a ResNet flag, but this configuration is a ToyNet; use --depths."]),
-        (["--init-features", "8"], ["--init-features is a DenseNet flag", "; use --stem-width."]),
+        (["--stages", "1,1"], ["--stages is a ResNet or RDNet flag, but this configuration is a ToyNet; use --depths."]),
+        (["--init-features", "8"], ["--init-features is a DenseNet or RDNet flag", "; use --stem-width."]),
         (["--memory-efficient"], ["--memory-efficient is a DenseNet flag, but this configuration is a ToyNet."]),
-        (["--stem", "cifar"], ["--stem is a DenseNet or ResNet flag"]),
+        (["--stem", "cifar"], ["--stem is a DenseNet, ResNet or RDNet flag"]),
     ]:
         assert_one_line_error(*run(["summary", "--preset", "toynet-s", *argv, "--json"], capsys), *needles)
     assert_one_line_error(*run(["summary", "--preset", "resnet20", "--depths", "1,1,1"], capsys),

@@ -21,6 +21,7 @@ import pytest
 import torch
 from helpers.configs import MEASURED_SPACE, random_valid_configs
 from helpers.reference import saved_bytes
+from helpers.rdnets import random_rdnet_configs
 from helpers.resnets import random_resnet_configs
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -47,10 +48,12 @@ def small_configs(family, seed: int, count: int) -> list:
         return random_valid_configs(seed, count, MEASURED_SPACE) + DEEP_STEM
     if family.name == "resnet":
         return random_resnet_configs(seed, count) + RESNET_EDGE
+    if family.name == "rdnet":
+        return random_rdnet_configs(seed, count)
     return [p.config for p in family.presets.values()]
 
 
-@pytest.fixture(params=["densenet", "resnet", "toynet"])
+@pytest.fixture(params=["densenet", "resnet", "rdnet", "toynet"])
 def family(request):
     if request.param == "toynet":
         return request.getfixturevalue("toy_family")

@@ -25,13 +25,12 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, is_dataclass, replace
-from dataclasses import fields as dataclass_fields
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from densegui.core.arch import registry as arch
 from densegui.core.arch.family import MEMORY_EFFICIENT
-from densegui.core.arch.graph import backprop_distance
+from densegui.core.analysis.connections import connection_figures, fraction_kept  # noqa: F401 (re-exported)
 from densegui.core.errors import ConfigError, DenseguiError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -291,33 +290,6 @@ def parse_vary(text: str) -> Vary:
         if not values or len(values) > MAX_POINTS:
             raise ConfigError(f"give 1 to {MAX_POINTS} values, got {len(values)}.")
     return Vary(name, values)
-
-
-def _links(plan) -> int:
-    """Feature maps the plan's layers inside their blocks or stages concatenate (a transition or
-    head that reads a whole block is not counted)."""
-    return sum(len(u.sources) for u in plan.units if u.index is not None)
-
-
-def fraction_kept(cfg) -> float | None:
-    """The share of the connections into the layers that ``cfg`` keeps, against the same
-    configuration with its family's "spec" fields at their defaults (the paper's dense pattern),
-    from the two plans; None where the layers concatenate nothing (plain residual stages)."""
-    family = arch.family_of(cfg)
-    specs = {f.name for f in family.fields if f.kind == "spec"}
-    defaults = {f.name: f.default for f in dataclass_fields(cfg) if f.name in specs} if is_dataclass(cfg) else {}
-    reference = cfg.replace(**defaults) if any(getattr(cfg, n) != v for n, v in defaults.items()) else cfg
-    whole = _links(arch.plan(reference))
-    return _links(arch.plan(cfg)) / whole if whole else None
-
-
-def connection_figures(cfg) -> dict[str, Any]:
-    """:func:`fraction_kept` and ``backprop_distance``, the most layers a gradient crosses between
-    two feature maps of a block (None: the layers concatenate nothing): the configuration's own
-    ``backprop_distance()`` where its class has one (cached per block), else from the plan."""
-    own = getattr(cfg, "backprop_distance", None)
-    distance = own() if callable(own) else backprop_distance(arch.plan(cfg))
-    return {"fraction_kept": fraction_kept(cfg), "backprop_distance": None if distance is None else int(distance)}
 
 
 def sweep_x(cfg, name: str) -> float | None:

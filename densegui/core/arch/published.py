@@ -2,7 +2,8 @@
 
 Sources: the DenseNet paper (Huang et al. 2017) Tables 2 and 3; torchvision's model cards
 (ImageNet-1K validation, IMAGENET1K_V1 weights); fb.resnet.torch's ResNets as the DenseNet
-paper's Figure 3 plots them; He et al. 2016 Table 6 (CIFAR-10 ResNets, option A shortcuts).
+paper's Figure 3 plots them; He et al. 2016 Table 6 (CIFAR-10 ResNets, option A shortcuts);
+Kim et al. 2024 for the RDNets.
 
 Values are percentages. Metrics: "error" (CIFAR/SVHN test error), "top-1 error" and
 "top-5 error" (ImageNet, single-crop), "top-1 error (10-crop)" and "top-5 error (10-crop)",
@@ -36,6 +37,7 @@ _T3 = "Huang et al. 2017, Table 3"
 _TV = "torchvision model card (IMAGENET1K_V1)"
 _FB = "fb.resnet.torch, as in Huang et al. 2017 Figure 3 (single-crop)"
 _HE = "He et al. 2016, Table 6 (option A shortcuts)"
+_RD = "Kim et al. 2024 (DenseNets Reloaded, ECCV), ImageNet-1K at 224²"
 
 
 def _table2(c10: float | None, c10p: float, c100: float | None, c100p: float, svhn: float | None) -> tuple[Published, ...]:
@@ -80,6 +82,11 @@ PUBLISHED: dict[str, tuple[Published, ...]] = {
     "resnet44": (Published("C10+", "error", 7.17, _HE),),
     "resnet56": (Published("C10+", "error", 6.97, _HE),),
     "resnet110": (Published("C10+", "error", 6.43, _HE),),
+    # RDNet ("DenseNets Reloaded"): the paper's ImageNet-1K top-1 at 224², as timm's weights reproduce.
+    "rdnet-tiny": (Published("ImageNet", "top-1 accuracy", 82.8, _RD),),
+    "rdnet-small": (Published("ImageNet", "top-1 accuracy", 83.7, _RD),),
+    "rdnet-base": (Published("ImageNet", "top-1 accuracy", 84.4, _RD),),
+    "rdnet-large": (Published("ImageNet", "top-1 accuracy", 84.8, _RD),),
 }
 
 # Comparable error metrics, most preferred first: the single-crop top-1 error the DenseNet paper's

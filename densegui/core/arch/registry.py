@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 Config = Any  # a configuration of any registered family (its Family.config class)
 
 GROUP = "densegui.families"
-BUILTIN = ("densegui.core.arch.densenet:FAMILY", "densegui.core.arch.resnet:FAMILY")
+BUILTIN = ("densegui.core.arch.densenet:FAMILY", "densegui.core.arch.resnet:FAMILY", "densegui.core.arch.rdnet:FAMILY")
 
 _families: dict[str, Family] | None = None
 _by_class: dict[type, Family] = {}

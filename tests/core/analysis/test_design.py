@@ -175,7 +175,7 @@ def test_a_third_family_gets_sweeps_from_its_fields(toy_family):
                             "stage1", "stage2", "stage3"]  # its own, the shared ones, one per stage it has
     assert fields["depths"].description == "every stage's depth" and fields["stage2"].description == "stage 2's depth"
     assert fields["stem_width"].description == "channels out of the stem" and fields["stem_width"].integer
-    assert design.FIELDS["stage2"].families == ("resnet", "toynet") and "depths" in design.FIELDS
+    assert design.FIELDS["stage2"].families == ("resnet", "rdnet", "toynet") and "depths" in design.FIELDS
     rows = design.sweep_rows(cfg, design.parse_vary("stage2=1,3"))
     assert [arch.config_from_dict(r["config"]).depths for r in rows] == [(2, 1, 2), (2, 3, 2)]
     models = [arch.build_model(arch.config_from_dict(r["config"]), "meta") for r in rows]

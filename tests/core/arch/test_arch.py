@@ -27,13 +27,15 @@ DENSENETS = ["densenet121", "densenet161", "densenet169", "densenet201", "densen
              "densenet-100-k12", "densenet-100-k24", "densenet-bc-100-k12", "densenet-bc-250-k24", "densenet-bc-190-k40"]
 RESNETS = ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnet20", "resnet32", "resnet44", "resnet56",
            "resnet110"]
+RDNETS = ["rdnet-tiny", "rdnet-small", "rdnet-base", "rdnet-large"]
 
 
 def test_presets_are_the_union_densenets_first():
-    assert list(arch.PRESETS) == DENSENETS + RESNETS
+    assert list(arch.PRESETS) == DENSENETS + RESNETS + RDNETS
     assert list(config.PRESETS) == DENSENETS  # the DenseNet controls' list is unchanged
-    assert arch.preset_names() == DENSENETS + RESNETS
+    assert arch.preset_names() == DENSENETS + RESNETS + RDNETS
     assert arch.preset_names("densenet") == DENSENETS and arch.preset_names("resnet") == RESNETS
+    assert arch.preset_names("rdnet") == RDNETS
     for name, p in arch.PRESETS.items():
         assert p.name == name and p.family == p.config.family == arch.family_of(p.config).name
         assert isinstance(p.config, arch.get_family(p.family).config)
@@ -80,7 +82,7 @@ def test_config_from_dict_dispatches_on_family():
     for bad, needle in [({"family": "vgg"}, "unknown family 'vgg'"), ({"family": 3}, "unknown family 3"),
                         ([1], "must be a JSON object"),
                         ({"growth_rate": 4, "widths": [8], "stage_depths": [1]},
-                         r"mixes fields of different families \(densenet: growth_rate; resnet: stage_depths, widths\)"),
+                         r"mixes fields of different families \(densenet: growth_rate; resnet: widths\)"),
                         ({"family": "densenet", "stage_depths": [1]}, "unknown configuration field"),
                         ({"family": "resnet", "growth_rate": 4}, "unknown ResNet configuration field")]:
         with pytest.raises(ConfigError, match=needle):

@@ -47,6 +47,10 @@ def _reference_values() -> dict[tuple[str, str, str, str], float]:
         out[(f"resnet{m.group(1)}", "ImageNet", "top-5 error", "fb.resnet.torch")] = float(m.group(3))
     for m in re.finditer(rf"ResNet-(\d+) {n} \({n}M\)", text):
         out[(f"resnet{m.group(1)}", "C10+", "error", "He et al.")] = float(m.group(2))
+    m = re.search(rf"ImageNet-1K top-1: {n} / {n} / {n} / {n} %", text)  # the RDNets (tiny … large)
+    if m:
+        for size, value in zip(("tiny", "small", "base", "large"), m.groups()):
+            out[(f"rdnet-{size}", "ImageNet", "top-1 accuracy", "Kim et al.")] = float(value)
     return out
 
 
@@ -56,7 +60,8 @@ def test_values_are_reference_md_s():
     assert len(expected) == sum(len(v) for v in PUBLISHED.values())  # the parser found every number
     got = {(name, p.dataset, p.metric, kind): p.value
            for name, results in PUBLISHED.items() for p in results
-           for kind in ("Table 2", "Table 3", "torchvision", "fb.resnet.torch", "He et al.") if kind in p.source}
+           for kind in ("Table 2", "Table 3", "torchvision", "fb.resnet.torch", "He et al.", "Kim et al.")
+           if kind in p.source}
     assert got == expected
 
 
