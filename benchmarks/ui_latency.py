@@ -340,6 +340,19 @@ def main() -> int:
         wait_until(app, window.is_up_to_date)
         rows.append(sweep(app, window, "densenet264: window:W, W 1→32", editor.spin.setValue,
                           list(range(1, 33, step))))
+    from densegui.core.arch import registry as arch
+
+    if "rdnet-tiny" in arch.presets():  # (absent before the RDNet family) a per-stage spin box and slider
+        window.load_preset("rdnet-tiny")
+        wait_until(app, window.is_up_to_date)
+        from PySide6.QtWidgets import QSpinBox
+
+        spin = c.page.findChild(QSpinBox, "growthRatesSpin1")
+        rows.append(sweep(app, window, "rdnet-tiny: stage 1 growth 8→128 (spin)", spin.setValue,
+                          list(range(8, 129, 4 * step))))
+        window.load_preset("rdnet-tiny")
+        wait_until(app, window.is_up_to_date)
+        rows.append(sweep(app, window, "rdnet-tiny: stage 3 depth 1→32", depth(2), list(range(1, 33, step))))
 
     arch_rows, arch_events = [], []
     if "architecture" in getattr(window, "TABS", ()):
@@ -347,7 +360,9 @@ def main() -> int:
         for preset, label, setter_of, values in (
                 ("densenet121", "k 1→64", lambda: k, list(range(1, 65, step))),
                 ("densenet264", "k 1→64", lambda: k, list(range(1, 65, step))),
-                ("densenet264", "block 3 depth 1→64", lambda: depth(2), list(range(1, 65, step)))):
+                ("densenet264", "block 3 depth 1→64", lambda: depth(2), list(range(1, 65, step))),
+                *([("rdnet-large", "stage 3 depth 1→32", lambda: depth(2), list(range(1, 33, step)))]
+                  if "rdnet-large" in arch.presets() else [])):
             window.load_preset(preset)
             wait_until(app, window.is_up_to_date)
             arch_rows.append(sweep(app, window, f"[diagram] {preset}: {label}", setter_of(), values,

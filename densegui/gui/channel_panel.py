@@ -175,8 +175,13 @@ class ChannelPanel(PanelMixin, QWidget):
 
     # ----------------------------------------------------------------- updates
     def set_table(self, table: LayerTable) -> None:
-        """Draw ``table`` (the current configuration's analytic table)."""
-        self.table = table
+        """Draw ``table`` (the current configuration's analytic table). A change into another family
+        than the pinned baseline's switches the x axis to the fraction of depth, as pinning does."""
+        before, self.table = self.table, table
+        if (self.baseline is not None and self.x_mode == "layer" and table.family != self.baseline.family
+                and (before is None or before.family == self.baseline.family)):
+            self.x_combo.setCurrentIndex(self.x_combo.findData("depth"))  # (redraws through set_x_mode)
+            return
         self._row_index = {r.name: i for i, r in enumerate(table.rows)}
         a = self._arrays = table_arrays(table, self.x_mode)
         xs = a["x"]

@@ -43,7 +43,7 @@ from densegui.core.errors import ConfigError
 
 CUSTOM = "__custom__"
 SLIDER_STEPS = 256  # an int field with a wider range gets a spin box (a slider step would be several values)
-MAX_UNITS = 8  # the unit-count spin box's top (a family's validation says when it allows fewer)
+MAX_UNITS = 16  # the unit-count spin box's top (RDNet's most stages; a family's validation says when it allows fewer)
 INT_MAX = 2**31 - 1
 SPEC_NUMBER = 4  # the number a "spec" choice that takes one starts at (window:4), within the field's range
 
@@ -159,10 +159,17 @@ class Control:
 
 
 def _int_control(field: Field, family: Family, tip: str = "", index: str = "") -> Control:
-    """A slider, or a spin box for a range too wide to drag or an optional value; ``index``: the
-    unit of a per-unit field (its object name ends with it)."""
+    """A slider, or a spin box for a range too wide to drag or an optional value, or a check box for
+    a per-unit 0/1 flag (a stage that downsamples); ``index``: the unit of a per-unit field (its
+    object name ends with it)."""
     lo, hi = _limits(field)
     name, tip = _camel(field.name), tip or _tip(field, family)
+    if index and (lo, hi) == (0, 1) and not field.optional:
+        check = QCheckBox()
+        check.setObjectName(f"{name}Toggle{index}")
+        check.setToolTip(tip)
+        return Control(field, check, lambda: int(check.isChecked()), lambda v: check.setChecked(bool(v)),
+                       check.toggled)
     if field.optional or hi - lo > SLIDER_STEPS:
         none = lo - 1  # the spin box's "auto" value: None, a derived default
         spin = _spin(f"{name}Spin{index}", none if field.optional else lo, hi, tip)
@@ -383,14 +390,15 @@ class UnitRows(QWidget):
             tip = _tip(self.depths, self.family, ".item", f"{words} {i}: {self.depths.help}", i=i)
             label = QLabel(f"{words} {i}")
             label.setToolTip(tip)
-            label.setMinimumWidth(48)
+            label.setMinimumWidth(label.fontMetrics().horizontalAdvance(f"{words} {MAX_UNITS}") + 2)
             lo, hi = _limits(self.depths)
             depth = _slider(f"{unit}DepthSlider{i}", lo, hi, tip)
             controls = [Control(self.depths, depth, lambda s=depth: int(s.value()), lambda v, s=depth: s.setValue(int(v)),
                                 depth.valueChanged)]
             for f in self.ints:
                 controls.append(_int_control(f, self.family, f"{words} {i}: {f.help}", str(i)))
-                controls[-1].widget.setMinimumWidth(64)
+                if not isinstance(controls[-1].widget, QCheckBox):
+                    controls[-1].widget.setMinimumWidth(64)
             if self.rows:  # a new unit starts as a copy of the last one
                 for new, old in zip(controls, self.rows[-1][1]):
                     new.set(old.get())
@@ -399,7 +407,10 @@ class UnitRows(QWidget):
             row = len(self.rows) + 1
             self.grid.addWidget(label, row, 0)
             for col, c in enumerate(controls, 1):
-                self.grid.addWidget(c.widget, row, col)
+                if isinstance(c.widget, QCheckBox):  # (a box under its column head, not stretched)
+                    self.grid.addWidget(c.widget, row, col, Qt.AlignmentFlag.AlignHCenter)
+                else:
+                    self.grid.addWidget(c.widget, row, col)
                 c.changed.connect(self._changed)
             self.rows.append((label, controls))
         while len(self.rows) > count:
