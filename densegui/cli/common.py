@@ -1,11 +1,12 @@
-"""Model flags shared by ``summary``, ``probe``, ``train`` and ``sweep``: a preset or config file of
-any family, then field flags built from the registered families' fields; a flag of another family is
-refused in one line."""
+"""Model flags shared by ``summary``, ``probe``, ``graph``, ``train`` and ``sweep``: a preset or config
+file of any family (``summary``, ``probe`` and ``graph`` also a checkpoint's), then field flags built
+from the registered families' fields; a flag of another family is refused in one line."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 
 from densegui.core.arch import registry as arch
 from densegui.core.arch.family import Family, Field
@@ -96,14 +97,21 @@ def _add(group, f: Field, example: Family) -> None:
     group.add_argument(*names, **kw)
 
 
-def add_model_args(parser: argparse.ArgumentParser) -> None:
+def add_model_args(parser: argparse.ArgumentParser, checkpoint: bool = False) -> None:
+    """The model flags; ``checkpoint`` adds ``--checkpoint FILE`` beside ``--preset`` and ``--config``."""
     families = _families()
     default = arch.default_family().default_preset
-    g = parser.add_argument_group("model", "start from a preset or a JSON config, then override fields")
+    g = parser.add_argument_group("model", "start from a preset, a JSON config" + (" or a checkpoint" if checkpoint
+                                                                                 else "") + ", then override fields")
     src = g.add_mutually_exclusive_group()
     src.add_argument("--preset", metavar="NAME", help=f"a {join_words([fam.title for fam in families])} preset "
                                                       f"(see `densegui presets`; default {default})")
     src.add_argument("--config", metavar="FILE.json", help="a configuration file: `summary --json`'s config object, or that whole output")
+    if checkpoint:
+        src.add_argument("--checkpoint", metavar="FILE",
+                         help="a checkpoint's network: the configuration a densegui checkpoint stores (any family), "
+                              "else the one inferred from the weights (DenseNets of torchvision, timm, MONAI …; "
+                              "timm RDNets, also inside timm training checkpoints)")
     shared = shared_fields()
     for f in shared:
         owners = _owners(f.dest)
@@ -119,13 +127,27 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
                 _add(group, f, fam)
 
 
+def checkpoint_config(path: str) -> arch.Config:
+    """The configuration of the network in checkpoint ``path`` (stored, else inferred), read safely;
+    what the loader could not recognise goes to stderr as notes. One line (CheckpointError) otherwise."""
+    from densegui.core.weights.checkpoint import load_checkpoint
+
+    loaded = load_checkpoint(path)
+    for note in loaded.notes:
+        print(f"densegui: note: {note}.", file=sys.stderr)
+    return loaded.config
+
+
 def config_from_args(args: argparse.Namespace, default: arch.Config | None = None,
                      need: str | None = None) -> arch.Config:
-    """The validated configuration the model flags describe: ``--config``, else ``--preset`` (any
-    family), else ``default`` (or the default preset), with the field flags applied on top. A flag
-    of another family is a ConfigError naming both; so is a family without the capability ``need``."""
+    """The validated configuration the model flags describe: ``--config``, else ``--checkpoint``,
+    else ``--preset`` (any family), else ``default`` (or the default preset), with the field flags
+    applied on top. A flag of another family is a ConfigError naming both; so is a family without
+    the capability ``need``."""
     if getattr(args, "config", None):
         base = arch.config_from_file(args.config)
+    elif getattr(args, "checkpoint", None):
+        base = checkpoint_config(args.checkpoint)
     elif getattr(args, "preset", None):
         base = arch.get_preset(args.preset)
     elif default is None:

@@ -32,7 +32,7 @@ def register(sub) -> None:
                     "incoming edge per feature map it concatenates) and/or the Architecture tab's "
                     "drawing (SVG and PDF as vector figures). At least one output is required; "
                     "--dot - prints the DOT.")
-    add_model_args(p)
+    add_model_args(p, checkpoint=True)
     out = p.add_argument_group("outputs (at least one; any together)")
     out.add_argument("--dot", metavar="OUT.dot", help="Graphviz DOT (`-`: print it)")
     out.add_argument("--svg", metavar="OUT.svg", help="the diagram as an SVG (vector)")

@@ -15,7 +15,7 @@ from densegui.core.units import human_bytes
 def register(sub) -> None:
     p = sub.add_parser("probe", help=f"time a {join_words([f.title for f in families().values()])} on a real device: "
                                         "latency, throughput, peak memory, TFLOP/s")
-    add_model_args(p)
+    add_model_args(p, checkpoint=True)
     g = p.add_argument_group("probe")
     g.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
     g.add_argument("--list-devices", action="store_true", help="list the devices present and exit")

@@ -48,7 +48,8 @@ def register(sub) -> None:
     p = sub.add_parser("reuse", help="feature-reuse heatmaps (paper Figure 5) of a trained checkpoint")
     p.add_argument("checkpoint", nargs="?", metavar="CHECKPOINT",
                    help=f"a densegui checkpoint, .safetensors, or any torch file holding a DenseNet state_dict "
-                        f"(torchvision, timm, MONAI, Lightning .ckpt, training checkpoints; "
+                        f"(torchvision, timm, MONAI, Lightning .ckpt, training checkpoints) or a timm RDNet's (the "
+                        f"weights measure only: it has no BatchNorm before its mixing convs; "
                         f"default: the shipped resources/{DEFAULT_CHECKPOINT})")
     p.add_argument("--pretrained", metavar="NAME", choices=PRETRAINED_NAMES,
                    help=f"torchvision's published ImageNet weights ({', '.join(PRETRAINED_NAMES)}), downloaded "

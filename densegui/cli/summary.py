@@ -16,7 +16,7 @@ from densegui.core.units import human_bytes
 def register(sub) -> None:
     p = sub.add_parser("summary", help="layer table, parameters, MACs and activation memory of a "
                                          f"{join_words([f.title for f in families().values()])}")
-    add_model_args(p)
+    add_model_args(p, checkpoint=True)
     p.add_argument("--depth", type=int, default=3, help="torchinfo nesting depth to show (default 3)")
     p.add_argument("--batch-size", type=int, default=1, help="batch size for the activation-memory figures (default 1)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")

@@ -55,9 +55,12 @@ from densegui.core.analysis.reuse import (
     NORMALISATION_LABELS,
     NORMALISATIONS,
     BlockReuse,
+    block_layouts,
     column_rank,
     default_checkpoint_path,
+    unavailable,
 )
+from densegui.core.arch import registry
 from densegui.gui import export
 from densegui.gui.feedback import confirm
 from densegui.gui.heatmap import HeatmapView, PruneView, figure_title, render
@@ -517,12 +520,30 @@ class ReusePanel(QWidget):
         self.measure = measure
         if self.runner.is_busy() and self._kind == "download":
             return  # the downloaded file opens with the new measure
+        if self._say_unavailable(measure):
+            return
         cached = self.prune if self.prune is not None and not self.runner.is_busy() else None
         if cached is not None and measure in cached.measures and self.loaded is not None:
             self._display(self.loaded, cached, measure)  # the pruning run computed all four
             return
         if self._target():
             self._run("load", f"{MEASURE_LABELS[measure]} … %p%")
+
+    def _say_unavailable(self, measure: str) -> bool:
+        """True, with its one line shown, when ``measure`` does not carry over to the shown network's
+        family (bn-weights and the data measures need BatchNorms; core.reuse.unavailable)."""
+        if self.loaded is None or self.runner.is_busy() and self._opening_a_new_file():
+            return False  # (a file being opened says so from its job)
+        why = unavailable(self._layouts(), registry.family_of(self.loaded.config), measure)
+        if why is None:
+            return False
+        self.message_label.setText(why)
+        self.message_label.show()
+        self._restore_measure()
+        return True
+
+    def _layouts(self):
+        return block_layouts(registry.plan(self.loaded.config))
 
     def _data_changed(self) -> None:
         if self.measure in DATA_MEASURES and self.data_edit.isModified() and self._target():
@@ -532,7 +553,7 @@ class ReusePanel(QWidget):
 
     def run_prune_curve(self) -> None:
         """All four measures, their agreement with ablation and the pruning curve (background)."""
-        if self._target():
+        if not self._say_unavailable("the pruning curve") and self._target():
             self._run("prune", "pruning curve … %p%")
 
     def _show_candidates(self, loaded) -> None:
@@ -696,6 +717,20 @@ class ReusePanel(QWidget):
         self.selected = tuple(cell)
         self.detail_label.setText(self.detail_text(*cell))
 
+    def _mixer_words(self, index: int, target: int, name: str) -> str:
+        """What the cell's weight is: "layer 3's 1×1 conv1", "transition 2's 2×2 conv" (from the plan)."""
+        if name == "classifier":
+            return "the classifier's weight matrix"
+        if self.loaded is None:
+            return f"{name}'s first conv"
+        unit = self._layouts()[index].units[target]
+        shape = next(t.shape for t in unit.tensors if t.key == f"{unit.mixer}.weight")
+        kernel = "×".join(map(str, shape[2:]))
+        module = unit.mixer.rpartition(".")[2]
+        if unit.index is None:
+            return f"{name}'s {kernel} conv"
+        return f"{name}'s {kernel} {f'conv ({unit.mixer})' if module.isdigit() else module}"
+
     def detail_text(self, index: int, row: int, target: int) -> str:
         b = self.blocks[index]
         start, end = b.channels(row, target) or b.source_channels[row]  # (in this target's input)
@@ -704,13 +739,7 @@ class ReusePanel(QWidget):
         rank, count = column_rank(b.matrix, row, target)
         unit = MEASURE_UNITS[b.measure]
         name = b.targets[target]
-        if name == "classifier":
-            what = "the classifier's weight matrix"
-        elif name.startswith("transition"):
-            what = f"{name}'s 1×1 conv"
-        else:
-            bottleneck = self.loaded is not None and self.loaded.config.bottleneck
-            what = f"{name}'s {'1×1' if bottleneck else '3×3'} conv1"
+        what = self._mixer_words(index, target, name)
         scale = "" if self.view.normalisation == "raw" else \
             f" ({shown:.3f} on the {NORMALISATION_LABELS[self.view.normalisation]} scale)"
         text = (f"Block {b.block}: {b.sources[row]} → {name} — input channels {start}–{end - 1} ({end - start}) "

@@ -161,27 +161,45 @@ class BlockLayout:
         return [f"{u.mixer}.weight" for u in self.units]
 
     @property
-    def norms(self) -> list[str]:
-        """Key prefix of the BatchNorm that normalises each target's input."""
+    def norms(self) -> list[str | None]:
+        """Key prefix of the BatchNorm that normalises each target's input (None: it has none)."""
         return [input_norm(u) for u in self.units]
 
 
-def input_norm(unit: Unit) -> str:
-    """The BatchNorm (key prefix) over ``unit``'s concatenated input: the last one before its mixer."""
+def input_norm(unit: Unit) -> str | None:
+    """The BatchNorm (key prefix) over ``unit``'s concatenated input: the last one before its mixer
+    (None where there is none: a LayerNorm has no running statistics)."""
     found = None
     for t in unit.tensors:
         if t.key == f"{unit.mixer}.weight":
             break
         if t.key.endswith(".running_var") and t.shape == (unit.in_channels,):
             found = t.key[: -len(".running_var")]
-    if found is None:
-        raise DenseguiError(f"no BatchNorm is known for {unit.mixer}.weight.")
     return found
 
 
 def not_reusable(family: Family) -> DenseguiError:
     """The one line for a family without the reuse measures (``family.can(REUSE)`` is False)."""
     return DenseguiError(f"the feature-reuse measures need dense blocks; a {family.title} has none.")
+
+
+def unavailable(layouts: list[BlockLayout], family: Family, measure: str) -> str | None:
+    """Why ``measure`` (a measure's name, or words such as "the pruning curve") does not carry over
+    to these blocks, in one line (None: it does). ``weights`` always does;
+    ``bn-weights`` and the data measures (and so the pruning curve) need a BatchNorm right before
+    each target's mixing weight: the former reads its per-channel scale, the latter run the
+    forward pass as a DenseNet's (BatchNorm, ReLU, mixer; :mod:`densegui.core.analysis.reuse_walk`)."""
+    if measure == "weights":
+        return None
+    lacking = next((u for layout in layouts for u, norm in zip(layout.units, layout.norms) if norm is None), None)
+    if lacking is None:
+        return None
+    where = f"{family.title}s have no BatchNorm before their mixing weights ({lacking.mixer})"
+    if measure == "bn-weights":
+        return (f"{where}, so bn-weights (mean |w| × that BatchNorm's per-channel scale) cannot be computed; "
+                "the weights measure can.")
+    return (f"{where}, so {measure} cannot be computed (the data measures run a DenseNet's forward: BatchNorm, "
+            "ReLU, then each target's mixing weight); the weights measure can.")
 
 
 def block_layouts(plan: Plan) -> list[BlockLayout]:

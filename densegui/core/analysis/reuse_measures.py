@@ -39,6 +39,7 @@ from densegui.core.analysis.reuse import (
     block_layouts,
     not_reusable,
     pruning_score,
+    unavailable,
     vector_json,
 )
 from densegui.core.arch import registry
@@ -63,6 +64,13 @@ def layouts(config: Any) -> list[BlockLayout]:
     if not family.can(REUSE):
         raise not_reusable(family)
     return block_layouts(registry.plan(config))
+
+
+def require_measure(config: Any, measure: str) -> None:
+    """One line when ``measure`` does not carry over to ``config``'s family (:func:`reuse.unavailable`)."""
+    why = unavailable(layouts(config), registry.family_of(config), measure)
+    if why is not None:
+        raise DenseguiError(why)
 
 
 def _channel_means(weight: torch.Tensor) -> np.ndarray:
@@ -146,6 +154,7 @@ def weight_measure(state_dict: Mapping[str, Any], config: Any, measure: str) -> 
     if measure == "weights":
         fn = None
     elif measure == "bn-weights":
+        require_measure(config, measure)
         fn = _bn_weight_channels
     else:
         raise DenseguiError(f"{measure!r} is not a weight measure.")
@@ -158,7 +167,7 @@ def untrained_targets(config: Any, seed: int) -> dict[str, torch.Tensor]:
 
     He-normal (fan-in, gain √2) convolutions, as ``DenseNet.reset_parameters``; the classifier
     keeps ``nn.Linear``'s default (kaiming-uniform with a = √5: U(±1/√fan_in)); BatchNorm γ = 1
-    and running variance 1."""
+    and running variance 1 (where the target has a BatchNorm)."""
     import torch
 
     shapes = registry.expected_shapes(config)
@@ -173,8 +182,9 @@ def untrained_targets(config: Any, seed: int) -> dict[str, torch.Tensor]:
                 out[key] = torch.empty(shape).uniform_(-bound, bound, generator=g)
             else:
                 out[key] = torch.empty(shape).normal_(0.0, math.sqrt(2.0 / fan_in), generator=g)
-            out[f"{norm}.weight"] = torch.ones(shape[1])
-            out[f"{norm}.running_var"] = torch.ones(shape[1])
+            if norm is not None:
+                out[f"{norm}.weight"] = torch.ones(shape[1])
+                out[f"{norm}.running_var"] = torch.ones(shape[1])
     return out
 
 
@@ -255,13 +265,20 @@ def _untrained_weight_blocks(config_json: str, seed: int) -> dict[str, list[Bloc
     # Both weight measures from one draw: the draw is most of the cost, and switching measure is common.
     config = registry.config_from_dict(json.loads(config_json))
     state = untrained_targets(config, seed)
-    return {m: weight_measure(state, config, m) for m in ("weights", "bn-weights")}
+    blocks, family = layouts(config), registry.family_of(config)
+    measures = [m for m in ("weights", "bn-weights") if unavailable(blocks, family, m) is None]
+    return {m: weight_measure(state, config, m) for m in measures}
 
 
 def untrained_weight_blocks(config: Any, measure: str, seed: int) -> list[BlockReuse]:
     """A weight measure of an untrained net (cached per architecture: the floor depends on it alone)."""
-    arch = config.replace(drop_rate=0.0, memory_efficient=False)
+    arch = config.replace(**run_free(config))
     return _untrained_weight_blocks(json.dumps(arch.to_dict(), sort_keys=True), seed)[measure]
+
+
+def run_free(config: Any) -> dict[str, Any]:
+    """The settings of a run the architecture's weights do not depend on, as ``config`` has them."""
+    return {k: v for k, v in (("drop_rate", 0.0), ("memory_efficient", False)) if hasattr(config, k)}
 
 
 def weight_measure_with_noise(state_dict: Mapping[str, Any], config: Any, measure: str,

@@ -23,6 +23,7 @@ from densegui.core.analysis.reuse_measures import (
     NOISE_SEEDS,
     agreement,
     layouts,
+    require_measure,
     weight_measure_with_noise,
 )
 from densegui.core.errors import DenseguiError
@@ -115,6 +116,8 @@ def analyse(loaded, measures: Sequence[str] = ("weights",), *, data: str | None 
     seeds = tuple(range(noise_seeds))
     config, state = loaded.config, loaded.state_dict
     layouts(config)  # (a family without dense blocks: its one line before anything runs)
+    for name in (["the pruning curve"] if prune else names):  # (a measure this family lacks: likewise)
+        require_measure(config, name)
     result = ReuseAnalysis({})
     needs_data = prune or any(m in DATA_MEASURES for m in names)
     steps = names + (["prune"] if prune else [])

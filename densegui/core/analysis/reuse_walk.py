@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from densegui.core.analysis.reuse import BlockLayout, block_layouts, not_reusable
+from densegui.core.analysis.reuse import BlockLayout, block_layouts, not_reusable, unavailable
 from densegui.core.arch import registry
 from densegui.core.arch.family import REUSE
 from densegui.core.errors import DenseguiError
@@ -192,6 +192,9 @@ def network(config: Any, state_dict: Mapping[str, Tensor], cancel: Cancel = None
     if not family.can(REUSE):
         raise not_reusable(family)
     layouts = block_layouts(registry.plan(config))
+    why = unavailable(layouts, family, "the data measures")
+    if why is not None:
+        raise DenseguiError(why)
     require_whole_network(config, state_dict)
     model = registry.build_model(config.replace(drop_rate=0.0, memory_efficient=False))
     model.load_state_dict(state_dict, strict=False)

@@ -1,10 +1,11 @@
-"""Loading any DenseNet checkpoint: the DenseNets a file holds, which one is shown, and its configuration.
+"""Loading any checkpoint: the networks a file holds, which one is shown, and its configuration.
 
 Reading is :mod:`densegui.core.weights.reading` (safe: tensors and plain data only), the format
 and writing :mod:`densegui.core.weights.files`, the architecture
-:mod:`densegui.core.weights.infer`. :func:`load_checkpoint` finds every DenseNet anywhere in the
-file's plain containers, picks one by :data:`CHOICE_RULE` (or by name), renames its tensors to
-torchvision's names and works out its configuration (stored in the file, else inferred).
+:mod:`densegui.core.weights.infer` (DenseNets) and :mod:`densegui.core.weights.infer_rdnet`
+(RDNets, timm's names). :func:`load_checkpoint` finds every such network anywhere in the file's
+plain containers, picks one by :data:`CHOICE_RULE` (or by name), renames its tensors to the
+model's names and works out its configuration (stored in the file, of any family, else inferred).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from densegui.core.arch.densenet.config import DenseNetConfig
+from densegui.core.arch.registry import config_from_dict, family_of
+from densegui.core.weights import infer_rdnet
 from densegui.core.errors import ConfigError, DenseguiError
 from densegui.core.weights.files import (
     FORMAT,
@@ -57,15 +60,15 @@ __all__ = ["CHOICE_RULE", "FORMAT", "Candidate", "CheckpointError", "LoadedCheck
            "find_candidates", "load_checkpoint", "read_torch_file", "remove_stale_temporaries", "save_checkpoint",
            "save_safetensors"]
 
-# ------------------------------------------------------------------ the DenseNets in a loaded file
-# How load_checkpoint picks among several DenseNets in one file (model and EMA copy, …).
+# ------------------------------------------------------------------ the networks in a loaded file
+# How load_checkpoint picks among several networks in one file (model and EMA copy, …).
 CHOICE_RULE = "the trained weights before EMA copies, then the least nested, then the first in the file"
 _EMA = re.compile(r"(?:^|[^a-z])ema(?:[^a-z]|$)", re.IGNORECASE)
 
 
 @dataclass
 class Candidate:
-    """One DenseNet in a file: its name (the keys leading to its state_dict, then its prefix:
+    """One network (DenseNet, RDNet) in a file: its name (the keys leading to its state_dict, then its prefix:
     ``"state_dict/model"``), that state_dict and its :class:`Layout` (None: densegui's own names)."""
 
     name: str
@@ -103,8 +106,20 @@ def _what(obj: Any) -> str:
     return f"a {type(obj).__name__}"
 
 
+def find_networks_any(tensors: Mapping[str, torch.Tensor]) -> list[Layout]:
+    """The networks in one state_dict: RDNets where timm's block names are, else DenseNets."""
+    if infer_rdnet.has_rdnet(tensors):
+        return infer_rdnet.find_networks(tensors)
+    return find_networks(tensors)
+
+
+def infer_any(state: Mapping[str, torch.Tensor]) -> Any:
+    """:func:`infer_config` of the family whose names ``state`` uses."""
+    return infer_rdnet.infer_config(state) if infer_rdnet.has_rdnet(state) else infer_config(state)
+
+
 def find_candidates(obj: Any, name: str) -> list[Candidate]:
-    """The DenseNets anywhere in a loaded object (nested dicts and lists), ordered by
+    """The networks anywhere in a loaded object (nested dicts and lists), ordered by
     :data:`CHOICE_RULE`; CheckpointError (one line, prefixed with the file ``name``) if none."""
     found: list[Candidate] = []
     damaged: list[InferenceError] = []  # DenseNets with a missing or misshapen tensor
@@ -112,7 +127,7 @@ def find_candidates(obj: Any, name: str) -> list[Candidate]:
     mappings = _tensor_mappings(obj)
     for path, tensors in mappings:
         try:
-            layouts = find_networks(tensors)
+            layouts = find_networks_any(tensors)
         except NotADenseNet as exc:
             absent.append(exc)
             continue
@@ -154,7 +169,7 @@ class LoadedCheckpoint:
     (``"state_dict/model"``: under the key ``state_dict``, keys prefixed ``model.``).
     """
 
-    config: DenseNetConfig
+    config: Any  # the configuration of its family (DenseNetConfig, RDNetConfig …)
     state_dict: dict[str, torch.Tensor]
     metadata: dict[str, Any] = field(default_factory=dict)
     source_format: str = ""
@@ -171,20 +186,16 @@ class LoadedCheckpoint:
         cfg = self.config
         name = Path(self.path).name if self.path else "checkpoint"
         origin = "inferred from the weights" if self.inferred else "stored in the file"
-        layers = f"bottleneck (bn_size {cfg.bn_size})" if cfg.bottleneck else "basic layers"
-        channels = "1 input channel" if cfg.in_channels == 1 else f"{cfg.in_channels} input channels"
-        classes = "1 class" if cfg.num_classes == 1 else f"{cfg.num_classes} classes"
         text = (f"{name}{f' ({self.source_format})' if self.source_format else ''} — configuration {origin}: "
-                f"k={cfg.growth_rate}, blocks {'-'.join(map(str, cfg.block_depths))}, {layers}, "
-                f"θ={cfg.compression:g}, {cfg.stem} stem with {cfg.num_init_features} features, "
-                f"{channels}, {classes}, input {cfg.input_size}×{cfg.input_size}.")
+                f"{_words(cfg)}.")
         training = self._training()
         if training:
             text += f" {training[0].upper()}{training[1:]}."
         others = [c for c in self.candidates if c != self.candidate]
         if others:
             why = f"chosen by the rule: {CHOICE_RULE}" if self.candidate == self.candidates[0] else "as asked"
-            text += (f" The file holds {len(self.candidates)} DenseNets: shown {self.candidate!r} ({why}); "
+            text += (f" The file holds {len(self.candidates)} {family_of(cfg).title}s: "
+                     f"shown {self.candidate!r} ({why}); "
                      f"also {', '.join(map(repr, others))}.")
         return text + "".join(f" {note[0].upper()}{note[1:]}." for note in self.notes)
 
@@ -208,12 +219,24 @@ class LoadedCheckpoint:
 
 
 
+def _words(cfg: Any) -> str:
+    """The configuration for :meth:`LoadedCheckpoint.describe` (a DenseNet's in the words its tests know)."""
+    if cfg.family != DenseNetConfig.family:
+        return cfg.describe()
+    layers = f"bottleneck (bn_size {cfg.bn_size})" if cfg.bottleneck else "basic layers"
+    channels = "1 input channel" if cfg.in_channels == 1 else f"{cfg.in_channels} input channels"
+    classes = "1 class" if cfg.num_classes == 1 else f"{cfg.num_classes} classes"
+    return (f"k={cfg.growth_rate}, blocks {'-'.join(map(str, cfg.block_depths))}, {layers}, "
+            f"θ={cfg.compression:g}, {cfg.stem} stem with {cfg.num_init_features} features, "
+            f"{channels}, {classes}, input {cfg.input_size}×{cfg.input_size}")
+
+
 def _is_tensor_dict(obj: Any) -> bool:
     return isinstance(obj, Mapping) and len(obj) > 0 and all(
         isinstance(k, str) and is_tensor(v) for k, v in obj.items())
 
 
-def _stored_config(data: Any, name: str) -> DenseNetConfig | None:
+def _stored_config(data: Any, name: str) -> Any:
     if data is None:
         return None
     if isinstance(data, str):
@@ -224,7 +247,7 @@ def _stored_config(data: Any, name: str) -> DenseNetConfig | None:
     if not isinstance(data, Mapping):
         return None
     try:
-        return DenseNetConfig.from_dict(dict(data))
+        return config_from_dict(dict(data))  # (any family: its "family" key, else its fields)
     except ConfigError as exc:
         raise CheckpointError(f"{name!r}: its stored configuration is invalid: {exc}") from None
     except TypeError:
@@ -255,10 +278,11 @@ def _is_structure(value: Any) -> bool:
 
 
 def load_checkpoint(path: str | Path, candidate: str | None = None) -> LoadedCheckpoint:
-    """Read a DenseNet checkpoint safely and work out its configuration.
+    """Read a checkpoint safely and work out its configuration.
 
-    Accepts densegui checkpoints, ``.safetensors`` files and any torch file holding a DenseNet
-    state_dict anywhere inside plain containers: alone, in a training checkpoint (timm, PyTorch
+    Accepts densegui checkpoints (of any family: the configuration they store), ``.safetensors``
+    files and any torch file holding a DenseNet or an RDNet (timm's names) state_dict anywhere
+    inside plain containers: alone, in a training checkpoint (timm, PyTorch
     Lightning, torchvision's references …), with EMA copies, under any prefix, with torchvision's,
     timm's, MONAI's or other names. ``candidate`` picks one DenseNet of a file that holds
     several (see :attr:`LoadedCheckpoint.candidates`; the default follows :data:`CHOICE_RULE`).
@@ -301,7 +325,7 @@ def load_checkpoint(path: str | Path, candidate: str | None = None) -> LoadedChe
                 cfg_candidate = obj.get("config")
                 if isinstance(cfg_candidate, Mapping) and any(_is_tensor_dict(v) for v in obj.values()):
                     try:  # a densegui-style config next to the weights; some other project's: infer instead
-                        stored_cfg_data = DenseNetConfig.from_dict(dict(cfg_candidate)).to_dict()
+                        stored_cfg_data = config_from_dict(dict(cfg_candidate)).to_dict()
                     except (ConfigError, TypeError):
                         stored_cfg_data = None
                 metadata = {str(k): _plain(v) for k, v in obj.items()
@@ -323,7 +347,7 @@ def load_checkpoint(path: str | Path, candidate: str | None = None) -> LoadedChe
             config, inferred = stored, False
             check_matches(state, config, "they do not match the configuration stored in the file")
         elif chosen.layout is None:
-            config, inferred = infer_config(state), True
+            config, inferred = infer_any(state), True
         else:
             config, inferred = chosen.layout.config, True
         check_finite(state)

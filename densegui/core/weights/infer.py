@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import TYPE_CHECKING
 
@@ -44,6 +43,7 @@ from densegui.core.weights.reading import CheckpointError
 from densegui.core.weights.scan import (
     Block,
     InferenceError,
+    Layout,
     NotADenseNet,
     Scan,
     Shape,
@@ -69,28 +69,6 @@ if TYPE_CHECKING:
     from densegui.core.arch.plan import Plan
 
 __all__ = ["InferenceError", "Layout", "NotADenseNet", "find_networks", "fit_compression", "infer_config"]
-
-
-@dataclass
-class Layout:
-    """One DenseNet found in a state_dict.
-
-    ``names`` maps torchvision's key names (those of ``build_model(config)``) to the keys of the
-    state_dict. ``unrecognised`` lists the parts ("stem", "final BatchNorm", "classifier") that
-    were not recognised: their keys are missing from ``names`` and ``config`` guesses them, so
-    the renamed weights load with ``strict=True`` only when it is empty. ``notes`` says, for the
-    user, what was not recognised or ignored and what that affects.
-    """
-
-    config: DenseNetConfig
-    names: dict[str, str]
-    root: str = ""
-    notes: list[str] = field(default_factory=list)
-    unrecognised: tuple[str, ...] = ()
-
-    def rename(self, state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """The network's tensors under torchvision's names."""
-        return {new: state_dict[old] for new, old in self.names.items()}
 
 
 def _last(module: str) -> str:

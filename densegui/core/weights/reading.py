@@ -134,8 +134,9 @@ def _refusal(name: str, path: Path, kind: str, text: str) -> CheckpointError:
     """The one line for a pickle the safe loader refused: what it would import, and why that is refused."""
     found = _pickle_globals(path, kind)
     m = _GLOBAL_RE.search(text)
+    # (torch's own modules count: a pickled nn.Linear is a whole model too, refused as any other)
     culprits = [g for g in dict.fromkeys(([m.group(1)] if m else []) + found)
-                if not g.startswith(_ALLOWED) and g not in _PLAIN]
+                if (not g.startswith(_ALLOWED) or g.startswith("torch.nn.modules.")) and g not in _PLAIN]
     if not culprits:
         if kind == "pickle":
             return CheckpointError(f"refused to load {name!r}: it is a pickle that PyTorch's safe loader cannot read "

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from densegui.core.errors import DenseguiError
 
@@ -78,6 +78,28 @@ class Scan:
         p = self.params[m]
         sizes = [s[0] for name in ("weight", "running_mean", "bias", "running_var") if len(s := p.get(name, ())) == 1]
         return sizes[0] if sizes else 0
+
+
+@dataclass
+class Layout:
+    """One network found in a state_dict (by :mod:`densegui.core.weights.infer` or ``infer_rdnet``).
+
+    ``names`` maps the key names of ``build_model(config)`` (torchvision's, timm's) to the keys of the
+    state_dict. ``unrecognised`` lists the parts ("stem", "final BatchNorm", "classifier") that
+    were not recognised: their keys are missing from ``names`` and ``config`` guesses them, so
+    the renamed weights load with ``strict=True`` only when it is empty. ``notes`` says, for the
+    user, what was not recognised or ignored and what that affects.
+    """
+
+    config: Any  # the family's configuration: a DenseNetConfig (infer), an RDNetConfig (infer_rdnet)
+    names: dict[str, str]
+    root: str = ""
+    notes: list[str] = field(default_factory=list)
+    unrecognised: tuple[str, ...] = ()
+
+    def rename(self, state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The network's tensors under the model's names."""
+        return {new: state_dict[old] for new, old in self.names.items()}
 
 
 @dataclass
