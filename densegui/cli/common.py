@@ -117,6 +117,12 @@ def add_model_args(parser: argparse.ArgumentParser, checkpoint: bool = False) ->
         owners = _owners(f.dest)
         if len(owners) < len(families):  # say which families have it
             f = dataclasses.replace(f, help=f"{join_words([fam.title + 's' for fam in owners], 'and')}: {f.help}")
+        if f.kind == "choice":  # every owner's choices (a stem: imagenet, cifar, deep; an RDNet's patch)
+            others = [(fam, fam.field(f.name)) for fam in owners[1:]]
+            extra = [(fam, o) for fam, o in others if set(o.choices) - set(f.choices)]
+            choices = tuple(dict.fromkeys([*f.choices, *(c for _, o in others for c in o.choices)]))
+            f = dataclasses.replace(f, choices=choices,
+                                    help="; ".join([f.help, *(f"{fam.title}s: {o.help}" for fam, o in extra)]))
         _add(g, f, owners[0])
     names = {f.name for f in shared}
     for fam in families:
