@@ -10,7 +10,7 @@ from densegui.core.units import human_bytes
 
 
 def register(sub) -> None:
-    p = sub.add_parser("compare", help="presets or configs of both families side by side (params, MACs, "
+    p = sub.add_parser("compare", help="presets or configs of any family side by side (params, MACs, "
                                        "memory, published accuracy; --measure adds latency)")
     p.add_argument("items", nargs="+", metavar="PRESET_OR_JSON",
                    help="preset names (`densegui presets`) or configuration files (.json)")
@@ -25,7 +25,10 @@ def _eff(row) -> str:
 
 
 def _published(row) -> str:
-    shown = [f"{p['dataset']} {p['metric']} {p['value']:g}%" for p in row["published"][:2]]
+    # (an accuracy also as the error the other rows give: 100 − accuracy, as the frontier plots it)
+    shown = [f"{p['dataset']} {p['metric']} {p['value']:g}%"
+             + (f" (error {100 - p['value']:.4g}%)" if p["metric"] == "top-1 accuracy" else "")
+             for p in row["published"][:2]]
     return "; ".join(shown) if shown else "—"
 
 

@@ -19,7 +19,21 @@ def _structure(c) -> tuple[str, str]:
     """(the per-unit depths, the family's other choices) of a configuration."""
     depths = getattr(c, family_of(c).depths)
     brief = getattr(c, "brief", None)  # optional in the config protocol
-    return ",".join(map(str, depths)), brief() if brief else ""
+    return _depths(depths), brief() if brief else ""
+
+
+def _depths(depths, width: int = 13) -> str:
+    """"6,12,24,16"; where that is wider than the column, runs of one depth as "3×11" (RDNet-S)."""
+    plain = ",".join(map(str, depths))
+    if len(plain) <= width:
+        return plain
+    runs: list[list[int]] = []
+    for d in depths:
+        if runs and runs[-1][0] == d:
+            runs[-1][1] += 1
+        else:
+            runs.append([d, 1])
+    return ",".join(f"{d}×{n}" if n > 1 else str(d) for d, n in runs)
 
 
 def preset_json(name: str) -> dict:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from densegui.cli.common import add_model_args, config_from_args
 from densegui.cli.measure import add_measure_args, measured, settings_from_args
-from densegui.core.analysis.design import ALIASES, FIELDS, format_value, parse_vary, sweep_rows
+from densegui.core.analysis.design import ALIASES, FIELDS, field_names, format_value, parse_vary, sweep_rows
 from densegui.core.errors import DenseguiError
 from densegui.core.units import human_bytes
 
@@ -19,7 +19,7 @@ def register(sub) -> None:
     add_model_args(p)
     spec = ", ".join(name for name, f in FIELDS.items() if f.spec is not None)
     p.add_argument("--vary", required=True, metavar="FIELD=START:STOP:STEP",
-                   help=f"or FIELD=v1,v2,…; fields: {', '.join(FIELDS)} (aliases {', '.join(ALIASES)})"
+                   help=f"or FIELD=v1,v2,…; fields: {field_names()} (aliases {', '.join(ALIASES)})"
                         + (f"; {spec} takes a list only (e.g. {_example(spec.split(', ')[0])})" if spec else ""))
     add_measure_args(p)
     out = p.add_mutually_exclusive_group()

@@ -1,12 +1,11 @@
 """The design space, analytically: sweeps of one field and side-by-side comparisons (no torch).
 
-A sweep takes a configuration of any family and one field to vary
-(:func:`parse_vary`: ``FIELD=START:STOP:STEP`` or ``FIELD=v1,v2,…``) and gives
-one row per value with the full configuration it used, its parameters, MACs
-and training-activation memory (naive and memory-efficient), all from the
-analytic layer table. A value that makes the configuration invalid keeps its
-row, with the reason instead of the figures. A comparison gives the same row
-for named presets or configurations, with their published results.
+A sweep takes a configuration of any family and one field to vary (:func:`parse_vary`:
+``FIELD=START:STOP:STEP`` or ``FIELD=v1,v2,…``) and gives one row per value with the full
+configuration it used, its parameters, MACs and training-activation memory (naive and
+memory-efficient), all from the analytic layer table. A value that makes the configuration invalid
+keeps its row, with the reason instead of the figures. A comparison gives the same row for named
+presets or configurations, with their published results.
 
 The fields come from each registered family (:func:`family_fields`): its ``int``, ``float``
 and ``spec`` fields with ``sweep``, its per-unit depths as one axis for all of them (named by the
@@ -15,9 +14,8 @@ orders them and words them where a field's help does not fit. A ``spec`` field's
 strings (``connectivity=dense,log,window:2``), checked against its choices; their rows are
 plotted against the fraction of the connections they keep (:func:`fraction_kept`).
 
-Measured figures (latency, throughput, peak memory) come from the timing
-probe: :func:`measure` runs it round-robin over the configurations, so that a
-slow spell of a shared machine hits every configuration alike.
+Measured figures (latency, throughput, peak memory) come from the timing probe: :func:`measure` runs
+it round-robin over the configurations, so that a slow spell of a shared machine hits them alike.
 """
 
 from __future__ import annotations
@@ -38,7 +36,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from densegui.core.arch.family import Field as FamilyField
 
 MAX_POINTS = 500
-MAX_UNITS = 8  # one-depth fields "block1" … "block8" (the built-in families' most blocks or stages)
+MAX_UNITS = 16  # one-depth fields "block1" … "block16" (the built-in families' most blocks or stages: RDNet's)
 
 
 def _no_value(cfg: Any) -> None:
@@ -183,6 +181,14 @@ def _own_fields(cfg) -> tuple[Family, dict[str, Field]]:
     return family, _current().by_family[family.name]
 
 
+def field_names() -> str:
+    """Every field's name, by commas, each run of one-depth fields as "block1…block16"."""
+    runs: dict[str, list[str]] = {}
+    for f in FIELDS.values():
+        runs.setdefault(f.name.rstrip("0123456789") if f.index else f.name, []).append(f.name)
+    return ", ".join(v[0] if len(v) == 1 else f"{v[0]}…{v[-1]}" for v in runs.values())
+
+
 def fields_for(cfg) -> list[Field]:
     """The fields a sweep can vary for ``cfg``: its family's, one-depth fields only of the blocks
     or stages it has; in the order of :data:`FIELDS`."""
@@ -266,7 +272,7 @@ def parse_vary(text: str) -> Vary:
     if not sep or not spec.strip():
         raise ConfigError(f"--vary needs FIELD=START:STOP:STEP or FIELD=v1,v2,…, got {text!r}.")
     if name not in FIELDS:
-        raise ConfigError(f"unknown field {name!r}; choose one of {', '.join(FIELDS)} "
+        raise ConfigError(f"unknown field {name!r}; choose one of {field_names()} "
                           f"(aliases: {', '.join(ALIASES)}).")
     field = FIELDS[name]
     if field.spec is not None:  # (its values hold ":" themselves: no ranges)

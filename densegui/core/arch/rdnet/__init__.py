@@ -43,11 +43,13 @@ FAMILY = F.Family(
     profile=(
         (r"stem(\.\d)?", "stem"),
         (r"dense_stages\.\d+\.\d+\.dense_block\d+", "concatenation"),  # torch.cat of a block's inputs, γ
+        # a stage's DenseStage (stage 1's sits at .0.0, after no transition): its closing torch.cat
+        (r"dense_stages\.0\.0|dense_stages\.[1-9]\d*\.2", "concatenation"),
         (r"dense_stages\.\d+\.\d+\.dense_block\d+\.layers\.layers\.0", "depthwise convs"),
         (r"dense_stages\.\d+\.\d+\.dense_block\d+\.layers\.layers\.[24]", "pointwise convs"),
         (r"dense_stages\.\d+\.\d+\.dense_block\d+\.layers\.layers\.[13]", "LayerNorm/GELU"),
         (r"dense_stages\.\d+\.\d+\.dense_block\d+\.layers\.layers\.5", "ESE"),
-        (r"dense_stages\.\d+\.[01]", "transitions"),
+        (r"dense_stages\.[1-9]\d*\.[01]", "transitions"),  # LayerNorm, conv
         (r"head", "head"),
     ),
     capabilities=frozenset({F.EXPLORE, F.REUSE, F.WEIGHTS}),
