@@ -59,7 +59,8 @@ MAX_SWEEP_POINTS = 200
 # (start, stop, step) offered when a field is picked; None: derived from the current value.
 DEFAULT_RANGES = {"growth_rate": (4, 64, 4), "compression": (0.1, 1.0, 0.1), "bn_size": (1, 8, 1),
                   "drop_rate": (0.0, 0.5, 0.1), "input_size": (32, 512, 32), "num_classes": (10, 1000, 110),
-                  "width": (16, 128, 16), "blocks": (2, 48, 2), "stages": (1, 12, 1)}
+                  "width": (16, 128, 16), "blocks": (2, 48, 2), "stages": (1, 12, 1),
+                  "growth": (16, 128, 8), "width_ratio": (1.0, 8.0, 0.5)}
 
 
 def _sweep(cfg, vary: Vary, *, cancel, progress) -> tuple[list[dict], str, float | None]:
@@ -228,14 +229,19 @@ class DesignPanel(QWidget):
         points = self.frontier_points()
         dataset, axis = self.dataset_combo.currentData(), self.x_combo.currentData()
         metric = published_error(points[0][0], dataset).metric if points else "error"
-        self.frontier.set_points(points, X_AXES[axis], f"{dataset} {metric} (%, published)", self._current_x())
+        self.frontier.set_points(points, X_AXES[axis], f"{dataset} {metric} (%, published)", self._current_x(),
+                                 si=axis != "latency")
         if axis == "latency" and not points:
             self.frontier_note.setText("No measured latencies yet: press “Measure presets”.")
         else:
-            fams = sorted({p[1] for p in points})
-            self.frontier_note.setText(f"{len(points)} presets ({', '.join(fams)}) with a published {dataset} "
-                                       f"result; lower-left is better. Sources in the points' presets "
-                                       "(`densegui presets --json`).")
+            fams = {p[1] for p in points}
+            # (a family that publishes top-1 accuracy is plotted at 100 − accuracy: say which)
+            converted = sorted({p[1] for p in points if published_error(p[0], dataset).source.startswith("100 − ")})
+            also = f" ({', '.join(converted)}: 100 − top-1 accuracy)" if converted else ""
+            self.frontier_note.setText(f"{len(points)} presets of {len(fams)} families with a published {dataset} "
+                                       f"result{also}; lower-left is better. A point's tooltip gives its source.")
+        self.frontier.tips = {n: f"{n}: {e.metric} {e.value:g}% ({e.source}); {X_CHOICES[axis]} {x:,.4g}"
+                              for n, _f, x, _y in points if (e := published_error(n, dataset)) is not None}
         self.frontierUpdated.emit()
 
     def _current_x(self) -> float | None:
@@ -278,7 +284,10 @@ class DesignPanel(QWidget):
         for f in fields_for(self.config):
             self.field_combo.addItem(f"{f.name} — {f.description}", f.name)
         index = self.field_combo.findData(current)
-        self.field_combo.setCurrentIndex(max(index, 0))
+        if index < 0:  # (another family: its first sweep axis, RDNet's growth rather than θ)
+            axes = [self.field_combo.findData(name) for name, _ in arch.family_of(self.config).sweep_axes]
+            index = next((i for i in axes if i >= 0), 0)
+        self.field_combo.setCurrentIndex(index)
         self.field_combo.blockSignals(False)
         self._field_changed()
 

@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtWidgets import QApplication, QWidget
 
 from densegui.core.analysis.design import FIELDS, sweep_x
@@ -24,12 +24,60 @@ from densegui.core.arch import registry as arch
 from densegui.gui import guard_refcounts
 from densegui.gui.widgets import save_offscreen_png
 
-CURRENT_PEN = pg.mkPen("#2ca02c", width=2, style=Qt.PenStyle.DashLine)
+CURRENT = "#444444"  # the current configuration's line: no family's colour (RDNet's is green)
+CURRENT_PEN = pg.mkPen(CURRENT, width=2, style=Qt.PenStyle.DashLine)
+# Where a point's label may sit (TextItem anchors), tried in turn: right-above, right-below,
+# left-above, left-below, and the first that collides with no label or point placed before wins.
+ANCHORS = ((0.0, 1.0), (0.0, 0.0), (1.0, 1.0), (1.0, 0.0))
+LABEL_PAD = 6.0  # px kept clear around a point
 
 
 def _color(family: str) -> str:
     fam = arch.families().get(family)
     return fam.color if fam is not None else "#333"
+
+
+def _title(family: str) -> str:
+    fam = arch.families().get(family)
+    return fam.title if fam is not None else family
+
+
+def _si(x: float) -> str:
+    for div, prefix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if x >= div:
+            return f"{x / div:g}{prefix}"
+    return f"{x:g}"
+
+
+class LogAxis(pg.AxisItem):
+    """A log axis labelled at 10ⁿ and, where they fit, 2 and 5 × 10ⁿ (``si``: "20M", else "20");
+    the other digits are unlabelled ticks. (pyqtgraph's own labels every digit of a short range,
+    and "8·10⁶9·10⁶10⁷" collide.)"""
+
+    MIN_GAP = 56.0  # px between two labels
+
+    def __init__(self, orientation: str = "bottom", si: bool = True) -> None:
+        super().__init__(orientation)
+        self.si = si
+        self.setStyle(maxTextLevel=1)  # (labels on the first two levels only)
+
+    def logTickValues(self, minVal, maxVal, size, stdTicks):  # noqa: N802, N803 - pyqtgraph's names
+        lo, hi = math.floor(minVal), math.ceil(maxVal)
+
+        def inside(v: float) -> bool:
+            return minVal <= v <= maxVal
+
+        major = [float(v) for v in range(lo, hi + 1) if inside(v)]
+        mids = [v + math.log10(m) for v in range(lo, hi) for m in (2, 5) if inside(v + math.log10(m))]
+        minor = [v + math.log10(m) for v in range(lo, hi) for m in (3, 4, 6, 7, 8, 9) if inside(v + math.log10(m))]
+        per_decade = size / max(maxVal - minVal, 1e-9)
+        if per_decade * math.log10(2) < self.MIN_GAP:  # 1 → 2 is the shortest labelled step
+            return [(1.0, major), (None, []), (None, mids + minor)]
+        return [(1.0, major), (None, mids), (None, minor)]
+
+    def logTickStrings(self, values, scale, spacing):  # noqa: N802
+        numbers = [float(f"{10 ** v:.3g}") for v in values]
+        return [_si(x) if self.si else f"{x:g}" for x in numbers]
 
 
 class FrontierPlot(pg.PlotWidget):
@@ -38,7 +86,7 @@ class FrontierPlot(pg.PlotWidget):
     pointClicked = Signal(str)  # the preset's name
 
     def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
+        super().__init__(parent, axisItems={"bottom": LogAxis("bottom")})
         self.setObjectName("designFrontier")
         self.setBackground("w")
         self.showGrid(x=True, y=True, alpha=0.25)
@@ -49,25 +97,32 @@ class FrontierPlot(pg.PlotWidget):
         self._scatters: dict[str, pg.ScatterPlotItem] = {}
         self._labels: dict[str, pg.TextItem] = {}  # made once per preset, then only moved
         self._current = pg.InfiniteLine(angle=90, pen=CURRENT_PEN, movable=False,
-                                        label="current", labelOpts={"position": 0.95, "color": "#2ca02c"})
+                                        label="current", labelOpts={"position": 0.95, "color": CURRENT})
         self._current.hide()
         self.addItem(self._current)
         for family in arch.families():
             self._scatter(family)
+        self._placing = False
+        self.tips: dict[str, str] = {}  # preset → its hover text (the published result and source)
+        vb = self.getViewBox()
+        vb.sigResized.connect(self.place_labels)
+        vb.sigRangeChanged.connect(self.place_labels)
 
     def _scatter(self, family: str) -> pg.ScatterPlotItem:
         """The points of ``family`` (one legend entry per family, in its colour)."""
         scatter = self._scatters.get(family)
         if scatter is None:
-            scatter = pg.ScatterPlotItem(size=10, brush=pg.mkBrush(_color(family)), pen=pg.mkPen("w"), name=family,
-                                         hoverable=True)
+            scatter = pg.ScatterPlotItem(size=10, brush=pg.mkBrush(_color(family)), pen=pg.mkPen("w"),
+                                         name=_title(family), hoverable=True, tip=self._tip)
             scatter.sigClicked.connect(self._clicked)
             self._scatters[family] = scatter
             self.addItem(scatter)
         return scatter
 
     def set_points(self, points: list[tuple[str, str, float, float]], x_label: str, y_label: str,
-                   current_x: float | None) -> None:
+                   current_x: float | None, si: bool = True) -> None:
+        """``si``: the x axis's labels with SI prefixes (counts), else plain numbers (ms)."""
+        self.getAxis("bottom").si = si
         self.points = [p for p in points if p[2] > 0 and math.isfinite(p[3])]
         for family in {p[1] for p in self.points}:  # a family registered since
             self._scatter(family)
@@ -90,10 +145,54 @@ class FrontierPlot(pg.PlotWidget):
         self.setLabel("left", y_label)
         self.set_current_x(current_x)
         self.enableAutoRange()
-        if self.points:  # labels sit right of their points: leave room right of the last one
+        if self.points:  # both ranges from the points (labels never move them): room for labels around
             lo = min(math.log10(p[2]) for p in self.points)
             hi = max(math.log10(p[2]) for p in self.points)
-            self.setXRange(lo - 0.05 * (hi - lo + 0.1), hi + 0.2 * (hi - lo + 0.1), padding=0)
+            self.setXRange(lo - 0.1 * (hi - lo + 0.1), hi + 0.2 * (hi - lo + 0.1), padding=0)
+            y0, y1 = min(p[3] for p in self.points), max(p[3] for p in self.points)
+            span = max(y1 - y0, 1.0)
+            self.setYRange(y0 - 0.1 * span, y1 + 0.12 * span, padding=0)
+        self.place_labels()
+
+    def _tip(self, x: float, y: float, data) -> str:
+        return self.tips.get(str(data), str(data))
+
+    def label_rects(self) -> dict[str, QRectF]:
+        """Each shown label's rectangle in the view's pixels."""
+        return {name: text.mapRectToScene(text.boundingRect()) for name, text in self._labels.items()
+                if text.isVisible()}
+
+    def place_labels(self, *_args) -> None:
+        """Put each point's label on the side (:data:`ANCHORS`) where it overlaps no label or point
+        placed before it (points left to right); where every side does, the least-overlapping one."""
+        if self._placing or not self.points:
+            return
+        self._placing = True
+        try:
+            vb = self.getViewBox()
+            view = vb.mapRectToScene(vb.boundingRect())
+            where = {p[0]: vb.mapViewToScene(QPointF(math.log10(p[2]), p[3])) for p in self.points}
+            taken = [QRectF(q.x() - LABEL_PAD, q.y() - LABEL_PAD, 2 * LABEL_PAD, 2 * LABEL_PAD) for q in where.values()]
+            for name, *_ in sorted(self.points, key=lambda p: (p[2], p[3])):
+                text, q = self._labels[name], where[name]
+                size = text.textItem.boundingRect().size()
+                mine = QRectF(q.x() - LABEL_PAD, q.y() - LABEL_PAD, 2 * LABEL_PAD, 2 * LABEL_PAD)
+
+                def cost(anchor, size=size, q=q, mine=mine) -> float:
+                    r = QRectF(q.x() - anchor[0] * size.width(), q.y() - anchor[1] * size.height(), size.width(),
+                               size.height())
+                    inside = view.intersected(r)
+                    out = r.width() * r.height() - inside.width() * inside.height()
+                    hit = sum(max(0.0, x.width()) * max(0.0, x.height())
+                              for t in taken if t != mine and not (x := r.intersected(t)).isEmpty())
+                    return hit + out
+
+                best = min(ANCHORS, key=cost)  # (the first of equals: right-above when nothing collides)
+                text.setAnchor(best)
+                taken.append(QRectF(q.x() - best[0] * size.width(), q.y() - best[1] * size.height(),
+                                    size.width(), size.height()))
+        finally:
+            self._placing = False
 
     def set_current_x(self, x: float | None) -> None:
         """The current configuration's vertical line (hidden when ``x`` is unknown)."""
