@@ -33,18 +33,21 @@ def panel(qtbot, widget_leak_check):
     p.deleteLater()
 
 
-def test_frontier_shows_both_families_at_their_published_error(panel):
+def test_frontier_shows_every_family_at_its_published_error(panel):
     panel.dataset_combo.setCurrentIndex(panel.dataset_combo.findData("ImageNet"))
     panel.x_combo.setCurrentIndex(panel.x_combo.findData("params"))
     points = panel.frontier_points()
     families = {p[1] for p in points}
-    assert families == {"densenet", "resnet"}
+    assert families == {"densenet", "resnet", "rdnet"}
     for name, family, x, y in points:
         assert x == arch.layer_table(arch.get_preset(name)).params
         assert y == published_error(name, "ImageNet").value
-    drawn = panel.frontier._scatters["resnet"].getData()
-    resnets = sorted(p[2] for p in points if p[1] == "resnet")
-    assert sorted(10 ** drawn[0]) == pytest.approx(resnets)
+    rdnet = {n: y for n, f, _x, y in points if f == "rdnet"}
+    assert rdnet == pytest.approx({"rdnet-tiny": 100 - 82.8, "rdnet-small": 100 - 83.7, "rdnet-base": 100 - 84.4,
+                                   "rdnet-large": 100 - 84.8})  # (100 − the published top-1 accuracy)
+    for family in ("resnet", "rdnet"):
+        drawn = panel.frontier._scatters[family].getData()
+        assert sorted(10 ** drawn[0]) == pytest.approx(sorted(p[2] for p in points if p[1] == family))
     # The current configuration (densenet121 by default) is the vertical line at its parameter count.
     assert panel.frontier._current.isVisible()
     assert panel.frontier._current.value() == pytest.approx(math.log10(7_978_856))
