@@ -60,6 +60,7 @@ class LogAxis(pg.AxisItem):
         super().__init__(orientation)
         self.si = si
         self.setStyle(maxTextLevel=1)  # (labels on the first two levels only)
+        self.enableAutoSIPrefix(False)  # (the labels carry their prefixes: no "(x1e+09)" in the title)
 
     def logTickValues(self, minVal, maxVal, size, stdTicks):  # noqa: N802, N803 - pyqtgraph's names
         lo, hi = math.floor(minVal), math.ceil(maxVal)
