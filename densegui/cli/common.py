@@ -27,6 +27,13 @@ def join_words(words: list[str], last: str = "or") -> str:
     return f" {last} ".join([", ".join(words[:-1]), words[-1]] if len(words) > 2 else words)
 
 
+def a(title: str) -> str:
+    """"a ResNet", "an RDNet": an initial letter spoken with a vowel sound (F, H, L, M, N, R, S, X before
+    another capital, as in an acronym) or a vowel takes "an"."""
+    acronym = len(title) > 1 and title[0] in "FHLMNRSX" and title[1].isupper()
+    return f"{'an' if acronym or title[:1] in 'AEIOU' else 'a'} {title}"
+
+
 def _families() -> list[Family]:
     return list(arch.families().values())
 
@@ -128,7 +135,7 @@ def add_model_args(parser: argparse.ArgumentParser, checkpoint: bool = False) ->
     for fam in families:
         own = [f for f in fam.fields if f.name not in names]
         if own:
-            group = parser.add_argument_group(fam.title, f"fields of a {fam.title} configuration")
+            group = parser.add_argument_group(fam.title, f"fields of {a(fam.title)} configuration")
             for f in own:
                 _add(group, f, fam)
 
@@ -163,13 +170,13 @@ def config_from_args(args: argparse.Namespace, default: arch.Config | None = Non
     family = arch.family_of(base)
     if need is not None and not family.can(need):
         takes = join_words([fam.title for fam in _families() if fam.can(need)])
-        raise ConfigError(f"this command takes a {takes}, but {base.label()} is a {family.title}.")
+        raise ConfigError(f"this command takes a {takes}, but {base.label()} is {a(family.title)}.")
     applies = flags_of(family)
     for dest, f in model_fields().items():
         if dest not in applies and getattr(args, dest, None) is not None:
             owners = _owners(dest)
             raise ConfigError(f"{f.option} is a {join_words([fam.title for fam in owners])} flag, but this "
-                              f"configuration is a {family.title}{_hint(f, owners[0], family)}.")
+                              f"configuration is {a(family.title)}{_hint(f, owners[0], family)}.")
     changes = {name: getattr(args, dest) for dest, name in applies.items() if getattr(args, dest, None) is not None}
     try:
         return base.replace(**changes).validate()

@@ -12,7 +12,8 @@ from densegui.core.arch.rdnet.table import layer_table
 def _scale_growth(cfg: RDNetConfig, k: int) -> RDNetConfig:
     """``cfg`` with its first stage's growth rate ``k``: every stage keeps its ratio to the first."""
     scale = k / cfg.growth_rates[0]
-    return cfg.replace(growth_rates=tuple(max(8, int(round(g * scale))) for g in cfg.growth_rates))
+    # (no clamping: a value too small is refused by validate() with its reason, not silently changed)
+    return cfg.replace(growth_rates=(int(k), *(int(round(g * scale)) for g in cfg.growth_rates[1:])))
 
 
 FIELDS = (
