@@ -8,8 +8,6 @@ needs neither torch nor Qt. The drawings are the Architecture tab's diagram
 
 from __future__ import annotations
 
-import os
-import secrets
 import sys
 from pathlib import Path
 
@@ -17,6 +15,7 @@ from densegui.cli.common import add_model_args, config_from_args
 from densegui.core.arch import registry
 from densegui.core.arch.graph import graph_of, to_dot
 from densegui.core.errors import DenseguiError
+from densegui.core.writing import check_writable, write_atomic
 from densegui.gui.diagram_layout import COLLAPSE_OVER  # (plain Python, as is diagram_render until it draws)
 from densegui.gui.diagram_render import EXPAND, render
 
@@ -69,31 +68,6 @@ def outputs(args) -> list[tuple[str, str]]:
     return wanted
 
 
-def check_writable(path: str) -> None:
-    """Before anything is written (torch- and Qt-free; the same rule as gui.export's)."""
-    target = Path(path)
-    folder = target.parent
-    if target.is_dir():
-        raise DenseguiError(f"cannot write {path!r}: it is a folder.")
-    if not folder.is_dir():
-        what = "is not a folder" if folder.exists() else "does not exist"
-        raise DenseguiError(f"cannot write {path!r}: the folder {str(folder)!r} {what}.")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise DenseguiError(f"cannot write {path!r}: the folder {str(folder)!r} is read-only.")
-
-
-def write_text(path: str, text: str) -> None:
-    """``text`` to a temporary next to ``path``, renamed over it: a failed write leaves nothing."""
-    target = Path(path)
-    tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, target)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise DenseguiError(f"cannot write {path!r}: {exc.strerror or exc}.") from None
-
-
 def run(args) -> int:
     wanted = outputs(args)
     cfg = config_from_args(args)
@@ -109,7 +83,7 @@ def run(args) -> int:
             if path == STDOUT:
                 sys.stdout.write(dot)
                 continue
-            write_text(path, dot)
+            write_atomic(Path(path), dot.encode("utf-8"))
         else:
             try:
                 render(cfg, path, expand=args.expand, fmt=fmt)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from PySide6.QtCore import QBuffer, QIODevice, QMarginsF, QRectF, QSize, QSizeF
 from PySide6.QtGui import QColor, QGuiApplication, QImage, QPageSize, QPainter, QPdfWriter
 
 from densegui.core.errors import DenseguiError
+from densegui.core.writing import check_writable, write_atomic  # noqa: F401 (check_writable: the CLI's too)
 
 FORMATS = ("png", "svg", "pdf")
 FILTERS = {"png": "PNG image (*.png)", "svg": "SVG vector (*.svg)", "pdf": "PDF vector (*.pdf)"}
@@ -84,7 +84,7 @@ def write_painting(fmt: str, path: str | os.PathLike, width: int, height: int, p
     target = Path(path)
     check_writable(target)  # before painting: a bad path fails at once
     data = {"png": _png, "svg": _svg, "pdf": _pdf}[fmt](width, height, paint, title, scale)
-    _write_atomic(target, data)
+    write_atomic(target, data)
     return target
 
 
@@ -188,47 +188,3 @@ def _pdf(width: int, height: int, paint: Paint, title: str, _scale: float) -> by
     writer.setCreator("densegui")
     _paint_on(writer, paint, width, height, scale=dpi / POINTS_PER_INCH)
     return bytes(buffer.data())
-
-
-# ---------------------------------------------------------------- writing
-def check_writable(path: str | os.PathLike) -> None:
-    """DenseguiError (one line) unless a file can be written at ``path``: its folder exists and is
-    writable, and it is not a folder (the CLI checks this before a long analysis)."""
-    target = Path(path)
-    folder = target.parent
-    if target.is_dir():
-        raise DenseguiError(f"cannot write {str(target)!r}: it is a folder.")
-    if not folder.is_dir():
-        what = "is not a folder" if folder.exists() else "does not exist"
-        raise DenseguiError(f"cannot write {str(target)!r}: the folder {str(folder)!r} {what}.")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise DenseguiError(f"cannot write {str(target)!r}: the folder {str(folder)!r} is read-only.")
-
-
-def _write_atomic(target: Path, data: bytes) -> None:
-    """``data`` into a temporary next to ``target``, then renamed over it (never a partial file).
-    A new file gets the mode the umask gives; a file it replaces keeps its permission bits."""
-    tmp = None
-    try:
-        try:
-            mode = os.stat(target).st_mode & 0o7777
-        except FileNotFoundError:
-            mode = None
-        while tmp is None:
-            candidate = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
-            try:
-                fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-            except FileExistsError:
-                continue
-            tmp = candidate
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        if mode is not None:
-            os.chmod(tmp, mode)
-        os.replace(tmp, target)
-    except BaseException as exc:
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise DenseguiError(f"cannot write {str(target)!r}: {exc.strerror or exc}.") from None
-        raise
