@@ -56,6 +56,19 @@ def mib(n: float) -> str:
     return f"{n / 2**20:.3g} MiB" if n >= 2**20 else f"{n / 2**10:.3g} KiB"
 
 
+def _colouring_of(payload: dict) -> Colouring:
+    """The connection values of a Feature reuse payload, keyed (block, source row, target)."""
+    values, noise = {}, set()
+    for block, matrix, mask in payload["blocks"]:
+        for s, row in enumerate(matrix):
+            for t, v in enumerate(row):
+                if v == v:  # (NaN: no connection)
+                    values[(block, s, t)] = float(v)
+                    if mask is not None and mask[s][t]:
+                        noise.add((block, s, t))
+    return Colouring(values, noise, payload["lut"], payload["label"])
+
+
 class ArchitecturePanel(PanelMixin, QWidget):
     layerSelected = Signal(str)  # a unit's module path clicked here ("" clears)
     diagramUpdated = Signal(object)  # the configuration now laid out (its repaint follows)
@@ -68,6 +81,7 @@ class ArchitecturePanel(PanelMixin, QWidget):
         self.expanded: dict[int, bool] = {}  # the user's choices per block, kept across edits
         self._family = None
         self._reuse = None  # the Feature reuse tab's payload (see set_reuse)
+        self._reuse_colouring: Colouring | None = None  # its values, read once per payload
         self._table = None
         self.last_layout_ms = 0.0
 
@@ -184,7 +198,7 @@ class ArchitecturePanel(PanelMixin, QWidget):
         tuples), ``blocks``: [(block, values as nested lists, noise mask as nested lists or None)],
         values normalised as its heatmap shows them (NaN: no connection); or None."""
         self._reuse = payload
-        self._sync_reuse_controls()
+        self._reuse_colouring = None if payload is None else _colouring_of(payload)
         self._apply_colouring()
 
     # ------------------------------------------------------------------ layout
@@ -218,6 +232,7 @@ class ArchitecturePanel(PanelMixin, QWidget):
         if base_plan is not None:
             base = dl.layout(base_plan, arch.family_of(self.baseline_config), self.expanded, scale_in=scale_in,
                              scale_macs=scale_macs)
+        self.view.colouring = self._colouring()  # (before the layout: its arcs' paths are built once)
         self.view.set_layout(lay, base)
         selected = self.view.selected
         if selected and selected not in lay.by_path and selected not in lay.inside:
@@ -225,8 +240,7 @@ class ArchitecturePanel(PanelMixin, QWidget):
             self.readout.setText(HINT)
         elif selected:
             self.readout.setText(self.describe_path(selected))
-        if self.view.colouring is not None or self._reuse is not None:
-            self._apply_colouring(repaint=False)
+        self._update_hidden_text()
         self.last_layout_ms = (time.perf_counter() - t0) * 1000
         self.diagramUpdated.emit(cfg)
 
@@ -267,36 +281,27 @@ class ArchitecturePanel(PanelMixin, QWidget):
         self.hide_slider.setEnabled(reuse_on and self._reuse is not None)
         self.hide_label.setEnabled(self.hide_slider.isEnabled())
 
-    def _apply_colouring(self, repaint: bool = True) -> None:
+    def _apply_colouring(self) -> None:
+        self.view.set_colouring(self._colouring())
+        self._update_hidden_text()
+
+    def _colouring(self) -> Colouring | None:
+        """The arcs' colours for the current configuration (None: by structure), saying in the
+        reuse line why there are none where reuse was asked for."""
         self._sync_reuse_controls()
-        want = self.colour_combo.currentData() == "reuse"
-        colouring = None
-        if not want:
+        if self.colour_combo.currentData() != "reuse":
             self.reuse_label.setText("")
-        elif self._reuse is None:
+            return None
+        if self._reuse is None:
             self.reuse_label.setText("No reuse measure yet: open a checkpoint in the Feature reuse tab.")
-        elif not self._reuse_matches():
+            return None
+        if not self._reuse_matches():
             self.reuse_label.setText(f"The Feature reuse tab's checkpoint is another network "
                                      f"({self._reuse['config'].label()}): use its Send to explorer to colour "
                                      "these connections.")
-        else:
-            values, noise = {}, set()
-            for block, matrix, mask in self._reuse["blocks"]:
-                for s, row in enumerate(matrix):
-                    for t, v in enumerate(row):
-                        if v == v:  # (NaN: no connection)
-                            values[(block, s, t)] = float(v)
-                            if mask is not None and mask[s][t]:
-                                noise.add((block, s, t))
-            colouring = Colouring(values, noise, self._reuse["lut"], self._reuse["label"])
-            colouring.threshold = self.hide_slider.value() / 100
-        if colouring is None:
-            self.view.colouring = None
-            self.view._rebuild_paths()
-            self.view.update()
-        else:
-            self.view.set_colouring(colouring)
-        self._update_hidden_text()
+            return None
+        self._reuse_colouring.threshold = self.hide_slider.value() / 100
+        return self._reuse_colouring
 
     def _threshold_changed(self, value: int) -> None:
         self.hide_label.setText(f"hide below {value / 100:.2f}")
