@@ -417,6 +417,8 @@ def main() -> int:
     for r in rows + arch_rows + singles:
         print(f"{r['sweep']:44} {r['changes']:7d} {r['p50']:9.1f} {r['p95']:7.1f} {r['max']:7.1f} "
               f"{r['summary_s']:7.2f}s {r['stall']:7.1f} {r['paints']:6d} {r['paint_p50']:9.1f} {r['paint_max']:6.1f}")
+    if arch_events:
+        print()  # (the table ends at a blank line: ui_latency_ab.py reads it so)
     for text in arch_events:
         print(text)
     worst_head = max(r["max"] for r in rows + arch_rows + singles)
