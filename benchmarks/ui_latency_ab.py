@@ -55,12 +55,13 @@ def main() -> int:
     print(f"medians of {args.runs} interleaved runs; before = {args.before}, after = this checkout")
     print(f"{'sweep':44} {'stall ms':>15} {'head p50 ms':>15} {'head max ms':>15} {'paint p50 ms':>15} {'summary s':>13}")
     for name in after[0]:
-        def med(runs, col):
-            return statistics.median(r[name][COLUMNS.index(col)] for r in runs if name in r)
+        def med(runs, col, fmt):  # "—": a row one side does not have (a sweep added since)
+            values = [r[name][COLUMNS.index(col)] for r in runs if name in r]
+            return fmt.format(statistics.median(values)) if values else "—"
         cells = []
         for col, fmt in (("stall", "{:.1f}"), ("head p50", "{:.1f}"), ("max", "{:.1f}"), ("paint p50", "{:.1f}"),
                          ("summary", "{:.2f}")):
-            cells.append(f"{fmt.format(med(before, col))} / {fmt.format(med(after, col))}")
+            cells.append(f"{med(before, col, fmt)} / {med(after, col, fmt)}")
         print(f"{name:44} " + " ".join(f"{c:>15}" for c in cells[:4]) + f" {cells[4]:>13}")
     return 0
 
