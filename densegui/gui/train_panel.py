@@ -135,7 +135,7 @@ class TrainPanel(QWidget):
         form.addRow("Processes", self.nproc_spin)
         form.addRow("Checkpoint", out_row)
         recipe = QLabel("SGD, Nesterov momentum 0.9, weight decay 1e-4, learning rate ÷10 at 50% and 75% of "
-                        "the epochs, random shifts (CIFAR: crops + flips). The checkpoint is rewritten after "
+                        "the training steps, random shifts (CIFAR: crops + flips). The checkpoint is rewritten after "
                         "every epoch; the Feature reuse tab follows it.")
         recipe.setWordWrap(True)
         recipe.setStyleSheet("font-size: 11px; color: palette(placeholder-text);")
