@@ -44,7 +44,7 @@ def register(sub) -> None:
                         "cifar100, mnist, fashion-mnist, folder; a bare FOLDER is detected")
     g.add_argument("--epochs", type=int, help="epochs (default 30)")
     g.add_argument("--batch-size", type=int, help="mini-batch size (default 64, the paper's)")
-    g.add_argument("--lr", type=float, help="initial learning rate, ÷10 at 50%% and 75%% of the epochs (default 0.1)")
+    g.add_argument("--lr", type=float, help="initial learning rate, ÷10 at 50%% and 75%% of the training steps (default 0.1)")
     g.add_argument("--seed", type=int, help="seed of the initial weights and every epoch's shuffling (default 0)")
     g.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
     g.add_argument("--threads", type=int, metavar="N", help="CPU threads for PyTorch (default: PyTorch's choice)")
