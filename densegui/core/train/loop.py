@@ -1,10 +1,11 @@
 """Training a DenseNet: the paper's recipe, exact resume, progress and cancel hooks.
 
 :func:`train` runs SGD with Nesterov momentum 0.9, weight decay 1e-4 and a
-learning rate divided by 10 at 50 % and 75 % of the epochs (Huang et al.,
-§4.2), evaluates the held-out split after every epoch and writes a densegui
-checkpoint atomically after every epoch (``save_checkpoint``: temporary file
-+ rename), so an interrupted run loses at most the epoch in progress.
+learning rate divided by 10 at 50 % and 75 % of the training steps (Huang et
+al., §4.2; set before every step by :meth:`TrainOptions.lr_at`), evaluates the
+held-out split after every epoch and writes a densegui checkpoint atomically
+after every epoch (``save_checkpoint``: temporary file + rename), so an
+interrupted run loses at most the epoch in progress.
 
 Exact resume: all randomness of epoch ``e`` (shuffling, augmentation,
 dropout) comes from generators seeded with ``(seed, e)`` (and the rank, in a
@@ -277,16 +278,14 @@ def _epochs(run: _Run, m: _Model, keep_optimizer_at_end: bool) -> TrainResult:
     val_acc = math.nan
     for epoch in range(m.start_epoch, options.epochs):
         key, order, g = _epoch_order(run, epoch, n)
-        lr = options.lr_at(epoch)
-        for group_ in m.opt.param_groups:
-            group_["lr"] = lr
         m.net.train()
         source = None
         if feed is not None:
             sampler.batches = [[(int(i), key) for i in order[b * run.bp:(b + 1) * run.bp]] for b in range(batches)]
             source = from_workers(iter(feed))
         t0 = time.perf_counter()
-        loss_sum, correct, seen = _train_epoch(run, m, epoch, order, g, batches, lr, t0, source)
+        loss_sum, correct, seen = _train_epoch(run, m, epoch, order, g, batches, t0, source)
+        lr = options.lr_at(epoch, batches - 1, batches)  # the epoch's last step's: what it ended at
         train_seconds = time.perf_counter() - t0
         if run.group is not None:
             loss_sum, correct, seen = run.group.all_sum([loss_sum, correct, seen])
@@ -321,9 +320,12 @@ def _epoch_order(run: _Run, epoch: int, n: int) -> tuple[int, torch.Tensor, torc
 
 
 def _train_epoch(run: _Run, m: _Model, epoch: int, order: torch.Tensor, g: torch.Generator, batches: int,
-                 lr: float, t0: float, source: Any) -> tuple[float, int, int]:
+                 t0: float, source: Any) -> tuple[float, int, int]:
     """One epoch's SGD steps on this rank's ``order`` (``source``: the DataLoader's batches, for
-    images read from disk); (summed loss, correct, images)."""
+    images read from disk), each at its own learning rate; (summed loss, correct, images).
+
+    Every rank has as many batches (equal shards), so the ranks' rates agree step by step, and a
+    resumed run's from its epoch on."""
     data, options, settings, dev, bp = run.data, run.options, run.settings, run.dev, run.bp
     mean_t = torch.tensor(run.mean, device=dev).view(1, -1, 1, 1)
     std_t = torch.tensor(run.std, device=dev).view(1, -1, 1, 1)
@@ -338,6 +340,9 @@ def _train_epoch(run: _Run, m: _Model, epoch: int, order: torch.Tensor, g: torch
         else:
             idx = order[b * bp:(b + 1) * bp]
             images, labels = run.images[idx], run.labels[idx]
+        lr = options.lr_at(epoch, b, batches)
+        for group_ in m.opt.param_groups:
+            group_["lr"] = lr
         x = images.to(dev, non_blocking=True).float() / data.scale
         if options.augment and source is None:
             x = augment_batch(x, data.augment, data.shift, g)

@@ -12,6 +12,7 @@ import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 from densegui.core.errors import DenseguiError
@@ -92,9 +93,14 @@ class TrainOptions:
             raise TrainError(f"seed must be a non-negative integer, got {self.seed!r}.")
         return self
 
-    def lr_at(self, epoch: int) -> float:
-        """Learning rate of 0-based ``epoch``: ÷10 from 50 % and again from 75 % of the epochs."""
-        drops = sum(epoch >= int(m * self.epochs) for m in MILESTONES)
+    def lr_at(self, epoch: int, batch: int = 0, batches: int = 1) -> float:
+        """Learning rate of the step at 0-based ``batch`` of ``batches`` in 0-based ``epoch``: ÷10 for
+        each milestone that fraction of training, (epoch + batch / batches) / epochs, has reached.
+
+        By step, so a drop never comes early and even a 1-epoch run sees all three rates; without
+        ``batch``/``batches`` it is the rate of the epoch's first step."""
+        done = Fraction(epoch * batches + batch, self.epochs * batches)  # exact: no drop a rounding early
+        drops = sum(done >= Fraction(m) for m in MILESTONES)
         return self.lr * (0.1 ** drops)
 
     def to_dict(self) -> dict[str, Any]:

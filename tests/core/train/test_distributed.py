@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from densegui.core.arch import registry
 from densegui.core.arch.densenet import model as model_module
@@ -119,19 +120,26 @@ def test_two_ranks_share_the_data_and_the_weights_and_write_one_checkpoint(tmp_p
     ckdir.mkdir()
 
     def body(rank):
-        inputs, models = [], []
+        inputs, models, lrs = [], [], []
         registry.build_model = _recording_build(inputs, models)  # this forked rank only
+        register_optimizer_step_pre_hook(lambda opt, args, kwargs: lrs.append(opt.param_groups[0]["lr"]))
         result = run_training(TrainRequest(config=TINY, options=NOAUG, out=str(ckdir / "run.pt"), device="cpu",
                                            limit_train=LIMIT, threads=1))
         return {"inputs": inputs, "state": models[0].state_dict(), "world": result.world_size,
-                "rank": result.rank, "acc": result.val_accuracy}
+                "rank": result.rank, "acc": result.val_accuracy, "lrs": lrs}
 
     ranks = run_ranks(body, tmp_path)
     # the single-process run of the same global batch, for its batches
-    inputs, models = [], []
+    inputs, models, lrs = [], [], []
     monkeypatch.setattr(registry, "build_model", _recording_build(inputs, models))
-    run_training(TrainRequest(config=TINY, options=NOAUG, out=str(tmp_path / "one.pt"), device="cpu",
-                              limit_train=LIMIT, threads=1))
+    hook = register_optimizer_step_pre_hook(lambda opt, args, kwargs: lrs.append(opt.param_groups[0]["lr"]))
+    try:
+        run_training(TrainRequest(config=TINY, options=NOAUG, out=str(tmp_path / "one.pt"), device="cpu",
+                                  limit_train=LIMIT, threads=1))
+    finally:
+        hook.remove()
+    # 5 steps: ÷10 from the first step at or past 50 % (step 3 of 0..4) and 75 % (step 4), on every rank
+    assert lrs == ranks[0]["lrs"] == ranks[1]["lrs"] == pytest.approx([0.1, 0.1, 0.1, 0.01, 0.001])
 
     seen = [[_indices(b, data, index) for b in r["inputs"]] for r in ranks]
     assert [len(s) for s in seen] == [5, 5] and all(len(b) == 20 for s in seen for b in s)  # 40 / 2 per rank

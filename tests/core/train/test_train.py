@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from densegui.core.arch.densenet.config import DenseNetConfig
 from densegui.core.train.data import load_dataset
@@ -125,12 +126,84 @@ def test_checkpoint_contents_and_atomic_write(tmp_path, small):
     assert loaded.metadata["heldout_accuracy"] == meta["heldout_accuracy"]
 
 
-def test_lr_schedule_and_epoch_seeds():
-    o = TrainOptions(epochs=4, lr=0.1)
-    assert [o.lr_at(e) for e in range(4)] == pytest.approx([0.1, 0.1, 0.01, 0.001])
-    o = TrainOptions(epochs=30, lr=0.2)
-    lrs = [o.lr_at(e) for e in range(30)]
-    assert lrs.index(pytest.approx(0.02)) == 15 and lrs.index(pytest.approx(0.002)) == 22
+def _expected_lrs(lr: float, epochs: int, batches: int) -> list[float]:
+    """The paper's ÷10 at 50 % and 75 % of training, by step, counted in whole steps: step i of
+    n = epochs·batches is past a milestone m once i ≥ m·n, i.e. 2i ≥ n and 4i ≥ 3n."""
+    n = epochs * batches
+    return [lr if 2 * i < n else lr / 10 if 4 * i < 3 * n else lr / 100 for i in range(n)]
+
+
+@pytest.mark.parametrize("epochs", [1, 2, 3, 30])
+def test_lr_schedule_drops_by_step_never_early(epochs):
+    o = TrainOptions(epochs=epochs, lr=0.2)
+    for batches in (1, 4, 23):  # 23: the digits' 1438 training images in batches of 64
+        n = epochs * batches
+        got = [o.lr_at(e, b, batches) for e in range(epochs) for b in range(batches)]
+        assert got == pytest.approx(_expected_lrs(0.2, epochs, batches))
+        drops = [round(math.log10(0.2 / x)) for x in got]
+        assert drops == sorted(drops)
+        for k, m in ((1, 0.5), (2, 0.75)):  # each drop comes at the first step at or past its fraction
+            if k in drops:
+                first = drops.index(k)
+                assert first / n >= m > (first - 1) / n
+        if n >= 4:  # every run of 4 steps or more sees all three rates
+            assert set(drops) == {0, 1, 2}
+    # without batches: the rate of the epoch's first step (the old per-epoch rule dropped at epoch 22 of 30)
+    per_epoch = [o.lr_at(e) for e in range(epochs)]
+    assert per_epoch == pytest.approx(_expected_lrs(0.2, epochs, 1))
+    if epochs == 30:
+        assert per_epoch.index(pytest.approx(0.02)) == 15 and per_epoch.index(pytest.approx(0.002)) == 23
+
+
+def _record_steps(lrs):
+    """Every SGD step's learning rates, read from the optimizer just before it steps."""
+    return register_optimizer_step_pre_hook(
+        lambda opt, args, kwargs: lrs.append([g["lr"] for g in opt.param_groups]))
+
+
+@pytest.mark.parametrize("epochs", [1, 2])
+def test_a_run_steps_at_the_scheduled_rates(tmp_path, small, epochs):
+    steps, events = [], []
+    hook = _record_steps(steps)
+    try:  # 256 images in batches of 64: 4 steps an epoch
+        train(TINY, small, TrainOptions(epochs=epochs, batch_size=64, seed=0), tmp_path / "c.pt",
+              progress=events.append)
+    finally:
+        hook.remove()
+    expected = _expected_lrs(0.1, epochs, 4)
+    assert len(steps) == 4 * epochs and all(len(set(s)) == 1 for s in steps)
+    assert [s[0] for s in steps] == pytest.approx(expected)
+    assert [e.lr for e in events if e.kind == "batch"] == pytest.approx(expected)  # progress shows the step's
+    if epochs == 1:  # a 1-epoch run goes through all three rates, in order
+        assert [s[0] for s in steps] == pytest.approx([0.1, 0.1, 0.01, 0.001])
+    ends = [e.lr for e in events if e.kind == "epoch"]
+    assert ends == pytest.approx(expected[3::4])  # an epoch reports the rate it ended at
+
+
+def test_a_resumed_run_steps_at_the_uninterrupted_runs_rates(tmp_path, small):
+    opts = TrainOptions(epochs=3, batch_size=64, seed=1)  # 12 steps: drops at steps 6 and 9, mid-epoch
+    full, part, resumed = [], [], []
+    hook = _record_steps(full)
+    try:
+        train(TINY, small, opts, tmp_path / "full.pt")
+    finally:
+        hook.remove()
+    hook = _record_steps(part)
+    try:
+        with pytest.raises(TrainCancelled, match="epoch 2"):
+            train(TINY, small, opts, tmp_path / "part.pt", cancel=lambda: len(part) >= 5)
+    finally:
+        hook.remove()
+    hook = _record_steps(resumed)
+    try:
+        train(TINY, small, opts, tmp_path / "part.pt", resume=tmp_path / "part.pt")
+    finally:
+        hook.remove()
+    assert [s[0] for s in full] == pytest.approx(_expected_lrs(0.1, 3, 4))
+    assert resumed == full[4:]  # from epoch 2's first step on, step for step
+
+
+def test_epoch_seeds_and_recipe_checks():
     seeds = {epoch_seed(s, e) for s in range(5) for e in range(50)}
     assert len(seeds) == 250 and all(0 <= x < 2**63 for x in seeds)
     with pytest.raises(TrainError, match="epochs"):
