@@ -26,13 +26,13 @@ def main():
         while time.time()<end: QEventLoop().processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 20)
     end=time.time()+60
     while not w.is_up_to_date() and time.time()<end: pump(0.05)
-    w.tabs.setCurrentWidget(w.design_panel)
+    w.select_tab("design")
     d=w.design_panel
     d.field_combo.setCurrentIndex(d.field_combo.findData("growth_rate"))
     d.start_sweep(); pump(1.5)
     w.grab().save(sys.argv[1] + "/design.png")
     w.pin_preset("resnet50")
-    w.tabs.setCurrentWidget(w.channel_panel); pump(1.0)
+    w.select_tab("channels"); pump(1.0)
     w.grab().save(sys.argv[1] + "/channels_resnet.png")
     w.clear_baseline()
     frontier(w, d, pump, latency, sys.argv[1] + "/design_frontier.png")
@@ -43,7 +43,7 @@ def frontier(w, d, pump, latency, path):
     from PySide6.QtCore import QPoint
     from PySide6.QtGui import QColor, QPainter, QPixmap
     w.load_preset("rdnet-tiny"); pump(0.5)
-    w.tabs.setCurrentWidget(w.design_panel)
+    w.select_tab("design")
     d.dataset_combo.setCurrentIndex(d.dataset_combo.findData("ImageNet"))
     d.device_combo.setCurrentIndex(max(d.device_combo.findData("cpu"), 0))
     if latency:

@@ -21,7 +21,6 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QHBoxLayout,
     QLabel,
     QPushButton,
     QSlider,
@@ -35,7 +34,7 @@ from densegui.core.errors import DenseguiError
 from densegui.gui import diagram_layout as dl
 from densegui.gui.diagram import Colouring, DiagramView
 from densegui.gui.panel import PanelMixin, WhenShown
-from densegui.gui.widgets import FitLabel
+from densegui.gui.widgets import ClampLabel, FitLabel, FlowLayout, together
 
 LEGEND = ("Bar height ∝ √(input channels), colour: MACs (log), number: input channels · arcs: the feature maps "
           "each unit concatenates · click a block's title to collapse or expand it · Ctrl+wheel: zoom, wheel or "
@@ -118,7 +117,7 @@ class ArchitecturePanel(PanelMixin, QWidget):
         self.hide_slider = QSlider(Qt.Orientation.Horizontal)
         self.hide_slider.setObjectName("architectureHideBelow")
         self.hide_slider.setRange(0, 100)
-        self.hide_slider.setMaximumWidth(160)
+        self.hide_slider.setFixedWidth(140)
         self.hide_slider.setToolTip("Hide the connections whose (normalised) reuse is below this value")
         self.hide_slider.valueChanged.connect(self._threshold_changed)
         self.hide_label = QLabel("hide below 0.00")
@@ -128,16 +127,10 @@ class ArchitecturePanel(PanelMixin, QWidget):
         self.export_button.setToolTip("Save the whole diagram as PNG, SVG or PDF (vector)")
         self.export_button.clicked.connect(self._export_dialog)
 
-        bar = QHBoxLayout()
-        for w in (self.fit_button, self.expand_button, self.collapse_button):
-            bar.addWidget(w)
-        bar.addSpacing(8)
+        bar = FlowLayout()  # wraps onto a second row in a narrow window
+        bar.addWidget(together(self.fit_button, self.expand_button, self.collapse_button))
         bar.addWidget(self.baseline_check)
-        bar.addSpacing(8)
-        bar.addWidget(self.colour_combo)
-        bar.addWidget(self.hide_slider)
-        bar.addWidget(self.hide_label)
-        bar.addStretch(1)
+        bar.addWidget(together(self.colour_combo, self.hide_slider, self.hide_label))
         bar.addWidget(self.export_button)
 
         self.reuse_label = FitLabel("")
@@ -147,7 +140,8 @@ class ArchitecturePanel(PanelMixin, QWidget):
         self.readout.setObjectName("architectureReadout")
         self.readout.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.readout.setMinimumHeight(22)
-        self.legend = FitLabel(LEGEND)
+        self.legend = ClampLabel(lines=2)
+        self.legend.setText(LEGEND)
         self.legend.setObjectName("architectureLegend")
         self.legend.setStyleSheet("color: palette(mid);")
 

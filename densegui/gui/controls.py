@@ -40,6 +40,7 @@ from superqt import QLabeledDoubleSlider, QLabeledSlider
 from densegui.core.arch import registry as arch
 from densegui.core.arch.family import EXPLORE, Family, Field
 from densegui.core.errors import ConfigError
+from densegui.gui.widgets import ClampLabel
 
 CUSTOM = "__custom__"
 SLIDER_STEPS = 256  # an int field with a wider range gets a spin box (a slider step would be several values)
@@ -550,9 +551,8 @@ class ControlsWidget(QWidget):
         self.preset_combo.insertSeparator(self.preset_combo.count())
         self.preset_combo.addItem(self._custom_text(), CUSTOM)
         self.preset_combo.currentIndexChanged.connect(self._preset_selected)
-        self.preset_desc = QLabel()
+        self.preset_desc = ClampLabel(lines=2)  # always two lines: an edit must not move the sliders
         self.preset_desc.setObjectName("presetDescription")
-        self.preset_desc.setWordWrap(True)
         self.preset_desc.setStyleSheet("color: palette(mid); font-size: 11px;")
 
         preset_box, f = _group("Preset")

@@ -8,7 +8,7 @@ nothing is computed here beyond formatting.
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QGridLayout, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QSizePolicy, QStackedWidget, QVBoxLayout, QWidget
 
 from densegui.core.arch import registry as arch
 from densegui.core.arch.family import MEMORY_EFFICIENT
@@ -37,17 +37,22 @@ class HeadlineCard(Card):
         self.delta = FitLabel("")
         self.delta.setObjectName(value_name.replace("Label", "Delta"))
         self.delta.setStyleSheet("font-size: 11px;")
-        self.delta.hide()
-        self.layout_.addWidget(self.delta)
+        # The delta takes the detail's line while a baseline is pinned: pinning moves nothing.
+        self.slot = QStackedWidget()
+        self.layout_.replaceWidget(self.detail, self.slot)
+        self.slot.addWidget(self.detail)
+        self.slot.addWidget(self.delta)
+        self.slot.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.slot.setFixedHeight(max(self.detail.sizeHint().height(), self.delta.sizeHint().height()))
 
     def set_delta(self, text: str | None, better: bool | None = None) -> None:
         if text is None:
-            self.delta.hide()
+            self.slot.setCurrentWidget(self.detail)
             return
         color = "#5b6b7b" if better is None else ("#1b7f3b" if better else "#b3261e")
         self.delta.setStyleSheet(f"font-size: 11px; color: {color};")
         self.delta.setText(text)
-        self.delta.show()
+        self.slot.setCurrentWidget(self.delta)
 
 
 class Headline(QWidget):
@@ -72,7 +77,7 @@ class Headline(QWidget):
         self.cards = (self.params_card, self.macs_card, self.channels_card, self.memory_card)
         self.baseline_label = FitLabel("")
         self.baseline_label.setObjectName("baselineLabel")
-        self.baseline_label.setStyleSheet("color: #5b6b7b;")
+        self.baseline_label.setStyleSheet("color: #5b6b7b; font-size: 11px;")
         self.baseline_label.hide()
         # Always shown (blank for a configuration that is no preset): showing and hiding it on
         # every change would re-lay out the whole window.
@@ -87,8 +92,11 @@ class Headline(QWidget):
         v = QVBoxLayout(self)
         v.setContentsMargins(0, 0, 0, 0)
         v.addLayout(grid)
-        v.addWidget(self.published_label)
-        v.addWidget(self.baseline_label)
+        line = QHBoxLayout()  # one line for both: pinning a baseline moves nothing below
+        line.setSpacing(12)
+        line.addWidget(self.published_label, 1)
+        line.addWidget(self.baseline_label, 1)
+        v.addLayout(line)
 
     def set_table(self, table: LayerTable | None) -> None:
         self.table = table
@@ -106,9 +114,9 @@ class Headline(QWidget):
         self._show_published(cfg)
         naive, eff = t.naive_bytes, t.efficient_bytes
         self.params_card.value.setText(f"{t.params:,}")
-        self.params_card.detail.setText(f"{t.params / 1e6:.2f} M · {t.params * 4 / 2**20:.1f} MiB in float32")
+        self.params_card.detail.setText(f"{t.params / 1e6:.2f} M · {t.params * 4 / 2**20:.1f} MiB fp32")
         self.macs_card.value.setText(f"{t.macs / 1e9:.3f} G")
-        self.macs_card.detail.setText(f"{t.macs:,} · {2 * t.macs / 1e9:.2f} GFLOPs at {cfg.input_size}²")
+        self.macs_card.detail.setText(f"{2 * t.macs / 1e9:.2f} GFLOPs at {cfg.input_size}² · {t.macs:,}")
         self.channels_card.value.setText(f"{final_channels(t):,}")
         self.channels_card.detail.setText(f"→ {cfg.num_classes:,} classes · {unit_layers(t)}")
         family = arch.family_of(cfg)
@@ -138,8 +146,8 @@ class Headline(QWidget):
         self.memory_card.set_delta(f"naive {_signed((naive - bn) / 2**20, '.1f')} MiB{_pct(naive, bn)} vs baseline",
                                    None if naive == bn else naive < bn)
         name = arch.preset_of(bc)
-        self.baseline_label.setText(f"Baseline (grey dashed curves): {name + ' — ' if name else ''}{bc.describe()} · "
-                                    f"{b.params:,} parameters")
+        self.baseline_label.setText(f"Baseline (grey dashed): {name + ' — ' if name else ''}{b.params:,} parameters · "
+                                    f"{bc.describe()}")
         self.baseline_label.show()
 
     def _show_published(self, cfg) -> None:

@@ -50,6 +50,7 @@ from densegui.gui.headline import Headline
 from densegui.gui.icon import app_icon
 from densegui.gui.summary_panel import SummaryPanel
 from densegui.gui.tasks import TaskRunner, await_runners, stop_runners
+from densegui.gui.widgets import Banner, TabPage
 
 SETTINGS_VERSION = 1
 _startup_frozen = False
@@ -187,17 +188,11 @@ class MainWindow(QMainWindow):
         self.dock.setWidget(scroll)
         self.dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
                               | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
-        self.dock.setMinimumWidth(340)
+        self.dock.setMinimumWidth(300)
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.dock)
 
         # ---- headline
         self.headline = Headline()
-        self.invalid_label = QLabel()
-        self.invalid_label.setObjectName("invalidLabel")
-        self.invalid_label.setWordWrap(True)
-        self.invalid_label.setStyleSheet("background: #fdecea; color: #8a1c12; border: 1px solid #f5c2bd; "
-                                         "border-radius: 4px; padding: 6px 8px;")
-        self.invalid_label.hide()
 
         # ---- tabs
         self.tabs = QTabWidget()
@@ -214,12 +209,12 @@ class MainWindow(QMainWindow):
         built = {"summary": self.summary_panel, "architecture": self.architecture_panel}
         for key, title in zip(self.TABS, self.TITLES, strict=True):
             if key in built:
-                self.tabs.addTab(built[key], title)
+                content = built[key]
             else:
-                placeholder = QLabel("Loading…")
-                placeholder.setObjectName(f"{key}Placeholder")
-                placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
-                self.tabs.addTab(placeholder, title)
+                content = QLabel("Loading…")
+                content.setObjectName(f"{key}Placeholder")
+                content.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            self.tabs.addTab(TabPage(content, f"{key}Page"), title)
         self._to_build = list(self.DEFERRED)
         self._loader = TaskRunner(self)
         self._loader.done.connect(lambda _result: self._modules_loaded())
@@ -234,9 +229,13 @@ class MainWindow(QMainWindow):
         v = QVBoxLayout(central)
         v.setContentsMargins(8, 8, 8, 4)
         v.addWidget(self.headline)
-        v.addWidget(self.invalid_label)
         v.addWidget(self.tabs, 1)
         self.setCentralWidget(central)
+        # Over the tab pages, not in the layout: an error shown or dismissed moves nothing.
+        self.banner = Banner(self.tabs, "invalidLabel", central)
+        self.invalid_label = self.banner.label
+        self._banner_sticky = False
+        self.tabs.currentChanged.connect(lambda _i: self._banner_sticky or self.banner.hide())
 
         self._build_actions()
         self.statusBar().setObjectName("statusBar")
@@ -288,18 +287,11 @@ class MainWindow(QMainWindow):
         try:
             panel = factory()
         except Exception as exc:  # noqa: BLE001 - e.g. a broken pyqtgraph install: say so in its tab
-            self.tabs.widget(index).setText(user_message(exc, f"Could not load the {self.TITLES[index]} tab"))
+            self.tab_panel(key).setText(user_message(exc, f"Could not load the {self.TITLES[index]} tab"))
             return
         setattr(self, attribute, panel)
         self.panels[panel.objectName()] = panel
-        current = self.tabs.currentIndex()
-        placeholder = self.tabs.widget(index)
-        self.tabs.blockSignals(True)
-        self.tabs.removeTab(index)
-        self.tabs.insertTab(index, panel, self.TITLES[index])
-        self.tabs.setCurrentIndex(current)
-        self.tabs.blockSignals(False)
-        placeholder.deleteLater()
+        self.tabs.widget(index).set_content(panel)
         self._connect_panel(key, panel)
 
     def _after_build(self) -> None:
@@ -410,6 +402,13 @@ class MainWindow(QMainWindow):
         """The channel plots show the current configuration's table."""
         return self.table is not None and self.channel_panel is not None and self.channel_panel.table is self.table
 
+    def tab_panel(self, key: str) -> QWidget:
+        """What tab ``key`` shows: its panel, or the placeholder saying why it is not there yet."""
+        return self.tabs.widget(self.TABS.index(key)).widget()
+
+    def current_panel(self) -> QWidget:
+        return self.tabs.currentWidget().widget()
+
     def select_tab(self, name: str) -> None:
         """Show tab ``name`` (one of TABS; its panel may still be on its way when staged)."""
         if name not in self.TABS:
@@ -420,7 +419,7 @@ class MainWindow(QMainWindow):
         """The shown tab holds its panel and has finished its own first work (the reuse tab its heatmaps)."""
         if self.TABS[self.tabs.currentIndex()] in self._to_build:
             return False
-        if self.reuse_panel is not None and self.tabs.currentWidget() is self.reuse_panel:
+        if self.reuse_panel is not None and self.current_panel() is self.reuse_panel:
             return self.reuse_panel.loaded is not None or self.reuse_panel.message_label.isVisible()
         return True
 
@@ -464,7 +463,7 @@ class MainWindow(QMainWindow):
         t0 = time.perf_counter()
         self.config = cfg
         self.table = arch.layer_table(cfg)
-        self.invalid_label.hide()
+        self.banner.hide()
         self.headline.set_table(self.table)
         self._plot_timer.start()  # (a pending update is replaced: only the latest table is drawn)
         self.last_update_ms = (time.perf_counter() - t0) * 1000
@@ -490,12 +489,14 @@ class MainWindow(QMainWindow):
 
     def _config_invalid(self, message: str) -> None:
         self._show_message(f"Invalid configuration: {message} The figures below are still those of the last "
-                           "valid configuration.")
+                           "valid configuration.", sticky=True)
         self.configInvalid.emit(message)
 
-    def _show_message(self, text: str) -> None:
-        self.invalid_label.setText("⚠  " + text)
-        self.invalid_label.show()
+    def _show_message(self, text: str, sticky: bool = False) -> None:
+        """The banner over the tabs; a ``sticky`` one (an invalid configuration: a state, not an
+        event) stays across tabs until the configuration is valid or it is dismissed."""
+        self.banner.show_text("⚠  " + text)
+        self._banner_sticky = sticky
 
     # ------------------------------------------------------------------ panels
     def _config_requested(self, cfg) -> None:

@@ -66,7 +66,7 @@ from densegui.gui.feedback import confirm
 from densegui.gui.heatmap import HeatmapView, PruneView, figure_title, render
 from densegui.gui.jobs import EXPLORE, REUSE
 from densegui.gui.tasks import TaskRunner
-from densegui.gui.widgets import FitLabel
+from densegui.gui.widgets import FitLabel, FlowLayout, together
 
 CHECKPOINT_FILTER = "Checkpoints (*.pt *.pth *.pkl *.bin *.ckpt *.tar *.safetensors);;All files (*)"
 MAX_RECENT = 8
@@ -178,28 +178,14 @@ class ReusePanel(QWidget):
                                         "pick the one to show")
         self.candidate_combo.hide()
         self.candidate_combo.activated.connect(self._candidate_chosen)
-        bar = QHBoxLayout()
-        bar.addWidget(self.open_button)
-        bar.addWidget(self.recent_button)
-        bar.addWidget(self.pretrained_button)
-        bar.addSpacing(12)
-        bar.addWidget(QLabel("Measure:"))
-        bar.addWidget(self.measure_combo)
-        bar.addWidget(QLabel("Data:"))
-        bar.addWidget(self.data_edit)
-        bar.addWidget(self.prune_button)
-        bar.addWidget(self.candidate_combo)
-        bar.addStretch(1)
-        bar.addWidget(self.export_button)
-        bar.addWidget(self.csv_button)
-        bar.addWidget(self.send_button)
-        bar2 = QHBoxLayout()
-        bar2.addWidget(QLabel("Scale:"))
-        bar2.addWidget(self.norm_combo)
-        bar2.addWidget(QLabel("Colours:"))
-        bar2.addWidget(self.cmap_combo)
-        bar2.addWidget(self.noise_check)
-        bar2.addStretch(1)
+        # One flowing bar: at a laptop's width it wraps onto a second row instead of widening the window.
+        bar = FlowLayout()
+        for item in (together(self.open_button, self.recent_button, self.pretrained_button),
+                     together("Measure:", self.measure_combo), together("Data:", self.data_edit),
+                     together(self.prune_button), self.candidate_combo,
+                     together("Scale:", self.norm_combo), together("Colours:", self.cmap_combo), self.noise_check,
+                     together(self.export_button, self.csv_button, self.send_button)):
+            bar.addWidget(item)
 
         self.info_label = QLabel()
         self.info_label.setTextFormat(Qt.TextFormat.PlainText)  # (file names may hold "<")
@@ -228,6 +214,7 @@ class ReusePanel(QWidget):
         self.noise_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
         self.view = HeatmapView()
+        self.view.setMinimumHeight(230)  # a small window scrolls the page rather than squash the grids' labels
         self.view.cellHovered.connect(self._hovered)
         self.view.cellClicked.connect(self._clicked)
         self.empty_label = QLabel()
@@ -264,7 +251,6 @@ class ReusePanel(QWidget):
 
         layout = QVBoxLayout(self)
         layout.addLayout(bar)
-        layout.addLayout(bar2)
         layout.addWidget(self.info_label)
         layout.addWidget(self.message_label)
         progress_row = QHBoxLayout()

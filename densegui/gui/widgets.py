@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, Qt
+from PySide6.QtCore import QEvent, QPoint, QRect, QSize, Qt
+from PySide6.QtGui import QFont, QFontMetrics
 from PySide6.QtGui import Qt as GuiQt  # (convertFromPlainText lives in QtGui's Qt namespace)
-from PySide6.QtWidgets import QComboBox, QFrame, QLabel, QSizePolicy, QVBoxLayout
+from PySide6.QtWidgets import (QComboBox, QFrame, QHBoxLayout, QLabel, QLayout, QScrollArea, QSizePolicy,
+                               QToolButton, QVBoxLayout, QWidget)
 
 
 class FitLabel(QLabel):
@@ -19,11 +21,21 @@ class FitLabel(QLabel):
     :meth:`text` returns the full text, never the elided one.
     """
 
-    def __init__(self, text: str = "", parent=None) -> None:
+    def __init__(self, text: str = "", parent=None, *, shrink: tuple[int, int] | None = None) -> None:
+        """``shrink=(largest, smallest)``: pixel sizes of the font; a text too wide at the largest is
+        drawn at the largest size it fits at, and elided only below the smallest (the headline's
+        figures stay whole in a narrow window). The height stays the largest size's."""
         super().__init__(parent)
         self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.setTextFormat(Qt.TextFormat.PlainText)
         self._full = ""
+        self._shrink = shrink
+        self._fitting = False
+        if shrink is not None:
+            font = self.font()
+            font.setPixelSize(shrink[0])
+            self.setFont(font)
+            self.setMinimumHeight(QFontMetrics(font).height())
         self.setText(text)
 
     def setText(self, text: str) -> None:  # noqa: N802 - Qt API
@@ -48,13 +60,276 @@ class FitLabel(QLabel):
             self._elide()
 
     def _elide(self) -> None:
+        if self._fitting:
+            return
         width = self.contentsRect().width()
+        if self._shrink is not None and width > 0:
+            self._fit_font(width)
         metrics = self.fontMetrics()
         shown = self._full
         if width > 0 and metrics.horizontalAdvance(shown) > width:
             shown = metrics.elidedText(shown, Qt.TextElideMode.ElideRight, width)
         self.setToolTip("" if shown == self._full else GuiQt.convertFromPlainText(self._full))
         super().setText(shown)
+
+    def _fit_font(self, width: int) -> None:
+        largest, smallest = self._shrink
+        font = QFont(self.font())
+        for px in range(largest, smallest - 1, -1):
+            font.setPixelSize(px)
+            if QFontMetrics(font).horizontalAdvance(self._full) <= width:
+                break
+        if font.pixelSize() != self.font().pixelSize():
+            self._fitting = True  # (setFont sends a FontChange, which would fit again)
+            try:
+                self.setFont(font)
+            finally:
+                self._fitting = False
+
+
+class ClampLabel(QLabel):
+    """A word-wrapped label that always takes ``lines`` lines: a shorter text leaves them blank and
+    a longer one ends in "…", its whole text in the tooltip. A new text never moves what is below."""
+
+    def __init__(self, lines: int = 2, parent=None) -> None:
+        super().__init__(parent)
+        self.lines = lines
+        self.setWordWrap(True)
+        self.setTextFormat(Qt.TextFormat.PlainText)
+        self.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self._full = ""
+        self._fix_height()
+
+    def setText(self, text: str) -> None:  # noqa: N802 - Qt API
+        self._full = text
+        self._fit()
+
+    def text(self) -> str:
+        return self._full
+
+    def full_text_fits(self) -> bool:
+        return super().text() == self._full
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt API
+        super().resizeEvent(event)
+        self._fit()
+
+    def changeEvent(self, event) -> None:  # noqa: N802 - Qt API
+        super().changeEvent(event)
+        if event.type() in (QEvent.Type.FontChange, QEvent.Type.StyleChange):
+            self._fix_height()
+            self._fit()
+
+    def _fix_height(self) -> None:
+        m = self.contentsMargins()
+        self.setFixedHeight(self.lines * self.fontMetrics().lineSpacing() + m.top() + m.bottom() + 1)
+
+    def _wrapped_lines(self, text: str, width: int) -> int:
+        rect = self.fontMetrics().boundingRect(0, 0, width, 1 << 20, int(Qt.TextFlag.TextWordWrap), text)
+        return round(rect.height() / self.fontMetrics().lineSpacing())
+
+    def _fit(self) -> None:
+        width = self.contentsRect().width()
+        shown = self._full
+        if width > 20 and self._wrapped_lines(shown, width) > self.lines:
+            lo, hi = 0, len(shown)  # the longest prefix that fits with "…"
+            while lo < hi:
+                mid = (lo + hi + 1) // 2
+                if self._wrapped_lines(self._full[:mid].rstrip() + "…", width) <= self.lines:
+                    lo = mid
+                else:
+                    hi = mid - 1
+            shown = self._full[:lo].rstrip() + "…"
+        self.setToolTip("" if shown == self._full else GuiQt.convertFromPlainText(self._full))
+        super().setText(shown)
+
+
+class Banner(QFrame):
+    """A message floating over the bottom of ``host`` (the tab pages), with a close button: showing
+    it moves nothing under the cursor. ``label`` holds the text (objectName ``label_name``)."""
+
+    def __init__(self, host: QWidget, label_name: str, parent: QWidget) -> None:
+        super().__init__(parent)
+        self.host = host
+        self.setObjectName(label_name + "Banner")
+        self.setStyleSheet(f"#{label_name}Banner {{ background: #fdecea; border: 1px solid #f5c2bd; "
+                           "border-radius: 4px; }")
+        self.label = QLabel()
+        self.label.setObjectName(label_name)
+        self.label.setWordWrap(True)
+        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.label.setStyleSheet("color: #8a1c12; background: transparent; border: none;")
+        self.close_button = QToolButton()
+        self.close_button.setObjectName(label_name + "Close")
+        self.close_button.setText("✕")
+        self.close_button.setAutoRaise(True)
+        self.close_button.setToolTip("Dismiss (Esc)")
+        self.close_button.clicked.connect(self.hide)
+        h = QHBoxLayout(self)
+        h.setContentsMargins(8, 6, 4, 6)
+        h.addWidget(self.label, 1)
+        h.addWidget(self.close_button, 0, Qt.AlignmentFlag.AlignTop)
+        host.installEventFilter(self)
+        self.hide()
+
+    def show_text(self, text: str) -> None:
+        self.label.setText(text)
+        self.show()
+        self.raise_()
+        self._place()
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt API
+        if obj is self.host and event.type() in (QEvent.Type.Resize, QEvent.Type.Move) and self.isVisible():
+            self._place()
+        return False
+
+    def keyPressEvent(self, event) -> None:  # noqa: N802 - Qt API
+        if event.key() == Qt.Key.Key_Escape:
+            self.hide()
+        else:
+            super().keyPressEvent(event)
+
+    def _place(self) -> None:
+        """Along the host's bottom edge, 8 px in, as tall as the text needs (at most half the host)."""
+        top_left = self.host.mapTo(self.parentWidget(), self.host.rect().topLeft())
+        width = max(100, self.host.width() - 16)
+        height = min(max(self.heightForWidth(width), self.sizeHint().height()), max(40, self.host.height() // 2))
+        self.setGeometry(top_left.x() + 8, top_left.y() + self.host.height() - height - 8, width, height)
+
+
+class FlowLayout(QLayout):
+    """Items left to right, wrapping onto a new row when the width runs out (a tool bar that fits a
+    narrow window instead of widening it). Hidden widgets take no room."""
+
+    def __init__(self, parent: QWidget | None = None, spacing: int = 6) -> None:
+        super().__init__(parent)
+        self._items = []
+        self.setSpacing(spacing)
+        self.setContentsMargins(0, 0, 0, 0)
+
+    def addItem(self, item) -> None:  # noqa: N802 - Qt API
+        self._items.append(item)
+
+    def count(self) -> int:
+        return len(self._items)
+
+    def itemAt(self, index: int):  # noqa: N802 - Qt API
+        return self._items[index] if 0 <= index < len(self._items) else None
+
+    def takeAt(self, index: int):  # noqa: N802 - Qt API
+        return self._items.pop(index) if 0 <= index < len(self._items) else None
+
+    def expandingDirections(self):  # noqa: N802 - Qt API
+        return Qt.Orientation(0)
+
+    def hasHeightForWidth(self) -> bool:  # noqa: N802 - Qt API
+        return True
+
+    def heightForWidth(self, width: int) -> int:  # noqa: N802 - Qt API
+        return self._arrange(QRect(0, 0, width, 0), move=False)
+
+    def setGeometry(self, rect: QRect) -> None:  # noqa: N802 - Qt API
+        super().setGeometry(rect)
+        self._arrange(rect, move=True)
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt API: everything on one row
+        shown = [i for i in self._items if not i.isEmpty()]
+        m = self.contentsMargins()
+        width = sum(i.sizeHint().width() for i in shown) + self.spacing() * max(0, len(shown) - 1)
+        height = max((i.sizeHint().height() for i in shown), default=0)
+        return QSize(width + m.left() + m.right(), height + m.top() + m.bottom())
+
+    def minimumSize(self) -> QSize:  # noqa: N802 - Qt API: the widest item alone on its row
+        size = QSize()
+        for item in self._items:
+            if not item.isEmpty():
+                size = size.expandedTo(item.minimumSize())
+        m = self.contentsMargins()
+        return size + QSize(m.left() + m.right(), m.top() + m.bottom())
+
+    def _arrange(self, rect: QRect, move: bool) -> int:
+        m = self.contentsMargins()
+        area = rect.adjusted(m.left(), m.top(), -m.right(), -m.bottom())
+        x, y, row_height = area.x(), area.y(), 0
+        for item in self._items:
+            if item.isEmpty():
+                continue
+            hint = item.sizeHint()
+            if x > area.x() and x + hint.width() > area.right() + 1:
+                x, y, row_height = area.x(), y + row_height + self.spacing(), 0
+            if move:
+                item.setGeometry(QRect(QPoint(x, y), hint))
+            x += hint.width() + self.spacing()
+            row_height = max(row_height, hint.height())
+        return y + row_height - rect.y() + m.bottom()
+
+
+def together(*widgets, spacing: int = 4) -> QWidget:
+    """Widgets kept together on one line (a label and its combo box) as one item of a FlowLayout."""
+    box = QWidget()
+    h = QHBoxLayout(box)
+    h.setContentsMargins(0, 0, 0, 0)
+    h.setSpacing(spacing)
+    for w in widgets:
+        h.addWidget(QLabel(w) if isinstance(w, str) else w)
+    return box
+
+
+class TabPage(QScrollArea):
+    """A tab's page. When the window is smaller than its content's minimum size the content scrolls
+    instead of being squashed (overlapping rows, text cut in half), and a panel's minimum size never
+    makes the window larger than the screen.
+
+    The content is sized here, not by ``widgetResizable``: that sizes a layout with wrapped labels
+    to its *preferred* height for the width, which scrolled pages that fit. Here it gets the
+    viewport's size, or its minimum (for that width) where the viewport is smaller."""
+
+    def __init__(self, content: QWidget, name: str, parent=None) -> None:
+        super().__init__(parent)
+        self.setObjectName(name)
+        self.setWidgetResizable(False)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.set_content(content)
+
+    def set_content(self, content: QWidget) -> None:
+        old = self.takeWidget()
+        if old is not None:
+            old.removeEventFilter(self)
+            old.deleteLater()
+        self.setWidget(content)
+        content.installEventFilter(self)
+        self.fit_content()
+
+    def minimum_content_size(self, width: int) -> QSize:
+        """The least size the content can take at ``width`` (its wrapped labels whole)."""
+        content = self.widget()
+        hint = content.minimumSizeHint().expandedTo(content.minimumSize())
+        width = max(width, hint.width())
+        height = hint.height()
+        layout = content.layout()
+        if layout is not None and layout.hasHeightForWidth():
+            height = max(height, layout.totalMinimumHeightForWidth(width))
+        return QSize(width, height)
+
+    def fit_content(self) -> None:
+        content = self.widget()
+        if content is None:
+            return
+        view = self.viewport().size()
+        need = self.minimum_content_size(view.width())
+        size = QSize(max(view.width(), need.width()), max(view.height(), need.height()))
+        if content.size() != size:
+            content.resize(size)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt API
+        super().resizeEvent(event)
+        self.fit_content()
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt API
+        if obj is self.widget() and event.type() == QEvent.Type.LayoutRequest:
+            self.fit_content()
+        return super().eventFilter(obj, event)
 
 
 class Card(QFrame):
@@ -66,16 +341,23 @@ class Card(QFrame):
         self.setObjectName(name)
         self.setFrameShape(QFrame.Shape.StyledPanel)
         self.setToolTip(tip)
-        self.setMinimumWidth(170)
-        self.title = QLabel(title.upper())
-        self.title.setStyleSheet("color: #5b6b7b; font-size: 10px; font-weight: 600; letter-spacing: 1px;")
-        self.value = FitLabel("–")
-        self.value.setStyleSheet("font-size: 20px; font-weight: 600; color: #1f3b5a;")
+        self.setMinimumWidth(120)
+        self.title = FitLabel(title.upper(), shrink=(10, 8))
+        self.title.setStyleSheet("color: #5b6b7b;")
+        font = self.title.font()
+        font.setWeight(QFont.Weight.DemiBold)
+        font.setLetterSpacing(QFont.SpacingType.AbsoluteSpacing, 0.6)
+        self.title.setFont(font)
+        self.value = FitLabel("–", shrink=(20, 13))
+        self.value.setStyleSheet("color: #1f3b5a;")  # (its font is set here: a style sheet's would pin the size)
+        font = self.value.font()
+        font.setWeight(QFont.Weight.DemiBold)
+        self.value.setFont(font)
         self.value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.detail = FitLabel(" ")
         self.detail.setStyleSheet("color: #5b6b7b; font-size: 11px;")
         self.layout_ = QVBoxLayout(self)
-        self.layout_.setContentsMargins(10, 6, 10, 6)
+        self.layout_.setContentsMargins(8, 5, 8, 5)
         self.layout_.setSpacing(1)
         for w in (self.title, self.value, self.detail):
             self.layout_.addWidget(w)

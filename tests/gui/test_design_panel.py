@@ -158,7 +158,7 @@ def test_pinning_a_resnet_baseline_in_the_window(qtbot, explorer):
     assert "Published for densenet121" in label(w, "publishedLabel").text()
     w.clear_baseline()
     assert not w.headline.params_card.delta.isVisible()
-    assert w.tabs.tabText(w.tabs.indexOf(w.design_panel)) == "Design space"
+    assert w.tabs.tabText(w.TABS.index("design")) == "Design space"
 
 
 def test_a_hidden_design_tab_marks_the_current_configuration_once_shown(qtbot, explorer):

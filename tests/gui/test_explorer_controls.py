@@ -29,7 +29,7 @@ def test_structure_and_initial_numbers(qtbot, explorer):
     assert w.findChild(QWidget, "blockDepthSlider5") is None
     tabs = [w.tabs.tabText(i) for i in range(w.tabs.count())]
     assert tabs[:3] == ["Architecture", "Channels", "Summary"]
-    assert w.tabs.currentWidget() is w.architecture_panel  # the network itself is what a new window shows
+    assert w.current_panel() is w.architecture_panel  # the network itself is what a new window shows
     cfg = get_preset("densenet121")
     assert w.config == cfg
     assert label(w, "paramsLabel").text() == f"{count_params(cfg):,}" == "7,978,856"

@@ -121,7 +121,7 @@ def test_twelve_stages_load_whole_and_drop_one(qtbot, explorer):
 def test_architecture_tab_draws_every_stage_and_hover_reads_a_block(qtbot, explorer):
     w = explorer
     pick_preset(qtbot, w, "rdnet-small")  # 11 stages
-    w.tabs.setCurrentWidget(w.architecture_panel)
+    w.select_tab("architecture")
     panel = w.architecture_panel
     qtbot.waitUntil(panel.is_up_to_date, timeout=5000)
     cfg = arch.get_preset("rdnet-small")
@@ -157,7 +157,7 @@ def test_pin_as_baseline_across_families(qtbot, explorer):
     assert delta.isVisible() and delta.text().startswith(f"{table.params - base.params:+,}")
     assert label(w, "macsDelta").text().startswith(f"{(table.macs - base.macs) / 1e9:+.3f} G")
     assert "resnet50" in label(w, "baselineLabel").text()
-    w.tabs.setCurrentWidget(w.channel_panel)
+    w.select_tab("channels")
     qtbot.waitUntil(w.plots_up_to_date, timeout=2000)
     assert w.channel_panel.x_combo.currentData() == "depth"  # another family: fraction of depth
     # And the other way: an RDNet pinned under a DenseNet.
@@ -166,7 +166,7 @@ def test_pin_as_baseline_across_families(qtbot, explorer):
     other = arch.layer_table(arch.get_preset("densenet121"))
     assert label(w, "paramsDelta").text().startswith(f"{other.params - table.params:+,}")
     assert "rdnet-tiny" in label(w, "baselineLabel").text()
-    w.tabs.setCurrentWidget(w.architecture_panel)
+    w.select_tab("architecture")
     qtbot.waitUntil(w.architecture_panel.is_up_to_date, timeout=5000)
     base_layout = w.architecture_panel.view.baseline
     assert base_layout is not None and base_layout.config == arch.get_preset("rdnet-tiny")

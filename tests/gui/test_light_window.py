@@ -43,7 +43,7 @@ SESSION = PRELUDE + textwrap.dedent("""
     wait(w.panels_built, "the staged panels")
     assert w.summary_panel.result.total_params == 7_978_856
 
-    w.tabs.setCurrentWidget(w.reuse_panel)
+    w.select_tab("reuse")
     wait(lambda: w.reuse_panel.loaded is not None, "the shipped checkpoint's heatmaps")
     assert len(w.reuse_panel.blocks) == 3
 
@@ -147,13 +147,13 @@ STAGED = PRELUDE + textwrap.dedent("""
     wait(w.panels_built, "the staged panels")
     assert seen["channels"] is False, "the channel plots waited for pyqtgraph"
     assert seen["probe"] is True
-    tabs = [(w.tabs.tabText(i), w.tabs.widget(i).objectName()) for i in range(w.tabs.count())]
+    tabs = [(w.tabs.tabText(i), w.tab_panel(k).objectName()) for i, k in enumerate(w.TABS)]
     eager = MainWindow(settings=None)
-    eager_tabs = [(eager.tabs.tabText(i), eager.tabs.widget(i).objectName()) for i in range(eager.tabs.count())]
+    eager_tabs = [(eager.tabs.tabText(i), eager.tab_panel(k).objectName()) for i, k in enumerate(eager.TABS)]
     eager.close()
     eager.deleteLater()
     assert tabs == eager_tabs, (tabs, eager_tabs)
-    assert w.tabs.currentWidget() is w.probe_panel
+    assert w.current_panel() is w.probe_panel
     assert w.probe_panel.config == get_preset("densenet169") == w.design_panel.config
     wait(w.is_up_to_date, "the plots and the summary")
     assert w.channel_panel.table.config == get_preset("densenet169")

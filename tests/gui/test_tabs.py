@@ -47,7 +47,7 @@ def test_a_panel_that_cannot_be_built_says_why_in_its_tab_and_the_others_work(qt
     w.show()
     try:
         assert w.panels_built() and w.design_panel is None and w.probe_panel is not None
-        text = w.tabs.widget(MainWindow.TABS.index("design")).text()
+        text = w.tab_panel("design").text()
         assert text == ("Could not load the Design space tab: ImportError: libfoo.so: cannot open shared "
                         "object file")
         qtbot.waitUntil(w.is_up_to_date, timeout=60_000)
@@ -113,7 +113,7 @@ def test_a_staged_window_whose_channel_tab_fails_still_builds_the_others(qtbot, 
         qtbot.waitUntil(w.panels_built, timeout=60_000)
         assert w.probe_panel is not None and w.design_panel is not None and w.train_panel is not None
         if how == "import":
-            assert w.tabs.widget(MainWindow.TABS.index("channels")).text() == (
+            assert w.tab_panel("channels").text() == (
                 "Could not load the Channels tab: ImportError: no numpy here")
     finally:
         w.close()
