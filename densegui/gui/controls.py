@@ -40,9 +40,10 @@ from superqt import QLabeledDoubleSlider, QLabeledSlider
 from densegui.core.arch import registry as arch
 from densegui.core.arch.family import EXPLORE, Family, Field
 from densegui.core.errors import ConfigError
-from densegui.gui.widgets import ClampLabel
+from densegui.gui.widgets import ClampLabel, FineDrag
 
 CUSTOM = "__custom__"
+FINE_TIP = "\n\nShift+drag: one step at a time. Or type a value in the box beside it."
 SLIDER_STEPS = 256  # an int field with a wider range gets a spin box (a slider step would be several values)
 MAX_UNITS = 16  # the unit-count spin box's top (RDNet's most stages; a family's validation says when it allows fewer)
 INT_MAX = 2**31 - 1
@@ -131,7 +132,9 @@ def _slider(name: str, lo: int, hi: int, tip: str) -> QLabeledSlider:
     s = QLabeledSlider(Qt.Orientation.Horizontal)
     s.setObjectName(name)
     s.setRange(lo, hi)
-    s.setToolTip(tip)
+    s.setToolTip(tip + FINE_TIP if hi - lo > 16 else tip)
+    if hi - lo > 16:
+        FineDrag(s._slider)  # (superqt's inner QSlider: the one the mouse presses)
     return s
 
 
@@ -206,7 +209,8 @@ def _float_control(field: Field, family: Family) -> Control:
     slider.setRange(float(field.lo), float(field.hi))
     slider.setSingleStep(0.01)
     slider.setDecimals(2)
-    slider.setToolTip(tip)
+    slider.setToolTip(tip + FINE_TIP)
+    FineDrag(slider._slider)
     return Control(field, slider, lambda: round(float(slider.value()), 2), lambda v: slider.setValue(round(v, 2)),
                    slider.valueChanged)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, QPoint, QRect, QSize, Qt
+from PySide6.QtCore import QEvent, QObject, QPoint, QRect, QSize, Qt, QTimer
 from PySide6.QtGui import QFont, QFontMetrics
 from PySide6.QtGui import Qt as GuiQt  # (convertFromPlainText lives in QtGui's Qt namespace)
 from PySide6.QtWidgets import (QComboBox, QFrame, QHBoxLayout, QLabel, QLayout, QScrollArea, QSizePolicy,
@@ -281,15 +281,21 @@ class TabPage(QScrollArea):
     instead of being squashed (overlapping rows, text cut in half), and a panel's minimum size never
     makes the window larger than the screen.
 
-    The content is sized here, not by ``widgetResizable``: that sizes a layout with wrapped labels
-    to its *preferred* height for the width, which scrolled pages that fit. Here it gets the
-    viewport's size, or its minimum (for that width) where the viewport is smaller."""
+    The content is sized here, not by ``widgetResizable``, which sizes a layout with wrapped labels
+    to its *preferred* height for the width (a stacked widget reports its pages' preferred heights)
+    and so scrolled pages that fit. Here it gets the viewport's size or its minimum size, and then
+    as much more height as its wrapped labels lack at that width."""
 
     def __init__(self, content: QWidget, name: str, parent=None) -> None:
         super().__init__(parent)
         self.setObjectName(name)
         self.setWidgetResizable(False)
         self.setFrameShape(QFrame.Shape.NoFrame)
+        self._extra = 0  # px the wrapped labels lacked at the current width
+        self._check = QTimer(self)
+        self._check.setSingleShot(True)
+        self._check.setInterval(0)
+        self._check.timeout.connect(self._check_wrapped)
         self.set_content(content)
 
     def set_content(self, content: QWidget) -> None:
@@ -299,37 +305,81 @@ class TabPage(QScrollArea):
             old.deleteLater()
         self.setWidget(content)
         content.installEventFilter(self)
+        self._extra = 0
         self.fit_content()
-
-    def minimum_content_size(self, width: int) -> QSize:
-        """The least size the content can take at ``width`` (its wrapped labels whole)."""
-        content = self.widget()
-        hint = content.minimumSizeHint().expandedTo(content.minimumSize())
-        width = max(width, hint.width())
-        height = hint.height()
-        layout = content.layout()
-        if layout is not None and layout.hasHeightForWidth():
-            height = max(height, layout.totalMinimumHeightForWidth(width))
-        return QSize(width, height)
 
     def fit_content(self) -> None:
         content = self.widget()
         if content is None:
             return
         view = self.viewport().size()
-        need = self.minimum_content_size(view.width())
-        size = QSize(max(view.width(), need.width()), max(view.height(), need.height()))
+        need = content.minimumSizeHint().expandedTo(content.minimumSize())
+        size = QSize(max(view.width(), need.width()), max(view.height(), need.height() + self._extra))
         if content.size() != size:
             content.resize(size)
+        self._check.start()
+
+    def _check_wrapped(self) -> None:
+        content = self.widget()
+        if content is None or not content.isVisible():
+            return
+        lack = 0
+        for label in content.findChildren(QLabel):
+            if label.wordWrap() and label.isVisible() and label.text():
+                lack = max(lack, label.heightForWidth(label.width()) - label.height())
+        if lack > 1:
+            self._extra += lack
+            self.fit_content()
 
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt API
         super().resizeEvent(event)
+        if event.oldSize().width() != event.size().width():
+            self._extra = 0  # (another width: the labels wrap differently)
         self.fit_content()
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt API
+        super().showEvent(event)
+        self._check.start()
 
     def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt API
         if obj is self.widget() and event.type() == QEvent.Type.LayoutRequest:
             self.fit_content()
         return super().eventFilter(obj, event)
+
+
+class FineDrag(QObject):
+    """Shift+drag on a slider moves it one step per ``PIXELS`` px wherever the range is wide (the
+    growth rate's 1-256 on a 110 px groove is otherwise 2-3 values per pixel); a plain drag, the
+    keys and the editable box beside it are unchanged."""
+
+    PIXELS = 6
+
+    def __init__(self, slider) -> None:
+        super().__init__(slider)
+        self.slider = slider
+        self._start: tuple[float, int] | None = None  # (x at the press, value at the press)
+        slider.installEventFilter(self)
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt API
+        kind = event.type()
+        if kind == QEvent.Type.MouseButtonPress and event.button() == Qt.MouseButton.LeftButton \
+                and event.modifiers() & Qt.KeyboardModifier.ShiftModifier:
+            self._start = (event.position().x(), self.slider.value())
+            self.slider.setSliderDown(True)
+            return True
+        if self._start is not None and kind == QEvent.Type.MouseMove:
+            x0, v0 = self._start
+            steps = round((event.position().x() - x0) / self.PIXELS)
+            if self.slider.invertedAppearance():
+                steps = -steps
+            self.slider.setValue(max(self.slider.minimum(), min(self.slider.maximum(),
+                                                                 v0 + steps * self.slider.singleStep())))
+            return True
+        if self._start is not None and kind == QEvent.Type.MouseButtonRelease:
+            self._start = None
+            self.slider.setSliderDown(False)
+            return True
+        return False
 
 
 class Card(QFrame):
