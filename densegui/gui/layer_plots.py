@@ -617,6 +617,40 @@ class LayerPlots(QWidget):
             painter.setFont(self.font())
             self._paint_legend(painter, plot, QFontMetrics(self.font()))
 
+    def legend_box(self, plot: _Plot, width: float, height: float) -> QRectF:
+        """The corner of the data area where a legend of this size covers the fewest curve points
+        (the baseline's too), top-left on a tie: in log scale the saved-activations curves fill the
+        top-left, where the legend always sat."""
+        r, margin = plot.rect, 8
+        corners = [QRectF(r.left() + margin, r.top() + margin, width, height),
+                   QRectF(r.right() - margin - width, r.top() + margin, width, height),
+                   QRectF(r.right() - margin - width, r.bottom() - margin - height, width, height),
+                   QRectF(r.left() + margin, r.bottom() - margin - height, width, height)]
+        points = []
+        sources = [(self.x, self.data)] + ([(self.base_x, self.base_data)] if self.base_x is not None else [])
+        keys = [s.key for s in plot.spec.series] + list(plot.spec.baseline)
+        for x, data in sources:
+            for key in keys:
+                if key in data:
+                    px, py = self._to_pixels(plot, x, data[key])
+                    keep = np.isfinite(px) & np.isfinite(py)
+                    px, py = px[keep], py[keep]
+                    if len(px) > 1 and np.all(np.diff(px) > 0):  # the lines between the points too
+                        dense = np.arange(px[0], px[-1], 3.0)
+                        px, py = np.concatenate([px, dense]), np.concatenate([py, np.interp(dense, px, py)])
+                    points.append((px, py))
+        if not points:
+            return corners[0]
+        px = np.concatenate([p[0] for p in points])
+        py = np.concatenate([p[1] for p in points])
+        pad = 3  # a point just outside the box still touches its border
+
+        def covered(box: QRectF) -> int:
+            return int(np.count_nonzero((px >= box.left() - pad) & (px <= box.right() + pad)
+                                        & (py >= box.top() - pad) & (py <= box.bottom() + pad)))
+
+        return min(corners, key=covered)
+
     def _paint_legend(self, painter: QPainter, plot: _Plot, fm: QFontMetrics) -> None:
         # (a series with no values, e.g. the memory-efficient curve of a family without that mode, is not listed)
         entries = [(QPen(QColor(s.color), s.width), s.label) for s in plot.spec.series
@@ -627,7 +661,7 @@ class LayerPlots(QWidget):
             return
         sample, pad, line_h = 22, 6, fm.height() + 2
         width = sample + 6 + max(fm.horizontalAdvance(text) for _pen, text in entries) + 2 * pad
-        box = QRectF(plot.rect.left() + 8, plot.rect.top() + 8, width, len(entries) * line_h + pad)
+        box = self.legend_box(plot, width, len(entries) * line_h + pad)
         painter.setPen(QPen(QColor("#bbbbbb"), 1))
         painter.setBrush(QColor(255, 255, 255, 215))
         painter.drawRect(box)

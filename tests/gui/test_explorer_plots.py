@@ -227,6 +227,7 @@ def test_y_tick_labels_name_their_values(qtbot, explorer):
     w = explorer
     panel = w.channel_panel
     w.resize(1400, 900)
+    w.select_tab("channels")  # (a hidden page keeps its size until shown)
     qtbot.waitUntil(w.plots_up_to_date, timeout=2000)
     scale = {"": 1, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12,
              "B": 1, "KiB": 2 ** 10, "MiB": 2 ** 20, "GiB": 2 ** 30, "TiB": 2 ** 40}
