@@ -48,7 +48,7 @@ def frontier(w, d, pump, latency, path):
     d.device_combo.setCurrentIndex(max(d.device_combo.findData("cpu"), 0))
     if latency:
         d.measure_presets(); t0 = time.time()
-        while not d.sweep_button.isEnabled() and time.time() - t0 < 1800:
+        while d.presets_runner.is_busy() and time.time() - t0 < 1800:
             pump(0.02); time.sleep(0.2)  # (idle between: a spinning event loop takes a core from the probe)
         print(f"measured {len(d.latency_ms)} presets in {time.time() - t0:.0f} s:",
               ", ".join(f"{n} {ms:.0f} ms" for n, ms in d.latency_ms.items()))

@@ -17,7 +17,8 @@ import math
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtWidgets import QApplication, QWidget
+from PySide6.QtGui import QColor, QFontMetricsF, QTextDocument, QTextOption
+from PySide6.QtWidgets import QApplication, QGraphicsTextItem, QWidget
 
 from densegui.core.analysis.design import FIELDS, sweep_x
 from densegui.core.arch import registry as arch
@@ -30,6 +31,41 @@ CURRENT_PEN = pg.mkPen(CURRENT, width=2, style=Qt.PenStyle.DashLine)
 # left-above, left-below, and the first that collides with no label or point placed before wins.
 ANCHORS = ((0.0, 1.0), (0.0, 0.0), (1.0, 1.0), (1.0, 0.0))
 LABEL_PAD = 6.0  # px kept clear around a point
+
+
+class ViewMessage(QGraphicsTextItem):
+    """A centred, wrapped message over a plot's data area, in its pixels (a child of the ViewBox,
+    not of its data): what an empty plot is waiting for."""
+
+    def __init__(self, vb: pg.ViewBox) -> None:
+        super().__init__(vb)
+        self._vb = vb
+        self.setDefaultTextColor(QColor("#5b6b7b"))
+        option = QTextOption(Qt.AlignmentFlag.AlignHCenter)
+        option.setWrapMode(QTextOption.WrapMode.WordWrap)
+        self.document().setDefaultTextOption(option)
+        self.setZValue(1e6)
+        self.hide()
+        vb.sigResized.connect(self._place)
+
+    def paint(self, painter, option, widget=None) -> None:  # noqa: D102 - on a white card: lines pass below
+        painter.fillRect(self.boundingRect(), QColor(255, 255, 255, 230))
+        super().paint(painter, option, widget)
+
+    def set(self, text: str) -> None:
+        """Show ``text`` (empty: hide)."""
+        if text != self.toPlainText():
+            self.setPlainText(text)
+        self.setVisible(bool(text))
+        self._place()
+
+    def text(self) -> str:
+        return self.toPlainText() if self.isVisible() else ""
+
+    def _place(self, *_args) -> None:
+        r = self._vb.boundingRect()
+        self.setTextWidth(max(r.width() - 16, 40))
+        self.setPos(r.left() + 8, r.top() + max((r.height() - self.boundingRect().height()) / 2, 0))
 
 
 def _color(family: str) -> str:
@@ -93,7 +129,15 @@ class FrontierPlot(pg.PlotWidget):
         self.showGrid(x=True, y=True, alpha=0.25)
         self.setLogMode(x=True, y=False)
         self.getViewBox().setDefaultPadding(0.08)  # (room for the labels right of the points)
-        self.addLegend(offset=(-10, 10))
+        # The legend is the title row, off the data: "● DenseNet  ● ResNet …" in the families' colours.
+        item = self.getPlotItem()
+        item.setTitle(" ", size="9pt")
+        item.titleLabel.updateMin = lambda: None  # (no minimum width: a narrow window squeezes nothing)
+        item.titleLabel.setMinimumWidth(0)
+        item.layout.setRowFixedHeight(0, 20)
+        self.legend_html = ""
+        self.message = ViewMessage(self.getViewBox())
+        self._y_labels: tuple[str, ...] = ("",)  # the left axis's wordings, longest first
         self.points: list[tuple[str, str, float, float]] = []  # (name, family, x, y)
         self._scatters: dict[str, pg.ScatterPlotItem] = {}
         self._labels: dict[str, pg.TextItem] = {}  # made once per preset, then only moved
@@ -107,6 +151,7 @@ class FrontierPlot(pg.PlotWidget):
         self.tips: dict[str, str] = {}  # preset → its hover text (the published result and source)
         vb = self.getViewBox()
         vb.sigResized.connect(self.place_labels)
+        vb.sigResized.connect(self._fit_y_label)
         vb.sigRangeChanged.connect(self.place_labels)
 
     def _scatter(self, family: str) -> pg.ScatterPlotItem:
@@ -114,17 +159,26 @@ class FrontierPlot(pg.PlotWidget):
         scatter = self._scatters.get(family)
         if scatter is None:
             scatter = pg.ScatterPlotItem(size=10, brush=pg.mkBrush(_color(family)), pen=pg.mkPen("w"),
-                                         name=_title(family), hoverable=True, tip=self._tip)
+                                         hoverable=True, tip=self._tip)
             scatter.sigClicked.connect(self._clicked)
             self._scatters[family] = scatter
             self.addItem(scatter)
         return scatter
 
-    def set_points(self, points: list[tuple[str, str, float, float]], x_label: str, y_label: str,
+    def set_points(self, points: list[tuple[str, str, float, float]], x_label: str, y_label: str | tuple[str, ...],
                    current_x: float | None, si: bool = True) -> None:
-        """``si``: the x axis's labels with SI prefixes (counts), else plain numbers (ms)."""
+        """``si``: the x axis's labels with SI prefixes (counts), else plain numbers (ms). ``y_label``:
+        one text, or its wordings longest first (the longest that fits the plot's height is shown)."""
         self.getAxis("bottom").si = si
         self.points = [p for p in points if p[2] > 0 and math.isfinite(p[3])]
+        for side in ("bottom", "left"):  # (an empty plot shows no ticks of the axis it had before)
+            self.getAxis(side).setStyle(showValues=bool(self.points))
+        present = [f for f in arch.families() if any(p[1] == f for p in self.points)]
+        present += sorted({p[1] for p in self.points} - set(present))
+        self.legend_html = "&nbsp;&nbsp; ".join(f"<span style='color:{_color(f)}'>● {_title(f)}</span>"
+                                               for f in present)
+        self.getPlotItem().setTitle(self.legend_html or " ", size="9pt")
+        self.getPlotItem().layout.setRowFixedHeight(0, 20)  # (setTitle makes it 30)
         for family in {p[1] for p in self.points}:  # a family registered since
             self._scatter(family)
         for family, scatter in self._scatters.items():
@@ -143,7 +197,8 @@ class FrontierPlot(pg.PlotWidget):
             if name not in shown:
                 text.hide()
         self.setLabel("bottom", x_label)
-        self.setLabel("left", y_label)
+        self._y_labels = (y_label,) if isinstance(y_label, str) else tuple(y_label)
+        self._fit_y_label()
         self.set_current_x(current_x)
         self.enableAutoRange()
         if self.points:  # both ranges from the points (labels never move them): room for labels around
@@ -155,6 +210,15 @@ class FrontierPlot(pg.PlotWidget):
             self.setYRange(y0 - 0.1 * span, y1 + 0.12 * span, padding=0)
         self.place_labels()
 
+    def _fit_y_label(self, *_args) -> None:
+        """The longest wording of the left axis's label that fits the plot's height."""
+        axis = self.getAxis("left")
+        room = self.getViewBox().height() - 4
+        metrics = QFontMetricsF(axis.label.font())
+        text = next((t for t in self._y_labels if metrics.horizontalAdvance(t) <= room), self._y_labels[-1])
+        if axis.labelText != text or not axis.label.isVisible():
+            self.setLabel("left", text)
+
     def _tip(self, x: float, y: float, data) -> str:
         return self.tips.get(str(data), str(data))
 
@@ -165,7 +229,8 @@ class FrontierPlot(pg.PlotWidget):
 
     def place_labels(self, *_args) -> None:
         """Put each point's label on the side (:data:`ANCHORS`) where it overlaps no label or point
-        placed before it (points left to right); where every side does, the least-overlapping one."""
+        placed before it (points left to right) nor the current line's label; a label that
+        collides on every side is hidden (its point's tooltip names it): no two texts overlap."""
         if self._placing or not self.points:
             return
         self._placing = True
@@ -174,14 +239,27 @@ class FrontierPlot(pg.PlotWidget):
             view = vb.mapRectToScene(vb.boundingRect())
             where = {p[0]: vb.mapViewToScene(QPointF(math.log10(p[2]), p[3])) for p in self.points}
             taken = [QRectF(q.x() - LABEL_PAD, q.y() - LABEL_PAD, 2 * LABEL_PAD, 2 * LABEL_PAD) for q in where.values()]
+            if self._current.isVisible():  # the current line's "current": at the top, else where no point is
+                line_label = self._current.label
+
+                def rect_at(position: float) -> QRectF:
+                    line_label.setPosition(position)
+                    return line_label.mapRectToScene(line_label.boundingRect())
+
+                position = next((p for p in (0.95, 0.05, 0.5, 0.75, 0.25)
+                                 if not any(rect_at(p).intersects(t) for t in taken)), 0.95)
+                taken.append(rect_at(position))
             for name, *_ in sorted(self.points, key=lambda p: (p[2], p[3])):
                 text, q = self._labels[name], where[name]
                 size = text.textItem.boundingRect().size()
                 mine = QRectF(q.x() - LABEL_PAD, q.y() - LABEL_PAD, 2 * LABEL_PAD, 2 * LABEL_PAD)
 
-                def cost(anchor, size=size, q=q, mine=mine) -> float:
-                    r = QRectF(q.x() - anchor[0] * size.width(), q.y() - anchor[1] * size.height(), size.width(),
-                               size.height())
+                def rect(anchor, size=size, q=q) -> QRectF:
+                    return QRectF(q.x() - anchor[0] * size.width(), q.y() - anchor[1] * size.height(), size.width(),
+                                  size.height())
+
+                def cost(anchor, mine=mine) -> float:
+                    r = rect(anchor)
                     inside = view.intersected(r)
                     out = r.width() * r.height() - inside.width() * inside.height()
                     hit = sum(max(0.0, x.width()) * max(0.0, x.height())
@@ -190,8 +268,9 @@ class FrontierPlot(pg.PlotWidget):
 
                 best = min(ANCHORS, key=cost)  # (the first of equals: right-above when nothing collides)
                 text.setAnchor(best)
-                taken.append(QRectF(q.x() - best[0] * size.width(), q.y() - best[1] * size.height(),
-                                    size.width(), size.height()))
+                text.setVisible(cost(best) <= 0.5)  # (half a pixel: rounding)
+                if text.isVisible():
+                    taken.append(rect(best))
         finally:
             self._placing = False
 
@@ -214,10 +293,21 @@ def _number(value, unit: float = 1.0) -> float:
 
 
 class SweepPlots(pg.GraphicsLayoutWidget):
-    """Parameters, MACs, activation memory and (optionally) latency against the swept field."""
+    """Parameters, MACs, activation memory and (optionally) latency against the swept field.
+
+    Each title is the longest of its wordings that fits its plot (a narrow window gets "GMACs",
+    a wide one "GMACs (batch 1)"), and the memory plot's legend is in its title, off the data."""
 
     PLOTS = (("params", "parameters (M)"), ("macs", "GMACs (batch 1)"),
              ("memory", "training activations per image (MiB)"), ("latency", "measured latency (ms)"))
+    # Each plot's titles, longest first; the memory plot's take its legend after a colon.
+    TITLES = {"params": ("parameters (M)", "params (M)", "M params"), "macs": ("GMACs (batch 1)", "GMACs"),
+              "memory": ("training activations per image (MiB)", "activations (MiB)", "MiB"),
+              "latency": ("measured latency (ms)", "latency (ms)", "ms")}
+    LEGEND = (("naive", ("naive",)), ("efficient", ("memory-efficient", "efficient", "eff.")))
+    GLYPHS = {"naive": "●", "efficient": "▼"}  # (the curves' symbols "o" and "t")
+    TITLE_SIZE = "10pt"
+    TITLE_COLOR = "#666666"
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -226,13 +316,17 @@ class SweepPlots(pg.GraphicsLayoutWidget):
         self.plots: dict[str, pg.PlotItem] = {}
         self.curves: dict[str, pg.PlotDataItem] = {}
         self.markers: dict[str, pg.InfiniteLine] = {}
-        for i, (key, title) in enumerate(self.PLOTS):
-            plot = self.addPlot(row=0, col=i, title=title)
+        self.titles: dict[str, str] = {}  # plot → its title as shown (plain text)
+        for i, (key, _title) in enumerate(self.PLOTS):
+            plot = self.addPlot(row=0, col=i)
+            plot.setTitle(" ", size=self.TITLE_SIZE)
+            # (a title sets its plot's minimum width, which pushes the row past a narrow view's
+            # edge and draws plots over each other; here the title fits the plot instead)
+            plot.titleLabel.updateMin = lambda: None
+            plot.titleLabel.setMinimumWidth(0)
             plot.showGrid(x=True, y=True, alpha=0.25)
             if self.plots:
                 plot.setXLink(self.plots["params"])
-            if key == "memory":
-                plot.addLegend(offset=(-10, 10))
             self.plots[key] = plot
             marker = pg.InfiniteLine(angle=90, pen=CURRENT_PEN, movable=False)
             marker.hide()
@@ -249,7 +343,54 @@ class SweepPlots(pg.GraphicsLayoutWidget):
         self.pens = {key: curve.opts["pen"] for key, curve in self.curves.items()}
         self.sizes = {key: curve.opts["symbolSize"] for key, curve in self.curves.items()}
         self.labels: dict[str, list[pg.TextItem]] = {key: [] for key in self.PLOTS_LABELLED}  # made once, reused
+        self.latency_message = ViewMessage(self.plots["latency"].getViewBox())
         self.rows: list[dict] = []
+        self._legend: tuple[str, ...] = ("naive", "efficient")  # the memory curves with points
+        for key, plot in self.plots.items():
+            plot.geometryChanged.connect(lambda key=key: self._fit_title(key))
+            self._fit_title(key)
+
+    def legend_keys(self) -> tuple[str, ...]:
+        """The memory curves named in its title (those with points)."""
+        return self._legend
+
+    def _title_choices(self, key: str) -> list[tuple[str, str]]:
+        """(plain text, HTML) of each wording of plot ``key``'s title, longest first."""
+        bases = self.TITLES[key]
+        if key != "memory" or not self._legend:
+            return [(b, b) for b in bases]
+        words = dict(self.LEGEND)
+        out = []
+        for base in bases:
+            for i in range(max(len(words[k]) for k in self._legend)):
+                parts = [(self.GLYPHS[k], words[k][min(i, len(words[k]) - 1)], self.pens[k].color().name())
+                         for k in self._legend]
+                plain = base + ": " + "  ".join(f"{g} {w}" for g, w, _c in parts)
+                html = base + ": " + "&nbsp; ".join(f"<span style='color:{c}'>{g} {w}</span>" for g, w, c in parts)
+                out.append((plain, html))
+        return out
+
+    def _fit_title(self, key: str) -> None:
+        """The longest wording of ``key``'s title that fits above its plot (the shortest if none)."""
+        plot = self.plots[key]
+        room = plot.geometry().width() - plot.getAxis("left").geometry().width() - 8
+        doc = QTextDocument()
+        doc.setDefaultFont(plot.titleLabel.item.font())
+        choices = self._title_choices(key)
+        chosen = choices[-1]
+        for plain, html in choices:
+            doc.setHtml(f"<span style='font-size: {self.TITLE_SIZE}'>{html}</span>")
+            if doc.idealWidth() <= room:
+                chosen = (plain, html)
+                break
+        if self.titles.get(key) != chosen[0]:
+            self.titles[key] = chosen[0]
+            plot.setTitle(chosen[1], size=self.TITLE_SIZE, color=self.TITLE_COLOR)
+
+    def title_fits(self, key: str) -> bool:
+        """Whether plot ``key``'s title is drawn whole within its plot's width."""
+        plot = self.plots[key]
+        return plot.titleLabel.item.boundingRect().width() <= plot.geometry().width()
 
     # A spec's points are labelled in these curves (the memory plot's naive one only).
     PLOTS_LABELLED = {"params": "params", "macs": "macs", "naive": "memory", "latency": "latency"}
@@ -280,8 +421,13 @@ class SweepPlots(pg.GraphicsLayoutWidget):
                 self._label(key, [str(r["value"]) for r, s in zip(ok, shown) if s] if spec else [],
                             xs[shown], ys[shown])
         measured = bool(np.isfinite(series["latency"]).any())
-        title = dict(self.PLOTS)["latency"]
-        self.plots["latency"].setTitle(title if measured else f"{title}: not measured")
+        self.latency_message.set("" if measured else "not measured")
+        self.plots["latency"].getAxis("left").setStyle(showValues=measured)  # (no ticks of nothing)
+        legend = tuple(k for k in ("naive", "efficient") if np.isfinite(series[k]).any())
+        if legend != self._legend:  # (a family without a memory-efficient mode names one curve)
+            self._legend = legend
+            self.titles.pop("memory", None)
+            self._fit_title("memory")
         for key, plot in self.plots.items():
             plot.setLabel("bottom", "fraction of connections kept" if spec else field)
             plot.enableAutoRange()
@@ -295,6 +441,10 @@ class SweepPlots(pg.GraphicsLayoutWidget):
             span = max(hi - lo, 0.05)
             self.plots["params"].setXRange(lo - 0.05 * span, hi + 0.3 * span, padding=0)
 
+    def measured(self) -> bool:
+        """Whether any point has a measured latency."""
+        xs, _ys = self.curves["latency"].getData()
+        return xs is not None and len(xs) > 0
 
     def _label(self, key: str, texts: list[str], xs, ys) -> None:
         """One text item per point of curve ``key`` (none: hidden), reusing those made before."""

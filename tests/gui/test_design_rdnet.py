@@ -101,23 +101,27 @@ def test_three_families_with_rdnet_at_100_minus_its_accuracy(qtbot, panel, axis)
     assert abs(seen.red() - want.red()) + abs(seen.green() - want.green()) + abs(seen.blue() - want.blue()) < 60
 
 
-def test_labels_collide_less_than_all_on_one_side_and_the_axis_labels_not_at_all(qtbot, panel):
+def test_labels_never_collide_and_the_axis_labels_not_at_all(qtbot, panel):
+    """Each label takes a side where it touches no other label, point or the current line's label;
+    one that has none is hidden, and its point's hover text names it."""
     frontier = panel.frontier
     for axis in ("params", "macs"):
         panel.x_combo.setCurrentIndex(panel.x_combo.findData(axis))
         frontier.place_labels()
         labels = frontier.label_rects()
-        assert set(labels) == {p[0] for p in frontier.points}
-        ours = collisions(frontier)
-        dots = point_rects(frontier)
-        for name, r in labels.items():  # RDNet's labels touch nothing
-            if name in {p[0] for p in frontier.points if p[1] == rdnet()}:
-                assert not any(r.intersects(o) for m, o in labels.items() if m != name), name
-                assert not any(r.intersects(d) for m, d in dots.items() if m != name), name
-        for text in frontier._labels.values():  # all right-above, as before
+        names = {p[0] for p in frontier.points}
+        assert set(labels) <= names and len(labels) >= len(names) // 2, (axis, sorted(names - set(labels)))
+        assert {p[0] for p in frontier.points if p[1] == rdnet()} <= set(labels)  # (apart: all shown)
+        assert collisions(frontier) == 0, axis
+        current = frontier._current.label
+        line = current.mapRectToScene(current.boundingRect())
+        assert not any(line.intersects(r) for r in labels.values())
+        for name in names - set(labels):
+            assert frontier._tip(0, 0, name).startswith(f"{name}: ")
+        for text in frontier._labels.values():  # all right-above, as before: they did collide
             text.setAnchor(ANCHORS[0])
-        before = collisions(frontier)
-        assert ours <= before, (axis, ours, before)
+            text.show()
+        assert collisions(frontier) > 0, axis
         frontier.place_labels()
         # The x axis: every drawn tick label clear of its neighbours.
         texts = axis_texts(frontier)
