@@ -190,8 +190,11 @@ def run_app(config: Any = None, preset: str | None = None, screenshot: str | Pat
             if window.is_up_to_date() and window.current_tab_ready():
                 poll_timer.stop()
                 app.processEvents()
-                ok = window.grab().save(str(screenshot), "PNG")
-                if not ok:
+                image = window.grab()
+                ok = image.save(str(screenshot), "PNG")
+                if ok:
+                    print(f"wrote {screenshot} ({image.width()}×{image.height()} px)")
+                else:
                     print(f"densegui: error: cannot write the screenshot {str(screenshot)!r}.", file=sys.stderr)
                     outcome["rc"] = 2
                 window.close()

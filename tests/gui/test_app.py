@@ -25,6 +25,7 @@ def test_screenshot_renders_and_exits_cleanly(tmp_path):
     cfg.write_text('{"growth_rate": 12, "block_depths": [6, 6, 6], "stem": "cifar", "input_size": 32, "num_classes": 10}')
     proc = densegui("--config", str(cfg), "--screenshot", str(out))  # the bare command takes gui's options
     assert proc.returncode == 0, proc.stderr[-2000:]  # a crash at shutdown would show as a signal exit code
+    assert proc.stdout.strip().startswith(f"wrote {out}")  # (success says so, as every export does)
     assert "Traceback" not in proc.stderr and "Fatal" not in proc.stderr
     assert "propagateSizeHints" not in proc.stderr  # (the offscreen plugin's notice, filtered)
     image = QImage(str(out))
