@@ -63,9 +63,11 @@ def clipped_text(root: QWidget) -> list[str]:
                                     f"{rect.width()}×{rect.height()}: {text[:80]!r}")
         elif isinstance(w, QAbstractButton) and w.text():
             text = w.text().replace("&&", "\0").replace("&", "").replace("\0", "&")
-            need = w.fontMetrics().horizontalAdvance(text) + 8 + (w.iconSize().width() + 4 if not w.icon().isNull() else 0)
-            if hasattr(w, "isCheckable") and w.inherits("QCheckBox") or w.inherits("QRadioButton"):
-                need += 20  # (the box or the dot)
+            if w.inherits("QCheckBox") or w.inherits("QRadioButton"):
+                need = w.sizeHint().width()  # (the box or dot and the whole text, exactly)
+            else:  # (a push button's hint has a minimum width its text may not need)
+                need = (w.fontMetrics().horizontalAdvance(text) + 8
+                        + (w.iconSize().width() + 4 if not w.icon().isNull() else 0))
             if need > w.width() + 1 and not _tooltip_holds(w, w.text().replace("&", "")):
                 problems.append(f"{w.objectName() or type(w).__name__}: needs {need} px, has {w.width()}: "
                                 f"{w.text()!r}")

@@ -87,43 +87,24 @@ class FitLabel(QLabel):
                 self._fitting = False
 
 
-class ClampLabel(QLabel):
+class ClampLabel(FitLabel):
     """A word-wrapped label that always takes ``lines`` lines: a shorter text leaves them blank and
     a longer one ends in "…", its whole text in the tooltip. A new text never moves what is below."""
 
     def __init__(self, lines: int = 2, parent=None) -> None:
-        super().__init__(parent)
+        super().__init__("", parent)
         self.lines = lines
         self.setWordWrap(True)
-        self.setTextFormat(Qt.TextFormat.PlainText)
         self.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
-        self._full = ""
-        self._fix_height()
+        self._elide()
 
-    def setText(self, text: str) -> None:  # noqa: N802 - Qt API
-        self._full = text
-        self._fit()
-
-    def text(self) -> str:
-        return self._full
-
-    def full_text_fits(self) -> bool:
-        return super().text() == self._full
-
-    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt API
-        super().resizeEvent(event)
-        self._fit()
-
-    def changeEvent(self, event) -> None:  # noqa: N802 - Qt API
-        super().changeEvent(event)
-        if event.type() in (QEvent.Type.FontChange, QEvent.Type.StyleChange):
-            self._fix_height()
-            self._fit()
-
-    def _fix_height(self) -> None:
+    def _elide(self) -> None:
+        if not hasattr(self, "lines"):  # (FitLabel's __init__, before ours has run)
+            return
         m = self.contentsMargins()
         self.setFixedHeight(self.lines * self.fontMetrics().lineSpacing() + m.top() + m.bottom() + 1)
+        self._fit()
 
     def _wrapped_lines(self, text: str, width: int) -> int:
         rect = self.fontMetrics().boundingRect(0, 0, width, 1 << 20, int(Qt.TextFlag.TextWordWrap), text)
@@ -142,7 +123,7 @@ class ClampLabel(QLabel):
                     hi = mid - 1
             shown = self._full[:lo].rstrip() + "…"
         self.setToolTip("" if shown == self._full else GuiQt.convertFromPlainText(self._full))
-        super().setText(shown)
+        QLabel.setText(self, shown)  # (not FitLabel's: that is the whole text's setter)
 
 
 class Banner(QFrame):
