@@ -8,6 +8,10 @@ before and after building the model, before every unit of its plan (and as
 each layer's gradient arrives in training), so it lands within a second. A newer run makes older results stale: they never reach the screen.
 Results fill the cards and the per-kind breakdown, and are appended to a
 history table that keeps every configuration measured for comparison.
+
+It fits a small window (issue #26; widgets in :mod:`densegui.gui.fitting`): the settings scroll,
+the cards reflow from four in a row to two by two, and below about 1100×640 the breakdown, sweep
+and history become tabs.
 """
 
 from __future__ import annotations
@@ -26,10 +30,11 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
-    QProgressBar,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
     QSplitter,
+    QTabWidget,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -42,13 +47,51 @@ from densegui.core.devices import PRECISIONS, cpu_available_memory
 from densegui.core.errors import DenseguiError
 from densegui.core.probe.types import MAX_BATCH, MODES, ProbeSettings, effective_config
 from densegui.core.units import human_bytes
+from densegui.gui.fitting import (
+    AspectSplitter,
+    FitProgressBar,
+    ReflowGrid,
+    ScrollColumn,
+    WrapLabel,
+    fit_combo,
+    plot_minimum,
+)
 from densegui.gui.jobs import PROBE
 from densegui.gui.panel import WhenShown
 from densegui.gui.tasks import TaskRunner
-from densegui.gui.widgets import Card, DeviceCombo
+from densegui.gui.widgets import Card, DeviceCombo, FitLabel
 
 HISTORY_COLUMNS = ("configuration", "device", "mode", "batch", "input", "precision", "ch-last", "mem-eff",
                    "median ms", "p10 ms", "p90 ms", "images/s", "peak memory", "TFLOP/s", "% of peak")
+
+
+def _ms(ms: float) -> str:
+    return f"{ms:.3g}" if ms < 1000 else f"{ms:,.0f}"  # (never 1.93e+03)
+
+
+def _flops(tflops: float) -> str:
+    """Achieved compute in the unit that reads best: 66.9 GFLOP/s rather than 0.0669 TFLOP/s."""
+    for scale, unit in ((1.0, "TFLOP/s"), (1e-3, "GFLOP/s")):
+        if tflops >= scale:
+            return f"{tflops / scale:.3g} {unit}"
+    return f"{tflops * 1e6:.3g} MFLOP/s"
+
+
+def breakdown_note(r) -> str:
+    """How the breakdown's total relates to the median: it comes from its own profiled run
+    (core.probe.profiling.breakdown, after the timed runs), so it is not the median."""
+    total = sum(v["ms"] for v in r.breakdown.values())
+    ratio = total / r.median_ms if r.median_ms > 0 else float("nan")
+    head = (f"The kinds add up to {total:.1f} ms per profiled iteration, {ratio:.2f}× the {r.median_ms:.1f} ms "
+            "median. ")
+    if r.device.startswith("cuda"):
+        why = ("They count CUDA kernel time only, in a separate profiled run; the GPU's idle time between "
+               "kernels is not in them. ")
+    else:
+        wall = (f" (a profiled iteration took {r.breakdown_iteration_ms:.1f} ms)"
+                if r.breakdown_iteration_ms is not None else "")
+        why = f"They come from a separate run under the profiler, which adds overhead to every op{wall}. "
+    return head + why + "Shares are of the profiled total."
 
 
 class ProbePanel(QWidget):
@@ -69,15 +112,15 @@ class ProbePanel(QWidget):
         self.runner.done.connect(self._on_done)
         self.runner.failed.connect(self._on_failed)
 
-        # ---- settings
-        self.config_label = QLabel()
-        self.config_label.setObjectName("probeConfigLabel")
+        # ---- settings (a column that scrolls, so rows keep their height in a short window)
+        self.config_label = QLabel(objectName="probeConfigLabel")
         self.config_label.setWordWrap(True)
-        self.device_combo = DeviceCombo("probeDevice", show_memory=True)
+        self.device_combo = fit_combo(DeviceCombo("probeDevice", show_memory=True))
         self.mode_combo = QComboBox(objectName="probeMode")
         for m in MODES:
             self.mode_combo.addItem({"inference": "inference (no autograd)",
                                      "training": "training step (fwd + bwd + SGD)"}[m], m)
+        fit_combo(self.mode_combo)
         self.batch_spin = QSpinBox(objectName="probeBatch")
         self.batch_spin.setRange(1, MAX_BATCH)
         self.batch_spin.setValue(1)
@@ -86,31 +129,36 @@ class ProbePanel(QWidget):
         self.precision_combo = QComboBox(objectName="probePrecision")
         for p in PRECISIONS:
             self.precision_combo.addItem(p if p == "fp32" else f"{p} (autocast)", p)
+        fit_combo(self.precision_combo)
         self.channels_last_check = QCheckBox("channels-last (NHWC)", objectName="probeChannelsLast")
-        self.memeff_check = QCheckBox("memory-efficient (recompute)", objectName="probeMemEff")
-        self.memeff_tip = ("Recompute each dense layer's concatenation, BN, ReLU and 1×1 conv in backward "
-                           "instead of storing them (Pleiss et al.): less memory, some extra time.")
+        self.memeff_check = QCheckBox("memory-efficient", objectName="probeMemEff")
+        self.memeff_tip = ("Memory-efficient (recompute): recompute each dense layer's concatenation, BN, ReLU "
+                           "and 1×1 conv in backward instead of storing them (Pleiss et al.): less memory, some "
+                           "extra time.")
         self.memeff_check.setToolTip(self.memeff_tip)
-        self.breakdown_check = QCheckBox("per-kind breakdown (profiler)", objectName="probeBreakdown")
+        self.breakdown_check = QCheckBox("per-kind breakdown", objectName="probeBreakdown")
+        self.breakdown_check.setToolTip("Profile a few more iterations with torch.profiler to see where the "
+                                        "time goes (a separate run: it does not change the timings).")
         self.breakdown_check.setChecked(True)
         self.max_batch_spin = QSpinBox(objectName="probeMaxBatch")
         self.max_batch_spin.setRange(1, MAX_BATCH)
         self.max_batch_spin.setValue(256)
-        self.estimate_label = QLabel(objectName="probeEstimate")
-        self.estimate_label.setWordWrap(True)
+        self.max_batch_spin.setToolTip("Sweep batch sizes runs batch 1, 2, 4, … up to this, or to the memory limit.")
+        self.estimate_label = WrapLabel(objectName="probeEstimate")
         self.estimate_label.setStyleSheet("font-size: 11px;")
 
         form = QFormLayout()
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         form.addRow("Device", self.device_combo)
         form.addRow("Mode", self.mode_combo)
-        form.addRow("Batch size", self.batch_spin)
-        form.addRow("Input size", self.input_spin)
+        form.addRow("Batch", self.batch_spin)
+        form.addRow("Input", self.input_spin)
         form.addRow("Precision", self.precision_combo)
         form.addRow("", self.channels_last_check)
         form.addRow("", self.memeff_check)
         form.addRow("", self.breakdown_check)
-        form.addRow("Sweep up to batch", self.max_batch_spin)
-        form.addRow("", self.estimate_label)
+        form.addRow("Sweep to", self.max_batch_spin)
+        form.addRow(self.estimate_label)
 
         self.run_button = QPushButton("Run", objectName="probeRun")
         self.sweep_button = QPushButton("Sweep batch sizes", objectName="probeSweep")
@@ -119,36 +167,42 @@ class ProbePanel(QWidget):
         self.run_button.clicked.connect(self.start_run)
         self.sweep_button.clicked.connect(self.start_sweep)
         self.cancel_button.clicked.connect(self.cancel)
-        buttons = QHBoxLayout()
-        for b in (self.run_button, self.sweep_button, self.cancel_button):
-            buttons.addWidget(b)
-        self.progress = QProgressBar(objectName="probeProgress")
+        buttons = QGridLayout()
+        buttons.addWidget(self.run_button, 0, 0)
+        buttons.addWidget(self.cancel_button, 0, 1)
+        buttons.addWidget(self.sweep_button, 1, 0, 1, 2)
+        self.progress = FitProgressBar(objectName="probeProgress")
         self.progress.setRange(0, 100)
         self.progress.setValue(0)
         self.progress.setFormat("idle")
-        self.message_label = QLabel(objectName="probeMessage")
-        self.message_label.setWordWrap(True)
+        self.message_label = WrapLabel(objectName="probeMessage")
         self.message_label.setStyleSheet("color: #b00020;")
         self.message_label.hide()
 
-        settings_box = QGroupBox("Settings")
+        form_box = QWidget()
+        fl = QVBoxLayout(form_box)
+        fl.setContentsMargins(0, 0, 4, 0)
+        fl.addWidget(self.config_label)
+        fl.addLayout(form)
+        self._settings = settings_box = QGroupBox("Settings")
         sl = QVBoxLayout(settings_box)
-        sl.addWidget(self.config_label)
-        sl.addLayout(form)
+        sl.setContentsMargins(6, 6, 6, 6)
+        scroll = ScrollColumn(form_box)
+        scroll.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)  # buttons right under it
+        sl.addWidget(scroll)
         sl.addLayout(buttons)
         sl.addWidget(self.progress)
         sl.addWidget(self.message_label)
         sl.addStretch(1)
 
-        # ---- result cards + breakdown
+        # ---- result cards (four in a row when wide, two by two when narrow)
         self.card_latency = Card("Latency (median)", "cardLatency")
         self.card_throughput = Card("Throughput", "cardThroughput")
         self.card_memory = Card("Peak memory", "cardMemory")
         self.card_compute = Card("Achieved compute", "cardCompute")
-        cards = QGridLayout()
-        for i, c in enumerate((self.card_latency, self.card_throughput, self.card_memory, self.card_compute)):
-            cards.addWidget(c, 0, i)
-            cards.setColumnStretch(i, 1)
+        self.cards = ReflowGrid((self.card_latency, self.card_throughput, self.card_memory, self.card_compute))
+
+        # ---- breakdown
         self.breakdown_table = QTableWidget(0, 3, objectName="probeBreakdownTable")
         self.breakdown_table.setHorizontalHeaderLabels(["kind", "ms / iteration", "share"])
         self.breakdown_table.verticalHeader().hide()
@@ -157,36 +211,43 @@ class ProbePanel(QWidget):
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.breakdown_table.setWordWrap(False)
-        self.breakdown_note = QLabel(objectName="probeBreakdownNote")
-        self.breakdown_note.setWordWrap(True)
+        self.breakdown_table.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.breakdown_table.setMinimumSize(200, 90)
+        self.breakdown_note = WrapLabel("Run to see which kinds of layer take the time.",
+                                        objectName="probeBreakdownNote")
         self.breakdown_note.setStyleSheet("font-size: 11px;")
-        breakdown = QWidget()
-        rl = QVBoxLayout(breakdown)
+        self.breakdown_page = QWidget(objectName="probeBreakdownPage")
+        rl = QVBoxLayout(self.breakdown_page)
         rl.setContentsMargins(0, 0, 0, 0)
-        rl.addWidget(QLabel("Where the time goes"))
+        self.breakdown_title = QLabel("Where the time goes")
+        rl.addWidget(self.breakdown_title)
         rl.addWidget(self.breakdown_table, 1)
         rl.addWidget(self.breakdown_note)
 
-        # ---- sweep plots (white like the other panels' plots)
-        self.throughput_plot = pg.PlotWidget(objectName="probeSweepThroughput")
-        self.memory_plot = pg.PlotWidget(objectName="probeSweepMemory")
-        for plot, title, left in ((self.throughput_plot, "Sweep: throughput", "images/s"),
-                                  (self.memory_plot, "Sweep: peak memory", "peak memory (MiB)")):
+        # ---- sweep plots (white like the other panels' plots), side by side when the page is wide
+        self.throughput_plot = pg.PlotWidget()
+        self.throughput_plot.setObjectName("probeSweepThroughput")  # (a keyword: an empty curve)
+        self.memory_plot = pg.PlotWidget()
+        self.memory_plot.setObjectName("probeSweepMemory")  # (a keyword: an empty curve)
+        for plot, title, left in ((self.throughput_plot, "Throughput", "images/s"),
+                                  (self.memory_plot, "Peak memory", "MiB")):
             plot.setBackground("w")
-            plot.setTitle(title, color="#333")
-            plot.setLabel("bottom", "batch size (log₂)")
+            plot.setTitle(title, color="#333", size="10pt")
+            plot.setLabel("bottom", "batch size")
             plot.setLabel("left", left)
             plot.setLogMode(x=True, y=False)
             plot.showGrid(x=True, y=True, alpha=0.25)
-            plot.setMinimumHeight(150)
-        self.sweep_label = QLabel("Run a sweep to see throughput and memory against batch size.",
+            plot_minimum(plot, 160, 90)
+        self.sweep_label = WrapLabel("Sweep batch sizes to see throughput and memory against batch size.",
                                   objectName="probeSweepLabel")
-        self.sweep_label.setWordWrap(True)
-        plots = QWidget()
-        pl = QVBoxLayout(plots)
+        self.sweep_label.setStyleSheet("font-size: 11px;")
+        self.sweep_plots = AspectSplitter(ratio=1.3)
+        self.sweep_plots.addWidget(self.throughput_plot)
+        self.sweep_plots.addWidget(self.memory_plot)
+        self.sweep_page = QWidget(objectName="probeSweepPage")
+        pl = QVBoxLayout(self.sweep_page)
         pl.setContentsMargins(0, 0, 0, 0)
-        pl.addWidget(self.throughput_plot, 1)
-        pl.addWidget(self.memory_plot, 1)
+        pl.addWidget(self.sweep_plots, 1)
         pl.addWidget(self.sweep_label)
 
         # ---- history
@@ -196,43 +257,47 @@ class ProbePanel(QWidget):
         self.history_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.history_table.setSortingEnabled(False)
         self.history_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.history_table.setMinimumSize(200, 70)
         self.clear_history_button = QPushButton("Clear history", objectName="probeClearHistory")
         self.clear_history_button.clicked.connect(self.clear_history)
-        history = QWidget()
-        hl = QVBoxLayout(history)
+        self.history_page = QWidget(objectName="probeHistoryPage")
+        hl = QVBoxLayout(self.history_page)
         hl.setContentsMargins(0, 0, 0, 0)
         hh = QHBoxLayout()
-        hh.addWidget(QLabel("History (every run, across configurations)"))
-        hh.addStretch(1)
+        hh.addWidget(FitLabel("History: every run, across configurations"), 1)
         hh.addWidget(self.clear_history_button)
         hl.addLayout(hh)
-        hl.addWidget(self.history_table)
+        hl.addWidget(self.history_table, 1)
 
-        # settings | (cards over [breakdown | sweep plots]); history below
-        settings_box.setMaximumWidth(400)
-        lower = QSplitter(Qt.Orientation.Horizontal)
-        lower.addWidget(breakdown)
-        lower.addWidget(plots)
-        lower.setStretchFactor(0, 2)
-        lower.setStretchFactor(1, 3)
-        lower.setSizes([340, 520])
+        # Wide: [breakdown | sweep] over the history, all in view. Compact (a small window): the
+        # three as tabs under the cards (resizeEvent moves them).
+        self._pair = QSplitter(Qt.Orientation.Horizontal)
+        self._pair.setChildrenCollapsible(False)
+        self._wide = QSplitter(Qt.Orientation.Vertical)
+        self._wide.setChildrenCollapsible(False)
+        self._wide.addWidget(self._pair)
+        self._tabs = QTabWidget(objectName="probeResultTabs")
+        self._tabs.setDocumentMode(True)
         results = QWidget()
         rv = QVBoxLayout(results)
         rv.setContentsMargins(0, 0, 0, 0)
-        rv.addLayout(cards)
-        rv.addWidget(lower, 1)
-        top = QSplitter(Qt.Orientation.Horizontal)
+        rv.addWidget(self.cards)
+        rv.addWidget(self._wide, 1)
+        rv.addWidget(self._tabs, 1)
+
+        self._top = top = QSplitter(Qt.Orientation.Horizontal)
+        top.setChildrenCollapsible(False)
         top.addWidget(settings_box)
         top.addWidget(results)
-        top.setStretchFactor(0, 0)
-        top.setStretchFactor(1, 1)
-        main = QSplitter(Qt.Orientation.Vertical)
-        main.addWidget(top)
-        main.addWidget(history)
-        main.setStretchFactor(0, 3)
-        main.setStretchFactor(1, 1)
+        top.setStretchFactor(0, 1)
+        top.setStretchFactor(1, 3)
+        top.setSizes([290, 900])
+        settings_box.setMaximumWidth(440)
         outer = QVBoxLayout(self)
-        outer.addWidget(main)
+        outer.setContentsMargins(6, 6, 6, 6)
+        outer.addWidget(top)
+        self.compact: bool | None = None
+        self._arrange(compact=True)
 
         for w in (self.device_combo, self.mode_combo, self.precision_combo):
             w.currentIndexChanged.connect(self._update_estimate)
@@ -240,6 +305,38 @@ class ProbePanel(QWidget):
             w.valueChanged.connect(self._update_estimate)
         self.memeff_check.toggled.connect(self._update_estimate)
         self.set_config(self.config)
+
+    # ------------------------------------------------------------------ layout
+    COMPACT_BELOW = (1100, 640)  # narrower or shorter than this: the lower results as tabs
+
+    def _arrange(self, compact: bool) -> None:
+        if compact == self.compact:
+            return
+        self.compact = compact
+        pages = ((self.breakdown_page, "Where the time goes"), (self.sweep_page, "Sweep"),
+                 (self.history_page, "History"))
+        if compact:
+            for page, title in pages:
+                self._tabs.addTab(page, title)
+            self._top.setSizes([self._settings.minimumSizeHint().width(), 10_000])  # the results get the room
+        else:
+            self._tabs.clear()
+            self._pair.addWidget(self.breakdown_page)
+            self._pair.addWidget(self.sweep_page)
+            self._wide.addWidget(self.history_page)
+            self._pair.setSizes([380, 620])
+            self._wide.setSizes([700, 220])
+            for page, _ in pages:
+                page.show()  # (a tab widget hides the pages it does not show)
+            self._top.setSizes([380, max(self.width() - 380, 600)])
+        self.breakdown_title.setVisible(not compact)  # (the tab says it)
+        self._tabs.setVisible(compact)
+        self._wide.setVisible(not compact)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt API
+        size = event.size()
+        self._arrange(size.width() < self.COMPACT_BELOW[0] or size.height() < self.COMPACT_BELOW[1])
+        super().resizeEvent(event)
 
     # ----------------------------------------------------------- panel contract
     def set_config(self, cfg: arch.Config) -> None:
@@ -343,20 +440,22 @@ class ProbePanel(QWidget):
     # ----------------------------------------------------------------- display
     def _show_result(self, r) -> None:
         self.result = r
-        self.card_latency.set(f"{r.median_ms:.3g} ms", f"p10 {r.p10_ms:.3g} · p90 {r.p90_ms:.3g} ms · "
-                              f"{r.repeats} runs after {r.warmup_iterations} warm-up",
-                              f"{r.mode}, batch {r.batch_size}, {r.precision}")
+        self.card_latency.set(f"{_ms(r.median_ms)} ms", f"p10 {_ms(r.p10_ms)} · p90 {_ms(r.p90_ms)} ms",
+                              f"{r.mode}, batch {r.batch_size}, {r.precision}: the median of {r.repeats} timed "
+                              f"runs after {r.warmup_iterations} warm-up iterations; p10 {_ms(r.p10_ms)} ms, "
+                              f"p90 {_ms(r.p90_ms)} ms")
         self.card_throughput.set(f"{r.throughput:,.1f} img/s", f"batch {r.batch_size} / median latency")
         if r.peak_memory_bytes is None:
             self.card_memory.set("n/a", r.peak_memory_convention, r.peak_memory_convention)
         else:
-            short = "allocator peak" if r.device.startswith("cuda") else "process peak RSS increase"
+            short = "allocator peak" if r.device.startswith("cuda") else "RSS rise"
             self.card_memory.set(human_bytes(r.peak_memory_bytes),
-                                 f"{short}; estimate {human_bytes(r.estimated_memory_bytes)}",
+                                 f"{short} · est. {human_bytes(r.estimated_memory_bytes)}",
                                  r.peak_memory_convention)
-        frac = (f"{100 * r.fraction_of_peak:.1f}% of {r.peak_tflops:g} TFLOP/s ({r.peak_basis})"
+        frac = (f"{100 * r.fraction_of_peak:.1f}% of {r.peak_tflops:g} TFLOP/s peak"
                 if r.fraction_of_peak is not None else "device peak unknown")
-        self.card_compute.set(f"{r.achieved_tflops:.3g} TFLOP/s", frac, r.flops_convention)
+        basis = f" Peak: {r.peak_basis}." if r.peak_basis else ""
+        self.card_compute.set(_flops(r.achieved_tflops), frac, f"{r.flops_convention}{basis}")
         self.breakdown_table.setRowCount(0)
         if r.breakdown:
             rows = sorted(r.breakdown.items(), key=lambda kv: -kv[1]["ms"])
@@ -367,9 +466,11 @@ class ProbePanel(QWidget):
                     if j:
                         item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                     self.breakdown_table.setItem(i, j, item)
-            self.breakdown_note.setText(r.breakdown_convention or "")
+            self.breakdown_note.setText(breakdown_note(r))
+            self.breakdown_note.setToolTip(r.breakdown_convention or "")
         else:
             self.breakdown_note.setText("Breakdown off.")
+            self.breakdown_note.setToolTip("")
         self._append_history(r)
 
     def _append_history(self, r) -> None:

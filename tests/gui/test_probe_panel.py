@@ -165,3 +165,91 @@ def test_a_resnet_is_estimated_and_measured(qtbot, panel):
     assert panel.history_table.item(0, 0).text() == cfg.label()
     panel.set_config(TINY)  # back to a DenseNet: the box is offered again
     assert panel.memeff_check.isEnabled()
+
+
+# ---- small windows (issue #26): a 1024×700 window gives a tab about 680×450 px
+
+@pytest.fixture(scope="module")
+def real_results():
+    """A real probe (with its breakdown) and sweep of TINY, measured here on the CPU (one thread:
+    tiny tensors, and a loaded machine's threads slowed it tenfold)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        fast = probe_mod.ProbeSettings(device="cpu", repeats=5, min_repeats=3, max_warmup=4, breakdown_iters=1)
+        return probe_mod.run_probe(TINY, fast), probe_mod.sweep(TINY, fast, max_batch=4)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def show_results(qtbot, panel, results, size):
+    from densegui.core.devices import list_devices
+
+    panel.device_combo.set_devices(list_devices())  # the real names ("cpu — <model> (<memory>)")
+    panel.resize(*size)
+    panel._show_result(results[0])
+    panel._show_sweep(results[1])
+    qtbot.waitUntil(lambda: panel.size().toTuple() == size, timeout=2000)
+    qtbot.wait(10)
+
+
+def test_the_minimum_size_fits_a_small_window(qtbot, panel, real_results):
+    assert panel.minimumSizeHint().width() <= 640 and panel.minimumSizeHint().height() <= 430
+    show_results(qtbot, panel, real_results, (660, 440))
+    hint = panel.minimumSizeHint()
+    assert hint.width() <= 640 and hint.height() <= 430, hint  # results shown: still small
+
+
+def test_at_660x440_every_text_is_legible_and_nothing_overlaps(qtbot, panel, real_results):
+    from helpers.legibility import clipped_texts, overlapping_siblings, squashed
+
+    show_results(qtbot, panel, real_results, (660, 440))
+    cards = [panel.card_latency, panel.card_throughput, panel.card_memory, panel.card_compute]
+    rects = [c.geometry() for c in cards]
+    assert all(not a.intersects(b) for i, a in enumerate(rects) for b in rects[i + 1:]), [r.getRect() for r in rects]
+    assert len({r.top() for r in rects}) == 2 and len({r.left() for r in rects}) == 2  # two by two
+    assert panel.compact and panel._tabs.count() == 3
+    for i in range(panel._tabs.count()):  # each result page in turn
+        panel._tabs.setCurrentIndex(i)
+        qtbot.wait(5)
+        assert clipped_texts(panel) + squashed(panel) + overlapping_siblings(panel) == [], panel._tabs.tabText(i)
+    # every card value whole; a detail that does not fit is elided with its whole text as tooltip
+    for c in cards:
+        assert c.value.full_text_fits(), c.value.text()
+    # a combo narrower than its text: elided, whole text as tooltip (a long device name)
+    combo = panel.device_combo
+    combo.setItemText(combo.currentIndex(), "cpu — AMD EPYC 9654 96-Core Processor (2 threads) (23.5 GiB)")
+    assert combo.toolTip() == combo.currentText()
+
+
+def test_wide_the_cards_share_a_row_and_everything_is_in_view(qtbot, panel, real_results):
+    from helpers.legibility import clipped_texts, overlapping_siblings, squashed
+
+    show_results(qtbot, panel, real_results, (1900, 950))
+    rects = [c.geometry() for c in (panel.card_latency, panel.card_throughput, panel.card_memory,
+                                    panel.card_compute)]
+    assert len({r.top() for r in rects}) == 1 and not panel.compact
+    assert panel.breakdown_table.isVisible() and panel.throughput_plot.isVisible() and panel.history_table.isVisible()
+    assert clipped_texts(panel) + squashed(panel) + overlapping_siblings(panel) == []
+    show_results(qtbot, panel, real_results, (660, 440))  # and back
+    assert panel.compact and panel.minimumSizeHint().width() <= 640
+
+
+def test_the_breakdown_says_how_its_total_relates_to_the_median(qtbot, panel, real_results):
+    import re
+
+    r = real_results[0]
+    show_results(qtbot, panel, real_results, (660, 440))
+    note = panel.breakdown_note.text()
+    m = re.search(r"add up to ([\d.]+) ms per profiled iteration, ([\d.]+)× the ([\d.]+) ms median", note)
+    assert m, note
+    total = sum(v["ms"] for v in r.breakdown.values())
+    assert float(m[1]) == pytest.approx(total, abs=0.05)
+    assert float(m[3]) == pytest.approx(r.median_ms, abs=0.05)
+    assert float(m[2]) == pytest.approx(total / r.median_ms, abs=0.005)
+    assert "separate run under the profiler" in note and "Shares are of the profiled total" in note
+    table = panel.breakdown_table
+    shares = [float(table.item(i, 2).text().rstrip("%")) for i in range(table.rowCount())]
+    assert sum(shares) == pytest.approx(100, abs=0.1 * len(shares))  # shares of the profiled total
