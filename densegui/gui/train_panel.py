@@ -11,6 +11,10 @@ held-out loss/accuracy (per epoch). After every epoch the checkpoint is
 written atomically and ``checkpointSaved(path)`` is emitted; the main window
 connects it to the reuse panel, so the Figure-5 heatmaps refresh while the
 network trains.
+
+It fits a small window (issue #26; widgets in :mod:`densegui.gui.fitting`): the dataset and recipe
+scroll, the two plots stand side by side only where the room is wide, their legends sit under the
+x axis (never on the curves), and in a short window the curves and the log become tabs.
 """
 
 from __future__ import annotations
@@ -32,10 +36,11 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPlainTextEdit,
-    QProgressBar,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
     QSplitter,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -45,6 +50,15 @@ from densegui.core.arch.family import TRAIN as CAN_TRAIN
 from densegui.core.errors import DenseguiError
 from densegui.core.train.setup import TrainOptions, TrainRequest, adapt_config, dataset_shape, default_config
 from densegui.core.weights.files import remove_stale_temporaries
+from densegui.gui.fitting import (
+    AspectSplitter,
+    FitProgressBar,
+    ScrollColumn,
+    WrapLabel,
+    fit_combo,
+    legend_below,
+    plot_minimum,
+)
 from densegui.gui.jobs import TRAIN
 from densegui.gui.panel import WhenShown
 from densegui.gui.tasks import TaskRunner
@@ -76,17 +90,20 @@ class TrainPanel(QWidget):
         self.config_label = QLabel(objectName="trainConfigLabel")
         self.config_label.setWordWrap(True)
         self.config_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.use_default_button = QPushButton("Use the shipped digits architecture", objectName="trainUseDefault")
-        self.use_default_button.setToolTip("basic DenseNet, k=12, θ=1, three blocks of 5 layers, CIFAR stem")
+        self.use_default_button = QPushButton("Use the digits default", objectName="trainUseDefault")
+        self.use_default_button.setToolTip("The architecture shipped for the digits: basic DenseNet, k=12, θ=1, "
+                                           "three blocks of 5 layers, CIFAR stem")
         self.use_default_button.clicked.connect(lambda: self.set_config(default_config()))
 
         # ---- dataset and recipe
         self.dataset_combo = QComboBox(objectName="trainDataset")
         self.dataset_combo.addItem("digits — 8×8 handwritten digits (shipped with densegui)", "digits")
+        fit_combo(self.dataset_combo)
         self.dataset_combo.currentIndexChanged.connect(self._update_config_label)
-        self.folder_button = QPushButton("Folder…", objectName="trainDatasetFolder")
-        self.folder_button.setToolTip("CIFAR-10/100 python batches, MNIST/Fashion-MNIST IDX files, or one "
-                                      "sub-folder of images per class")
+        self.folder_button = QPushButton("…", objectName="trainDatasetFolder")
+        self.folder_button.setFixedWidth(32)
+        self.folder_button.setToolTip("Choose a dataset folder: CIFAR-10/100 python batches, MNIST/Fashion-MNIST "
+                                      "IDX files, or one sub-folder of images per class")
         self.folder_button.clicked.connect(self._choose_folder)
         ds_row = QHBoxLayout()
         ds_row.addWidget(self.dataset_combo, 1)
@@ -114,9 +131,10 @@ class TrainPanel(QWidget):
         self.nproc_spin.setToolTip("processes (one per GPU on CUDA) trained together with PyTorch's "
                                    "DistributedDataParallel, launched through torch.distributed.run; the batch "
                                    "size stays the global batch and must divide by it")
-        self.device_combo = DeviceCombo("trainDevice")
+        self.device_combo = fit_combo(DeviceCombo("trainDevice"))
         self.out_edit = QLineEdit(objectName="trainOut")
-        self.out_edit.setPlaceholderText("automatic: a new file under " + self._runs_dir())
+        self.out_edit.setPlaceholderText("automatic (a new file)")
+        self.out_edit.setToolTip("Empty: a new file under " + self._runs_dir())
         self.out_button = QPushButton("…", objectName="trainOutBrowse")
         self.out_button.setFixedWidth(32)
         self.out_button.clicked.connect(self._choose_out)
@@ -125,21 +143,21 @@ class TrainPanel(QWidget):
         out_row.addWidget(self.out_button)
 
         form = QFormLayout()
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         form.addRow("Dataset", ds_row)
         form.addRow("Epochs", self.epochs_spin)
         form.addRow("Batch size", self.batch_spin)
         form.addRow("Learning rate", self.lr_spin)
         form.addRow("Seed", self.seed_spin)
-        form.addRow("Training images", self.limit_spin)
+        form.addRow("Images", self.limit_spin)
         form.addRow("Device", self.device_combo)
         form.addRow("Processes", self.nproc_spin)
         form.addRow("Checkpoint", out_row)
-        recipe = QLabel("SGD, Nesterov momentum 0.9, weight decay 1e-4, learning rate ÷10 at 50% and 75% of "
+        recipe = WrapLabel("SGD, Nesterov momentum 0.9, weight decay 1e-4, learning rate ÷10 at 50% and 75% of "
                         "the training steps, random shifts (CIFAR: crops + flips). The checkpoint is rewritten after "
                         "every epoch; the Feature reuse tab follows it.")
-        recipe.setWordWrap(True)
         recipe.setStyleSheet("font-size: 11px; color: palette(placeholder-text);")
-        form.addRow("", recipe)
+        form.addRow(recipe)
 
         self.start_button = QPushButton("Train this configuration", objectName="trainStart")
         self.start_button.setDefault(True)
@@ -150,72 +168,122 @@ class TrainPanel(QWidget):
         buttons = QHBoxLayout()
         buttons.addWidget(self.start_button)
         buttons.addWidget(self.cancel_button)
-        self.progress = QProgressBar(objectName="trainProgress")
+        self.progress = FitProgressBar(objectName="trainProgress")
         self.progress.setRange(0, 1000)
         self.progress.setFormat("idle")
         self.progress.setValue(0)
-        self.status_label = QLabel(objectName="trainStatus")
-        self.status_label.setWordWrap(True)
-        self.error_label = QLabel(objectName="trainError")
-        self.error_label.setWordWrap(True)
+        self.status_label = WrapLabel(objectName="trainStatus")
+        self.error_label = WrapLabel(objectName="trainError")
         self.error_label.setStyleSheet("color: #c0392b;")
         self.error_label.hide()
 
-        left = QWidget()
-        lv = QVBoxLayout(left)
+        # left: what is trained and how, in a column that scrolls (rows keep their height in a short
+        # window); the buttons and progress always in view under it
+        column = QWidget()
+        cv = QVBoxLayout(column)
+        cv.setContentsMargins(0, 0, 4, 0)
         box = QGroupBox("Configuration (from the explorer)")
         bv = QVBoxLayout(box)
         bv.addWidget(self.config_label)
         bv.addWidget(self.use_default_button, 0, Qt.AlignmentFlag.AlignLeft)
-        lv.addWidget(box)
+        cv.addWidget(box)
         rbox = QGroupBox("Data and recipe")
         rbox.setLayout(form)
-        lv.addWidget(rbox)
+        cv.addWidget(rbox)
+        scroll = ScrollColumn(column)
+        scroll.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
+        left = QWidget()
+        lv = QVBoxLayout(left)
+        lv.setContentsMargins(0, 0, 0, 0)
+        lv.addWidget(scroll)
         lv.addLayout(buttons)
         lv.addWidget(self.progress)
         lv.addWidget(self.status_label)
         lv.addWidget(self.error_label)
         lv.addStretch(1)
 
-        # ---- curves and log
-        self.loss_plot = pg.PlotWidget(objectName="trainLossPlot")
-        self.acc_plot = pg.PlotWidget(objectName="trainAccPlot")
-        for plot, title, unit in ((self.loss_plot, "Loss (cross-entropy)", ""), (self.acc_plot, "Accuracy", "%")):
+        # ---- curves and log; legends under the x axis, never over the curves
+        self.loss_plot = pg.PlotWidget()
+        self.loss_plot.setObjectName("trainLossPlot")  # (a keyword: an empty curve)
+        self.acc_plot = pg.PlotWidget()
+        self.acc_plot.setObjectName("trainAccPlot")  # (a keyword: an empty curve)
+        for plot, title in ((self.loss_plot, "Loss (cross-entropy)"), (self.acc_plot, "Accuracy")):
             plot.setBackground("w")
             plot.showGrid(x=True, y=True, alpha=0.25)
-            plot.setTitle(title, color="#333")
+            plot.setTitle(title, color="#333", size="10pt")
             plot.setLabel("bottom", "epoch")
-            plot.addLegend(offset=(-10, 10))
         self.acc_plot.setYRange(0, 100)
         self.acc_plot.setLabel("left", "%")
         train_pen = pg.mkPen("#2c7fb8", width=1.5)
         val_pen = pg.mkPen("#d95f0e", width=2)
         self.curves = {
-            "loss": self.loss_plot.plot([], [], pen=train_pen, name="training (running mean)"),
+            "loss": self.loss_plot.plot([], [], pen=train_pen, name="training (running)"),
             "val_loss": self.loss_plot.plot([], [], pen=val_pen, symbol="o", symbolSize=6, symbolBrush="#d95f0e",
                                             name="held-out"),
             "acc": self.acc_plot.plot([], [], pen=train_pen, name="training (running)"),
             "val_acc": self.acc_plot.plot([], [], pen=val_pen, symbol="o", symbolSize=6, symbolBrush="#d95f0e",
                                           name="held-out"),
         }
+        self.legends = {"loss": legend_below(self.loss_plot, [self.curves["loss"], self.curves["val_loss"]]),
+                        "acc": legend_below(self.acc_plot, [self.curves["acc"], self.curves["val_acc"]])}
+        for plot in (self.loss_plot, self.acc_plot):
+            plot_minimum(plot, 200, 130)
         self.log = QPlainTextEdit(objectName="trainLog")
         self.log.setReadOnly(True)
         self.log.setMaximumBlockCount(5000)
-        right = QSplitter(Qt.Orientation.Vertical)
-        right.addWidget(self.loss_plot)
-        right.addWidget(self.acc_plot)
-        right.addWidget(self.log)
-        right.setSizes([300, 300, 160])
+        self.log.setMinimumHeight(60)
+        self.plots = AspectSplitter(ratio=1.8)
+        self.plots.addWidget(self.loss_plot)
+        self.plots.addWidget(self.acc_plot)
+        # Tall enough: the log under the curves. Short (a small window): curves and log as tabs.
+        self._below = QSplitter(Qt.Orientation.Vertical)
+        self._below.setChildrenCollapsible(False)
+        self._tabs = QTabWidget(objectName="trainTabs")
+        self._tabs.setDocumentMode(True)
+        right = QWidget()
+        rv = QVBoxLayout(right)
+        rv.setContentsMargins(0, 0, 0, 0)
+        rv.addWidget(self._below)
+        rv.addWidget(self._tabs)
 
         split = QSplitter(Qt.Orientation.Horizontal)
+        split.setChildrenCollapsible(False)
         split.addWidget(left)
         split.addWidget(right)
-        split.setStretchFactor(1, 1)
-        split.setSizes([380, 700])
+        split.setStretchFactor(0, 1)
+        split.setStretchFactor(1, 3)
+        split.setSizes([300, 780])
+        left.setMaximumWidth(460)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(6, 6, 6, 6)
         lay.addWidget(split)
+        self.compact: bool | None = None
+        self._arrange(compact=True)
         self._update_config_label()
+
+    # ------------------------------------------------------------------ layout
+    COMPACT_BELOW = 620  # shorter than this: curves and log as tabs
+
+    def _arrange(self, compact: bool) -> None:
+        if compact == self.compact:
+            return
+        self.compact = compact
+        if compact:
+            self._tabs.addTab(self.plots, "Curves")
+            self._tabs.addTab(self.log, "Log")
+        else:
+            self._tabs.clear()
+            self._below.addWidget(self.plots)
+            self._below.addWidget(self.log)
+            self._below.setSizes([600, 170])
+            self.plots.show()  # (a tab widget hides the pages it does not show)
+            self.log.show()
+        self._tabs.setVisible(compact)
+        self._below.setVisible(not compact)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt API
+        self._arrange(event.size().height() < self.COMPACT_BELOW)
+        super().resizeEvent(event)
 
     # ------------------------------------------------------------ panel contract
     def set_config(self, cfg: arch.Config) -> None:

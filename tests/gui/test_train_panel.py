@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+import pyqtgraph as pg
 import pytest
 import torch
 
@@ -135,3 +136,94 @@ def test_two_processes_train_together_and_cancel_stops_the_group(qtbot, panel, t
     assert ck["metadata"]["world_size"] == 2
     assert list(panel.curves["val_acc"].getData()[0]) == [1.0]
     assert "2 processes" in panel.log.toPlainText()
+
+
+# ---- small windows (issue #26): a 1024×700 window gives a tab about 680×450 px
+
+@pytest.fixture(scope="module")
+def real_run(tmp_path_factory):
+    """The progress and result of a real three-epoch run of TINY on 96 digits, trained here."""
+    from densegui.core.train.setup import TrainOptions, TrainRequest, run_training
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    progress = []
+    out = tmp_path_factory.mktemp("run") / "tiny.pt"
+    try:
+        request = TrainRequest(config=TINY, dataset="digits", options=TrainOptions(epochs=3, batch_size=16),
+                               out=str(out), device="cpu", limit_train=96).validate()
+        result = run_training(request, progress=progress.append)
+    finally:
+        torch.set_num_threads(before)
+    return progress, result
+
+
+def show_run(qtbot, panel, run, size):
+    from densegui.core.devices import list_devices
+
+    panel.device_combo.set_devices(list_devices())
+    panel.resize(*size)
+    for p in run[0]:
+        panel._on_progress(p)
+    panel._on_done(run[1])
+    qtbot.waitUntil(lambda: panel.size().toTuple() == size, timeout=2000)
+    qtbot.wait(10)
+
+
+def test_the_minimum_size_fits_a_small_window_and_long_texts_never_widen_it(qtbot, panel, real_run):
+    hint = panel.minimumSizeHint()
+    assert hint.width() <= 640 and hint.height() <= 430, hint
+    show_run(qtbot, panel, real_run, (660, 440))
+    # a long path without spaces (a status line, an error) wraps instead of widening the window
+    path = "/data/" + "very_long_folder_name_without_any_spaces_" * 4 + "/run.pt"
+    panel.status_label.setText(f"checkpoint {path}")
+    panel._show_error(f"the checkpoint path {path!r} is a folder; give a file name.")
+    qtbot.wait(10)
+    hint = panel.minimumSizeHint()
+    assert hint.width() <= 640 and hint.height() <= 430, hint
+    assert panel.status_label.text() == f"checkpoint {path}"  # (the text as set)
+
+
+def test_at_660x440_every_text_is_legible_and_nothing_overlaps(qtbot, panel, real_run):
+    from helpers.legibility import clipped_texts, overlapping_siblings, squashed
+
+    show_run(qtbot, panel, real_run, (660, 440))
+    assert panel.compact and [panel._tabs.tabText(i) for i in range(panel._tabs.count())] == ["Curves", "Log"]
+    for i in range(panel._tabs.count()):
+        panel._tabs.setCurrentIndex(i)
+        qtbot.wait(5)
+        assert clipped_texts(panel) + squashed(panel) + overlapping_siblings(panel) == [], panel._tabs.tabText(i)
+    combo = panel.dataset_combo  # its long description elided, whole as tooltip
+    assert combo.toolTip() == combo.currentText() == combo.itemText(0)
+
+
+def data_points_in_scene(plot):
+    vb = plot.getPlotItem().getViewBox()
+    points = []
+    for curve in plot.getPlotItem().listDataItems():
+        xs, ys = curve.getData()
+        assert xs is not None, f"{curve.name()} has no points"
+        points += [vb.mapViewToScene(pg.Point(float(x), float(y))) for x, y in zip(xs, ys)]
+    return vb, points
+
+
+@pytest.mark.parametrize("size", [(660, 440), (1900, 950)])
+def test_the_legends_never_cover_the_curves(qtbot, panel, real_run, size):
+    show_run(qtbot, panel, real_run, size)
+    if panel.compact:
+        panel._tabs.setCurrentIndex(0)
+        qtbot.wait(5)
+    for key, plot in (("loss", panel.loss_plot), ("acc", panel.acc_plot)):
+        legend = panel.legends[key]
+        vb, points = data_points_in_scene(plot)
+        assert len(points) > 6
+        box = legend.sceneBoundingRect()
+        assert box.width() > 20 and not box.intersects(vb.sceneBoundingRect()), (key, box, vb.sceneBoundingRect())
+        assert not any(box.contains(p) for p in points)
+        assert [label.text for _, label in legend.items] == [c.name() for c in plot.getPlotItem().listDataItems()]
+    if size == (1900, 950):  # wide: the curves side by side, the log under them, all in view
+        from helpers.legibility import clipped_texts, overlapping_siblings, squashed
+
+        assert not panel.compact and panel.log.isVisible()
+        assert panel.loss_plot.geometry().top() == panel.acc_plot.geometry().top()
+        assert clipped_texts(panel) + squashed(panel) + overlapping_siblings(panel) == []
