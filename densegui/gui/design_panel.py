@@ -140,7 +140,7 @@ class DesignPanel(QWidget):
 
         # ---- the frontier, left
         self.frontier = FrontierPlot()
-        self.frontier.setMinimumSize(220, 120)
+        self.frontier.setMinimumSize(220, 170)  # (its shortest y label fits a 100 px tall plot)
         self.frontier_note = FitLabel(" ")
         self.frontier_note.setObjectName("designFrontierNote")
         left = QGroupBox("Frontier: published error against cost")
@@ -264,7 +264,7 @@ class DesignPanel(QWidget):
         self.settings_scroll.setMinimumWidth(column.minimumSizeHint().width() + bar_width + 2)
         self.settings_scroll.setMinimumHeight(80)
         self.sweep_plots = SweepPlots()
-        self.sweep_plots.setMinimumHeight(140)
+        self.sweep_plots.setMinimumSize(600, 140)  # (the plots' shortest titles fit)
 
         # frontier | settings on top, the sweep's four plots in a row below
         self.top = QSplitter(Qt.Orientation.Horizontal)

@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 import pytest
+from PySide6.QtCore import Qt, QTimer
 from helpers.explorer import TIMEOUT, label
 from helpers.reference import count_params
 
@@ -138,12 +139,27 @@ def test_measured_sweep_adds_latency(qtbot, panel):
     panel.stop_spin.setValue(8)
     panel.step_spin.setValue(4)
     panel.measure_check.setChecked(True)
+    seen = []  # what the progress line and the latency plot said while it measured
+
+    def record():
+        seen.append((panel.progress_label.text(), panel.sweep_plots.latency_message.text()))
+    panel.sweepShown.connect(lambda: QTimer.singleShot(0, record))  # (once the measuring has started)
+    panel.measure_runner.progress.connect(lambda _update: record())
     with qtbot.waitSignal(panel.sweepFinished, timeout=120_000) as done:
-        panel.start_sweep()
+        qtbot.mouseClick(panel.sweep_button, Qt.MouseButton.LeftButton)
     assert done.args == [True], panel.status.text()
     xs, ys = panel.sweep_plots.curves["latency"].getData()
     assert list(xs) == [4, 8] and all(y > 0 for y in ys)
     assert all(r["measured"]["device"] == "cpu" for r in panel.sweep_rows)
+    # It said what it waited for, then which point of how many, in a label beside the bar (a bar's
+    # own text wrapped and was clipped), and the latency plot said the same.
+    assert seen[0][0].startswith("waiting for the probe's") and seen[0][1] == f"Measuring: {seen[0][0]}"
+    assert ("0 of 2 points measured; now growth_rate = 4", "Measuring: 0 of 2 points measured; now growth_rate = 4") \
+        in seen
+    assert ("1 of 2 points measured; now growth_rate = 8", "Measuring: 1 of 2 points measured; now growth_rate = 8") \
+        in seen
+    assert panel.progress.format() == "%p%" and panel.progress_label.parentWidget() is panel.progress.parentWidget()
+    assert panel.sweep_plots.latency_message.text() == "" and panel.progress_label.text().strip() == ""
 
 
 def test_pinning_a_resnet_baseline_in_the_window(qtbot, explorer):
