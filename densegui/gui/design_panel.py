@@ -27,18 +27,13 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
-    QFrame,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QProgressBar,
     QPushButton,
-    QScrollArea,
     QSplitter,
-    QStyle,
-    QStyleOptionComboBox,
-    QStylePainter,
     QVBoxLayout,
     QWidget,
 )
@@ -59,6 +54,7 @@ from densegui.core.arch.published import DATASETS, published_error
 from densegui.core.probe.types import ProbeSettings
 from densegui.gui.background import JobCancelled
 from densegui.gui.design_plots import FrontierPlot, SweepPlots
+from densegui.gui.fitting import ScrollColumn, fit_combo
 from densegui.gui.jobs import PROBE
 from densegui.gui.panel import WhenShown
 from densegui.gui.tasks import TaskRunner
@@ -88,33 +84,6 @@ def _sweep(cfg, vary: Vary, *, cancel, progress) -> tuple[list[dict], str, float
 
 def _key(config: dict) -> str:
     return json.dumps(config, sort_keys=True)
-
-
-class _Elided:
-    """A combo box that draws its current text elided ("…") where it does not fit, with the whole
-    text in its tooltip (Qt's clips it silently). Mixed into QComboBox subclasses."""
-
-    def paintEvent(self, event) -> None:  # noqa: N802 - Qt API
-        painter = QStylePainter(self)
-        option = QStyleOptionComboBox()
-        self.initStyleOption(option)
-        painter.drawComplexControl(QStyle.ComplexControl.CC_ComboBox, option)
-        rect = self.style().subControlRect(QStyle.ComplexControl.CC_ComboBox, option,
-                                           QStyle.SubControl.SC_ComboBoxEditField, self)
-        full = option.currentText
-        option.currentText = self.fontMetrics().elidedText(full, Qt.TextElideMode.ElideRight, rect.width())
-        tip = "" if option.currentText == full else full
-        if self.toolTip() != tip:
-            self.setToolTip(tip)
-        painter.drawControl(QStyle.ControlElement.CE_ComboBoxLabel, option)
-
-
-class ElidedCombo(_Elided, QComboBox):
-    pass
-
-
-class ElidedDeviceCombo(_Elided, DeviceCombo):
-    pass
 
 
 class DesignPanel(QWidget):
@@ -151,20 +120,14 @@ class DesignPanel(QWidget):
         lv.addWidget(self.frontier_note)
 
         # ---- the settings, right (a column that scrolls vertically where the window is short)
-        def combo(name: str, length: int, cls=ElidedCombo) -> QComboBox:
-            box = cls(objectName=name) if cls is ElidedCombo else cls(name)
-            # (long item texts must not widen the window: elided instead, whole in the tooltip)
-            box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-            box.setMinimumContentsLength(length)
-            return box
-
-        self.device_combo = combo("designDevice", 8, ElidedDeviceCombo)
-        self.device_combo.setToolTip("Where Measure presets and measured sweeps run")
+        # (long item texts never widen the window: elided, the whole text in the tooltip)
+        self.device_combo = fit_combo(DeviceCombo("designDevice"), 8)
+        self.device_combo.setWhatsThis("Where Measure presets and measured sweeps run")
         self.device_combo.currentIndexChanged.connect(self._device_changed)
-        self.dataset_combo = combo("designDataset", 8)
+        self.dataset_combo = fit_combo(QComboBox(objectName="designDataset"), 8)
         for name in DATASETS:
             self.dataset_combo.addItem(name, name)
-        self.x_combo = combo("designXAxis", 8)
+        self.x_combo = fit_combo(QComboBox(objectName="designXAxis"), 8)
         for key, text in X_CHOICES.items():
             self.x_combo.addItem(text, key)
         self.measure_presets_button = QPushButton("Measure presets", objectName="designMeasurePresets")
@@ -178,7 +141,7 @@ class DesignPanel(QWidget):
         self.presets_label = FitLabel(" ")
         self.presets_label.setObjectName("designPresetsText")
 
-        self.field_combo = combo("designField", 10)
+        self.field_combo = fit_combo(QComboBox(objectName="designField"), 10)
         self.start_spin = QDoubleSpinBox(objectName="designStart")
         self.stop_spin = QDoubleSpinBox(objectName="designStop")
         self.step_spin = QDoubleSpinBox(objectName="designStep")
@@ -206,9 +169,8 @@ class DesignPanel(QWidget):
         self.progress_label.setObjectName("designProgressText")
         for bar in (self.presets_progress, self.progress):
             bar.setRange(0, 100)
-            bar.setFormat("%p%")
             bar.setFixedWidth(64)
-            bar.setEnabled(False)  # (greyed while idle)
+            self._bar_running(bar, False)
         self.status = QLabel(" ", objectName="designStatus")
         self.status.setWordWrap(True)
         self.status.setTextFormat(Qt.TextFormat.PlainText)
@@ -254,15 +216,8 @@ class DesignPanel(QWidget):
         cv.addWidget(shown)
         cv.addWidget(swept)
         cv.addStretch(1)
-        self.settings_scroll = QScrollArea(objectName="designSettingsScroll")
-        self.settings_scroll.setWidget(column)
-        self.settings_scroll.setWidgetResizable(True)
-        self.settings_scroll.setFrameShape(QFrame.Shape.NoFrame)
-        self.settings_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        bar_width = self.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent)
-        # (vertical scrolling only: never narrower than the column's content)
-        self.settings_scroll.setMinimumWidth(column.minimumSizeHint().width() + bar_width + 2)
-        self.settings_scroll.setMinimumHeight(80)
+        self.settings_scroll = ScrollColumn(column)  # (vertically only: never narrower than its rows)
+        self.settings_scroll.setObjectName("designSettingsScroll")
         self.sweep_plots = SweepPlots()
         self.sweep_plots.setMinimumSize(600, 140)  # (the plots' shortest titles fit)
 
@@ -329,6 +284,13 @@ class DesignPanel(QWidget):
         h.addWidget(label, 1)
         return h
 
+    @staticmethod
+    def _bar_running(bar: QProgressBar, running: bool) -> None:
+        """A bar's percentage while its job runs; greyed and blank while idle."""
+        bar.setValue(0)
+        bar.setEnabled(running)
+        bar.setFormat("%p%" if running else "")
+
     # ----------------------------------------------------------- panel contract
     def set_config(self, cfg) -> None:
         family_or_blocks_changed = [f.name for f in fields_for(cfg)] != [f.name for f in fields_for(self.config)]
@@ -354,7 +316,7 @@ class DesignPanel(QWidget):
         """The sweep's settings take about a third of the width (at most 420 px), the plots below
         two fifths of the height; the frontier the rest."""
         width, height = self.main.width(), self.main.height()
-        side = max(min(int(0.32 * width), 400), self.settings_scroll.minimumWidth())
+        side = max(min(int(0.32 * width), 400), self.settings_scroll.minimumSizeHint().width())
         self.top.setSizes([max(width - side, 1), side])
         below = max(int(0.4 * height), self.sweep_plots.minimumHeight())
         self.main.setSizes([max(height - below, 1), below])
@@ -478,8 +440,7 @@ class DesignPanel(QWidget):
     def _set_presets_running(self, running: bool) -> None:
         self.measure_presets_button.setEnabled(not running)
         self.presets_cancel.setEnabled(running)
-        self.presets_progress.setEnabled(running)
-        self.presets_progress.setValue(0)
+        self._bar_running(self.presets_progress, running)
         self._show_latency_state()  # (a sweep's measurement may now wait behind it)
 
     # ------------------------------------------------------------------ sweeps
@@ -506,7 +467,6 @@ class DesignPanel(QWidget):
         for spin in (self.start_spin, self.stop_spin, self.step_spin):
             self._form.setRowVisible(spin, not spec)
         self._form.setRowVisible(self.values_edit, spec)
-        self.field_combo.setToolTip(self.field_combo.currentText())
         if spec:
             self.values_edit.setText(",".join(default_values(field)))
         else:
@@ -688,9 +648,8 @@ class DesignPanel(QWidget):
     def _set_sweep_running(self, running: bool) -> None:
         self.cancel_button.setEnabled(running)
         self.sweep_button.setEnabled(not running)
-        self.progress.setEnabled(running)
+        self._bar_running(self.progress, running)
         if not running:
-            self.progress.setValue(0)
             self._show_latency_state()
 
 

@@ -12,6 +12,7 @@ import threading
 import pyqtgraph as pg
 import pytest
 from helpers.explorer import TIMEOUT
+from helpers.legibility import clipped_texts, overlapping_siblings, squashed
 from helpers.reference import count_macs, count_params
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QTextDocument
@@ -229,7 +230,7 @@ def whole(w: QWidget) -> str | None:
 
 
 def problems(p: DesignPanel) -> list[str]:
-    out = []
+    out = clipped_texts(p) + squashed(p) + overlapping_siblings(p)  # (the other tabs' checks)
     for w in [p, *p.findChildren(QWidget)]:
         if not w.isVisible() or w.isWindow():
             continue
