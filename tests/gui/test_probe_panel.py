@@ -195,16 +195,12 @@ def show_results(qtbot, panel, results, size):
     qtbot.wait(10)
 
 
-def test_the_minimum_size_fits_a_small_window(qtbot, panel, real_results):
-    assert panel.minimumSizeHint().width() <= 640 and panel.minimumSizeHint().height() <= 430
-    show_results(qtbot, panel, real_results, (660, 440))
-    hint = panel.minimumSizeHint()
-    assert hint.width() <= 640 and hint.height() <= 430, hint  # results shown: still small
+def test_at_660x440_all_is_legible_and_the_breakdown_explained(qtbot, panel, real_results):
+    import re
 
-
-def test_at_660x440_every_text_is_legible_and_nothing_overlaps(qtbot, panel, real_results):
     from helpers.legibility import clipped_texts, overlapping_siblings, squashed
 
+    assert panel.minimumSizeHint().width() <= 640 and panel.minimumSizeHint().height() <= 430
     show_results(qtbot, panel, real_results, (660, 440))
     cards = [panel.card_latency, panel.card_throughput, panel.card_memory, panel.card_compute]
     rects = [c.geometry() for c in cards]
@@ -218,10 +214,34 @@ def test_at_660x440_every_text_is_legible_and_nothing_overlaps(qtbot, panel, rea
     # every card value whole; a detail that does not fit is elided with its whole text as tooltip
     for c in cards:
         assert c.value.full_text_fits(), c.value.text()
+    # progress text: elided to the bar with its percentage kept, whole as tooltip
+    panel._on_progress((0.92, "profiling the per-kind breakdown of every layer kind in the network"))
+    bar = panel.progress
+    assert bar.full_text() != bar.text() and bar.text().endswith("… 92%") and bar.toolTip() == bar.full_text()
+    assert clipped_texts(panel) == []
     # a combo narrower than its text: elided, whole text as tooltip (a long device name)
     combo = panel.device_combo
     combo.setItemText(combo.currentIndex(), "cpu — AMD EPYC 9654 96-Core Processor (2 threads) (23.5 GiB)")
     assert combo.toolTip() == combo.currentText()
+    hint = panel.minimumSizeHint()
+    assert hint.width() <= 640 and hint.height() <= 430, hint  # results shown: still small
+    # a long message without spaces (a path in an error) wraps instead of widening the window
+    panel._show_message("Cannot write /data/" + "a_folder_name_without_any_spaces_in_it_" * 5 + "/out.json")
+    qtbot.wait(10)
+    assert panel.minimumSizeHint().width() <= 640
+    # the breakdown: how its total relates to the median, with the result's numbers
+    r = real_results[0]
+    note = panel.breakdown_note.text()
+    m = re.search(r"add up to ([\d.]+) ms per profiled iteration, ([\d.]+)× the ([\d.]+) ms median", note)
+    assert m, note
+    total = sum(v["ms"] for v in r.breakdown.values())
+    assert float(m[1]) == pytest.approx(total, abs=0.05)
+    assert float(m[3]) == pytest.approx(r.median_ms, abs=0.05)
+    assert float(m[2]) == pytest.approx(total / r.median_ms, abs=0.005)
+    assert "separate run under the profiler" in note and "Shares are of the profiled total" in note
+    table = panel.breakdown_table
+    shares = [float(table.item(i, 2).text().rstrip("%")) for i in range(table.rowCount())]
+    assert sum(shares) == pytest.approx(100, abs=0.1 * len(shares))  # shares of the profiled total
 
 
 def test_wide_the_cards_share_a_row_and_everything_is_in_view(qtbot, panel, real_results):
@@ -235,21 +255,3 @@ def test_wide_the_cards_share_a_row_and_everything_is_in_view(qtbot, panel, real
     assert clipped_texts(panel) + squashed(panel) + overlapping_siblings(panel) == []
     show_results(qtbot, panel, real_results, (660, 440))  # and back
     assert panel.compact and panel.minimumSizeHint().width() <= 640
-
-
-def test_the_breakdown_says_how_its_total_relates_to_the_median(qtbot, panel, real_results):
-    import re
-
-    r = real_results[0]
-    show_results(qtbot, panel, real_results, (660, 440))
-    note = panel.breakdown_note.text()
-    m = re.search(r"add up to ([\d.]+) ms per profiled iteration, ([\d.]+)× the ([\d.]+) ms median", note)
-    assert m, note
-    total = sum(v["ms"] for v in r.breakdown.values())
-    assert float(m[1]) == pytest.approx(total, abs=0.05)
-    assert float(m[3]) == pytest.approx(r.median_ms, abs=0.05)
-    assert float(m[2]) == pytest.approx(total / r.median_ms, abs=0.005)
-    assert "separate run under the profiler" in note and "Shares are of the profiled total" in note
-    table = panel.breakdown_table
-    shares = [float(table.item(i, 2).text().rstrip("%")) for i in range(table.rowCount())]
-    assert sum(shares) == pytest.approx(100, abs=0.1 * len(shares))  # shares of the profiled total

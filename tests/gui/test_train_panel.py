@@ -142,7 +142,7 @@ def test_two_processes_train_together_and_cancel_stops_the_group(qtbot, panel, t
 
 @pytest.fixture(scope="module")
 def real_run(tmp_path_factory):
-    """The progress and result of a real three-epoch run of TINY on 96 digits, trained here."""
+    """The progress and result of a real two-epoch run of TINY on 64 digits, trained here."""
     from densegui.core.train.setup import TrainOptions, TrainRequest, run_training
 
     before = torch.get_num_threads()
@@ -150,8 +150,8 @@ def real_run(tmp_path_factory):
     progress = []
     out = tmp_path_factory.mktemp("run") / "tiny.pt"
     try:
-        request = TrainRequest(config=TINY, dataset="digits", options=TrainOptions(epochs=3, batch_size=16),
-                               out=str(out), device="cpu", limit_train=96).validate()
+        request = TrainRequest(config=TINY, dataset="digits", options=TrainOptions(epochs=2, batch_size=16),
+                               out=str(out), device="cpu", limit_train=64).validate()
         result = run_training(request, progress=progress.append)
     finally:
         torch.set_num_threads(before)
@@ -170,23 +170,11 @@ def show_run(qtbot, panel, run, size):
     qtbot.wait(10)
 
 
-def test_the_minimum_size_fits_a_small_window_and_long_texts_never_widen_it(qtbot, panel, real_run):
-    hint = panel.minimumSizeHint()
-    assert hint.width() <= 640 and hint.height() <= 430, hint
-    show_run(qtbot, panel, real_run, (660, 440))
-    # a long path without spaces (a status line, an error) wraps instead of widening the window
-    path = "/data/" + "very_long_folder_name_without_any_spaces_" * 4 + "/run.pt"
-    panel.status_label.setText(f"checkpoint {path}")
-    panel._show_error(f"the checkpoint path {path!r} is a folder; give a file name.")
-    qtbot.wait(10)
-    hint = panel.minimumSizeHint()
-    assert hint.width() <= 640 and hint.height() <= 430, hint
-    assert panel.status_label.text() == f"checkpoint {path}"  # (the text as set)
-
-
-def test_at_660x440_every_text_is_legible_and_nothing_overlaps(qtbot, panel, real_run):
+def test_at_660x440_all_is_legible_and_long_texts_never_widen_it(qtbot, panel, real_run):
     from helpers.legibility import clipped_texts, overlapping_siblings, squashed
 
+    hint = panel.minimumSizeHint()
+    assert hint.width() <= 640 and hint.height() <= 430, hint
     show_run(qtbot, panel, real_run, (660, 440))
     assert panel.compact and [panel._tabs.tabText(i) for i in range(panel._tabs.count())] == ["Curves", "Log"]
     for i in range(panel._tabs.count()):
@@ -195,6 +183,15 @@ def test_at_660x440_every_text_is_legible_and_nothing_overlaps(qtbot, panel, rea
         assert clipped_texts(panel) + squashed(panel) + overlapping_siblings(panel) == [], panel._tabs.tabText(i)
     combo = panel.dataset_combo  # its long description elided, whole as tooltip
     assert combo.toolTip() == combo.currentText() == combo.itemText(0)
+    # a long path without spaces (a status line, an error) wraps instead of widening the window
+    path = "/data/" + "very_long_folder_name_without_any_spaces_" * 4 + "/run.pt"
+    panel.status_label.setText(f"checkpoint {path}")
+    panel._show_error(f"the checkpoint path {path!r} is a folder; give a file name.")
+    qtbot.wait(10)
+    hint = panel.minimumSizeHint()
+    assert hint.width() <= 640 and hint.height() <= 430, hint
+    assert panel.status_label.text() == f"checkpoint {path}"  # (the text as set)
+    assert clipped_texts(panel) == []
 
 
 def data_points_in_scene(plot):
@@ -207,23 +204,23 @@ def data_points_in_scene(plot):
     return vb, points
 
 
-@pytest.mark.parametrize("size", [(660, 440), (1900, 950)])
-def test_the_legends_never_cover_the_curves(qtbot, panel, real_run, size):
-    show_run(qtbot, panel, real_run, size)
-    if panel.compact:
-        panel._tabs.setCurrentIndex(0)
-        qtbot.wait(5)
-    for key, plot in (("loss", panel.loss_plot), ("acc", panel.acc_plot)):
-        legend = panel.legends[key]
-        vb, points = data_points_in_scene(plot)
-        assert len(points) > 6
-        box = legend.sceneBoundingRect()
-        assert box.width() > 20 and not box.intersects(vb.sceneBoundingRect()), (key, box, vb.sceneBoundingRect())
-        assert not any(box.contains(p) for p in points)
-        assert [label.text for _, label in legend.items] == [c.name() for c in plot.getPlotItem().listDataItems()]
-    if size == (1900, 950):  # wide: the curves side by side, the log under them, all in view
-        from helpers.legibility import clipped_texts, overlapping_siblings, squashed
+def test_the_legends_never_cover_the_curves_and_wide_the_plots_share_a_row(qtbot, panel, real_run):
+    from helpers.legibility import clipped_texts, overlapping_siblings, squashed
 
-        assert not panel.compact and panel.log.isVisible()
-        assert panel.loss_plot.geometry().top() == panel.acc_plot.geometry().top()
-        assert clipped_texts(panel) + squashed(panel) + overlapping_siblings(panel) == []
+    for size in ((660, 440), (1900, 950)):
+        show_run(qtbot, panel, real_run, size)
+        if panel.compact:
+            panel._tabs.setCurrentIndex(0)
+            qtbot.wait(5)
+        for key, plot in (("loss", panel.loss_plot), ("acc", panel.acc_plot)):
+            legend = panel.legends[key]
+            vb, points = data_points_in_scene(plot)
+            assert len(points) > 6
+            box = legend.sceneBoundingRect()
+            assert box.width() > 20 and not box.intersects(vb.sceneBoundingRect()), (size, key, box)
+            assert not any(box.contains(p) for p in points)
+            assert [label.text for _, label in legend.items] == [c.name() for c in plot.getPlotItem().listDataItems()]
+    # wide: the curves side by side, the log under them, all in view
+    assert not panel.compact and panel.log.isVisible()
+    assert panel.loss_plot.geometry().top() == panel.acc_plot.geometry().top()
+    assert clipped_texts(panel) + squashed(panel) + overlapping_siblings(panel) == []
