@@ -180,8 +180,17 @@ class ScrollColumn(QScrollArea):
         return QSize(inner.width() + self._bar(), min(inner.height(), 120))
 
     def sizeHint(self) -> QSize:  # noqa: N802 - Qt API
-        inner = self.widget().sizeHint()
-        return QSize(max(inner.width(), self.widget().minimumSizeHint().width()) + self._bar(), inner.height())
+        widget = self.widget()
+        inner = widget.sizeHint()
+        height = inner.height()
+        if widget.hasHeightForWidth() and self.viewport().width() > 0:  # (wrapped labels: the height at this width)
+            height = max(widget.heightForWidth(self.viewport().width()), widget.minimumSizeHint().height())
+        return QSize(max(inner.width(), widget.minimumSizeHint().width()) + self._bar(), height)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt API
+        super().resizeEvent(event)
+        if event.size().width() != event.oldSize().width() and self.widget().hasHeightForWidth():
+            self.updateGeometry()
 
     def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt API
         if obj is self.widget() and event.type() == QEvent.Type.LayoutRequest:

@@ -89,6 +89,7 @@ class TrainPanel(QWidget):
         # ---- what is trained
         self.config_label = QLabel(objectName="trainConfigLabel")
         self.config_label.setWordWrap(True)
+        self.config_label.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         self.config_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.use_default_button = QPushButton("Use the digits default", objectName="trainUseDefault")
         self.use_default_button.setToolTip("The architecture shipped for the digits: basic DenseNet, k=12, θ=1, "
