@@ -31,6 +31,7 @@ CURRENT_PEN = pg.mkPen(CURRENT, width=2, style=Qt.PenStyle.DashLine)
 # left-above, left-below, and the first that collides with no label or point placed before wins.
 ANCHORS = ((0.0, 1.0), (0.0, 0.0), (1.0, 1.0), (1.0, 0.0))
 LABEL_PAD = 6.0  # px kept clear around a point
+SPEC_PAD = 4.0  # … around a sweep's point (a smaller symbol)
 
 
 class ViewMessage(QGraphicsTextItem):
@@ -346,6 +347,14 @@ class SweepPlots(pg.GraphicsLayoutWidget):
         self.latency_message = ViewMessage(self.plots["latency"].getViewBox())
         self.rows: list[dict] = []
         self._legend: tuple[str, ...] = ("naive", "efficient")  # the memory curves with points
+        self._shown_labels: dict[str, int] = {}  # labelled curve → how many of its labels are in use
+        for key, plot_key in self.PLOTS_LABELLED.items():
+            scatter = self.curves[key].scatter  # (a point's hover text: its value, for a hidden label)
+            scatter.opts["hoverable"] = True
+            scatter.opts["tip"] = lambda x, y, data: f"{data}: {y:.4g}" if data is not None else f"{x:g}: {y:.4g}"
+            vb = self.plots[plot_key].getViewBox()
+            vb.sigResized.connect(self.place_labels)
+            vb.sigRangeChanged.connect(self.place_labels)
         for key, plot in self.plots.items():
             plot.geometryChanged.connect(lambda key=key: self._fit_title(key))
             self._fit_title(key)
@@ -415,11 +424,11 @@ class SweepPlots(pg.GraphicsLayoutWidget):
             # family without a memory-efficient mode, a sweep not measured).
             shown = np.isfinite(ys)
             # (a spec's points in the order given: a line through them would read as a continuum)
+            values = [str(r["value"]) for r, s in zip(ok, shown, strict=True) if s]
             self.curves[key].setData(xs[shown], ys[shown], pen=None if spec else self.pens[key],
-                                     symbolSize=self.sizes[key] + (3 if spec else 0))
+                                     symbolSize=self.sizes[key] + (3 if spec else 0), data=values)
             if key in self.labels:
-                self._label(key, [str(r["value"]) for r, s in zip(ok, shown) if s] if spec else [],
-                            xs[shown], ys[shown])
+                self._label(key, values if spec else [], xs[shown], ys[shown])
         measured = bool(np.isfinite(series["latency"]).any())
         self.latency_message.set("" if measured else "not measured")
         self.plots["latency"].getAxis("left").setStyle(showValues=measured)  # (no ticks of nothing)
@@ -460,7 +469,35 @@ class SweepPlots(pg.GraphicsLayoutWidget):
                 item.show()
             else:
                 item.hide()
+        self._shown_labels[key] = len(texts)
+        self.place_labels()
 
+    def place_labels(self, *_args) -> None:
+        """Each spec point's label on the first side (:data:`ANCHORS`) where it overlaps no label
+        placed before, no other point and stays in the plot; one with no such side is hidden
+        (its point's hover text names it)."""
+        for key, count in self._shown_labels.items():
+            if not count:
+                continue
+            vb = self.plots[self.PLOTS_LABELLED[key]].getViewBox()
+            view = vb.mapRectToScene(vb.boundingRect())
+            items = self.labels[key][:count]
+            where = [vb.mapViewToScene(item.pos()) for item in items]
+            pad = SPEC_PAD
+            taken = [QRectF(q.x() - pad, q.y() - pad, 2 * pad, 2 * pad) for q in where]
+            for i, (item, q) in enumerate(zip(items, where, strict=True)):
+                size = item.textItem.boundingRect().size()
+                others = [t for j, t in enumerate(taken) if j != i]
+                for anchor in (*ANCHORS, (0.5, 1.0), (0.5, 0.0), (0.0, 0.5), (1.0, 0.5)):
+                    r = QRectF(q.x() - anchor[0] * size.width(), q.y() - anchor[1] * size.height(), size.width(),
+                               size.height()).adjusted(3, 3, -3, -3)  # (the text, not its document's margin)
+                    if view.contains(r) and not any(r.intersects(t) for t in others):
+                        item.setAnchor(anchor)
+                        item.show()
+                        taken.append(r)
+                        break
+                else:
+                    item.hide()
 
 def render_sweep_png(rows: list[dict], field: str, cfg, path: str, width: int = 1400, height: int = 380) -> None:
     """Render a sweep's plots to a PNG without showing a window (needs a Qt platform; offscreen is fine)."""

@@ -298,3 +298,26 @@ def test_the_tab_uses_a_large_window(qtbot, panel):
     assert panel.settings_scroll.width() <= 420 and panel.frontier.width() >= 1100
     assert not panel.settings_scroll.verticalScrollBar().isVisible()  # every setting in view
     assert len(panel.frontier.label_rects()) == len(panel.frontier.points)  # room for every label
+
+
+def test_a_connectivity_sweeps_labels_never_overlap_at_660x440(qtbot, panel):
+    """A list field's points are labelled by value; at a small size each label takes a free side or
+    is hidden, and every point's hover text still gives its value."""
+    panel.set_config(arch.get_preset("densenet-40-k12"))
+    show(qtbot, panel, 660, 440)
+    panel.field_combo.setCurrentIndex(panel.field_combo.findData("connectivity"))
+    values = panel.values_edit.text().split(",")
+    qtbot.waitUntil(lambda: [r["value"] for r in panel.sweep_rows] == values, timeout=TIMEOUT)
+    qtbot.wait(50)
+    plots = panel.sweep_plots
+    for key, plot_key in plots.PLOTS_LABELLED.items():
+        vb = plots.plots[plot_key].getViewBox()
+        view = vb.mapRectToScene(vb.boundingRect())
+        shown = [t.mapRectToScene(t.boundingRect()).adjusted(3, 3, -3, -3)
+                 for t in plots.labels[key] if t.isVisible()]
+        assert not any(a.intersects(b) for a, b in itertools.combinations(shown, 2)), key
+        assert all(view.contains(r) for r in shown), key
+        scatter = plots.curves[key].scatter
+        if key != "latency":  # (not measured: no points)
+            assert shown and sorted(scatter.data["data"]) == sorted(values), key
+            assert scatter.opts["hoverable"] and scatter.opts["tip"](x=0.5, y=1.0, data="log") == "log: 1"
