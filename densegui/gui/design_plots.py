@@ -28,8 +28,9 @@ from densegui.gui.widgets import save_offscreen_png
 CURRENT = "#444444"  # the current configuration's line: no family's colour (RDNet's is green)
 CURRENT_PEN = pg.mkPen(CURRENT, width=2, style=Qt.PenStyle.DashLine)
 # Where a point's label may sit (TextItem anchors), tried in turn: right-above, right-below,
-# left-above, left-below, and the first that collides with no label or point placed before wins.
-ANCHORS = ((0.0, 1.0), (0.0, 0.0), (1.0, 1.0), (1.0, 0.0))
+# left-above, left-below, above, below, right, left; the first that collides with no label or
+# point placed before wins.
+ANCHORS = ((0.0, 1.0), (0.0, 0.0), (1.0, 1.0), (1.0, 0.0), (0.5, 1.0), (0.5, 0.0), (0.0, 0.5), (1.0, 0.5))
 LABEL_PAD = 6.0  # px kept clear around a point
 SPEC_PAD = 4.0  # … around a sweep's point (a smaller symbol)
 
@@ -488,7 +489,7 @@ class SweepPlots(pg.GraphicsLayoutWidget):
             for i, (item, q) in enumerate(zip(items, where, strict=True)):
                 size = item.textItem.boundingRect().size()
                 others = [t for j, t in enumerate(taken) if j != i]
-                for anchor in (*ANCHORS, (0.5, 1.0), (0.5, 0.0), (0.0, 0.5), (1.0, 0.5)):
+                for anchor in ANCHORS:
                     r = QRectF(q.x() - anchor[0] * size.width(), q.y() - anchor[1] * size.height(), size.width(),
                                size.height()).adjusted(3, 3, -3, -3)  # (the text, not its document's margin)
                     if view.contains(r) and not any(r.intersects(t) for t in others):
