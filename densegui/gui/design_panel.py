@@ -403,10 +403,14 @@ class DesignPanel(QWidget):
         background process starting (it imports torch)."""
         if other.is_busy():
             return f"waiting for {other_name} to finish (the probe's process runs one job at a time)…"
-        return "waiting for the probe's background process to start…"
+        return "waiting for the probe's background process (starting, or finishing another job)…"
 
     def measure_presets(self) -> None:
-        names = [n for n in arch.PRESETS if published_error(n, self.dataset_combo.currentData()) is not None]
+        dataset = self.dataset_combo.currentData()
+        names = [n for n in arch.PRESETS if published_error(n, dataset) is not None]
+        if not names:
+            self._presets_ended(f"No preset has a published {dataset} result to measure.")
+            return
         settings = ProbeSettings(device=self.device_combo.currentData(), repeats=10, min_repeats=3, max_time_s=3.0,
                                  breakdown=False)
         self._presets_names = names
