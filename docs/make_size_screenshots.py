@@ -31,7 +31,7 @@ def shoot(size: str, scale: int, out: Path) -> int:
     guard_refcounts()
     app = QApplication(sys.argv[:1])
     app.setStyle("Fusion")
-    from densegui.gui.legibility import clipped_text, overlapping, squashed
+    from densegui.gui.legibility import clipped_texts, overlapping_siblings, squashed
     from densegui.gui.main_window import MainWindow
 
     width, height = (int(v) for v in size.split("x"))
@@ -66,7 +66,7 @@ def shoot(size: str, scale: int, out: Path) -> int:
         pump(timeout=0.5)
         image = win.grab()
         image.save(str(out / f"{tag}_{key}.png"), "PNG")
-        problems = clipped_text(win) + squashed(win) + overlapping(win)
+        problems = clipped_texts(win) + squashed(win) + overlapping_siblings(win)
         found += len(problems)
         print(f"{tag} {key}: {image.width()}×{image.height()} px, "
               f"{'nothing cut off, squashed or overlapping' if not problems else '; '.join(problems)}")

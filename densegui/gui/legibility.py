@@ -1,128 +1,142 @@
-"""What a window at a given size hides from its user: text cut off without a tooltip holding it,
-widgets squashed below their minimum size, siblings drawn over each other.
+"""Whether a shown widget tree is legible: no text cut off without a tooltip holding it, no
+widget squeezed below its minimum size, no two visible siblings overlapping (Qt, offscreen).
+Each check returns a list of problems, empty when fine.
 
-Plain functions over a widget tree, used by the tests at 1024×700 and by
-``docs/make_size_screenshots.py`` to report what it saw with the pictures.
-"""
+Used by the panel tests at 660×440, the window's at 1024×700 (issue #26) and
+docs/make_size_screenshots.py, which reports what they find with its pictures."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QRect, Qt
-from PySide6.QtGui import QTextDocument
-from PySide6.QtWidgets import QAbstractButton, QComboBox, QLabel, QWidget
+import html
+import re
+from itertools import combinations
+
+from PySide6.QtCore import QPoint, QRect, QSize
+from PySide6.QtWidgets import (
+    QAbstractButton,
+    QAbstractScrollArea,
+    QCheckBox,
+    QComboBox,
+    QLabel,
+    QScrollArea,
+    QSizePolicy,
+    QSplitterHandle,
+    QWidget,
+)
+
+from densegui.gui.fitting import FitProgressBar, combo_text_fits
+from densegui.gui.widgets import FitLabel
 
 
-def _plain(text: str) -> str:
-    if Qt.mightBeRichText(text):
-        doc = QTextDocument()
-        doc.setHtml(text)
-        return doc.toPlainText()
-    return text
+def plain(tip: str) -> str:
+    """A tooltip's text without its HTML (FitLabel's are Qt.convertFromPlainText)."""
+    return html.unescape(re.sub(r"<[^>]+>", "", tip)).replace("\xa0", " ")
 
 
-def _tooltip_holds(widget: QWidget, text: str) -> bool:
-    tip = " ".join(_plain(widget.toolTip()).split())
-    return bool(text) and " ".join(text.split()) in tip
+def _name(w: QWidget) -> str:
+    text = w.text() if hasattr(w, "text") and callable(w.text) else ""
+    return f"{type(w).__name__}({w.objectName() or text[:40]!r})"
 
 
-def shown(widget: QWidget, within: QWidget) -> bool:
-    """Visible and inside ``within``'s visible area (a scrolled-away row is not a clipped one)."""
-    if not widget.isVisible() or widget.width() <= 0 or widget.height() <= 0:
-        return False
-    return not widget.visibleRegion().isEmpty() or within is widget
+def _in_root(w: QWidget, root: QWidget) -> QRect:
+    return QRect(w.mapTo(root, QPoint(0, 0)), w.size())
 
 
-def clipped_text(root: QWidget) -> list[str]:
-    """Labels, buttons and combo boxes under ``root`` whose text does not fit and whose tooltip does
-    not hold it: one line per offender ("objectName: 'text'")."""
-    problems = []
-    for w in root.findChildren(QWidget):
-        if not shown(w, root):
+def _clipped_by_ancestor(w: QWidget, root: QWidget) -> str | None:
+    """Which ancestor cuts ``w`` off: a scroll area's viewport may cut it vertically (the user
+    scrolls), never sideways."""
+    rect = _in_root(w, root)
+    p = w.parentWidget()
+    while p is not None and p is not root.parentWidget():
+        prect = _in_root(p, root)
+        scrolls = isinstance(p.parentWidget(), QScrollArea) and p is p.parentWidget().viewport()
+        if scrolls:
+            if rect.left() < prect.left() or rect.right() > prect.right():
+                return f"cut sideways by the scroll area {_name(p.parentWidget())}"
+            return None  # vertically: scrolled into view by the user
+        if not prect.contains(rect):
+            return f"cut by {_name(p)} ({prect.getRect()} does not hold {rect.getRect()})"
+        if p is root:
+            return None
+        p = p.parentWidget()
+    return None
+
+
+def _visible(root: QWidget, kind):
+    return [w for w in root.findChildren(kind) if w.isVisibleTo(root) and w.window() is root.window()]
+
+
+def clipped_texts(root: QWidget) -> list[str]:
+    """Every visible label, button, check box, combo box and progress bar under ``root`` shows its
+    whole text, or elides it with a tooltip holding the whole text."""
+    problems: list[str] = []
+    for label in _visible(root, QLabel):
+        text = label.text()
+        if not text.strip():
             continue
-        if isinstance(w, QLabel):
-            full = w.text()  # (a FitLabel's is its whole text, not the elided one)
-            if not full.strip() or w.pixmap() is not None and not w.pixmap().isNull():
-                continue
-            if hasattr(w, "full_text_fits"):  # FitLabel / ClampLabel: elided, or the whole text
-                if not w.full_text_fits() and not _tooltip_holds(w, full):
-                    problems.append(f"{w.objectName() or type(w).__name__}: elided without tooltip: {full!r}")
-                continue
-            text = _plain(full)
-            rect = w.contentsRect()
-            if w.wordWrap():
-                need = w.heightForWidth(w.width())
-                if need > w.height() + 1 and not _tooltip_holds(w, text):
-                    problems.append(f"{w.objectName() or 'QLabel'}: wrapped text needs {need} px, has "
-                                    f"{w.height()}: {text[:80]!r}")
-            else:
-                lines = text.split("\n")
-                width = max(w.fontMetrics().horizontalAdvance(line) for line in lines)
-                height = w.fontMetrics().lineSpacing() * len(lines)
-                if (width > rect.width() + 1 or height > rect.height() + 2) and not _tooltip_holds(w, text):
-                    problems.append(f"{w.objectName() or 'QLabel'}: text needs {width}×{height} px, has "
-                                    f"{rect.width()}×{rect.height()}: {text[:80]!r}")
-        elif isinstance(w, QAbstractButton) and w.text():
-            text = w.text().replace("&&", "\0").replace("&", "").replace("\0", "&")
-            if w.inherits("QCheckBox") or w.inherits("QRadioButton"):
-                need = w.sizeHint().width()  # (the box or dot and the whole text, exactly)
-            else:  # (a push button's hint has a minimum width its text may not need)
-                need = (w.fontMetrics().horizontalAdvance(text) + 8
-                        + (w.iconSize().width() + 4 if not w.icon().isNull() else 0))
-            if need > w.width() + 1 and not _tooltip_holds(w, w.text().replace("&", "")):
-                problems.append(f"{w.objectName() or type(w).__name__}: needs {need} px, has {w.width()}: "
-                                f"{w.text()!r}")
-        elif isinstance(w, QComboBox) and w.currentText():
-            text_room = w.width() - (w.sizeHint().width() - w.fontMetrics().horizontalAdvance(w.currentText()))
-            if w.fontMetrics().horizontalAdvance(w.currentText()) > text_room + 2 \
-                    and not _tooltip_holds(w, w.currentText()):
-                problems.append(f"{w.objectName() or 'QComboBox'}: shows part of {w.currentText()!r} "
-                                "and its tooltip does not hold it")
+        if isinstance(label, FitLabel):
+            if not label.full_text_fits() and plain(label.toolTip()) != text:
+                problems.append(f"{_name(label)} elided without the whole text as tooltip")
+        elif label.wordWrap():
+            if label.height() < label.heightForWidth(label.width()) - 1:
+                problems.append(f"{_name(label)} wrapped text cut: {label.height()} px < "
+                                f"{label.heightForWidth(label.width())} px")
+            if label.width() < label.minimumSizeHint().width() - 1:
+                problems.append(f"{_name(label)} narrower than its longest word")
+        else:
+            hint = label.sizeHint()
+            if label.width() < hint.width() - 1 or label.height() < hint.height() - 1:
+                problems.append(f"{_name(label)} cut: {label.size().toTuple()} < {hint.toTuple()}")
+        if (why := _clipped_by_ancestor(label, root)) is not None:
+            problems.append(f"{_name(label)} {why}")
+    for button in _visible(root, QAbstractButton):
+        if not button.text() or isinstance(button, QSplitterHandle):
+            continue
+        # a check box draws its text after the box; a push button centres it within a few px of padding
+        need = (button.sizeHint().width() if isinstance(button, QCheckBox)
+                else button.fontMetrics().horizontalAdvance(button.text()) + 8)
+        if button.width() < need - 1:
+            problems.append(f"{_name(button)} text cut: {button.width()} px < {need} px")
+        if (why := _clipped_by_ancestor(button, root)) is not None:
+            problems.append(f"{_name(button)} {why}")
+    for combo in _visible(root, QComboBox):
+        if not combo_text_fits(combo) and combo.toolTip() != combo.currentText():
+            problems.append(f"{_name(combo)} {combo.currentText()!r} cut without it as tooltip")
+    for bar in _visible(root, FitProgressBar):
+        if bar.text() != bar.full_text() and bar.toolTip() != bar.full_text():
+            problems.append(f"{_name(bar)} {bar.full_text()!r} elided without it as tooltip")
     return problems
 
 
 def squashed(root: QWidget) -> list[str]:
-    """Visible widgets under ``root`` smaller than their minimum size hint (a layout given less room
-    than it needs draws its rows over each other)."""
-    problems = []
-    for w in root.findChildren(QWidget):
-        if not shown(w, root) or w.layout() is None:
+    """Visible widgets under ``root`` smaller than their minimum size (a layout squeezed them:
+    rows cut in half), other than those whose size policy ignores their hint."""
+    problems: list[str] = []
+    for w in _visible(root, QWidget):
+        if (w.window() is not root.window() or isinstance(w, QSplitterHandle)
+                or isinstance(w.parentWidget(), QAbstractScrollArea)  # (a scroll area sizes its parts,
+                or w.objectName().startswith("qt_")):  # and a spin box its line edit)
             continue
-        need = w.minimumSizeHint().expandedTo(w.minimumSize())
         policy = w.sizePolicy()
-        tall_enough = (w.height() + 1 >= need.height()
-                       or policy.verticalPolicy() == policy.Policy.Ignored)
-        wide_enough = (w.width() + 1 >= need.width()
-                       or policy.horizontalPolicy() == policy.Policy.Ignored)
-        if not (tall_enough and wide_enough):
-            problems.append(f"{w.objectName() or type(w).__name__} (in {w.parentWidget().objectName() or type(w.parentWidget()).__name__}) is {w.width()}×{w.height()}, "
-                            f"needs {need.width()}×{need.height()}")
+        hint = w.minimumSizeHint()  # an explicit minimum overrides it, as in Qt's layouts
+        need = QSize(w.minimumWidth() or hint.width(), w.minimumHeight() or hint.height())
+        short_w = policy.horizontalPolicy() != QSizePolicy.Policy.Ignored and w.width() < need.width() - 1
+        short_h = policy.verticalPolicy() != QSizePolicy.Policy.Ignored and w.height() < need.height() - 1
+        if (short_w or short_h) and need.isValid():
+            problems.append(f"{_name(w)} squashed to {w.size().toTuple()} < {need.toTuple()}")
     return problems
 
 
-def _laid_out(layout) -> list[QWidget]:
-    """The widgets a layout places, its nested layouts' included."""
-    out = []
-    for i in range(layout.count()):
-        item = layout.itemAt(i)
-        if item.widget() is not None:
-            out.append(item.widget())
-        elif item.layout() is not None:
-            out.extend(_laid_out(item.layout()))
-    return out
-
-
-def overlapping(root: QWidget) -> list[str]:
-    """Visible widgets placed by one layout under ``root`` that are drawn over each other."""
-    problems = []
-    for parent in [root, *root.findChildren(QWidget)]:
-        if parent.layout() is None or not shown(parent, root):
+def overlapping_siblings(root: QWidget) -> list[str]:
+    """Pairs of visible child widgets of one parent whose rectangles intersect (a scroll area's
+    own parts are left out: its viewport and scroll bars are Qt's)."""
+    problems: list[str] = []
+    for parent in [root, *_visible(root, QWidget)]:
+        if isinstance(parent, QAbstractScrollArea):
             continue
-        kids = [k for k in _laid_out(parent.layout()) if k.isVisible() and k.width() > 0 and k.height() > 0]
-        for i, a in enumerate(kids):
-            for b in kids[i + 1:]:
-                overlap: QRect = a.geometry().intersected(b.geometry())
-                if overlap.width() > 1 and overlap.height() > 1:
-                    problems.append(f"{a.objectName() or type(a).__name__} overlaps "
-                                    f"{b.objectName() or type(b).__name__} in "
-                                    f"{parent.objectName() or type(parent).__name__}")
+        kids = [w for w in parent.children() if isinstance(w, QWidget) and w.isVisibleTo(root) and not w.isWindow()]
+        for a, b in combinations(kids, 2):
+            if a.geometry().intersects(b.geometry()):
+                problems.append(f"in {_name(parent)}: {_name(a)} {a.geometry().getRect()} overlaps "
+                                f"{_name(b)} {b.geometry().getRect()}")
     return problems

@@ -272,7 +272,8 @@ class TabPage(QScrollArea):
         self.setObjectName(name)
         self.setWidgetResizable(False)
         self.setFrameShape(QFrame.Shape.NoFrame)
-        self._extra = 0  # px the wrapped labels lacked at the current width
+        self._extra = 0  # the least height the content showed it needs at the current width (_check_wrapped)
+        self._passes = 0
         self._check = QTimer(self)
         self._check.setSingleShot(True)
         self._check.setInterval(0)
@@ -286,7 +287,7 @@ class TabPage(QScrollArea):
             old.deleteLater()
         self.setWidget(content)
         content.installEventFilter(self)
-        self._extra = 0
+        self._extra = self._passes = 0
         self.fit_content()
 
     def fit_content(self) -> None:
@@ -295,27 +296,47 @@ class TabPage(QScrollArea):
             return
         view = self.viewport().size()
         need = content.minimumSizeHint().expandedTo(content.minimumSize())
-        size = QSize(max(view.width(), need.width()), max(view.height(), need.height() + self._extra))
+        size = QSize(max(view.width(), need.width()), max(view.height(), need.height(), self._extra))
         if content.size() != size:
             content.resize(size)
         self._check.start()
 
     def _check_wrapped(self) -> None:
+        """Grow the content by what its most squashed part lacks: a layout whose wrapped labels take
+        their height for the width gives the rest less than its minimum."""
         content = self.widget()
-        if content is None or not content.isVisible():
+        if content is None or not content.isVisible() or self._passes > 4:
             return
         lack = 0
-        for label in content.findChildren(QLabel):
-            if label.wordWrap() and label.isVisible() and label.text():
-                lack = max(lack, label.heightForWidth(label.width()) - label.height())
+        for w in content.findChildren(QWidget):
+            if not w.isVisible() or w.isWindow() or self._scrolled_inside(w, content):
+                continue
+            if isinstance(w, QLabel) and w.wordWrap():
+                need = w.heightForWidth(w.width()) if w.text() else 0
+            elif w.sizePolicy().verticalPolicy() == QSizePolicy.Policy.Ignored:
+                continue
+            else:
+                need = w.minimumHeight() or w.minimumSizeHint().height()
+            lack = max(lack, need - w.height())
         if lack > 1:
-            self._extra += lack
+            self._extra = content.height() + lack
+            self._passes += 1
             self.fit_content()
+
+    @staticmethod
+    def _scrolled_inside(w: QWidget, content: QWidget) -> bool:
+        """Inside a scroll area of its own below ``content`` (that one scrolls it)."""
+        p = w.parentWidget()
+        while p is not None and p is not content:
+            if isinstance(p, QScrollArea) or p.objectName() == "qt_scrollarea_viewport":
+                return True
+            p = p.parentWidget()
+        return False
 
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt API
         super().resizeEvent(event)
         if event.oldSize().width() != event.size().width():
-            self._extra = 0  # (another width: the labels wrap differently)
+            self._extra = self._passes = 0  # (another width: the labels wrap differently)
         self.fit_content()
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt API

@@ -12,7 +12,7 @@ import threading
 import pyqtgraph as pg
 import pytest
 from helpers.explorer import TIMEOUT
-from helpers.legibility import clipped_texts, overlapping_siblings, squashed
+from densegui.gui.legibility import clipped_texts, overlapping_siblings, squashed
 from helpers.reference import count_macs, count_params
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QTextDocument

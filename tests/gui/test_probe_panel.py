@@ -198,7 +198,7 @@ def show_results(qtbot, panel, results, size):
 def test_at_660x440_all_is_legible_and_the_breakdown_explained(qtbot, panel, real_results):
     import re
 
-    from helpers.legibility import clipped_texts, overlapping_siblings, squashed
+    from densegui.gui.legibility import clipped_texts, overlapping_siblings, squashed
 
     assert panel.minimumSizeHint().width() <= 640 and panel.minimumSizeHint().height() <= 430
     show_results(qtbot, panel, real_results, (660, 440))
@@ -245,7 +245,7 @@ def test_at_660x440_all_is_legible_and_the_breakdown_explained(qtbot, panel, rea
 
 
 def test_wide_the_cards_share_a_row_and_everything_is_in_view(qtbot, panel, real_results):
-    from helpers.legibility import clipped_texts, overlapping_siblings, squashed
+    from densegui.gui.legibility import clipped_texts, overlapping_siblings, squashed
 
     show_results(qtbot, panel, real_results, (1900, 950))
     rects = [c.geometry() for c in (panel.card_latency, panel.card_throughput, panel.card_memory,

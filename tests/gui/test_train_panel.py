@@ -171,7 +171,7 @@ def show_run(qtbot, panel, run, size):
 
 
 def test_at_660x440_all_is_legible_and_long_texts_never_widen_it(qtbot, panel, real_run):
-    from helpers.legibility import clipped_texts, overlapping_siblings, squashed
+    from densegui.gui.legibility import clipped_texts, overlapping_siblings, squashed
 
     hint = panel.minimumSizeHint()
     assert hint.width() <= 640 and hint.height() <= 430, hint
@@ -205,7 +205,7 @@ def data_points_in_scene(plot):
 
 
 def test_the_legends_never_cover_the_curves_and_wide_the_plots_share_a_row(qtbot, panel, real_run):
-    from helpers.legibility import clipped_texts, overlapping_siblings, squashed
+    from densegui.gui.legibility import clipped_texts, overlapping_siblings, squashed
 
     for size in ((660, 440), (1900, 950)):
         show_run(qtbot, panel, real_run, size)

@@ -7,7 +7,7 @@ import pytest
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QLabel, QPushButton, QVBoxLayout, QWidget
 
-from densegui.gui.legibility import clipped_text, overlapping, squashed
+from densegui.gui.legibility import clipped_texts, overlapping_siblings, squashed
 from densegui.gui.widgets import ClampLabel, FitLabel, FlowLayout, TabPage
 
 
@@ -38,9 +38,9 @@ def test_every_tab_at_1024x700_is_legible(small_window, qtbot, tab):
     assert isinstance(page, TabPage)
     # No sideways scrolling at this size: the panel fits the page's width.
     assert page.widget().width() <= page.viewport().width(), (page.widget().width(), page.viewport().width())
-    assert clipped_text(w) == []
+    assert clipped_texts(w) == []
     assert squashed(w) == []
-    assert overlapping(w) == []
+    assert overlapping_siblings(w) == []
 
 
 def test_a_page_smaller_than_its_panel_scrolls_instead_of_squashing(qtbot, widget_leak_check):
@@ -57,7 +57,7 @@ def test_a_page_smaller_than_its_panel_scrolls_instead_of_squashing(qtbot, widge
     qtbot.waitUntil(lambda: wrapped.height() >= wrapped.heightForWidth(wrapped.width()), timeout=2000)
     assert content.height() >= content.minimumSizeHint().height() > page.viewport().height()
     assert page.verticalScrollBar().maximum() > 0
-    assert squashed(page) == [] and overlapping(page) == []
+    assert squashed(page) == [] and overlapping_siblings(page) == []
     page.resize(400, 900)  # room enough: the content takes the viewport, no scrolling
     qtbot.waitUntil(lambda: page.verticalScrollBar().maximum() == 0, timeout=2000)
     assert content.size() == page.viewport().size()
@@ -78,7 +78,7 @@ def test_a_flow_layout_wraps_instead_of_widening(qtbot, widget_leak_check):
     qtbot.waitExposed(host)
     tops = {b.geometry().top() for b in buttons}
     assert len(tops) == 6  # one per row
-    assert overlapping(host) == []
+    assert overlapping_siblings(host) == []
     wide = sum(b.sizeHint().width() for b in buttons) + 6 * flow.spacing()
     host.resize(wide, flow.heightForWidth(wide))
     qtbot.wait(10)
