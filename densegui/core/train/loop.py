@@ -1,11 +1,9 @@
 """Training a DenseNet: the paper's recipe, exact resume, progress and cancel hooks.
 
-:func:`train` runs SGD with Nesterov momentum 0.9, weight decay 1e-4 and a
-learning rate divided by 10 at 50 % and 75 % of the training steps (Huang et
-al., §4.2; set before every step by :meth:`TrainOptions.lr_at`), evaluates the
-held-out split after every epoch and writes a densegui checkpoint atomically
-after every epoch (``save_checkpoint``: temporary file + rename), so an
-interrupted run loses at most the epoch in progress.
+:func:`train` runs SGD with Nesterov momentum 0.9, weight decay 1e-4 and a learning rate
+÷10 at 50 % and 75 % of the steps (Huang et al., §4.2; set per step by :meth:`TrainOptions.lr_at`),
+evaluates the held-out split and writes a densegui checkpoint atomically after every epoch
+(``save_checkpoint``: temporary file + rename): an interrupted run loses at most that epoch.
 
 Exact resume: all randomness of epoch ``e`` (shuffling, augmentation,
 dropout) comes from generators seeded with ``(seed, e)`` (and the rank, in a
