@@ -18,11 +18,14 @@ import sys
 import time
 from pathlib import Path
 
-SIZES = (("1024x700", 1), ("1920x1080", 1), ("1024x700", 2))  # (window size in logical pixels, scale)
+# (window size in logical pixels, device pixel scale, tabs to keep: None for all). Every tab is
+# checked at every size; the pictures of the larger sizes are kept for the tabs issue #26 named.
+SIZES = (("1024x700", 1, None), ("1920x1080", 1, ("architecture", "probe", "train", "design")),
+         ("1024x700", 2, ("probe", "train", "design")))
 HERE = Path(__file__).resolve().parent
 
 
-def shoot(size: str, scale: int, out: Path) -> int:
+def shoot(size: str, scale: int, out: Path, keep: tuple[str, ...] | None) -> int:
     os.environ.setdefault("DENSEGUI_NO_SETTINGS", "1")
     from PySide6.QtWidgets import QApplication
 
@@ -30,6 +33,7 @@ def shoot(size: str, scale: int, out: Path) -> int:
 
     guard_refcounts()
     app = QApplication(sys.argv[:1])
+    app.setApplicationName("densegui")  # (the Train tab's checkpoint folder, as the app's)
     app.setStyle("Fusion")
     from densegui.gui.legibility import clipped_texts, overlapping_siblings, squashed
     from densegui.gui.main_window import MainWindow
@@ -65,7 +69,8 @@ def shoot(size: str, scale: int, out: Path) -> int:
         pump(ready)
         pump(timeout=0.5)
         image = win.grab()
-        image.save(str(out / f"{tag}_{key}.png"), "PNG")
+        if keep is None or key in keep:
+            image.save(str(out / f"{tag}_{key}.png"), "PNG")
         problems = clipped_texts(win) + squashed(win) + overlapping_siblings(win)
         found += len(problems)
         print(f"{tag} {key}: {image.width()}×{image.height()} px, "
@@ -81,18 +86,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--one", help="one size, WxH (run inside an X server)")
     parser.add_argument("--scale", type=int, default=1)
+    parser.add_argument("--keep", help="comma-separated tabs whose pictures to save (default: all)")
     parser.add_argument("--out", type=Path, default=HERE / "sizes")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     if args.one:
-        return shoot(args.one, args.scale, args.out)
+        return shoot(args.one, args.scale, args.out, tuple(args.keep.split(",")) if args.keep else None)
     status = 0
-    for size, scale in SIZES:
+    for size, scale, keep in SIZES:
         w, h = (int(v) * scale for v in size.split("x"))
         env = dict(os.environ, QT_QPA_PLATFORM="xcb", QT_SCALE_FACTOR=str(scale))
         env.pop("QT_SCREEN_SCALE_FACTORS", None)
         cmd = ["xvfb-run", "-a", "-s", f"-screen 0 {w}x{h}x24", sys.executable, __file__,
-               "--one", size, "--scale", str(scale), "--out", str(args.out)]
+               "--one", size, "--scale", str(scale), "--out", str(args.out)] + (["--keep", ",".join(keep)] if keep else [])
         status |= subprocess.run(cmd, env=env).returncode
     return status
 
