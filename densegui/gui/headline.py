@@ -92,7 +92,7 @@ class Headline(QWidget):
         v = QVBoxLayout(self)
         v.setContentsMargins(0, 0, 0, 0)
         v.addLayout(grid)
-        line = QHBoxLayout()  # one line for both: pinning a baseline moves nothing below
+        self._line = line = QHBoxLayout()  # one line for both: pinning a baseline moves nothing below
         line.setSpacing(12)
         line.addWidget(self.published_label, 1)
         line.addWidget(self.baseline_label, 1)
@@ -149,6 +149,12 @@ class Headline(QWidget):
         self.baseline_label.setText(f"Baseline (grey dashed): {name + ' — ' if name else ''}{b.params:,} parameters · "
                                     f"{bc.describe()}")
         self.baseline_label.show()
+        self._share_line()
+
+    def _share_line(self) -> None:
+        """The baseline's line takes all the width a blank published line leaves."""
+        blank = not self.published_label.text().strip()
+        self._line.setStretchFactor(self.published_label, 0 if blank else 1)
 
     def _show_published(self, cfg) -> None:
         name = arch.preset_of(cfg)
