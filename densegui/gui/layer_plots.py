@@ -249,6 +249,7 @@ class LayerPlots(QWidget):
         self.last_paint_end = 0.0
         self.last_paint_ms = 0.0
         self._frame: QPixmap | None = None  # titles, axes, shading: all but the curves and legends
+        self._legend_boxes: dict[tuple, QRectF] = {}  # legend_box's answers, by what they depend on
         self._frame_key: tuple | None = None  # what the frame was drawn from
         self.setMouseTracking(True)
         self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)  # the pixmap covers every pixel
@@ -266,6 +267,7 @@ class LayerPlots(QWidget):
         self.x_range = (float(x_range[0]), float(x_range[1]))
         self.ticks, self.minor = list(ticks), [float(v) for v in minor]
         self.spans, self.lines = [tuple(map(float, s)) for s in spans], [float(v) for v in lines]
+        self._legend_boxes.clear()
         self._refit()
 
     def set_baseline(self, x: np.ndarray | None, series: dict[str, np.ndarray] | None = None) -> None:
@@ -275,6 +277,7 @@ class LayerPlots(QWidget):
         else:
             self.base_x = np.asarray(x, dtype=float)
             self.base_data = {k: np.asarray(v, dtype=float) for k, v in (series or {}).items()}
+        self._legend_boxes.clear()
         self._refit()
 
     def set_log(self, on: bool) -> None:
@@ -621,6 +624,15 @@ class LayerPlots(QWidget):
         """The corner of the data area where a legend of this size covers the fewest curve points
         (the baseline's too), top-left on a tie: in log scale the saved-activations curves fill the
         top-left, where the legend always sat."""
+        r, margin = plot.rect, 8
+        key = (plot.spec.key, self.log, plot.y_range, r.getRect(), width, height)  # (new data clears them)
+        cached = self._legend_boxes.get(key)
+        if cached is not None:
+            return QRectF(cached)
+        self._legend_boxes[key] = box = self._place_legend(plot, width, height)
+        return QRectF(box)
+
+    def _place_legend(self, plot: _Plot, width: float, height: float) -> QRectF:
         r, margin = plot.rect, 8
         corners = [QRectF(r.left() + margin, r.top() + margin, width, height),
                    QRectF(r.right() - margin - width, r.top() + margin, width, height),
