@@ -5,7 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import QEvent, QObject, QPoint, QRect, QSize, Qt, QTimer
 from PySide6.QtGui import QFont, QFontMetrics
 from PySide6.QtGui import Qt as GuiQt  # (convertFromPlainText lives in QtGui's Qt namespace)
-from PySide6.QtWidgets import (QComboBox, QFrame, QHBoxLayout, QLabel, QLayout, QScrollArea, QSizePolicy,
+from PySide6.QtWidgets import (QAbstractScrollArea, QComboBox, QFrame, QHBoxLayout, QLabel, QLayout, QScrollArea, QSizePolicy,
                                QToolButton, QVBoxLayout, QWidget)
 
 
@@ -274,6 +274,7 @@ class TabPage(QScrollArea):
         self.setFrameShape(QFrame.Shape.NoFrame)
         self._extra = 0  # the least height the content showed it needs at the current width (_check_wrapped)
         self._passes = 0
+        self._shrunk = self._keep = False  # tried the viewport's height again / and it was too short
         self._check = QTimer(self)
         self._check.setSingleShot(True)
         self._check.setInterval(0)
@@ -288,6 +289,7 @@ class TabPage(QScrollArea):
         self.setWidget(content)
         content.installEventFilter(self)
         self._extra = self._passes = 0
+        self._shrunk = self._keep = False
         self.fit_content()
 
     def fit_content(self) -> None:
@@ -321,14 +323,21 @@ class TabPage(QScrollArea):
         if lack > 1:
             self._extra = content.height() + lack
             self._passes += 1
+            self._keep = self._shrunk  # (it lacked room again after a shrink: the height is needed)
+            self.fit_content()
+        elif self._extra > self.viewport().height() and not self._shrunk and not self._keep:
+            # Once, try the viewport's height again: the lack may have been a panel's passing state
+            # (a reflow from one arrangement to another), which would otherwise scroll it for good.
+            self._extra, self._shrunk = 0, True
             self.fit_content()
 
     @staticmethod
     def _scrolled_inside(w: QWidget, content: QWidget) -> bool:
-        """Inside a scroll area of its own below ``content`` (that one scrolls it)."""
+        """Inside a scroll area (or an item view, a text view…) below ``content``: that one sizes and
+        scrolls it (a table's header, a form in its own scrolling column)."""
         p = w.parentWidget()
         while p is not None and p is not content:
-            if isinstance(p, QScrollArea) or p.objectName() == "qt_scrollarea_viewport":
+            if isinstance(p, QAbstractScrollArea):
                 return True
             p = p.parentWidget()
         return False
@@ -337,6 +346,7 @@ class TabPage(QScrollArea):
         super().resizeEvent(event)
         if event.oldSize().width() != event.size().width():
             self._extra = self._passes = 0  # (another width: the labels wrap differently)
+            self._shrunk = self._keep = False
         self.fit_content()
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt API
