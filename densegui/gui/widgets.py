@@ -311,7 +311,8 @@ class TabPage(QScrollArea):
             return
         lack = 0
         for w in content.findChildren(QWidget):
-            if not w.isVisible() or w.isWindow() or self._scrolled_inside(w, content):
+            if (not w.isVisible() or w.isWindow() or w.objectName().startswith("qt_")  # (a spin box's
+                    or self._scrolled_inside(w, content)):  # line edit, …: Qt sizes its own parts)
                 continue
             if isinstance(w, QLabel) and w.wordWrap():
                 need = w.heightForWidth(w.width()) if w.text() else 0
