@@ -65,6 +65,29 @@ def test_a_page_smaller_than_its_panel_scrolls_instead_of_squashing(qtbot, widge
     page.deleteLater()
 
 
+def test_a_page_with_room_enough_never_scrolls_for_qts_own_parts(qtbot, widget_leak_check):
+    """A spin box's line edit and a table's header report minimum heights their owners do not give
+    them; the page must not grow for those (both once scrolled a page that fit)."""
+    from PySide6.QtWidgets import QSpinBox, QTableWidget
+
+    content = QWidget()
+    v = QVBoxLayout(content)
+    spin = QSpinBox()
+    table = QTableWidget(3, 3)
+    table.setHorizontalHeaderLabels(["a", "b", "c"])
+    v.addWidget(spin)
+    v.addWidget(table, 1)
+    page = TabPage(content, "testPage")
+    page.resize(500, 400)
+    page.show()
+    qtbot.waitExposed(page)
+    qtbot.wait(50)
+    assert page.verticalScrollBar().maximum() == 0
+    assert content.size() == page.viewport().size()
+    page.close()
+    page.deleteLater()
+
+
 def test_a_flow_layout_wraps_instead_of_widening(qtbot, widget_leak_check):
     host = QWidget()
     flow = FlowLayout(host)
