@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from math import prod
 from typing import Any, NamedTuple
 
+from densegui.core.arch import paths
 from densegui.core.arch.plan import Plan, Unit
 
 
@@ -161,19 +162,11 @@ def backprop_distance(plan: Plan) -> int | None:
     for u in plan.units:
         if u.block is not None and u.index is not None and u.sources:
             blocks.setdefault(u.block, []).append(u)
-    worst = None
-    for layers in blocks.values():
-        maps = [layers[0].sources[0], *(u.path for u in layers)]  # the block input, then each layer
-        reads = {u.path: set(u.sources) for u in layers}
-        for s_i, s in enumerate(maps):
-            dist = {s: 0}
-            for t in maps[s_i + 1:]:
-                reach = [dist[x] for x in reads[t] if x in dist]
-                if reach:
-                    dist[t] = min(reach) + 1
-            far = max(dist.values())
-            worst = far if worst is None else max(worst, far)
-    return worst
+    if not blocks:
+        return None
+    return max(paths.longest_path([layers[0].sources[0], *(u.path for u in layers)],  # the input, then each layer
+                                  {u.path: u.sources for u in layers})
+               for layers in blocks.values())
 
 
 def connections(plan: Plan) -> int:

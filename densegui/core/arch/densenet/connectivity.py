@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from densegui.core.arch import paths
 from densegui.core.errors import ConfigError
 
 DENSE = "dense"
@@ -75,15 +76,7 @@ def longest_path(spec: str, depth: int) -> int:
     """The block's backprop distance: over every pair of its feature maps s < t (0: the block input,
     t ≤ ``depth``), the most layers a gradient from t must pass to reach s along the connections
     (1 for ``dense``; ⌈depth / W⌉ for ``window:W``; about log₂ depth for ``log``)."""
-    worst = 0
-    for s in range(depth):
-        dist = {s: 0}
-        for t in range(s + 1, depth + 1):  # (sources precede their readers: one pass in order)
-            reach = [dist[j] for j in sources(spec, t) if j in dist]
-            if reach:
-                dist[t] = min(reach) + 1
-        worst = max(worst, max(dist.values()))
-    return worst
+    return paths.longest_path(range(depth + 1), {t: sources(spec, t) for t in range(1, depth + 1)})
 
 
 def fraction_kept(spec: str, depths: tuple[int, ...]) -> float:
