@@ -5,6 +5,10 @@ widget alive after it finished (close + deleteLater your widgets; call
 ``shutdown()`` on panels). Panel tests of other modules can use it too:
 ``def test_x(qtbot, widget_leak_check): ...``.
 
+``make_panel``: ``make_panel(factory, size=(w, h), show=True)`` builds ``factory()``, resizes,
+shows it and waits until it is exposed; after the test each panel it made is shut down (if it
+has ``shutdown()``), closed and deleted, with the leak check applied.
+
 ``explorer``: a fully built :class:`MainWindow` (no user settings), shown,
 closed and deleted after the test, with the leak check applied.
 """
@@ -82,6 +86,29 @@ def widget_leak_check(qapp):
         w.deleteLater()
     flush_deletes()
     assert not leaked, f"widgets leaked by the test: {names}"
+
+
+@pytest.fixture
+def make_panel(qtbot, widget_leak_check):
+    made = []
+
+    def make(factory, size=None, show=True):
+        panel = factory()
+        made.append(panel)
+        if size is not None:
+            panel.resize(*size)
+        if show:
+            panel.show()
+            qtbot.waitExposed(panel)
+        return panel
+
+    yield make
+    for panel in made:
+        if hasattr(panel, "shutdown"):
+            panel.shutdown()
+        panel.close()
+        panel.deleteLater()
+    flush_deletes()
 
 
 @pytest.fixture

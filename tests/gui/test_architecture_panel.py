@@ -19,15 +19,8 @@ from densegui.gui.diagram import SELECT
 
 
 @pytest.fixture
-def panel(qtbot, widget_leak_check):
-    p = ArchitecturePanel()
-    p.resize(1100, 640)
-    p.show()
-    qtbot.waitExposed(p)
-    yield p
-    p.shutdown()
-    p.close()
-    p.deleteLater()
+def panel(make_panel):
+    return make_panel(ArchitecturePanel, size=(1100, 640))
 
 
 def draw(qtbot, panel, cfg):

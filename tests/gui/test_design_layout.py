@@ -27,12 +27,8 @@ from densegui.gui.widgets import FitLabel
 
 
 @pytest.fixture
-def panel(qtbot, widget_leak_check):
-    p = DesignPanel()  # not shown yet: each test shows it at its size
-    yield p
-    p.shutdown()
-    p.close()
-    p.deleteLater()
+def panel(make_panel):
+    return make_panel(DesignPanel, show=False)  # not shown yet: each test shows it at its size
 
 
 def show(qtbot, p: DesignPanel, width: int, height: int) -> None:

@@ -23,15 +23,8 @@ TINY = DenseNetConfig(growth_rate=4, block_depths=(2, 2), stem="cifar", num_clas
 
 
 @pytest.fixture
-def panel(qtbot, widget_leak_check):
-    p = DesignPanel()
-    p.resize(1300, 700)
-    p.show()
-    qtbot.waitExposed(p)
-    yield p
-    p.shutdown()
-    p.close()
-    p.deleteLater()
+def panel(make_panel):
+    return make_panel(DesignPanel, size=(1300, 700))
 
 
 def test_frontier_shows_every_family_at_its_published_error(panel):

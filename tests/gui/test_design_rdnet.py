@@ -18,16 +18,10 @@ from densegui.gui.design_plots import ANCHORS, CURRENT
 
 
 @pytest.fixture
-def panel(qtbot, widget_leak_check):
-    p = DesignPanel()
-    p.resize(1300, 700)
-    p.show()
-    qtbot.waitExposed(p)
+def panel(make_panel):
+    p = make_panel(DesignPanel, size=(1300, 700))
     p.dataset_combo.setCurrentIndex(p.dataset_combo.findData("ImageNet"))
-    yield p
-    p.shutdown()
-    p.close()
-    p.deleteLater()
+    return p
 
 
 def rdnet() -> str:
