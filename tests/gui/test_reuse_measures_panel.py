@@ -44,15 +44,8 @@ def tiny_checkpoint(path: Path, seed: int = 0, metadata: bool = True) -> Path:
 
 
 @pytest.fixture
-def panel(qtbot, widget_leak_check):
-    p = ReusePanel(load_default=False)
-    qtbot.addWidget(p)
-    p.resize(1200, 700)
-    p.show()
-    yield p
-    p.shutdown()
-    p.close()
-    p.deleteLater()
+def panel(make_panel):
+    return make_panel(lambda: ReusePanel(load_default=False), size=(1200, 700))
 
 
 def load(qtbot, panel, path, ok=True):

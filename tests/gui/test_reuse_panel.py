@@ -19,19 +19,12 @@ TIMEOUT = 20_000
 
 
 @pytest.fixture
-def panel(qtbot, monkeypatch, tmp_path, widget_leak_check):
+def panel(monkeypatch, tmp_path, make_panel):  # (the patch outlives the panel)
     import densegui.core.resources as resources
 
     # No shipped checkpoint unless a test puts one there.
     monkeypatch.setattr(resources, "resource_path", lambda name: tmp_path / "resources" / name)
-    p = ReusePanel()
-    qtbot.addWidget(p)
-    p.resize(1100, 560)
-    p.show()
-    yield p
-    p.shutdown()
-    p.close()
-    p.deleteLater()
+    return make_panel(ReusePanel, size=(1100, 560))
 
 
 def load(qtbot, panel, path, ok=True):
