@@ -19,7 +19,7 @@ TINY = DenseNetConfig(growth_rate=4, block_depths=(2, 2), stem="cifar", num_clas
 
 
 @pytest.fixture
-def panel(qtbot, widget_leak_check, monkeypatch):
+def panel(monkeypatch, make_panel):
     # Short runs: the panel's settings with fewer repeats (the probe logic itself is tested in tests/core/probe/test_probe.py).
     orig = ProbePanel.settings
 
@@ -27,18 +27,13 @@ def panel(qtbot, widget_leak_check, monkeypatch):
         return probe_mod.replace(orig(self), repeats=5, min_repeats=3, max_warmup=4, breakdown_iters=1)
 
     monkeypatch.setattr(ProbePanel, "settings", fast)
-    p = ProbePanel()
-    qtbot.addWidget(p)
-    p.resize(1300, 800)
-    p.show()
+    p = make_panel(ProbePanel, size=(1300, 800))
     p.set_config(TINY)
     cpu = p.device_combo.findData("cpu")
     p.device_combo.setCurrentIndex(cpu)
     yield p
-    p.shutdown()
+    p.shutdown()  # here to check it; make_panel's own shutdown then has nothing left to stop
     assert p.runner.threads_alive() == 0  # every task was awaited
-    p.close()
-    p.deleteLater()
 
 
 def run(qtbot, panel, ok=True, job="run"):

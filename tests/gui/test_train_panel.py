@@ -18,20 +18,19 @@ TINY = DenseNetConfig(growth_rate=4, block_depths=(1, 1, 1), compression=1.0, bo
 
 
 @pytest.fixture
-def panel(qtbot, widget_leak_check, qt_flush):
+def one_torch_thread():
     before = torch.get_num_threads()
     torch.set_num_threads(1)
-    p = TrainPanel()
-    p.resize(1100, 720)
-    p.show()
-    qtbot.waitExposed(p)
-    yield p
-    p.shutdown()
-    assert p.runner.threads_alive() == 0, "a training task outlived shutdown()"
-    p.close()
-    p.deleteLater()
-    qt_flush()
+    yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def panel(one_torch_thread, make_panel):  # (one thread from before the panel until it is deleted)
+    p = make_panel(TrainPanel, size=(1100, 720))
+    yield p
+    p.shutdown()  # here to check it; make_panel's own shutdown then has nothing left to stop
+    assert p.runner.threads_alive() == 0, "a training task outlived shutdown()"
 
 
 def test_short_run_emits_checkpoint_and_draws_curves(qtbot, panel, tmp_path):
