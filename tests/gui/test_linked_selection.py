@@ -23,23 +23,8 @@ SMALL = DenseNetConfig(growth_rate=4, block_depths=(2, 7, 2), bn_size=2, input_s
 
 
 @pytest.fixture
-def shown(qtbot, widget_leak_check):
-    made = []
-
-    def show(cls):
-        w = cls()
-        w.resize(1100, 600)
-        w.show()
-        qtbot.waitExposed(w)
-        made.append(w)
-        return w
-
-    yield show
-    for w in made:
-        if hasattr(w, "shutdown"):
-            w.shutdown()
-        w.close()
-        w.deleteLater()
+def shown(make_panel):
+    return lambda cls: make_panel(cls, size=(1100, 600))
 
 
 # ------------------------------------------------------------------ channel plots

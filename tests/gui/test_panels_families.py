@@ -19,23 +19,8 @@ TINY_RESNET = ResNetConfig(stage_depths=(1, 2), widths=(4, 8), block="basic", st
 
 
 @pytest.fixture
-def shown(qtbot, widget_leak_check):
-    made = []
-
-    def show(cls):
-        w = cls()
-        w.resize(1100, 600)
-        w.show()
-        qtbot.waitExposed(w)
-        made.append(w)
-        return w
-
-    yield show
-    for w in made:
-        if hasattr(w, "shutdown"):
-            w.shutdown()
-        w.close()
-        w.deleteLater()
+def shown(make_panel):
+    return lambda cls: make_panel(cls, size=(1100, 600))
 
 
 def _names(panel: ChannelPanel) -> list[str]:
