@@ -272,13 +272,13 @@ class TabPage(QScrollArea):
         self.setObjectName(name)
         self.setWidgetResizable(False)
         self.setFrameShape(QFrame.Shape.NoFrame)
-        self._extra = 0  # the least height the content showed it needs at the current width (_check_wrapped)
+        self._extra = 0  # the least height the content showed it needs at the current width (_check_squashed)
         self._passes = 0
         self._shrunk = self._keep = False  # tried the viewport's height again / and it was too short
         self._check = QTimer(self)
         self._check.setSingleShot(True)
         self._check.setInterval(0)
-        self._check.timeout.connect(self._check_wrapped)
+        self._check.timeout.connect(self._check_squashed)
         self.set_content(content)
 
     def set_content(self, content: QWidget) -> None:
@@ -303,7 +303,7 @@ class TabPage(QScrollArea):
             content.resize(size)
         self._check.start()
 
-    def _check_wrapped(self) -> None:
+    def _check_squashed(self) -> None:
         """Grow the content by what its most squashed part lacks: a layout whose wrapped labels take
         their height for the width gives the rest less than its minimum."""
         content = self.widget()
